@@ -1,0 +1,211 @@
+package nar
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Writer writes a NAR to an underlying stream. Call WriteHeader for each node
+// in NAR order (a directory before its entries, entries in byte order of
+// their names), Write for a regular file's contents, then Close.
+type Writer struct {
+	w       io.Writer
+	buf     []byte   // pending small tokens, flushed before content and on Close
+	dirs    []string // open directories, innermost last
+	last    []string // last entry name written in each open directory
+	started bool     // root header written
+	done    bool     // root finished (non-directory root written, or Close)
+	inFile  bool     // a regular file's contents are being written
+	remain  int64    // content bytes still expected for the current file
+	pad     int      // padding owed after the current file's contents
+	err     error
+}
+
+// NewWriter returns a Writer that writes a NAR to w.
+func NewWriter(w io.Writer) *Writer {
+	nw := &Writer{w: w, buf: make([]byte, 0, 4096)}
+	nw.str(Magic)
+	return nw
+}
+
+var zeros [8]byte
+
+func padding(n int) int { return (8 - n%8) % 8 }
+
+func (w *Writer) u64(n uint64) { w.buf = binary.LittleEndian.AppendUint64(w.buf, n) }
+
+func (w *Writer) str(s string) {
+	w.u64(uint64(len(s)))
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, zeros[:padding(len(s))]...)
+}
+
+func (w *Writer) flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) > 0 {
+		_, w.err = w.w.Write(w.buf)
+		w.buf = w.buf[:0]
+	}
+	return w.err
+}
+
+// WriteHeader starts a new node. The previous regular file must have been
+// written in full.
+func (w *Writer) WriteHeader(h *Header) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.remain > 0 {
+		return fmt.Errorf("nar: %d bytes of the previous file missing", w.remain)
+	}
+	w.endFile()
+	if w.done {
+		return errors.New("nar: header after the root node is complete")
+	}
+	if !w.started {
+		if h.Path != "/" && h.Path != "" {
+			return fmt.Errorf("nar: first node is %q, want the root \"/\"", h.Path)
+		}
+		w.started = true
+	} else {
+		name, err := w.placeEntry(h.Path)
+		if err != nil {
+			w.err = err
+			return err
+		}
+		w.str("entry")
+		w.str("(")
+		w.str("name")
+		w.str(name)
+		w.str("node")
+	}
+	w.str("(")
+	w.str("type")
+	switch h.Type {
+	case TypeRegular:
+		if h.Size < 0 {
+			return fmt.Errorf("nar: %s: negative size", h.Path)
+		}
+		w.str("regular")
+		if h.Executable {
+			w.str("executable")
+			w.str("")
+		}
+		w.str("contents")
+		w.u64(uint64(h.Size))
+		w.inFile, w.remain, w.pad = true, h.Size, padding(int(h.Size%8))
+		w.endFile()
+	case TypeSymlink:
+		w.str("symlink")
+		w.str("target")
+		w.str(h.LinkTarget)
+		w.str(")")
+		w.closeNode()
+	case TypeDirectory:
+		w.str("directory")
+		w.dirs = append(w.dirs, strings.TrimSuffix(h.Path, "/"))
+		w.last = append(w.last, "")
+	default:
+		return fmt.Errorf("nar: %s: unknown node type %d", h.Path, h.Type)
+	}
+	if len(w.buf) >= 32*1024 {
+		return w.flush()
+	}
+	return nil
+}
+
+// placeEntry closes the directories that p is not in and checks that p's
+// name sorts after its previous sibling.
+func (w *Writer) placeEntry(p string) (string, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 || !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("nar: path %q is not absolute within the archive", p)
+	}
+	parent, name := p[:i], p[i+1:]
+	if err := checkName(name); err != nil {
+		return "", fmt.Errorf("nar: %s: %w", p, err)
+	}
+	for len(w.dirs) > 0 && w.dirs[len(w.dirs)-1] != parent {
+		w.str(")") // close the directory node
+		w.dirs = w.dirs[:len(w.dirs)-1]
+		w.last = w.last[:len(w.last)-1]
+		w.str(")") // close the entry holding it
+	}
+	if len(w.dirs) == 0 {
+		return "", fmt.Errorf("nar: %s: parent %q is not an open directory", p, parent)
+	}
+	top := len(w.last) - 1
+	if w.last[top] != "" && name <= w.last[top] {
+		return "", fmt.Errorf("nar: %s: entry %q does not sort after %q", p, name, w.last[top])
+	}
+	w.last[top] = name
+	return name, nil
+}
+
+// closeNode ends an entry (or the root) after a non-directory node.
+func (w *Writer) closeNode() {
+	if len(w.dirs) > 0 {
+		w.str(")") // close the entry
+	} else {
+		w.done = true
+	}
+}
+
+// endFile closes the current regular file once all its contents are in.
+func (w *Writer) endFile() {
+	if w.inFile && w.remain == 0 {
+		w.buf = append(w.buf, zeros[:w.pad]...)
+		w.inFile = false
+		w.str(")")
+		w.closeNode()
+	}
+}
+
+// Write writes contents of the current regular file.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.inFile || int64(len(p)) > w.remain {
+		return 0, fmt.Errorf("nar: write of %d bytes past the file's size", len(p))
+	}
+	if err := w.flush(); err != nil {
+		return 0, err
+	}
+	n, err := w.w.Write(p)
+	w.remain -= int64(n)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// Close finishes the archive: it closes open directories and flushes. It
+// does not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.remain > 0 {
+		return fmt.Errorf("nar: %d bytes of the last file missing", w.remain)
+	}
+	if !w.started {
+		return errors.New("nar: no root node written")
+	}
+	w.endFile()
+	for len(w.dirs) > 0 {
+		w.str(")")
+		w.dirs = w.dirs[:len(w.dirs)-1]
+		w.last = w.last[:len(w.last)-1]
+		if len(w.dirs) > 0 {
+			w.str(")")
+		}
+	}
+	w.done = true
+	return w.flush()
+}
