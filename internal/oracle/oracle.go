@@ -1,0 +1,52 @@
+// Package oracle finds the real tools that storepack's output is checked
+// against (Nix, skopeo, umoci, podman, a registry) for tests. A missing tool
+// fails the test when STOREPACK_ORACLES=require (as in CI) and skips it,
+// naming the tool and its Debian package, otherwise: never silently.
+package oracle
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// RequireEnv is the variable that makes a missing tool a test failure.
+const RequireEnv = "STOREPACK_ORACLES"
+
+// packages names the Debian package that provides each tool.
+var packages = map[string]string{
+	"nix-store":       "nix-bin",
+	"nix-hash":        "nix-bin",
+	"nix-build":       "nix-bin",
+	"nix-instantiate": "nix-bin",
+	"nix":             "nix-bin",
+	"skopeo":          "skopeo",
+	"umoci":           "umoci",
+	"podman":          "podman",
+	"runc":            "runc",
+	"docker-registry": "docker-registry",
+	"busybox":         "busybox-static",
+}
+
+// Required reports whether missing tools must fail tests.
+func Required() bool { return os.Getenv(RequireEnv) == "require" }
+
+// Require returns the path of tool, or stops the test: a failure when tools
+// are required, a skip naming the tool otherwise.
+func Require(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	pkg := packages[tool]
+	if pkg == "" {
+		pkg = tool
+	}
+	msg := tool + " is not installed (Debian package " + pkg + "; .ci/install installs it)"
+	if Required() {
+		t.Fatalf("%s, and %s=require says the real tools must be present", msg, RequireEnv)
+	}
+	t.Skipf("%s; set %s=require to make this a failure", msg, RequireEnv)
+	return ""
+}
