@@ -1,0 +1,131 @@
+// Package export writes plans: NAR export bundles, Docker archives and OCI
+// layouts. Every output is written to a temporary name in the output folder
+// and renamed into place, so a failed export leaves no partial file and the
+// previous output intact.
+package export
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/storepack/storepack/gen"
+)
+
+// File is one file an export wrote, with its digest: what lock files hold.
+type File struct {
+	// Export and System name what the file belongs to (System is empty
+	// for files holding every system).
+	Export string `json:"export"`
+	System string `json:"system,omitempty"`
+	// Path is relative to the output folder, with forward slashes.
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Write writes every export of plan into outDir, which is created when
+// missing. It returns the files written, in plan order.
+func Write(plan *gen.Plan, outDir string) ([]File, error) {
+	if err := os.MkdirAll(outDir, 0o777); err != nil {
+		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	var files []File
+	for i := range plan.Exports {
+		fs, err := WriteExport(&plan.Exports[i], outDir)
+		if err != nil {
+			return files, err
+		}
+		files = append(files, fs...)
+	}
+	return files, nil
+}
+
+// WriteExport writes one export of a plan into outDir.
+func WriteExport(e *gen.Export, outDir string) ([]File, error) {
+	switch e.Format {
+	case "nar":
+		var files []File
+		for i := range e.Systems {
+			sys := &e.Systems[i]
+			f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
+				return WriteBundle(w, sys.Closure)
+			})
+			if err != nil {
+				return files, fmt.Errorf("export %q: %w", e.Name, err)
+			}
+			f.Export, f.System = e.Name, sys.Name
+			files = append(files, f)
+		}
+		return files, nil
+	case "docker":
+		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return WriteDocker(w, e) })
+		if err != nil {
+			return nil, fmt.Errorf("export %q: %w", e.Name, err)
+		}
+		f.Export = e.Name
+		return []File{f}, nil
+	}
+	return nil, fmt.Errorf("export %q: the %s format cannot be written yet", e.Name, e.Format)
+}
+
+// writeAtomic writes rel inside outDir through fill: into a temporary file
+// in the same folder, synced, then renamed over rel. On any error the
+// temporary file is removed and rel is untouched. The digest and size are
+// computed while writing.
+func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
+	final := filepath.Join(outDir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
+		return File{}, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return File{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	if err := fill(bw); err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return File{}, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return File{}, err
+	}
+	ok = true
+	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: cw.n}, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

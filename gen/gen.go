@@ -1,0 +1,143 @@
+package gen
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// Generate evaluates sp against the store it names into a Plan. It reads
+// store items (to hash those the database does not describe) but writes
+// nothing.
+func Generate(sp *spec.Spec) (*Plan, error) {
+	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	g := &generator{spec: sp, store: st, items: map[store.Path]*Item{}, sources: map[store.Path]*spec.Source{}}
+	for i := range sp.Sources {
+		g.sources[sp.Sources[i].StorePath] = &sp.Sources[i]
+	}
+	plan := &Plan{StoreDir: sp.Store.Dir}
+	for i := range sp.Exports {
+		e, err := g.export(&sp.Exports[i])
+		if err != nil {
+			return nil, err
+		}
+		plan.Exports = append(plan.Exports, *e)
+	}
+	return plan, nil
+}
+
+type generator struct {
+	spec    *spec.Spec
+	store   *store.Store
+	items   map[store.Path]*Item
+	sources map[store.Path]*spec.Source
+}
+
+func (g *generator) export(e *spec.Export) (*Export, error) {
+	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure}
+	for i := range e.Systems {
+		ss := &e.Systems[i]
+		sys := &System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}
+		paths, err := g.closure(sys.Roots)
+		if err != nil {
+			return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
+		}
+		h := sha256.New()
+		for _, p := range paths {
+			it, err := g.item(p)
+			if err != nil {
+				return nil, fmt.Errorf("export %q: %w", e.Name, err)
+			}
+			sys.Closure = append(sys.Closure, *it)
+			fmt.Fprintf(h, "%s %s\n", it.Path, it.NarHash)
+		}
+		sys.ClosureDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		if e.Format == spec.FormatDocker || e.Format == spec.FormatOCI {
+			img, err := planImage(e, sys)
+			if err != nil {
+				return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
+			}
+			sys.Image = img
+		}
+		if e.Format == spec.FormatNAR {
+			sys.Output = systemOutput(e.Output, ss.Name, len(e.Systems))
+		}
+		out.Systems = append(out.Systems, *sys)
+	}
+	return out, nil
+}
+
+// references lists what p refers to: a source's scanned references, or the
+// store's.
+func (g *generator) references(p store.Path) ([]store.Path, error) {
+	if src, ok := g.sources[p]; ok {
+		return src.References, nil
+	}
+	return g.store.References(p)
+}
+
+// closure orders everything roots need as Nix does, dependencies first.
+func (g *generator) closure(roots []store.Path) ([]store.Path, error) {
+	return store.ClosureOrder(roots, g.references)
+}
+
+// item describes p, hashing it when the database does not.
+func (g *generator) item(p store.Path) (*Item, error) {
+	if it, ok := g.items[p]; ok {
+		return it, nil
+	}
+	it := &Item{Path: p, FSPath: string(p)}
+	if src, ok := g.sources[p]; ok {
+		it.Source = src.Name
+		it.FSPath = src.Path
+		it.NarHash = "sha256:" + store.Encode32(src.NarHash[:])
+		it.NarSize = src.NarSize
+		it.References = src.References
+	} else {
+		info, err := g.store.Info(p)
+		if err != nil {
+			return nil, err
+		}
+		it.References = info.References
+		it.Deriver = info.Deriver
+		it.NarSize = info.NarSize
+		if info.NarHash != nil {
+			it.NarHash = "sha256:" + store.Encode32(info.NarHash)
+		} else {
+			sum, size, err := nar.Hash(string(p))
+			if err != nil {
+				return nil, err
+			}
+			it.NarHash = "sha256:" + store.Encode32(sum[:])
+			it.NarSize = size
+		}
+	}
+	if it.References == nil {
+		it.References = []store.Path{}
+	}
+	it.References = slices.Clip(it.References)
+	g.items[p] = it
+	return it, nil
+}
+
+// systemOutput names the file of one system's archive: the export's output
+// when it has one system, else the output with "-<system>" before its
+// extension (hello.nar, hello-x86_64-linux.nar).
+func systemOutput(output, system string, systems int) string {
+	if systems == 1 {
+		return output
+	}
+	ext := path.Ext(output)
+	return strings.TrimSuffix(output, ext) + "-" + system + ext
+}

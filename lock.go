@@ -1,0 +1,134 @@
+package storepack
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/storepack/storepack/export"
+	"github.com/storepack/storepack/gen"
+)
+
+// Lock is what storepack.lock holds: for each export and system the
+// closure's digest, and the digest and size of every output file.
+type Lock struct {
+	Version int          `json:"version"`
+	Exports []LockExport `json:"exports"`
+}
+
+// LockExport is one export's entry in a lock file.
+type LockExport struct {
+	Name    string        `json:"name"`
+	Format  string        `json:"format"`
+	Systems []LockSystem  `json:"systems"`
+	Files   []export.File `json:"files"`
+}
+
+// LockSystem is one system's closure digest.
+type LockSystem struct {
+	System        string `json:"system"`
+	ClosureDigest string `json:"closure_digest"`
+}
+
+// lockOf builds the lock of a plan and the files its export wrote.
+func lockOf(plan *gen.Plan, files []export.File) *Lock {
+	l := &Lock{Version: 1, Exports: []LockExport{}}
+	for _, e := range plan.Exports {
+		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}
+		for _, s := range e.Systems {
+			le.Systems = append(le.Systems, LockSystem{System: s.Name, ClosureDigest: s.ClosureDigest})
+		}
+		for _, f := range files {
+			if f.Export == e.Name {
+				le.Files = append(le.Files, f)
+			}
+		}
+		l.Exports = append(l.Exports, le)
+	}
+	return l
+}
+
+// build exports into a fresh temporary folder and returns the lock of
+// what it wrote.
+func build(o Options) (*Lock, error) {
+	o = o.WithDefaults()
+	plan, err := Plan(o)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "storepack-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	files, err := export.Write(plan, tmp)
+	if err != nil {
+		return nil, err
+	}
+	return lockOf(plan, files), nil
+}
+
+// WriteLock exports into a temporary folder and writes storepack.lock
+// next to the spec files.
+func WriteLock(o Options) (string, error) {
+	o = o.WithDefaults()
+	l, err := build(o)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	data = append(data, '\n')
+	p := lockPath(o)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return "", err
+	}
+	return p, os.Rename(tmp, p)
+}
+
+// Verify rebuilds every export into a temporary folder and compares the
+// result with storepack.lock. A difference is an error holding the go-cmp
+// diff (-want +got).
+func Verify(o Options) error {
+	o = o.WithDefaults()
+	p := lockPath(o)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("%w (run lock first)", err)
+	}
+	var want Lock
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&want); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	got, err := build(o)
+	if err != nil {
+		return err
+	}
+	if len(o.Exports) > 0 {
+		want.Exports = filterLock(want.Exports, o.Exports)
+	}
+	if d := cmp.Diff(&want, got); d != "" {
+		return fmt.Errorf("%s does not match a fresh build (-want +got):\n%s", p, d)
+	}
+	return nil
+}
+
+func filterLock(es []LockExport, names []string) []LockExport {
+	out := []LockExport{}
+	for _, e := range es {
+		for _, n := range names {
+			if e.Name == n {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+// Package storepack runs the pipeline that the front ends (the mage targets
+// in package mage and the storepack command) share: load a spec, evaluate
+// it into a plan, write the plan's archives, and lock or verify their
+// digests.
+package storepack
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/export"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/spec"
+)
+
+// Environment variables the front ends read.
+const (
+	EnvSpec    = "STOREPACK_SPEC"    // the spec folder (default: the current one)
+	EnvOut     = "STOREPACK_OUT"     // the output folder (default: out)
+	EnvExports = "STOREPACK_EXPORTS" // the exports to run, comma or space separated (default: all)
+)
+
+// LockFile is the name of the lock file written next to the spec files.
+const LockFile = "storepack.lock"
+
+// Options says which spec to load and where its outputs go. Empty fields
+// take their defaults from the environment, then from the rules above.
+type Options struct {
+	// SpecDir is the folder holding the spec's *.hcl files.
+	SpecDir string
+	// Vars override the spec's variables (--var name=value).
+	Vars map[string]string
+	// OutDir is the output folder.
+	OutDir string
+	// Exports restricts the run to these export names.
+	Exports []string
+	// Stderr receives diagnostics (default os.Stderr).
+	Stderr io.Writer
+}
+
+// ErrSpec is returned when the spec has errors; they have been printed.
+var ErrSpec = errors.New("the spec has errors")
+
+// WithDefaults fills the empty fields of o from the environment and the
+// built-in defaults.
+func (o Options) WithDefaults() Options {
+	if o.SpecDir == "" {
+		o.SpecDir = os.Getenv(EnvSpec)
+	}
+	if o.SpecDir == "" {
+		o.SpecDir = "."
+	}
+	if o.OutDir == "" {
+		o.OutDir = os.Getenv(EnvOut)
+	}
+	if o.OutDir == "" {
+		o.OutDir = "out"
+	}
+	if len(o.Exports) == 0 {
+		o.Exports = strings.FieldsFunc(os.Getenv(EnvExports), func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	return o
+}
+
+// Load loads and checks the spec, printing every diagnostic to o.Stderr.
+func Load(o Options) (*spec.Spec, error) {
+	o = o.WithDefaults()
+	sp, diags := spec.Load(spec.LoadOptions{Dir: o.SpecDir, Vars: o.Vars})
+	if len(diags) > 0 {
+		spec.WriteDiagnostics(o.Stderr, diags)
+	}
+	if diags.HasErrors() {
+		return nil, ErrSpec
+	}
+	if err := selectExports(sp, o.Exports); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// selectExports keeps only the named exports; every name must exist.
+func selectExports(sp *spec.Spec, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	var kept []spec.Export
+	for _, e := range sp.Exports {
+		if slices.Contains(names, e.Name) {
+			kept = append(kept, e)
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(kept, func(e spec.Export) bool { return e.Name == n }) {
+			return fmt.Errorf("%s: no export named %q in the spec", EnvExports, n)
+		}
+	}
+	sp.Exports = kept
+	return nil
+}
+
+// Plan loads the spec and evaluates it into a plan; nothing is written.
+func Plan(o Options) (*gen.Plan, error) {
+	sp, err := Load(o)
+	if err != nil {
+		return nil, err
+	}
+	return gen.Generate(sp)
+}
+
+// Export writes every selected export into the output folder and returns
+// the files written.
+func Export(o Options) ([]export.File, error) {
+	o = o.WithDefaults()
+	plan, err := Plan(o)
+	if err != nil {
+		return nil, err
+	}
+	return export.Write(plan, o.OutDir)
+}
+
+// lockPath is the lock file of o's spec.
+func lockPath(o Options) string { return filepath.Join(o.SpecDir, LockFile) }
