@@ -7,6 +7,7 @@ package storepack
 import (
 	"errors"
 	"fmt"
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,6 +42,8 @@ type Options struct {
 	Exports []string
 	// Stderr receives diagnostics (default os.Stderr).
 	Stderr io.Writer
+	// Color prints diagnostics with terminal colours.
+	Color bool
 }
 
 // ErrSpec is returned when the spec has errors; they have been printed.
@@ -73,9 +76,10 @@ func (o Options) WithDefaults() Options {
 // Load loads and checks the spec, printing every diagnostic to o.Stderr.
 func Load(o Options) (*spec.Spec, error) {
 	o = o.WithDefaults()
-	sp, diags := spec.Load(spec.LoadOptions{Dir: o.SpecDir, Vars: o.Vars})
+	parser := hclparse.NewParser()
+	sp, diags := spec.Load(spec.LoadOptions{Dir: o.SpecDir, Vars: o.Vars, Parser: parser})
 	if len(diags) > 0 {
-		spec.WriteDiagnostics(o.Stderr, diags)
+		spec.WriteDiagnostics(o.Stderr, parser.Files(), diags, o.Color)
 	}
 	if diags.HasErrors() {
 		return nil, ErrSpec

@@ -1,8 +1,49 @@
 // Package spec loads storepack's HCL spec files into typed specs. Every
 // problem is an hcl.Diagnostic pointing at file, line and column.
+//
+// The language is the one /work/shared/SPEC.md describes, with these
+// choices:
+//
+//   - A spec is every *.hcl file of a folder (not starting with a dot),
+//     read in name order. Syntax errors stop the load: only they are
+//     reported. Otherwise every problem is reported, sorted by file and
+//     position (those about no place in the spec first).
+//   - Variables take --var, else STOREPACK_VAR_<name>, else the default.
+//     Values for string, number and bool variables and untyped ones are
+//     taken as written; list, map, object, set, tuple and any are parsed
+//     as HCL expressions. A default may call functions but refer to
+//     nothing.
+//   - Locals, sources and the store block may refer to each other in any
+//     order; a cycle is one diagnostic naming the chain. source.<name> has
+//     store_path, path (absolute), name and nar_hash ("sha256:<hex>").
+//   - Functions: go-cty's standard library under Terraform's names
+//     (FunctionNames lists them; replace takes a /regex/ too), try, can,
+//     env(NAME) ("" when unset) and file(PATH) (relative to the folder).
+//   - store.dir and store.db, when relative, are taken from the spec
+//     folder; a source's references are the items of the store folder
+//     whose hash parts its NAR mentions (none when the folder is missing).
+//   - paths lists store items: a path inside an item is an error naming
+//     the item. Paths must be in the store folder on disk or be a
+//     source's store path. An entry point's first element, when in the
+//     store, must exist; symlink targets in the store need their item.
+//   - Image attributes (tag ... insecure, and entrypoint and cmd of system
+//     blocks) on a nar export are errors, not warnings. insecure without
+//     push is a warning.
+//   - systems, when unset, is the system blocks' names, else the host's
+//     (LoadOptions.System); systems named only by a block are added after
+//     those listed.
+//   - Defaults filled in: output <name>.nar, <name>.tar or <name>;
+//     max_layers 100; compression "none"; created from SOURCE_DATE_EPOCH
+//     else 1970-01-01T00:00:01Z; exposed ports "N" become "N/tcp"; each
+//     System gets the export's paths, entrypoint and cmd unless its block
+//     overrides them. Tag "" still means gen's default.
 package spec
 
 import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/storepack/storepack/store"
@@ -50,7 +91,7 @@ type Source struct {
 	// StorePath is the content-addressed store path it gets.
 	StorePath store.Path
 	// NarHash is the sha256 of its NAR serialisation; NarSize its length.
-	NarHash [32]byte
+	NarHash Digest
 	NarSize int64
 	// References are the store items its contents refer to, sorted.
 	References []store.Path
@@ -108,4 +149,25 @@ type Image struct {
 	MaxLayers   int    // 1..127, default 100
 	Compression string // "none", "gzip" or "zstd"
 	Created     string // RFC 3339; "" means SOURCE_DATE_EPOCH or 1970-01-01T00:00:01Z
+}
+
+// Digest is a sha256 digest. It is written as text (and JSON) as
+// "sha256:<64 hex digits>", the form of Nix's database.
+type Digest [32]byte
+
+// String gives d as "sha256:<hex>".
+func (d Digest) String() string { return "sha256:" + hex.EncodeToString(d[:]) }
+
+// MarshalText gives d as "sha256:<hex>".
+func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "sha256:<hex>".
+func (d *Digest) UnmarshalText(b []byte) error {
+	s, ok := strings.CutPrefix(string(b), "sha256:")
+	raw, err := hex.DecodeString(s)
+	if !ok || err != nil || len(raw) != len(d) {
+		return fmt.Errorf("digest %q is not sha256:<64 hex digits>", b)
+	}
+	copy(d[:], raw)
+	return nil
 }

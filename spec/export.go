@@ -1,0 +1,636 @@
+package spec
+
+import (
+	"fmt"
+	"math/big"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/storepack/storepack/store"
+)
+
+// Defaults and limits of image exports.
+const (
+	// DefaultMaxLayers is max_layers when unset.
+	DefaultMaxLayers = 100
+	// MaxLayersLimit is the largest max_layers: engines accept about 127.
+	MaxLayersLimit = 127
+	// DefaultCreated is the images' creation time when neither created
+	// nor SOURCE_DATE_EPOCH is set.
+	DefaultCreated = "1970-01-01T00:00:01Z"
+	// DefaultCompression is compression when unset.
+	DefaultCompression = "none"
+)
+
+// Formats lists the formats an export may have.
+var Formats = []string{FormatNAR, FormatDocker, FormatOCI}
+
+// Compressions lists the layer compressions of image exports.
+var Compressions = []string{"none", "gzip", "zstd"}
+
+// imageAttrs are the export attributes that only images have.
+var imageAttrs = []string{
+	"tag", "entrypoint", "cmd", "env", "working_dir", "user", "labels",
+	"exposed_ports", "volumes", "symlinks", "max_layers", "compression",
+	"created", "push", "insecure",
+}
+
+var exportSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "format", Required: true},
+		{Name: "paths"}, {Name: "systems"}, {Name: "output"},
+		{Name: "tag"}, {Name: "entrypoint"}, {Name: "cmd"}, {Name: "env"},
+		{Name: "working_dir"}, {Name: "user"}, {Name: "labels"},
+		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
+		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
+		{Name: "push"}, {Name: "insecure"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "system", LabelNames: []string{"name"}}},
+}
+
+var systemSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "paths"}, {Name: "entrypoint"}, {Name: "cmd"},
+}}
+
+var (
+	stringList = cty.List(cty.String)
+	stringMap  = cty.Map(cty.String)
+	portRe     = regexp.MustCompile(`^([0-9]{1,5})(?:/(tcp|udp|sctp))?$`)
+)
+
+// exportDecl is an export block being decoded.
+type exportDecl struct {
+	block *hcl.Block
+	attrs hcl.Attributes
+	e     Export
+	// outputRange is where the output is set, or the block.
+	outputRange hcl.Range
+}
+
+// exports decodes the export blocks, in the order given, and checks what
+// they have in common: names and outputs.
+func (l *loader) exports(blocks []*hcl.Block) []Export {
+	var decls []*exportDecl
+	byName := map[string]*exportDecl{}
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if !exportName.MatchString(name) {
+			l.errorf(b.LabelRanges[0].Ptr(), "Invalid export name", "%q is not a valid export name: use letters, digits, '.', '_' and '-', starting with a letter or digit.", name)
+			continue
+		}
+		if prev, ok := byName[name]; ok {
+			l.errorf(b.LabelRanges[0].Ptr(), "Duplicate export", "The export %q is already defined at %s.", name, pos(prev.block.DefRange))
+			continue
+		}
+		d := l.export(b)
+		byName[name] = d
+		decls = append(decls, d)
+	}
+	for i, d := range decls {
+		if d.e.Output == "" {
+			continue
+		}
+		for _, prev := range decls[:i] {
+			if prev.e.Output == "" {
+				continue
+			}
+			if o, p := d.e.Output, prev.e.Output; o == p || strings.HasPrefix(o, p+"/") || strings.HasPrefix(p, o+"/") {
+				l.errorf(d.outputRange.Ptr(), "Duplicate output", "The export %q writes %s, and the export %q (at %s) writes %s: give each export its own output.", d.e.Name, o, prev.e.Name, pos(prev.block.DefRange), p)
+				break
+			}
+		}
+	}
+	out := make([]Export, 0, len(decls))
+	for _, d := range decls {
+		out = append(out, d.e)
+	}
+	return out
+}
+
+// export decodes one export block, reporting every problem.
+func (l *loader) export(b *hcl.Block) *exportDecl {
+	content, diags := b.Body.Content(exportSchema)
+	l.diags = append(l.diags, diags...)
+	d := &exportDecl{block: b, attrs: content.Attributes, outputRange: b.DefRange}
+	e := &d.e
+	e.Name = b.Labels[0]
+	e.Range = b.DefRange
+	e.Attrs = map[string]hcl.Range{}
+	for name, a := range content.Attributes {
+		e.Attrs[name] = a.Range
+	}
+	attrs := content.Attributes
+
+	if s, set, ok := l.evalString(attrs["format"]); ok && set {
+		if slices.Contains(Formats, s) {
+			e.Format = s
+		} else {
+			l.errorf(attrs["format"].Expr.Range().Ptr(), "Unknown format", "The format %q is not one of %s.", s, quoteList(Formats))
+		}
+	} else if ok && attrs["format"] != nil {
+		l.errorf(attrs["format"].Expr.Range().Ptr(), "Missing format", "An export needs a format: one of %s.", quoteList(Formats))
+	}
+	image := e.Format == FormatDocker || e.Format == FormatOCI
+	if e.Format == FormatNAR {
+		for _, name := range imageAttrs {
+			if a := attrs[name]; a != nil {
+				l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", name, e.Name, e.Format)
+			}
+		}
+	}
+
+	paths, pset, pok := l.storePaths(attrs["paths"])
+	var entrypoint, cmd []string
+	if image {
+		entrypoint, _ = l.entrypoint(attrs["entrypoint"])
+		cmd, _, _ = l.stringList(attrs["cmd"])
+		e.Image.Entrypoint, e.Image.Cmd = entrypoint, cmd
+	}
+	l.systems(d, content.Blocks, sysDefaults{paths, pset || !pok, entrypoint, cmd})
+	l.output(d)
+	if !image {
+		return d
+	}
+	l.image(d)
+	if push, set, ok := l.evalString(attrs["push"]); ok && set {
+		e.Push = push
+		if err := CheckReference(push); err != nil {
+			l.errorf(attrs["push"].Expr.Range().Ptr(), "Invalid push reference", "push is a registry reference such as registry.example.org/hello:1.0: %v.", err)
+		}
+	}
+	if a := attrs["insecure"]; a != nil {
+		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
+			e.Insecure = v.True()
+			if e.Insecure && attrs["push"] == nil {
+				l.warnf(a.NameRange.Ptr(), "insecure without push", "insecure only affects pushing, and the export %q has no push.", e.Name)
+			}
+		}
+	}
+	return d
+}
+
+// sysDefaults are the export's settings that its system blocks may
+// override. pathsGiven is true when paths is set, even with errors.
+type sysDefaults struct {
+	paths      []store.Path
+	pathsGiven bool
+	entrypoint []string
+	cmd        []string
+}
+
+// systems decodes the systems attribute and the system blocks into
+// e.Systems: those listed in systems, in that order, then those that only
+// have a block; the host's when there are neither.
+func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
+	e := &d.e
+	var names []string
+	listed := false
+	if a := d.attrs["systems"]; a != nil {
+		if v, ok := l.evalAs(a, stringList); ok && !v.IsNull() {
+			listed = true
+			for i, sv := range v.AsValueSlice() {
+				s := sv.AsString()
+				switch {
+				case !KnownSystem(s):
+					l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Unknown system", "%q is not a known system; known ones: %s.", s, strings.Join(Systems, ", "))
+				case slices.Contains(names, s):
+					l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Duplicate system", "%q is listed twice.", s)
+				default:
+					names = append(names, s)
+				}
+			}
+			if v.LengthInt() == 0 {
+				l.errorf(a.Expr.Range().Ptr(), "No systems", "systems must list at least one system (or be left out for the host's).")
+			}
+		}
+	}
+	type sysBlock struct {
+		b     *hcl.Block
+		attrs hcl.Attributes
+	}
+	byName := map[string]sysBlock{}
+	for _, b := range blocks {
+		content, diags := b.Body.Content(systemSchema)
+		l.diags = append(l.diags, diags...)
+		name := b.Labels[0]
+		switch {
+		case !KnownSystem(name):
+			l.errorf(b.LabelRanges[0].Ptr(), "Unknown system", "%q is not a known system; known ones: %s.", name, strings.Join(Systems, ", "))
+			continue
+		case byName[name].b != nil:
+			l.errorf(b.DefRange.Ptr(), "Duplicate system block", "The export %q already has a block for %s at %s.", e.Name, name, pos(byName[name].b.DefRange))
+			continue
+		}
+		byName[name] = sysBlock{b, content.Attributes}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+		if e.Format == FormatNAR {
+			for _, an := range []string{"entrypoint", "cmd"} {
+				if a := content.Attributes[an]; a != nil {
+					l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", an, e.Name, e.Format)
+				}
+			}
+		}
+	}
+	if len(names) == 0 && !listed {
+		if !KnownSystem(l.host) {
+			l.errorf(d.block.DefRange.Ptr(), "Unknown host system", "The host's system %s is not one storepack knows; set systems.", l.host)
+			return
+		}
+		names = []string{l.host}
+	}
+	for _, name := range names {
+		sys := System{Name: name, Paths: def.paths, Entrypoint: def.entrypoint, Cmd: def.cmd}
+		given := def.pathsGiven
+		sb := byName[name]
+		if sb.b != nil {
+			if ps, set, ok := l.storePaths(sb.attrs["paths"]); set || !ok {
+				sys.Paths, given = ps, true
+			}
+			if e.Format != FormatNAR {
+				if ep, set := l.entrypoint(sb.attrs["entrypoint"]); set {
+					sys.Entrypoint = ep
+				}
+				if c, set, _ := l.stringList(sb.attrs["cmd"]); set {
+					sys.Cmd = c
+				}
+			}
+		}
+		if len(sys.Paths) == 0 && !given {
+			subject := d.block.DefRange.Ptr()
+			if sb.b != nil {
+				subject = sb.b.DefRange.Ptr()
+			}
+			l.errorf(subject, "No paths", "The export %q has no store paths for %s: set paths in the export or in its system block.", e.Name, name)
+		}
+		e.Systems = append(e.Systems, sys)
+	}
+}
+
+// output sets the export's output, by default from its name and format,
+// and checks that it stays inside the output folder.
+func (l *loader) output(d *exportDecl) {
+	e := &d.e
+	a := d.attrs["output"]
+	o, set, ok := l.evalString(a)
+	if !ok {
+		return
+	}
+	if !set {
+		switch e.Format {
+		case FormatNAR:
+			e.Output = e.Name + ".nar"
+		case FormatDocker:
+			e.Output = e.Name + ".tar"
+		case FormatOCI:
+			e.Output = e.Name
+		}
+		return
+	}
+	d.outputRange = a.Expr.Range()
+	if !filepath.IsLocal(o) || strings.Contains(o, "\\") {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid output", "%q is not a relative path inside the output folder: it must not be empty or absolute, nor go up with \"..\".", o)
+		return
+	}
+	e.Output = path.Clean(o)
+}
+
+// image decodes the settings of a docker or oci export.
+func (l *loader) image(d *exportDecl) {
+	e, attrs, im := &d.e, d.attrs, &d.e.Image
+	if tag, set, ok := l.evalString(attrs["tag"]); ok && set {
+		im.Tag = tag
+		if err := CheckReference(tag); err != nil {
+			l.errorf(attrs["tag"].Expr.Range().Ptr(), "Invalid tag", "A tag is name[:tag] as docker and OCI tools take it: %v.", err)
+		}
+	} else if ok && !refPathComponent.MatchString(e.Name) {
+		l.errorf(d.block.LabelRanges[0].Ptr(), "Invalid default tag", "Without a tag, the image's name is the export's name, and %q is not a valid image name (lower-case letters and digits separated by '.', '_' or '-'): set tag.", e.Name)
+	}
+	im.Env = l.stringMap(attrs["env"], "Invalid environment variable", func(k, _ string) string {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return "an environment variable's name must be non-empty, without '='"
+		}
+		return ""
+	})
+	im.Labels = l.stringMap(attrs["labels"], "Invalid label", func(k, _ string) string {
+		if k == "" {
+			return "a label's name must not be empty"
+		}
+		return ""
+	})
+	im.Symlinks = l.stringMap(attrs["symlinks"], "Invalid symlink", func(k, v string) string {
+		if !path.IsAbs(k) || path.Clean(k) != k || k == "/" {
+			return fmt.Sprintf("the link %q is not a clean absolute path below /", k)
+		}
+		if v == "" {
+			return fmt.Sprintf("the link %q has an empty target", k)
+		}
+		return l.checkInside(v)
+	})
+	if attrs["symlinks"] != nil && im.Symlinks == nil {
+		im.Symlinks = map[string]string{}
+	}
+	if wd, set, ok := l.evalString(attrs["working_dir"]); ok && set {
+		im.WorkingDir = wd
+		if wd != "" && !path.IsAbs(wd) {
+			l.errorf(attrs["working_dir"].Expr.Range().Ptr(), "Invalid working_dir", "working_dir %q is not an absolute path.", wd)
+		}
+	}
+	im.User, _, _ = l.evalString(attrs["user"])
+	if a := attrs["exposed_ports"]; a != nil {
+		ports, _, _ := l.stringList(a)
+		for i, p := range ports {
+			m := portRe.FindStringSubmatch(p)
+			n := 0
+			if m != nil {
+				n, _ = strconv.Atoi(m[1])
+			}
+			if m == nil || n < 1 || n > 65535 {
+				l.errorf(elemRange(a.Expr, i, len(ports)), "Invalid exposed port", "%q is not PORT/PROTOCOL: a port from 1 to 65535, then /tcp, /udp or /sctp (tcp when left out).", p)
+				continue
+			}
+			proto := m[2]
+			if proto == "" {
+				proto = "tcp"
+			}
+			im.ExposedPorts = append(im.ExposedPorts, fmt.Sprintf("%d/%s", n, proto))
+		}
+	}
+	if a := attrs["volumes"]; a != nil {
+		vols, _, _ := l.stringList(a)
+		for i, v := range vols {
+			if !path.IsAbs(v) {
+				l.errorf(elemRange(a.Expr, i, len(vols)), "Invalid volume", "The volume %q is not an absolute path.", v)
+			}
+		}
+		im.Volumes = vols
+	}
+	im.MaxLayers = DefaultMaxLayers
+	if a := attrs["max_layers"]; a != nil {
+		if v, ok := l.evalAs(a, cty.Number); ok && !v.IsNull() {
+			bf := v.AsBigFloat()
+			n, acc := bf.Int64()
+			if !bf.IsInt() || acc != big.Exact || n < 1 || n > MaxLayersLimit {
+				l.errorf(a.Expr.Range().Ptr(), "max_layers out of range", "max_layers is a whole number from 1 to %d, not %s.", MaxLayersLimit, bf.Text('g', -1))
+			} else {
+				im.MaxLayers = int(n)
+			}
+		}
+	}
+	im.Compression = DefaultCompression
+	if c, set, ok := l.evalString(attrs["compression"]); ok && set {
+		if slices.Contains(Compressions, c) {
+			im.Compression = c
+		} else {
+			l.errorf(attrs["compression"].Expr.Range().Ptr(), "Unknown compression", "The compression %q is not one of %s.", c, quoteList(Compressions))
+		}
+	}
+	if c, set, ok := l.evalString(attrs["created"]); ok && set {
+		t, err := time.Parse(time.RFC3339Nano, c)
+		switch {
+		case err != nil:
+			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is not an RFC 3339 time such as %s.", c, DefaultCreated)
+		case t.Unix() < 0:
+			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is before 1970.", c)
+		default:
+			im.Created = c
+		}
+	} else if ok {
+		im.Created = l.defaultCreated()
+	}
+}
+
+// defaultCreated is SOURCE_DATE_EPOCH as an RFC 3339 time when set, else
+// DefaultCreated. A bad SOURCE_DATE_EPOCH is reported once.
+func (l *loader) defaultCreated() string {
+	v, ok := l.env("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return DefaultCreated
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		if !l.badEpoch {
+			l.badEpoch = true
+			l.errorf(nil, "Invalid SOURCE_DATE_EPOCH", "SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970.", v)
+		}
+		return ""
+	}
+	return time.Unix(n, 0).UTC().Format(time.RFC3339)
+}
+
+// stringList evaluates a as a list of strings. set is false when a is
+// nil or null, or on errors; ok is false on errors, reported here or
+// earlier (a value unknown because of them).
+func (l *loader) stringList(a *hcl.Attribute) (list []string, set, ok bool) {
+	if a == nil {
+		return nil, false, true
+	}
+	v, ok := l.evalAs(a, stringList)
+	if !ok || v.IsNull() {
+		return nil, false, ok
+	}
+	out := []string{}
+	for i, ev := range v.AsValueSlice() {
+		if ev.IsNull() {
+			l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Null element", "The element [%d] of %s is null.", i, a.Name)
+			ok = false
+			continue
+		}
+		out = append(out, ev.AsString())
+	}
+	return out, true, ok
+}
+
+// stringMap evaluates a as a map of strings, checking each entry with
+// check (which returns a message, or "", and reporting one with summary);
+// nil when a is nil, null or wrong.
+func (l *loader) stringMap(a *hcl.Attribute, summary string, check func(k, v string) string) map[string]string {
+	if a == nil {
+		return nil
+	}
+	v, ok := l.evalAs(a, stringMap)
+	if !ok || v.IsNull() {
+		return nil
+	}
+	out := map[string]string{}
+	for k, ev := range v.AsValueMap() {
+		if ev.IsNull() {
+			l.errorf(l.keyRange(a.Expr, k), "Null element", "The element %q of %s is null.", k, a.Name)
+			continue
+		}
+		if msg := check(k, ev.AsString()); msg != "" {
+			l.errorf(l.keyRange(a.Expr, k), summary, "%s.", upperFirst(msg))
+			continue
+		}
+		out[k] = ev.AsString()
+	}
+	return out
+}
+
+// entrypoint evaluates an entrypoint attribute, checking that a first
+// element in the store folder names something that exists.
+func (l *loader) entrypoint(a *hcl.Attribute) ([]string, bool) {
+	ep, set, _ := l.stringList(a)
+	if set && len(ep) > 0 {
+		if msg := l.checkInside(ep[0]); msg != "" {
+			l.errorf(elemRange(a.Expr, 0, len(ep)), "Invalid entrypoint", "%s.", upperFirst(msg))
+		} else if msg := l.checkFile(ep[0]); msg != "" {
+			l.errorf(elemRange(a.Expr, 0, len(ep)), "Invalid entrypoint", "%s.", upperFirst(msg))
+		}
+	}
+	return ep, set
+}
+
+// storePaths evaluates a paths attribute: a list of store items. set is
+// false when a is nil or null; ok is false when anything was wrong.
+func (l *loader) storePaths(a *hcl.Attribute) (paths []store.Path, set, ok bool) {
+	if a == nil {
+		return nil, false, true
+	}
+	before := len(l.diags.Errs())
+	list, set, ok := l.stringList(a)
+	if !set {
+		return nil, false, ok
+	}
+	if !l.store.ok {
+		return nil, true, false // the store block has errors
+	}
+	out := []store.Path{}
+	for i, p := range list {
+		item, summary, detail := l.checkItem(p)
+		if summary != "" {
+			l.errorf(elemRange(a.Expr, i, len(list)), summary, "%s.", detail)
+			continue
+		}
+		out = append(out, item)
+	}
+	return out, true, len(l.diags.Errs()) == before
+}
+
+// checkItem checks that p is a store item (not a path inside one) in the
+// store folder, on disk or from a source block. On failure it returns a
+// diagnostic's summary and detail.
+func (l *loader) checkItem(p string) (item store.Path, summary, detail string) {
+	dir := l.store.value.Dir
+	item, rest, err := dir.ParseInside(p)
+	switch {
+	case err != nil && !strings.HasPrefix(p, string(dir)+"/"):
+		return "", "Path outside the store", fmt.Sprintf("%s is not in the store folder %s (store.dir)", p, dir)
+	case err != nil:
+		return "", "Invalid store path", err.Error()
+	case rest != "":
+		return "", "Not a store item", fmt.Sprintf("paths lists whole store items, and %s is inside the item %s: list the item (its whole closure is exported)", p, item)
+	}
+	if !l.itemExists(item) {
+		return "", "Store path not found", fmt.Sprintf("%s is not in the store folder %s, nor the store path of a source block", item, dir)
+	}
+	return item, "", ""
+}
+
+// checkInside checks a path that may be inside a store item (an entry
+// point, a symlink's target): when it is in the store folder, its item
+// must be valid and exist. It returns a message, or "".
+func (l *loader) checkInside(p string) string {
+	if !l.store.ok {
+		return ""
+	}
+	dir := l.store.value.Dir
+	if !strings.HasPrefix(p, string(dir)+"/") {
+		return ""
+	}
+	item, _, err := dir.ParseInside(p)
+	if err != nil {
+		return err.Error()
+	}
+	if !l.itemExists(item) {
+		return fmt.Sprintf("%s is not in the store folder %s, nor the store path of a source block", item, dir)
+	}
+	return ""
+}
+
+// checkFile checks that p, when in an existing store item, exists.
+func (l *loader) checkFile(p string) string {
+	if !l.store.ok {
+		return ""
+	}
+	dir := l.store.value.Dir
+	item, rest, err := dir.ParseInside(p)
+	if err != nil || rest == "" {
+		return ""
+	}
+	fsPath := string(item)
+	for _, s := range l.sources {
+		if s.ok && s.value.StorePath == item {
+			fsPath = s.value.Path
+		}
+	}
+	if _, err := os.Lstat(fsPath + rest); err != nil {
+		return fmt.Sprintf("%s has no %s", item, strings.TrimPrefix(rest, "/"))
+	}
+	return ""
+}
+
+// itemExists reports whether item is in the store folder or is a
+// source's store path.
+func (l *loader) itemExists(item store.Path) bool {
+	for _, s := range l.sources {
+		if s.ok && s.value.StorePath == item {
+			return true
+		}
+	}
+	_, err := os.Lstat(string(item))
+	return err == nil
+}
+
+// elemRange is the range of element i of a list expression when it is
+// written as a tuple [a, b, ...] of n elements, else the whole expression.
+func elemRange(expr hcl.Expression, i, n int) *hcl.Range {
+	if t, ok := expr.(*hclsyntax.TupleConsExpr); ok && len(t.Exprs) == n {
+		return t.Exprs[i].Range().Ptr()
+	}
+	return expr.Range().Ptr()
+}
+
+// keyRange is the range of the item with key k of a map expression
+// written as { k = v, ... }, else the whole expression.
+func (l *loader) keyRange(expr hcl.Expression, k string) *hcl.Range {
+	if o, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
+		for _, it := range o.Items {
+			kv, diags := it.KeyExpr.Value(l.ctx())
+			if diags.HasErrors() || !kv.IsKnown() || kv.IsNull() {
+				continue
+			}
+			if ks, err := convertValue(kv, cty.String); err == nil && ks.AsString() == k {
+				rng := hcl.RangeBetween(it.KeyExpr.Range(), it.ValueExpr.Range())
+				return &rng
+			}
+		}
+	}
+	return expr.Range().Ptr()
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

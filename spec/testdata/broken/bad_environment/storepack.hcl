@@ -1,0 +1,10 @@
+export "hello" {
+  format = "oci"
+  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+}
+
+export "insecure" {
+  format   = "oci"
+  paths    = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+  insecure = true
+}

@@ -1,0 +1,4 @@
+export "one" {
+  format = "zip"
+  paths  = [local.hello]
+}

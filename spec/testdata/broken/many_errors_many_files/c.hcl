@@ -1,0 +1,6 @@
+export "three" {
+  format  = "oci"
+  paths   = [local.hello]
+  systems = ["windows"]
+  colour  = "blue"
+}

@@ -1,0 +1,10 @@
+variable "version" {
+  type        = string
+  description = "no default, and no value given"
+}
+
+export "hello" {
+  format = "nar"
+  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+  output = "hello-${var.version}.nar"
+}
