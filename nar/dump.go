@@ -1,92 +1,44 @@
 package nar
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
-	"sync"
 )
 
 // Dump writes the NAR serialisation of the file, folder or symlink at path
-// to w, as `nix-store --dump` does. Sockets, FIFOs and devices are errors
-// naming the path.
+// to w, byte for byte as `nix-store --dump` does. Sockets, FIFOs and devices
+// are errors naming their path, as are files that cannot be read or that
+// shrink while they are read.
+//
+// A second goroutine walks the tree and reads files ahead into a bounded set
+// of buffers (2 MiB in all), so reading overlaps whatever w does with the
+// bytes (writing, hashing, scanning). w is only called from the calling
+// goroutine, with chunks of up to 256 KiB. Wrapping w in a bufio.Writer
+// gains nothing.
 func Dump(w io.Writer, path string) error {
-	nw := NewWriter(w)
-	if err := dumpTree(nw, path, "/"); err != nil {
-		return err
-	}
-	return nw.Close()
+	_, err := dump(w, path)
+	return err
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
-
-func dumpTree(nw *Writer, fsPath, narPath string) error {
-	fi, err := os.Lstat(fsPath)
+// Hash returns the SHA-256 digest of the NAR serialisation of path and the
+// length of that serialisation, as `nix-hash --type sha256 path` and a
+// store's narSize report them. Reading and hashing run in parallel; memory
+// stays bounded whatever the size of the tree.
+func Hash(path string) (digest [32]byte, narSize int64, err error) {
+	h := sha256.New()
+	n, err := dump(h, path)
 	if err != nil {
-		return err
+		return digest, 0, err
 	}
-	return dumpNode(nw, fsPath, narPath, fi)
+	h.Sum(digest[:0])
+	return digest, n, nil
 }
 
-func dumpNode(nw *Writer, fsPath, narPath string, fi fs.FileInfo) error {
-	mode := fi.Mode()
-	switch {
-	case mode.IsRegular():
-		f, err := os.Open(fsPath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := nw.WriteHeader(&Header{Path: narPath, Type: TypeRegular, Size: fi.Size(), Executable: mode&0o100 != 0}); err != nil {
-			return err
-		}
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		n, err := io.CopyBuffer(onlyWriter{nw}, io.LimitReader(f, fi.Size()), *bp)
-		if err != nil {
-			return fmt.Errorf("%s: %w", fsPath, err)
-		}
-		if n != fi.Size() {
-			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", fsPath, n, fi.Size())
-		}
-		return nil
-	case mode&fs.ModeSymlink != 0:
-		target, err := os.Readlink(fsPath)
-		if err != nil {
-			return err
-		}
-		return nw.WriteHeader(&Header{Path: narPath, Type: TypeSymlink, LinkTarget: target})
-	case mode.IsDir():
-		if err := nw.WriteHeader(&Header{Path: narPath, Type: TypeDirectory}); err != nil {
-			return err
-		}
-		d, err := os.Open(fsPath)
-		if err != nil {
-			return err
-		}
-		names, err := d.Readdirnames(-1)
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", fsPath, err)
-		}
-		slices.Sort(names)
-		base := narPath
-		if base == "/" {
-			base = ""
-		}
-		for _, name := range names {
-			child := filepath.Join(fsPath, name)
-			if err := dumpTree(nw, child, base+"/"+name); err != nil {
-				return err
-			}
-		}
-		return nil
-	default:
-		return fmt.Errorf("%s: %s is not allowed in a store item (only regular files, folders and symlinks)", fsPath, fileKind(mode))
-	}
+// specialFileError reports a node that a NAR cannot hold.
+func specialFileError(path string, mode fs.FileMode) error {
+	return fmt.Errorf("%s: %s cannot be stored in a NAR (only regular files, folders and symlinks)", path, fileKind(mode))
 }
 
 func fileKind(m fs.FileMode) string {
@@ -102,8 +54,3 @@ func fileKind(m fs.FileMode) string {
 	}
 	return "a special file"
 }
-
-// onlyWriter hides ReadFrom so io.CopyBuffer uses the buffer.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }

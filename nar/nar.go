@@ -1,7 +1,13 @@
 // Package nar reads and writes Nix archives (NAR, "nix-archive-1"), the
 // serialisation of a file system tree that Nix and Guix hash, sign and
-// export. The Writer and Reader stream, like archive/tar: a Header per node,
-// then the contents of regular files.
+// export.
+//
+// Dump and Hash serialise a tree from the file system, byte for byte as
+// `nix-store --dump` and `nix-hash --type sha256` do, reading ahead on a
+// second goroutine with bounded memory. Restore recreates a tree from a NAR
+// as a store holds it. The Writer and the strict Reader stream, like
+// archive/tar: a Header per node, then the contents of regular files; Copy
+// passes a NAR from one to the other, checking it.
 package nar
 
 // Magic is the first token of every NAR.
@@ -17,6 +23,8 @@ const (
 	TypeSymlink
 )
 
+// String returns the type's name as a NAR spells it: "regular",
+// "directory" or "symlink".
 func (t Type) String() string {
 	switch t {
 	case TypeRegular:
