@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -116,9 +117,45 @@ func Verify(o Options) error {
 		want.Exports = filterLock(want.Exports, o.Exports)
 	}
 	if d := cmp.Diff(&want, got); d != "" {
-		return fmt.Errorf("%s does not match a fresh build (-want +got):\n%s", p, d)
+		return &VerifyError{Lock: p, Diff: d, Exports: changedExports(&want, got)}
 	}
 	return nil
+}
+
+// VerifyError is a difference between a lock file and a fresh build.
+type VerifyError struct {
+	// Lock is the lock file's path.
+	Lock string
+	// Diff is the go-cmp diff of the lock file and the fresh build, (-want +got).
+	Diff string
+	// Exports are the exports whose entries differ.
+	Exports []string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("%s: exports %s differ from a fresh build (-want +got):\n%s", e.Lock, strings.Join(e.Exports, ", "), e.Diff)
+}
+
+// changedExports names the exports whose lock entries differ.
+func changedExports(want, got *Lock) []string {
+	byName := map[string]LockExport{}
+	for _, e := range want.Exports {
+		byName[e.Name] = e
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range got.Exports {
+		seen[e.Name] = true
+		if w, ok := byName[e.Name]; !ok || !cmp.Equal(w, e) {
+			names = append(names, e.Name)
+		}
+	}
+	for _, e := range want.Exports {
+		if !seen[e.Name] {
+			names = append(names, e.Name)
+		}
+	}
+	return names
 }
 
 func filterLock(es []LockExport, names []string) []LockExport {

@@ -5,6 +5,7 @@
 package storepack
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -132,3 +133,12 @@ func Export(o Options) ([]export.File, error) {
 
 // lockPath is the lock file of o's spec.
 func lockPath(o Options) string { return filepath.Join(o.SpecDir, LockFile) }
+
+// WritePlan prints plan as indented JSON: what `storepack plan` and
+// `mage plan` print and golden files hold.
+func WritePlan(w io.Writer, plan *gen.Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(plan)
+}

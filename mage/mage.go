@@ -13,7 +13,6 @@ package mage
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -59,9 +58,7 @@ func Plan(ctx context.Context) error {
 		return err
 	}
 	w := bufio.NewWriter(os.Stdout)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(plan); err != nil {
+	if err := storepack.WritePlan(w, plan); err != nil {
 		return err
 	}
 	return w.Flush()

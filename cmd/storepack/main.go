@@ -51,6 +51,12 @@ var verbs = []*verb{
 	bundleVerb,
 	addVerb,
 	restoreVerb,
+	exportVerb,
+	planVerb,
+	lockVerb,
+	verifyVerb,
+	validateVerb,
+	fmtVerb,
 }
 
 // env is what a verb runs with.

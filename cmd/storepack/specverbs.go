@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	sp "github.com/storepack/storepack"
+	"github.com/storepack/storepack/spec"
+)
+
+// specFlags are the flags of every verb that reads a spec.
+type specFlags struct {
+	dir  string
+	out  string
+	vars varFlag
+}
+
+func (f *specFlags) register(fs *flag.FlagSet, withOut bool) {
+	fs.StringVar(&f.dir, "C", "", "the spec folder (default: $STOREPACK_SPEC, else the current folder)")
+	fs.Var(&f.vars, "var", "set a variable: --var name=value (repeatable; overrides STOREPACK_VAR_name)")
+	if withOut {
+		fs.StringVar(&f.out, "out", "", "the output folder (default: $STOREPACK_OUT, else out)")
+	}
+}
+
+// options gives the pipeline options; names are the exports to run.
+func (f *specFlags) options(e *env, names []string) sp.Options {
+	return sp.Options{SpecDir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr}.WithDefaults()
+}
+
+// varFlag collects --var name=value.
+type varFlag struct{ m map[string]string }
+
+func (v *varFlag) String() string { return "" }
+
+func (v *varFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	if v.m == nil {
+		v.m = map[string]string{}
+	}
+	v.m[name] = value
+	return nil
+}
+
+// specError turns the pipeline's "the spec has errors" (whose diagnostics
+// are already printed) into a short line.
+func specError(o sp.Options, err error) error {
+	if errors.Is(err, sp.ErrSpec) {
+		return fmt.Errorf("%s: the spec has errors (above)", o.SpecDir)
+	}
+	return err
+}
+
+var exportVerb = &verb{
+	name:     "export",
+	operands: "[EXPORT...]",
+	summary:  "Write the spec's exports (all, or those named) into the output folder.",
+	min:      0, max: -1,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, true)
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			files, err := sp.Export(o)
+			if err != nil {
+				return specError(o, err)
+			}
+			for _, file := range files {
+				fmt.Fprintf(e.stdout, "%s/%s\tsha256:%s\t%d bytes\n", o.OutDir, file.Path, file.SHA256, file.Size)
+			}
+			return nil
+		}
+	},
+}
+
+var planVerb = &verb{
+	name:     "plan",
+	operands: "[EXPORT...]",
+	summary:  "Print the evaluated plan as JSON; no archive is written.",
+	min:      0, max: -1,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, false)
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			plan, err := sp.Plan(o)
+			if err != nil {
+				return specError(o, err)
+			}
+			return sp.WritePlan(e.stdout, plan)
+		}
+	},
+}
+
+var lockVerb = &verb{
+	name:     "lock",
+	operands: "",
+	summary:  "Rebuild every export and record the digests of its outputs in storepack.lock.",
+	min:      0, max: 0,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, false)
+		return func(e *env, args []string) error {
+			o := f.options(e, nil)
+			p, err := sp.WriteLock(o)
+			if err != nil {
+				return specError(o, err)
+			}
+			fmt.Fprintln(e.stdout, "wrote", p)
+			return nil
+		}
+	},
+}
+
+var verifyVerb = &verb{
+	name:     "verify",
+	operands: "[EXPORT...]",
+	summary:  "Rebuild the exports and fail, with a diff, on any difference from storepack.lock.",
+	min:      0, max: -1,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, false)
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			if err := sp.Verify(o); err != nil {
+				var d *sp.VerifyError
+				if errors.As(err, &d) {
+					fmt.Fprintf(e.stderr, "%s differs from a fresh build (-want +got):\n%s", d.Lock, d.Diff)
+					return fmt.Errorf("%s: exports %s differ from a fresh build (diff above)", d.Lock, strings.Join(d.Exports, ", "))
+				}
+				return specError(o, err)
+			}
+			fmt.Fprintln(e.stdout, "verified: every output matches", sp.LockFile)
+			return nil
+		}
+	},
+}
+
+var validateVerb = &verb{
+	name:     "validate",
+	operands: "",
+	summary:  "Check the spec and print every problem found.",
+	min:      0, max: 0,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, false)
+		return func(e *env, args []string) error {
+			o := f.options(e, nil)
+			if _, err := sp.Load(o); err != nil {
+				return specError(o, err)
+			}
+			fmt.Fprintln(e.stdout, "the spec is valid")
+			return nil
+		}
+	},
+}
+
+var fmtVerb = &verb{
+	name:     "fmt",
+	operands: "[FILE...]",
+	summary:  "Rewrite the spec's *.hcl files (or FILEs) in canonical layout; -check only lists them and fails.",
+	min:      0, max: -1,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var dir string
+		var check bool
+		fs.StringVar(&dir, "C", "", "the spec folder (default: $STOREPACK_SPEC, else the current folder)")
+		fs.BoolVar(&check, "check", false, "write nothing; exit 1 when a file is not formatted")
+		return func(e *env, args []string) error {
+			if dir == "" {
+				dir = os.Getenv(sp.EnvSpec)
+			}
+			if dir == "" {
+				dir = "."
+			}
+			changed, diags, err := spec.Format(dir, args, check)
+			for _, c := range changed {
+				fmt.Fprintln(e.stdout, c)
+			}
+			if len(diags) > 0 {
+				spec.WriteDiagnostics(e.stderr, nil, diags, false)
+				return fmt.Errorf("%s: syntax errors (above); not formatted", diags[0].Subject.Filename)
+			}
+			if err != nil {
+				return err
+			}
+			if check && len(changed) > 0 {
+				return fmt.Errorf("%s: not formatted (run storepack fmt)", strings.Join(changed, ", "))
+			}
+			return nil
+		}
+	},
+}
