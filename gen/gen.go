@@ -17,7 +17,7 @@ import (
 // store items (to hash those the database does not describe) but writes
 // nothing.
 func Generate(sp *spec.Spec) (*Plan, error) {
-	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB})
+	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (g *generator) item(p store.Path) (*Item, error) {
 	if it, ok := g.items[p]; ok {
 		return it, nil
 	}
-	it := &Item{Path: p, FSPath: string(p)}
+	it := &Item{Path: p, FSPath: g.store.FSPath(p)}
 	if src, ok := g.sources[p]; ok {
 		it.Source = src.Name
 		it.FSPath = src.Path
@@ -115,7 +115,7 @@ func (g *generator) item(p store.Path) (*Item, error) {
 		if info.NarHash != nil {
 			it.NarHash = "sha256:" + store.Encode32(info.NarHash)
 		} else {
-			sum, size, err := nar.Hash(string(p))
+			sum, size, err := nar.Hash(it.FSPath)
 			if err != nil {
 				return nil, err
 			}

@@ -569,7 +569,7 @@ func (l *loader) checkFile(p string) string {
 	if err != nil || rest == "" {
 		return ""
 	}
-	fsPath := string(item)
+	fsPath := l.store.value.Root + string(item)
 	for _, s := range l.sources {
 		if s.ok && s.value.StorePath == item {
 			fsPath = s.value.Path
@@ -589,7 +589,7 @@ func (l *loader) itemExists(item store.Path) bool {
 			return true
 		}
 	}
-	_, err := os.Lstat(string(item))
+	_, err := os.Lstat(l.store.value.Root + string(item))
 	return err == nil
 }
 

@@ -353,7 +353,7 @@ func (s *storeNode) defRange() *hcl.Range {
 	return s.block.DefRange.Ptr()
 }
 
-var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "db"}}}
+var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "db"}, {Name: "root"}}}
 
 func (l *loader) declareStore(blocks []*hcl.Block) {
 	l.store = &storeNode{}
@@ -417,6 +417,17 @@ func (l *loader) evalStore() {
 		s.ok = false
 	default:
 		s.value.DB = l.absPath(v)
+	}
+	a = s.attrs["root"]
+	v, set, ok = l.evalString(a)
+	switch {
+	case !ok:
+		s.ok = false
+	case set && v == "":
+		l.errorf(a.Expr.Range().Ptr(), "Invalid store root", "store.root, when set, is the folder a chroot store lives in, not \"\".")
+		s.ok = false
+	case set:
+		s.value.Root = l.absPath(v)
 	}
 	if s.cycle {
 		s.ok = false

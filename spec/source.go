@@ -145,10 +145,11 @@ func (l *loader) candidates(dir store.Dir) ([]store.Path, error) {
 		return l.cands, nil
 	}
 	l.cands = []store.Path{}
-	if _, err := os.Stat(string(dir)); os.IsNotExist(err) {
+	root := l.store.value.Root
+	if _, err := os.Stat(root + string(dir)); os.IsNotExist(err) {
 		return l.cands, nil
 	}
-	st, err := store.Open(store.Options{Dir: dir, DB: store.DBNone})
+	st, err := store.Open(store.Options{Dir: dir, DB: store.DBNone, Root: root})
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,9 @@ type Store struct {
 	Dir store.Dir
 	// DB is "auto", "none" or a database path (absolute).
 	DB string
+	// Root is the folder a chroot store lives in (absolute), or "": item
+	// Dir/x is then read from Root/Dir/x, as with `nix --store ROOT`.
+	Root string
 	// Range is where the block is (empty when the spec has none).
 	Range hcl.Range
 }

@@ -30,6 +30,11 @@ type Options struct {
 	Dir Dir
 	// DB is DBAuto (the default when empty), DBNone, or a database path.
 	DB string
+	// Root, when set, is the folder a chroot store lives in, as in
+	// `nix --store ROOT`: item Dir/x is read from ROOT/Dir/x, and the
+	// default database is looked for under ROOT too. Store paths keep
+	// their logical folder.
+	Root string
 }
 
 // PathInfo is what a store knows about one of its items.
@@ -57,6 +62,8 @@ type PathInfo struct {
 type Store struct {
 	dir Dir
 	db  *database // nil when scanning
+
+	root string // chroot folder, "" for none
 
 	mu    sync.Mutex
 	info  map[Path]*PathInfo
@@ -107,11 +114,21 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: d, info: map[Path]*PathInfo{}}
+	root := ""
+	if opts.Root != "" {
+		if root, err = filepath.Abs(opts.Root); err != nil {
+			return nil, err
+		}
+		if root == "/" {
+			root = ""
+		}
+	}
+	s := &Store{dir: d, root: root, info: map[Path]*PathInfo{}}
 	dbPath := ""
 	switch opts.DB {
 	case "", DBAuto:
 		if p := DefaultDB(d); p != "" {
+			p = s.root + p
 			if _, err := os.Stat(p); err == nil {
 				dbPath = p
 			} else if !errors.Is(err, fs.ErrNotExist) {
@@ -132,6 +149,10 @@ func Open(opts Options) (*Store, error) {
 
 // Dir is the store's folder.
 func (s *Store) Dir() Dir { return s.dir }
+
+// FSPath is where the files of p are read from: p itself, or p under the
+// store's root.
+func (s *Store) FSPath(p Path) string { return s.root + string(p) }
 
 // DBPath is the database in use, or "" when references come from scanning.
 func (s *Store) DBPath() string {
@@ -175,7 +196,7 @@ func (s *Store) Info(p Path) (*PathInfo, error) {
 	if ok {
 		return info, nil
 	}
-	if _, err := os.Lstat(string(p)); err != nil {
+	if _, err := os.Lstat(s.FSPath(p)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: not on disk in the store folder %s", p, s.dir)
 		}
@@ -213,7 +234,7 @@ func (s *Store) loadItems() error {
 	if s.items != nil {
 		return nil
 	}
-	f, err := os.Open(string(s.dir))
+	f, err := os.Open(s.root + string(s.dir))
 	if err != nil {
 		return fmt.Errorf("store folder %s: %w", s.dir, bare(err))
 	}
@@ -246,7 +267,7 @@ func (s *Store) scan(p Path) (*PathInfo, error) {
 	sc := newScanner(keys)
 	h := sha256.New()
 	cw := &countWriter{}
-	if err := nar.Dump(io.MultiWriter(sc, h, cw), string(p)); err != nil {
+	if err := nar.Dump(io.MultiWriter(sc, h, cw), s.FSPath(p)); err != nil {
 		return nil, fmt.Errorf("scanning %s for references: %w", p, err)
 	}
 	return &PathInfo{Path: p, NarHash: h.Sum(nil), NarSize: cw.n, References: sc.References()}, nil
