@@ -127,14 +127,20 @@ func (b *bundleWriter) item(it *bundleItem) error {
 	} else if err != nil {
 		return fmt.Errorf("%s: %w", it.Path, err)
 	}
+	// what names the item in errors: its store path, and where its files
+	// were read from when that is elsewhere (a source, a chroot store).
+	what := string(it.Path)
+	if fsPath != what {
+		what += " (read from " + fsPath + ")"
+	}
 	if it.NarHash != nil {
 		if got := b.h.Sum(nil); !bytes.Equal(got, it.NarHash) {
-			return fmt.Errorf("%s: its files have changed: NAR hash sha256:%s, but the store recorded sha256:%s",
-				it.Path, store.Encode32(got), store.Encode32(it.NarHash))
+			return fmt.Errorf("%s: its files have changed since it was planned: NAR hash sha256:%s, but the plan recorded sha256:%s",
+				what, store.Encode32(got), store.Encode32(it.NarHash))
 		}
 	}
 	if it.NarSize != 0 && nw.n != it.NarSize {
-		return fmt.Errorf("%s: its files have changed: NAR size %d, but the store recorded %d", it.Path, nw.n, it.NarSize)
+		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, nw.n, it.NarSize)
 	}
 	b.u64(exportMagic)
 	b.str(string(it.Path))
