@@ -1,0 +1,58 @@
+package export
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"go/build"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// BenchmarkWriteDocker writes a docker archive of one large store item
+// (BENCH_TREE, default GOROOT, read in place) to a file in a temporary
+// folder through a 1 MiB buffer and sha256, as export.Write does.
+func BenchmarkWriteDocker(b *testing.B) {
+	tree := os.Getenv("BENCH_TREE")
+	if tree == "" {
+		tree = build.Default.GOROOT
+	}
+	if _, err := os.Stat(tree); err != nil {
+		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
+	}
+	p := fakeStorePath("/nix/store", "bench-tree")
+	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
+		Closure: []gen.Item{{Path: p, FSPath: tree, NarHash: "sha256:x", References: []store.Path{}}}}
+	e := &spec.Export{Name: "bench", Format: spec.FormatDocker, Image: spec.Image{Symlinks: map[string]string{}}}
+	img, err := gen.PlanImage(e, sys, fixedEnv(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sys.Image = img
+	ge := &gen.Export{Name: "bench", Format: "docker", Systems: []gen.System{*sys}}
+	out := filepath.Join(b.TempDir(), "out.tar")
+	b.ResetTimer()
+	for b.Loop() {
+		// A new file each time, as export.Write makes: rewriting a
+		// truncated file makes ext4 flush it on close.
+		os.Remove(out)
+		f, err := os.Create(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := sha256.New()
+		bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+		if err := WriteDocker(bw, ge); err != nil {
+			b.Fatal(err)
+		}
+		bw.Flush()
+		st, _ := f.Stat()
+		b.SetBytes(st.Size())
+		f.Close()
+	}
+}

@@ -1,0 +1,275 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/store"
+)
+
+// A docker archive (Docker Image Specification v1.2, what `docker save`
+// wrote before Docker 25 and what `docker load`, `podman load` and skopeo's
+// docker-archive: transport read) holds, in this order:
+//
+//   - for each distinct layer of the export's images, sorted by layer ID:
+//     the folder "<id>/" and "<id>/layer.tar", the uncompressed layer;
+//   - each image's config, "<hex of its sha256>.json", sorted by name;
+//   - manifest.json, one entry per image in the export's system order
+//     ({"Config", "RepoTags", "Layers"});
+//   - repositories, {"<name>": {"<tag>": "<top layer id>"}}.
+//
+// The legacy per-layer "VERSION" and "json" files are not written: they
+// describe layers by a parent chain that shared layers would contradict,
+// and no loader that reads manifest.json needs them.
+//
+// The archive is written in one pass, without temporary files: a layer's
+// length is computed from file metadata first (LayerSize, in a goroutine
+// that runs ahead of the writing), its tar header written, then the layer
+// streamed into it (streamLayer), its diff id computed on the way. Configs need the diff ids, so they and manifest.json come last.
+// Every store file is read once per layer holding it: once per export
+// unless several images hold the same item in differently grouped layers.
+// Outer entries have the images' mtime, uid and gid 0, files 0644 and
+// folders 0755.
+
+// WriteDocker writes e, a docker export whose systems have image plans, to
+// w as a docker archive holding one image per system. It fills in the
+// plan's diff ids, sizes and config digests (Image.SetDiffIDs).
+func WriteDocker(w io.Writer, e *gen.Export) error {
+	if len(e.Systems) == 0 {
+		return fmt.Errorf("export %q has no system", e.Name)
+	}
+	mtime, err := imagesMTime(e)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	done := map[string]layerResult{}
+	layers := uniqueLayers(e)
+	sizes, stopSizes := sizesAhead(layers)
+	defer stopSizes()
+	for i, ul := range layers {
+		sr := <-sizes[i]
+		size, err := sr.size, sr.err
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/", 0, mtime)); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/layer.tar", size, mtime)); err != nil {
+			return err
+		}
+		id, n, err := streamLayer(tw, ul.layer, ul.mtime, ul.fsPaths)
+		if err != nil {
+			return err
+		}
+		if n != size {
+			return fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
+		}
+		done[ul.layer.ID] = layerResult{id, n}
+	}
+	if err := setDiffIDs(e, done); err != nil {
+		return err
+	}
+
+	configs := map[string][]byte{}
+	var manifest []gen.ManifestEntry
+	repos := map[string]map[string]string{}
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		b, err := img.ConfigJSON()
+		if err != nil {
+			return err
+		}
+		configs[img.Manifest.Config] = b
+		manifest = append(manifest, img.Manifest)
+		name, tag, err := gen.SplitTag(img.Tag)
+		if err != nil {
+			return err
+		}
+		if repos[name] == nil {
+			repos[name] = map[string]string{}
+		}
+		repos[name][tag] = img.Layers[len(img.Layers)-1].ID
+	}
+	names := make([]string, 0, len(configs))
+	for n := range configs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := writeFile(tw, n, configs[n], mtime); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"manifest.json", manifest}, {"repositories", repos}} {
+		b, err := compactJSON(f.v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := writeFile(tw, f.name, b, mtime); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// DigestLayers computes the diff ids and sizes of e's images by streaming
+// their layers into sha256 without writing them anywhere, and fills them in
+// (Image.SetDiffIDs): what `storepack plan` shows. It reads every file of
+// the closure.
+func DigestLayers(e *gen.Export) error {
+	done := map[string]layerResult{}
+	for _, ul := range uniqueLayers(e) {
+		id, n, err := WriteLayer(io.Discard, ul.layer, ul.mtime, ul.fsPaths)
+		if err != nil {
+			return err
+		}
+		done[ul.layer.ID] = layerResult{id, n}
+	}
+	return setDiffIDs(e, done)
+}
+
+// sizeResult is a layer's planned length, or why it has none.
+type sizeResult struct {
+	size int64
+	err  error
+}
+
+// sizesAhead computes the layers' lengths (LayerSize, file metadata only)
+// in a goroutine, in order, so that the walk for one layer overlaps the
+// streaming of the ones before it. stop makes it end after the layer it is
+// on.
+func sizesAhead(layers []uniqueLayer) (results []chan sizeResult, stop func()) {
+	results = make([]chan sizeResult, len(layers))
+	for i := range results {
+		results[i] = make(chan sizeResult, 1)
+	}
+	var stopped atomic.Bool
+	go func() {
+		for i, ul := range layers {
+			if stopped.Load() {
+				return
+			}
+			n, err := LayerSize(ul.layer, ul.mtime, ul.fsPaths)
+			results[i] <- sizeResult{n, err}
+		}
+	}()
+	return results, func() { stopped.Store(true) }
+}
+
+// layerResult is a written layer's diff id and length.
+type layerResult struct {
+	diffID digest.Digest
+	size   int64
+}
+
+// uniqueLayer is a layer to write, with what writing it needs.
+type uniqueLayer struct {
+	layer   *gen.Layer
+	mtime   int64
+	fsPaths map[store.Path]string
+}
+
+// uniqueLayers lists the distinct layers of e's images, sorted by ID.
+func uniqueLayers(e *gen.Export) []uniqueLayer {
+	seen := map[string]bool{}
+	var out []uniqueLayer
+	for i := range e.Systems {
+		sys := &e.Systems[i]
+		if sys.Image == nil {
+			continue
+		}
+		fsPaths := closureFS(sys)
+		for j := range sys.Image.Layers {
+			l := &sys.Image.Layers[j]
+			if seen[l.ID] {
+				continue
+			}
+			seen[l.ID] = true
+			out = append(out, uniqueLayer{l, sys.Image.MTime, fsPaths})
+		}
+	}
+	slices.SortFunc(out, func(a, b uniqueLayer) int { return strings.Compare(a.layer.ID, b.layer.ID) })
+	return out
+}
+
+// setDiffIDs gives every image of e its layers' results.
+func setDiffIDs(e *gen.Export, done map[string]layerResult) error {
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		ids := make([]digest.Digest, len(img.Layers))
+		sizes := make([]int64, len(img.Layers))
+		for j := range img.Layers {
+			r := done[img.Layers[j].ID]
+			ids[j], sizes[j] = r.diffID, r.size
+		}
+		if err := img.SetDiffIDs(ids, sizes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imagesMTime checks that every system has an image and that they share
+// one mtime (they do: created is per export), and returns it.
+func imagesMTime(e *gen.Export) (int64, error) {
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		if img == nil {
+			return 0, fmt.Errorf("export %q, system %s: no image plan", e.Name, e.Systems[i].Name)
+		}
+		if len(img.Layers) == 0 {
+			return 0, fmt.Errorf("export %q, system %s: the image has no layer", e.Name, e.Systems[i].Name)
+		}
+		if img.MTime != e.Systems[0].Image.MTime {
+			return 0, fmt.Errorf("export %q: systems %s and %s have different creation times", e.Name, e.Systems[0].Name, e.Systems[i].Name)
+		}
+	}
+	return e.Systems[0].Image.MTime, nil
+}
+
+// outerHeader is a header of the docker archive itself: a folder when name
+// ends with "/", else a file of size bytes.
+func outerHeader(name string, size int64, mtime int64) *tar.Header {
+	hdr := &tar.Header{Format: tar.FormatPAX, Name: name, ModTime: time.Unix(mtime, 0), Typeflag: tar.TypeReg, Mode: 0o644, Size: size}
+	if name[len(name)-1] == '/' {
+		hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeDir, 0o755, 0
+	}
+	return hdr
+}
+
+// writeFile writes one small file to the docker archive.
+func writeFile(tw *tar.Writer, name string, b []byte, mtime int64) error {
+	if err := tw.WriteHeader(outerHeader(name, int64(len(b)), mtime)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := tw.Write(b); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// compactJSON encodes v without HTML escaping, ending with a newline.
+func compactJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,97 @@
+package export
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/nixtest"
+	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// nixSystem describes a real Nix-built closure (internal/nixtest) as
+// `nix-store -q` reports it, and plans its image, entry point bin/hello.
+func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen.Export {
+	t.Helper()
+	sys := gen.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: "sha256:" + strings.Repeat("0", 64)}
+	for _, p := range c.Paths(t) {
+		it := gen.Item{Path: store.Path(p), FSPath: p, References: []store.Path{}}
+		it.NarHash = strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--hash", p)))
+		for _, r := range c.Lines(t, "nix-store", "-q", "--references", p) {
+			it.References = append(it.References, store.Path(r))
+		}
+		sys.Closure = append(sys.Closure, it)
+	}
+	e := &spec.Export{
+		Name: "nixtest", Format: spec.FormatDocker,
+		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+		Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, MaxLayers: maxLayers},
+	}
+	img, err := gen.PlanImage(e, &sys, fixedEnv(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Image = img
+	return &gen.Export{Name: e.Name, Format: e.Format, Systems: []gen.System{sys}}
+}
+
+// TestDockerNixClosure checks images of a real Nix closure, in a /nix/store
+// and a /gnu/store layout, with skopeo, podman and umoci.
+func TestDockerNixClosure(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	umoci := oracle.Require(t, "umoci")
+	podman := oracle.Require(t, "podman")
+	oracle.Require(t, "runc")
+	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
+		for _, maxLayers := range []int{0, 4} {
+			tag := "localhost/storepack-nixtest-" + c.Layout.String() + ":" + strings.Repeat("m", maxLayers+1)
+			e := nixSystem(t, c, tag, maxLayers)
+			sys := &e.Systems[0]
+			file := writeDockerFile(t, e)
+
+			var got struct {
+				Architecture, Os string
+				Layers           []string
+			}
+			if err := json.Unmarshal(run(t, skopeo, "inspect", "docker-archive:"+file), &got); err != nil {
+				t.Fatal(err)
+			}
+			wantLayers := len(sys.Closure) + 1
+			if maxLayers != 0 {
+				wantLayers = maxLayers
+			}
+			if got.Architecture != "amd64" || got.Os != "linux" || len(got.Layers) != wantLayers {
+				t.Errorf("max_layers %d: skopeo inspect: %s/%s, %d layers; want amd64/linux, %d", maxLayers, got.Architecture, got.Os, len(got.Layers), wantLayers)
+			}
+
+			run(t, podman, "load", "-i", file)
+			out := string(run(t, podman, "run", "--rm", "--network", "none", tag))
+			exec.Command(podman, "rmi", "-f", tag).Run()
+			if out != nixtest.HelloOutput {
+				t.Errorf("max_layers %d: podman run printed %q, want %q", maxLayers, out, nixtest.HelloOutput)
+			}
+
+			tmp := t.TempDir()
+			layout, bundle := filepath.Join(tmp, "oci"), filepath.Join(tmp, "bundle")
+			run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":test")
+			run(t, umoci, "unpack", "--image", layout+":test", bundle)
+			rootfs := filepath.Join(bundle, "rootfs")
+			for _, it := range sys.Closure {
+				compareTrees(t, it.FSPath, filepath.Join(rootfs, string(it.Path)))
+			}
+			entries, err := os.ReadDir(filepath.Join(rootfs, c.StoreDir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != len(sys.Closure) {
+				t.Errorf("%s holds %d entries, the closure %d items", c.StoreDir, len(entries), len(sys.Closure))
+			}
+		}
+	})
+}

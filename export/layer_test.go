@@ -1,0 +1,295 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// oneLayer plans the fixture as a single layer (everything in it).
+func oneLayer(t *testing.T, f *storeFixture) (*gen.Layer, map[store.Path]string, int64) {
+	t.Helper()
+	e := &spec.Export{Name: "hello", Format: spec.FormatDocker, Image: spec.Image{MaxLayers: 1}}
+	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "hello-2.12")
+	return &sys.Image.Layers[0], closureFS(sys), sys.Image.MTime
+}
+
+func writeLayerBytes(t *testing.T, l *gen.Layer, fsPaths map[store.Path]string, mtime int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	id, n, err := WriteLayer(&buf, l, mtime, fsPaths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(buf.Len()) || id != digest.FromBytes(buf.Bytes()) {
+		t.Fatalf("WriteLayer reported %s %d; the bytes are %s %d", id, n, digest.FromBytes(buf.Bytes()), buf.Len())
+	}
+	size, err := LayerSize(l, mtime, fsPaths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != n {
+		t.Fatalf("LayerSize = %d, WriteLayer wrote %d", size, n)
+	}
+	return buf.Bytes()
+}
+
+func TestLayerEntries(t *testing.T) {
+	f := writeStore(t, "/gnu/store", "", helloItems())
+	l, fsPaths, mtime := oneLayer(t, f)
+	entries := readTar(t, writeLayerBytes(t, l, fsPaths, mtime))
+	hello := strings.TrimPrefix(string(f.byNam["hello-2.12"]), "/")
+	byName := map[string]tarEntry{}
+	var prev string
+	for i, e := range entries {
+		h := e.hdr
+		byName[h.Name] = e
+		name := strings.TrimSuffix(h.Name, "/")
+		// Parents first: every entry's folder came before it.
+		if dir := filepath.Dir(name); dir != "." {
+			if _, ok := byName[dir+"/"]; !ok {
+				t.Errorf("%s comes before its folder %s", h.Name, dir)
+			}
+		}
+		// Depth first, siblings sorted: compare component by component.
+		if i > 0 && compareComponents(prev, name) >= 0 {
+			t.Errorf("%s comes after %s", name, prev)
+		}
+		prev = name
+		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" {
+			t.Errorf("%s: owner %d:%d %q:%q", h.Name, h.Uid, h.Gid, h.Uname, h.Gname)
+		}
+		if h.ModTime.Unix() != 1 || !h.AccessTime.IsZero() || !h.ChangeTime.IsZero() {
+			t.Errorf("%s: times %v %v %v", h.Name, h.ModTime, h.AccessTime, h.ChangeTime)
+		}
+		if strings.HasPrefix(h.Name, "/") || strings.HasPrefix(h.Name, "./") {
+			t.Errorf("%s: not a relative name", h.Name)
+		}
+		if len(h.Name) <= 100 && len(h.Linkname) <= 100 && isASCII(h.Name) && len(h.PAXRecords) != 0 {
+			t.Errorf("%s: PAX records %v for a short ASCII name", h.Name, h.PAXRecords)
+		}
+	}
+	tests := []struct {
+		name   string
+		typ    byte
+		mode   int64
+		data   string
+		target string
+	}{
+		{"gnu/", tar.TypeDir, 0o755, "", ""},
+		{"gnu/store/", tar.TypeDir, 0o755, "", ""},
+		{"tmp/", tar.TypeDir, 0o1777, "", ""},
+		{"bin", tar.TypeSymlink, 0o777, "", "/" + hello + "/bin"},
+		{hello + "/", tar.TypeDir, 0o555, "", ""},
+		{hello + "/bin/hello", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.byNam["libc-2.39"]) + "\n", ""},
+		{hello + "/bin/hello-again", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.byNam["libc-2.39"]) + "\n", ""},
+		{hello + "/share/doc/README", tar.TypeReg, 0o444, "hello's readme\n", ""},
+		{hello + "/share/doc/LIESMICH", tar.TypeSymlink, 0o777, "", "README"},
+		{hello + "/share/doc/café.txt", tar.TypeReg, 0o444, "non-ASCII name\n", ""},
+		{hello + "/share/doc/" + strings.Repeat("very-long-folder-name/", 6) + "file.txt", tar.TypeReg, 0o444, "deep\n", ""},
+		{hello + "/share/libc", tar.TypeSymlink, 0o777, "", string(f.byNam["libc-2.39"]) + "/lib"},
+		{strings.TrimPrefix(string(f.byNam["libc-2.39"]), "/") + "/share/empty/", tar.TypeDir, 0o555, "", ""},
+		{strings.TrimPrefix(string(f.byNam["greeting"]), "/"), tar.TypeReg, 0o555, "#!" + string(f.byNam["libc-2.39"]) + "/bin/sh\n", ""},
+		{strings.TrimPrefix(string(f.byNam["libc-link"]), "/"), tar.TypeSymlink, 0o777, "", string(f.byNam["libc-2.39"])},
+	}
+	for _, tt := range tests {
+		e, ok := byName[tt.name]
+		if !ok {
+			t.Errorf("%s: missing", tt.name)
+			continue
+		}
+		if e.hdr.Typeflag != tt.typ || e.hdr.Mode != tt.mode || string(e.data) != tt.data || e.hdr.Linkname != tt.target {
+			t.Errorf("%s: type %c mode %o data %q target %q; want %c %o %q %q", tt.name, e.hdr.Typeflag, e.hdr.Mode, e.data, e.hdr.Linkname, tt.typ, tt.mode, tt.data, tt.target)
+		}
+	}
+	// A long name USTAR can split goes in its prefix field; one it cannot
+	// goes in a PAX record.
+	if e := byName[hello+"/share/doc/"+strings.Repeat("very-long-folder-name/", 6)+"file.txt"]; e.hdr == nil || len(e.hdr.PAXRecords) != 0 {
+		t.Errorf("splittable long name: %v", e.hdr)
+	}
+	if e := byName[hello+"/share/doc/"+strings.Repeat("n", 120)]; e.hdr == nil || e.hdr.PAXRecords["path"] != e.hdr.Name || e.hdr.Format != tar.FormatPAX {
+		t.Errorf("unsplittable long name: %v", e.hdr)
+	}
+	if len(entries) != len(byName) {
+		t.Errorf("%d entries, %d distinct names", len(entries), len(byName))
+	}
+}
+
+// compareComponents orders slash-separated paths component by component,
+// the order of a depth-first walk with sorted siblings.
+func compareComponents(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if c := strings.Compare(as[i], bs[i]); c != 0 {
+			return c
+		}
+	}
+	return len(as) - len(bs)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLayerSizeMatches(t *testing.T) {
+	// Names around the USTAR limits, long symlink targets, empty files,
+	// sizes on and around block boundaries.
+	files := map[string]string{
+		"empty":                  "",
+		"block":                  strings.Repeat("b", 512),
+		"block+1":                strings.Repeat("b", 513),
+		strings.Repeat("n", 99):  "99",
+		strings.Repeat("m", 100): "100",
+		strings.Repeat("d", 60) + "/" + strings.Repeat("f", 60): "split",
+		"link":    "-> " + strings.Repeat("t", 150),
+		"ünïcödé": "x:exec",
+	}
+	for _, dir := range []store.Dir{"/gnu/store", "/nix/store", store.Dir("/" + strings.Repeat("s", 90) + "/store")} {
+		f := writeStore(t, dir, "", []fixtureItem{{name: "sizes", files: files}})
+		e := &spec.Export{Name: "sizes", Format: spec.FormatDocker}
+		sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "sizes")
+		for i := range sys.Image.Layers {
+			writeLayerBytes(t, &sys.Image.Layers[i], closureFS(sys), sys.Image.MTime)
+		}
+	}
+}
+
+func TestLayerErrors(t *testing.T) {
+	f := writeStore(t, "/gnu/store", "", []fixtureItem{{name: "fifo", files: map[string]string{"a": "a"}}})
+	if err := syscall.Mkfifo(filepath.Join(f.items[0].FSPath, "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &spec.Export{Name: "x", Format: spec.FormatDocker}
+	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "fifo")
+	var buf bytes.Buffer
+	if _, _, err := WriteLayer(&buf, &sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "named pipe") {
+		t.Errorf("layer with a FIFO: error %v", err)
+	}
+	if _, _, err := streamLayer(&buf, &sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "named pipe") {
+		t.Errorf("streamed layer with a FIFO: error %v", err)
+	}
+	if _, err := LayerSize(&sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "pipe") {
+		t.Errorf("size of a layer with a FIFO: error %v", err)
+	}
+	bad := []gen.Layer{
+		{Items: []store.Path{fakeStorePath("/gnu/store", "missing")}, Entries: []gen.Entry{{Path: "/gnu", Type: gen.EntryDirectory}, {Path: "/gnu/store", Type: gen.EntryDirectory}}},
+		{Items: sys.Image.Layers[0].Items},
+		{Entries: []gen.Entry{{Path: "/a/b", Type: gen.EntryDirectory}}},
+		{Entries: []gen.Entry{{Path: "/a", Type: gen.EntrySymlink, Target: "x"}, {Path: "/a/b", Type: gen.EntryDirectory}}},
+		{Entries: []gen.Entry{{Path: "relative", Type: gen.EntryDirectory}}},
+		{Entries: []gen.Entry{{Path: "/a", Type: "fifo"}}},
+	}
+	for _, l := range bad {
+		if _, _, err := WriteLayer(&buf, &l, 1, closureFS(sys)); err == nil {
+			t.Errorf("layer %+v: no error", l)
+		}
+	}
+}
+
+func TestReadFileChangedSize(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path    string
+		size    int64
+		wantErr string
+	}{
+		{p, 10, ""},
+		{p, 11, "shrank"},
+		{p, 9, "grew"},
+		{filepath.Join(dir, "link"), 10, "open"},
+		{filepath.Join(dir, "missing"), 10, "open"},
+	}
+	for _, tt := range tests {
+		ra := newReadAhead()
+		var got []byte
+		errc := make(chan error, 1)
+		go func() { errc <- ra.readFile(tt.path, tt.size); close(ra.msgs) }()
+		for m := range ra.msgs {
+			got = append(got, m.data...)
+			ra.free <- m.data[:0]
+		}
+		err := <-errc
+		switch {
+		case tt.wantErr == "" && (err != nil || string(got) != "0123456789"):
+			t.Errorf("read %s: %q, %v", tt.path, got, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("read %s as %d bytes: error %v, want %q", tt.path, tt.size, err, tt.wantErr)
+		}
+	}
+}
+
+// TestLayerReproducible writes the same layer from the same items and
+// from copies of them with other modes, owners and mtimes, under another
+// umask, time zone, working folder and GOMAXPROCS: the bytes are equal.
+func TestLayerReproducible(t *testing.T) {
+	f := writeStore(t, "/nix/store", "", helloItems())
+	l, fsPaths, mtime := oneLayer(t, f)
+	want := writeLayerBytes(t, l, fsPaths, mtime)
+
+	// A copy with other metadata: files group/world writable, folders
+	// 0700, another owner, mtimes all over the place.
+	oldUmask := syscall.Umask(0o077)
+	defer syscall.Umask(oldUmask)
+	copyRoot := t.TempDir()
+	g := writeStore(t, "/nix/store", copyRoot, helloItems())
+	when := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	err := filepath.Walk(copyRoot, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == copyRoot {
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			mode := os.FileMode(0o666) | fi.Mode().Perm()&0o100 | fi.Mode().Perm()&0o111
+			if fi.IsDir() {
+				mode = 0o700
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				return err
+			}
+			if err := os.Chtimes(p, when, when); err != nil {
+				return err
+			}
+		}
+		if os.Geteuid() == 0 {
+			return os.Lchown(p, 1234, 5678)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLocal := time.Local
+	time.Local = time.FixedZone("UTC+13", 13*3600)
+	defer func() { time.Local = oldLocal }()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	t.Chdir(t.TempDir())
+
+	l2, fsPaths2, mtime2 := oneLayer(t, g)
+	got := writeLayerBytes(t, l2, fsPaths2, mtime2)
+	if !bytes.Equal(want, got) {
+		t.Errorf("layers differ:\nfirst:\n%s\ncopy:\n%s", listing(t, want), listing(t, got))
+	}
+}

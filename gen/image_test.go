@@ -1,0 +1,528 @@
+package gen
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// imageFixture is a closure of n items in dir: item000 (the root, with a
+// bin folder on disk) refers to all others; item001 to item00n-1 refer to
+// nothing. Each item's FSPath is a folder in a temporary directory.
+func imageFixture(t *testing.T, dir store.Dir, n int) *System {
+	t.Helper()
+	tmp := t.TempDir()
+	sys := &System{Name: "x86_64-linux", ClosureDigest: "sha256:0123456789abcdef"}
+	var all []store.Path
+	for i := 0; i < n; i++ {
+		all = append(all, fakePath(dir, fmt.Sprintf("item%03d", i)))
+	}
+	for i, p := range all {
+		fs := filepath.Join(tmp, p.Base())
+		if err := os.MkdirAll(filepath.Join(fs, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		it := Item{Path: p, FSPath: fs, NarHash: "sha256:hash-of-" + p.Name(), References: []store.Path{}}
+		if i == 0 {
+			it.References = store.SortPaths(all)
+		}
+		sys.Closure = append(sys.Closure, it)
+	}
+	sys.Roots = []store.Path{all[0]}
+	return sys
+}
+
+func noEnv(string) string { return "" }
+
+func dockerExport(sys *System, mod func(*spec.Export)) *spec.Export {
+	e := &spec.Export{
+		Name:    "hello",
+		Format:  spec.FormatDocker,
+		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+	}
+	if mod != nil {
+		mod(e)
+	}
+	return e
+}
+
+func TestPlanImageLayerCounts(t *testing.T) {
+	tests := []struct {
+		items, maxLayers int
+		wantLayers       int
+		wantMerged       int // items in the last item layer
+	}{
+		{items: 5, maxLayers: 0, wantLayers: 6, wantMerged: 1}, // default 100
+		{items: 5, maxLayers: 1, wantLayers: 1, wantMerged: 5},
+		{items: 5, maxLayers: 2, wantLayers: 2, wantMerged: 5},
+		{items: 5, maxLayers: 3, wantLayers: 3, wantMerged: 4},
+		{items: 5, maxLayers: 6, wantLayers: 6, wantMerged: 1},
+		{items: 5, maxLayers: 127, wantLayers: 6, wantMerged: 1},
+		{items: 130, maxLayers: 127, wantLayers: 127, wantMerged: 5},
+		{items: 130, maxLayers: 0, wantLayers: 100, wantMerged: 32},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d items, max %d", tt.items, tt.maxLayers), func(t *testing.T) {
+			sys := imageFixture(t, "/gnu/store", tt.items)
+			e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = tt.maxLayers })
+			img, err := PlanImage(e, sys, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(img.Layers) != tt.wantLayers {
+				t.Fatalf("%d layers, want %d", len(img.Layers), tt.wantLayers)
+			}
+			if n := len(img.Config.History); n != tt.wantLayers {
+				t.Errorf("%d history entries, want %d", n, tt.wantLayers)
+			}
+			if n := len(img.Manifest.Layers); n != tt.wantLayers {
+				t.Errorf("%d manifest layers, want %d", n, tt.wantLayers)
+			}
+			lastItems := img.Layers[len(img.Layers)-1]
+			if tt.wantLayers > 1 {
+				lastItems = img.Layers[len(img.Layers)-2]
+				if top := img.Layers[len(img.Layers)-1]; len(top.Items) != 0 || top.CreatedBy != "storepack: folders and symlinks" {
+					t.Errorf("top layer: %+v, want the folders and symlinks", top)
+				}
+			}
+			if len(lastItems.Items) != tt.wantMerged {
+				t.Errorf("last item layer holds %d items, want %d", len(lastItems.Items), tt.wantMerged)
+			}
+			seen := map[store.Path]int{}
+			for _, l := range img.Layers {
+				for _, p := range l.Items {
+					seen[p]++
+				}
+			}
+			for _, it := range sys.Closure {
+				if seen[it.Path] != 1 {
+					t.Errorf("%s is in %d layers, want 1", it.Path, seen[it.Path])
+				}
+			}
+			// The root item is the least popular: it is never alone
+			// when items are merged.
+			if tt.items > tt.maxLayers-1 && tt.maxLayers > 2 {
+				if l := img.Layers[0]; len(l.Items) != 1 || l.Items[0] == sys.Roots[0] {
+					t.Errorf("bottom layer %v: want one popular item, not the root", l.Items)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanImageMaxLayersOutOfRange(t *testing.T) {
+	for _, m := range []int{-1, 128} {
+		sys := imageFixture(t, "/gnu/store", 2)
+		e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = m })
+		if _, err := PlanImage(e, sys, noEnv); err == nil || !strings.Contains(err.Error(), "max_layers") {
+			t.Errorf("max_layers %d: error %v, want one naming max_layers", m, err)
+		}
+	}
+}
+
+func TestPlanImageEntries(t *testing.T) {
+	tests := []struct {
+		name     string
+		dir      store.Dir
+		symlinks map[string]string
+		noBin    bool
+		want     func(root store.Path) []Entry
+	}{
+		{
+			name: "gnu default /bin",
+			dir:  "/gnu/store",
+			want: func(root store.Path) []Entry {
+				return []Entry{
+					{Path: "/bin", Type: EntrySymlink, Mode: 0o777, Target: string(root) + "/bin"},
+					{Path: "/gnu", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/gnu/store", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+				}
+			},
+		},
+		{
+			name:  "nix, root without bin",
+			dir:   "/nix/store",
+			noBin: true,
+			want: func(store.Path) []Entry {
+				return []Entry{
+					{Path: "/nix", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/nix/store", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+				}
+			},
+		},
+		{
+			name:     "no symlinks",
+			dir:      "/nix/store",
+			symlinks: map[string]string{},
+			want: func(store.Path) []Entry {
+				return []Entry{
+					{Path: "/nix", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/nix/store", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+				}
+			},
+		},
+		{
+			name:     "symlinks with parents, deeper store",
+			dir:      "/opt/x/store",
+			symlinks: map[string]string{"/usr/bin/env": "ROOT/bin/env", "/etc/ssl": "../x", "/usr/lib": "/lib"},
+			want: func(root store.Path) []Entry {
+				return []Entry{
+					{Path: "/etc", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/etc/ssl", Type: EntrySymlink, Mode: 0o777, Target: "../x"},
+					{Path: "/opt", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/opt/x", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/opt/x/store", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+					{Path: "/usr", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/usr/bin", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/usr/bin/env", Type: EntrySymlink, Mode: 0o777, Target: string(root) + "/bin/env"},
+					{Path: "/usr/lib", Type: EntrySymlink, Mode: 0o777, Target: "/lib"},
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := imageFixture(t, tt.dir, 3)
+			root := sys.Roots[0]
+			if tt.noBin {
+				if err := os.Remove(filepath.Join(sys.Closure[0].FSPath, "bin")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			links := tt.symlinks
+			if links != nil {
+				links = map[string]string{}
+				for k, v := range tt.symlinks {
+					links[k] = strings.ReplaceAll(v, "ROOT", string(root))
+				}
+			}
+			e := dockerExport(sys, func(e *spec.Export) { e.Image.Symlinks = links })
+			img, err := PlanImage(e, sys, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top := img.Layers[len(img.Layers)-1]
+			if diff := cmp.Diff(tt.want(root), top.Entries); diff != "" {
+				t.Errorf("extra layer entries (-want +got):\n%s", diff)
+			}
+			parents := storeParents(tt.dir)
+			for _, l := range img.Layers[:len(img.Layers)-1] {
+				if diff := cmp.Diff(parents, l.Entries); diff != "" {
+					t.Errorf("item layer entries (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanImageSymlinkErrors(t *testing.T) {
+	sys := imageFixture(t, "/gnu/store", 2)
+	outside := fakePath("/gnu/store", "not-in-closure")
+	tests := []struct {
+		links map[string]string
+		want  string
+	}{
+		{map[string]string{"/tmp/x": "/y"}, "temporary folder"},
+		{map[string]string{"/tmp": "/y"}, "temporary folder"},
+		{map[string]string{"/gnu/store/x": "/y"}, "inside the store folder"},
+		{map[string]string{"/gnu": "/y"}, "needs /gnu as a folder"},
+		{map[string]string{"/a": "/y", "/a/b": "/z"}, "inside symlink /a"},
+		{map[string]string{"relative": "/y"}, "clean absolute path"},
+		{map[string]string{"/a/../b": "/y"}, "clean absolute path"},
+		{map[string]string{"/": "/y"}, "clean absolute path"},
+		{map[string]string{"/a": ""}, "empty target"},
+		{map[string]string{"/bin": string(outside) + "/bin"}, "not in the closure"},
+	}
+	for _, tt := range tests {
+		e := dockerExport(sys, func(e *spec.Export) { e.Image.Symlinks = tt.links })
+		_, err := PlanImage(e, sys, noEnv)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("symlinks %v: error %v, want one with %q", tt.links, err, tt.want)
+		}
+	}
+}
+
+func TestSystemPlatform(t *testing.T) {
+	tests := []struct {
+		system string
+		want   Platform
+	}{
+		{"x86_64-linux", Platform{"amd64", "linux", ""}},
+		{"i686-linux", Platform{"386", "linux", ""}},
+		{"aarch64-linux", Platform{"arm64", "linux", ""}},
+		{"armhf-linux", Platform{"arm", "linux", "v7"}},
+		{"armv7l-linux", Platform{"arm", "linux", "v7"}},
+		{"armv6l-linux", Platform{"arm", "linux", "v6"}},
+		{"mips64el-linux", Platform{"mips64le", "linux", ""}},
+		{"powerpc64le-linux", Platform{"ppc64le", "linux", ""}},
+		{"riscv64-linux", Platform{"riscv64", "linux", ""}},
+		{"s390x-linux", Platform{"s390x", "linux", ""}},
+	}
+	for _, tt := range tests {
+		got, err := SystemPlatform(tt.system)
+		if err != nil || got != tt.want {
+			t.Errorf("SystemPlatform(%q) = %+v, %v; want %+v", tt.system, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"x86_64-darwin", "i586-gnu", "sparc-linux", "x86_64", ""} {
+		if _, err := SystemPlatform(bad); err == nil {
+			t.Errorf("SystemPlatform(%q): no error", bad)
+		}
+	}
+	if got := ImageSystems(); len(got) != len(architectures) || got[0] != "aarch64-linux" {
+		t.Errorf("ImageSystems() = %v", got)
+	}
+}
+
+func TestPlanImageTag(t *testing.T) {
+	tests := []struct {
+		name    string
+		tag     string
+		systems []string
+		want    []string // per system
+		wantErr string
+	}{
+		{name: "default", systems: []string{"x86_64-linux"}, want: []string{"hello:0123456789"}},
+		{name: "given", tag: "registry.example:5000/team/hello:1.0", systems: []string{"x86_64-linux"}, want: []string{"registry.example:5000/team/hello:1.0"}},
+		{name: "no tag part", tag: "hello", systems: []string{"x86_64-linux"}, want: []string{"hello:latest"}},
+		{name: "multi", tag: "hello:1.0", systems: []string{"x86_64-linux", "aarch64-linux", "armhf-linux"}, want: []string{"hello:1.0-amd64", "hello:1.0-arm64", "hello:1.0-armv7"}},
+		{name: "multi default", systems: []string{"x86_64-linux", "aarch64-linux"}, want: []string{"hello:0123456789-amd64", "hello:0123456789-arm64"}},
+		{name: "collision", tag: "hello:1.0", systems: []string{"armhf-linux", "armv7l-linux"}, wantErr: "collide"},
+		{name: "upper case", tag: "Hello:1.0", systems: []string{"x86_64-linux"}, wantErr: "lower-case"},
+		{name: "bad tag", tag: "hello:-x", systems: []string{"x86_64-linux"}, wantErr: "tag"},
+		{name: "digest", tag: "hello@sha256:00", systems: []string{"x86_64-linux"}, wantErr: "digests"},
+		{name: "unknown system", systems: []string{"sparc-linux"}, wantErr: "no image architecture"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := imageFixture(t, "/gnu/store", 2)
+			e := dockerExport(sys, func(e *spec.Export) {
+				e.Image.Tag = tt.tag
+				e.Systems = nil
+				for _, s := range tt.systems {
+					e.Systems = append(e.Systems, spec.System{Name: s, Paths: sys.Roots})
+				}
+			})
+			var got []string
+			for _, s := range tt.systems {
+				sys.Name = s
+				img, err := PlanImage(e, sys, noEnv)
+				if err != nil {
+					if tt.wantErr == "" || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("error %v, want %q", err, tt.wantErr)
+					}
+					return
+				}
+				got = append(got, img.Tag)
+				if diff := cmp.Diff([]string{img.Tag}, img.Manifest.RepoTags); diff != "" {
+					t.Errorf("RepoTags (-want +got):\n%s", diff)
+				}
+			}
+			if tt.wantErr != "" {
+				t.Fatalf("no error, want %q", tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("tags (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPlanImageCreated(t *testing.T) {
+	tests := []struct {
+		created, epoch string
+		want           time.Time
+		wantErr        string
+	}{
+		{want: time.Date(1970, 1, 1, 0, 0, 1, 0, time.UTC)},
+		{epoch: "1700000000", want: time.Unix(1700000000, 0).UTC()},
+		{created: "2024-05-06T07:08:09+02:00", epoch: "1700000000", want: time.Date(2024, 5, 6, 5, 8, 9, 0, time.UTC)},
+		{epoch: "soon", wantErr: "SOURCE_DATE_EPOCH"},
+		{created: "yesterday", wantErr: "RFC 3339"},
+		{created: "1969-12-31T23:59:59Z", wantErr: "before 1970"},
+	}
+	for _, tt := range tests {
+		sys := imageFixture(t, "/gnu/store", 2)
+		e := dockerExport(sys, func(e *spec.Export) { e.Image.Created = tt.created })
+		img, err := PlanImage(e, sys, func(k string) string {
+			if k == "SOURCE_DATE_EPOCH" {
+				return tt.epoch
+			}
+			return ""
+		})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("created %q, epoch %q: error %v, want %q", tt.created, tt.epoch, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !img.Config.Created.Equal(tt.want) || img.Config.Created.Location() != time.UTC || img.MTime != tt.want.Unix() {
+			t.Errorf("created %q, epoch %q: config created %v, mtime %d; want %v", tt.created, tt.epoch, img.Config.Created, img.MTime, tt.want)
+		}
+		for _, h := range img.Config.History {
+			if !h.Created.Equal(tt.want) {
+				t.Errorf("history created %v, want %v", h.Created, tt.want)
+			}
+		}
+	}
+}
+
+func TestPlanImageConfig(t *testing.T) {
+	sys := imageFixture(t, "/gnu/store", 2)
+	root := string(sys.Roots[0])
+	e := dockerExport(sys, func(e *spec.Export) {
+		e.Image = spec.Image{
+			Entrypoint:   []string{"/default/entry"},
+			Cmd:          []string{"--help"},
+			Env:          map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"},
+			WorkingDir:   "/work",
+			User:         "1000:1000",
+			Labels:       map[string]string{"org.opencontainers.image.source": "https://example.org"},
+			ExposedPorts: []string{"8080/tcp", "53/udp", "9000"},
+			Volumes:      []string{"/data"},
+		}
+		e.Systems[0].Entrypoint = []string{root + "/bin/hello"}
+	})
+	img, err := PlanImage(e, sys, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(img.Config.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"User":"1000:1000","ExposedPorts":{"53/udp":{},"8080/tcp":{},"9000/tcp":{}},` +
+		`"Env":["A=x=y","LANG=C.UTF-8","PATH=/bin"],"Entrypoint":["` + root + `/bin/hello"],"Cmd":["--help"],` +
+		`"Volumes":{"/data":{}},"WorkingDir":"/work","Labels":{"org.opencontainers.image.source":"https://example.org"}}`
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if p := img.Config.Platform; p.Architecture != "amd64" || p.OS != "linux" || img.Config.RootFS.Type != "layers" {
+		t.Errorf("platform %+v, rootfs %+v", p, img.Config.RootFS)
+	}
+}
+
+func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
+	sys := imageFixture(t, "/gnu/store", 6)
+	e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = 4 })
+	before, err := PlanImage(e, sys, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Change the content of one item that has a layer of its own, then of
+	// one in the merged layer.
+	for _, changed := range []store.Path{before.Layers[1].Items[0], before.Layers[2].Items[1]} {
+		sys2 := *sys
+		sys2.Closure = append([]Item(nil), sys.Closure...)
+		for i := range sys2.Closure {
+			if sys2.Closure[i].Path == changed {
+				sys2.Closure[i].NarHash += "-changed"
+			}
+		}
+		after, err := PlanImage(e, &sys2, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range before.Layers {
+			holds := false
+			for _, p := range before.Layers[i].Items {
+				holds = holds || p == changed
+			}
+			if same := before.Layers[i].ID == after.Layers[i].ID; same == holds {
+				t.Errorf("change of %s: layer %d (holds it: %v) ID changed: %v", changed.Name(), i, holds, !same)
+			}
+		}
+	}
+	// And the mtime changes no layer ID.
+	later, err := PlanImage(e, sys, func(string) string { return "1700000000" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before.Layers {
+		if before.Layers[i].ID != later.Layers[i].ID {
+			t.Errorf("layer %d: ID changed with SOURCE_DATE_EPOCH", i)
+		}
+	}
+}
+
+func TestSetDiffIDs(t *testing.T) {
+	sys := imageFixture(t, "/gnu/store", 2)
+	img, err := PlanImage(dockerExport(sys, nil), sys, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.SetDiffIDs([]digest.Digest{digest.FromString("x")}, []int64{1}); err == nil {
+		t.Error("SetDiffIDs with too few ids: no error")
+	}
+	var ids []digest.Digest
+	var sizes []int64
+	for i := range img.Layers {
+		ids = append(ids, digest.FromString(fmt.Sprint(i)))
+		sizes = append(sizes, int64(1024*(i+1)))
+	}
+	if err := img.SetDiffIDs(ids, sizes); err != nil {
+		t.Fatal(err)
+	}
+	b, err := img.ConfigJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.ConfigDigest != digest.FromBytes(b) || img.Manifest.Config != img.ConfigDigest.Encoded()+".json" {
+		t.Errorf("config digest %s, manifest config %s; config hashes to %s", img.ConfigDigest, img.Manifest.Config, digest.FromBytes(b))
+	}
+	if diff := cmp.Diff(ids, img.Config.RootFS.DiffIDs); diff != "" {
+		t.Errorf("diff ids (-want +got):\n%s", diff)
+	}
+	for i, l := range img.Layers {
+		if l.DiffID != ids[i] || l.Size != sizes[i] {
+			t.Errorf("layer %d: %s %d, want %s %d", i, l.DiffID, l.Size, ids[i], sizes[i])
+		}
+	}
+}
+
+func TestModeJSON(t *testing.T) {
+	for _, m := range []Mode{0o755, 0o1777, 0o444, 0} {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Mode
+		if err := json.Unmarshal(b, &back); err != nil || back != m {
+			t.Errorf("mode %o: JSON %s reads back as %o, %v", m, b, back, err)
+		}
+	}
+	if b, _ := json.Marshal(Mode(0o755)); string(b) != `"0755"` {
+		t.Errorf("0755 marshals as %s", b)
+	}
+	var m Mode
+	if err := json.Unmarshal([]byte(`"9"`), &m); err == nil {
+		t.Error(`mode "9": no error`)
+	}
+}
+
+// The spec accepts the systems this table maps: every one of them must
+// have a platform.
+func TestSpecSystemsHavePlatforms(t *testing.T) {
+	for _, s := range spec.Systems {
+		if _, err := SystemPlatform(s); err != nil {
+			t.Errorf("spec.Systems has %s: %v", s, err)
+		}
+	}
+}
