@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/storepack/storepack/platform"
 	"os"
 	"path"
 	"regexp"
@@ -126,64 +127,8 @@ const (
 var DefaultCreated = time.Unix(1, 0).UTC()
 
 // Platform is the architecture, os and variant of a system's images, as
-// image configs and OCI indexes write them.
-type Platform struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-	Variant      string `json:"variant,omitempty"`
-}
-
-// architectures maps the CPU part of Guix and Nix system names to image
-// architectures and variants: the one table of them.
-var architectures = map[string]Platform{
-	"x86_64":      {Architecture: "amd64"},
-	"i686":        {Architecture: "386"},
-	"aarch64":     {Architecture: "arm64"},
-	"armhf":       {Architecture: "arm", Variant: "v7"}, // Guix
-	"arm":         {Architecture: "arm", Variant: "v7"},
-	"armv7l":      {Architecture: "arm", Variant: "v7"}, // Nix
-	"armv6l":      {Architecture: "arm", Variant: "v6"}, // Nix
-	"mips64el":    {Architecture: "mips64le"},
-	"powerpc64le": {Architecture: "ppc64le"},
-	"riscv64":     {Architecture: "riscv64"},
-	"s390x":       {Architecture: "s390x"},
-}
-
-// imageOSes maps the kernel part of system names to image operating systems.
-var imageOSes = map[string]string{"linux": "linux"}
-
-// SystemPlatform maps a Guix/Nix system name such as x86_64-linux or
-// armhf-linux to its image platform (amd64/linux, arm/linux/v7). Unknown
-// CPUs and kernels are errors.
-func SystemPlatform(system string) (Platform, error) {
-	cpu, kernel, ok := strings.Cut(system, "-")
-	if !ok {
-		return Platform{}, fmt.Errorf("system %q: not <cpu>-<kernel> (known: %s)", system, strings.Join(ImageSystems(), ", "))
-	}
-	p, okCPU := architectures[cpu]
-	osName, okOS := imageOSes[kernel]
-	if !okCPU || !okOS {
-		return Platform{}, fmt.Errorf("system %q has no image architecture (known: %s)", system, strings.Join(ImageSystems(), ", "))
-	}
-	p.OS = osName
-	return p, nil
-}
-
-// ImageSystems lists the system names SystemPlatform knows, sorted.
-func ImageSystems() []string {
-	var out []string
-	for cpu := range architectures {
-		for kernel := range imageOSes {
-			out = append(out, cpu+"-"+kernel)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// suffix is what a tag gets for this platform in multi-system exports:
-// the architecture and variant, e.g. amd64, arm64, armv7.
-func (p Platform) suffix() string { return p.Architecture + p.Variant }
+// Platform is an image platform: architecture, OS and variant.
+type Platform = platform.Platform
 
 // planImage plans the image of one system of a docker or oci export,
 // reading SOURCE_DATE_EPOCH from the environment.
@@ -200,7 +145,7 @@ func PlanImage(e *spec.Export, sys *System, getenv func(string) string) (*Image,
 	if len(sys.Closure) == 0 {
 		return nil, errors.New("image of an empty closure")
 	}
-	plat, err := SystemPlatform(sys.Name)
+	plat, err := platform.Lookup(sys.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -436,12 +381,12 @@ func imageTag(e *spec.Export, sys *System, plat Platform) (string, error) {
 	if len(e.Systems) > 1 {
 		for i := range e.Systems {
 			if other := e.Systems[i].Name; other != sys.Name {
-				if p, err := SystemPlatform(other); err == nil && p.suffix() == plat.suffix() {
-					return "", fmt.Errorf("systems %s and %s both give images for %s: their tags would collide", sys.Name, other, plat.suffix())
+				if p, err := platform.Lookup(other); err == nil && p.TagSuffix() == plat.TagSuffix() {
+					return "", fmt.Errorf("systems %s and %s both give images for %s: their tags would collide", sys.Name, other, plat.TagSuffix())
 				}
 			}
 		}
-		tag += "-" + plat.suffix()
+		tag += "-" + plat.TagSuffix()
 		if !tagPattern.MatchString(tag) {
 			return "", fmt.Errorf("tag %q is too long once the architecture is appended", tag)
 		}

@@ -256,38 +256,6 @@ func TestPlanImageSymlinkErrors(t *testing.T) {
 	}
 }
 
-func TestSystemPlatform(t *testing.T) {
-	tests := []struct {
-		system string
-		want   Platform
-	}{
-		{"x86_64-linux", Platform{"amd64", "linux", ""}},
-		{"i686-linux", Platform{"386", "linux", ""}},
-		{"aarch64-linux", Platform{"arm64", "linux", ""}},
-		{"armhf-linux", Platform{"arm", "linux", "v7"}},
-		{"armv7l-linux", Platform{"arm", "linux", "v7"}},
-		{"armv6l-linux", Platform{"arm", "linux", "v6"}},
-		{"mips64el-linux", Platform{"mips64le", "linux", ""}},
-		{"powerpc64le-linux", Platform{"ppc64le", "linux", ""}},
-		{"riscv64-linux", Platform{"riscv64", "linux", ""}},
-		{"s390x-linux", Platform{"s390x", "linux", ""}},
-	}
-	for _, tt := range tests {
-		got, err := SystemPlatform(tt.system)
-		if err != nil || got != tt.want {
-			t.Errorf("SystemPlatform(%q) = %+v, %v; want %+v", tt.system, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"x86_64-darwin", "i586-gnu", "sparc-linux", "x86_64", ""} {
-		if _, err := SystemPlatform(bad); err == nil {
-			t.Errorf("SystemPlatform(%q): no error", bad)
-		}
-	}
-	if got := ImageSystems(); len(got) != len(architectures) || got[0] != "aarch64-linux" {
-		t.Errorf("ImageSystems() = %v", got)
-	}
-}
-
 func TestPlanImageTag(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -514,15 +482,5 @@ func TestModeJSON(t *testing.T) {
 	var m Mode
 	if err := json.Unmarshal([]byte(`"9"`), &m); err == nil {
 		t.Error(`mode "9": no error`)
-	}
-}
-
-// The spec accepts the systems this table maps: every one of them must
-// have a platform.
-func TestSpecSystemsHavePlatforms(t *testing.T) {
-	for _, s := range spec.Systems {
-		if _, err := SystemPlatform(s); err != nil {
-			t.Errorf("spec.Systems has %s: %v", s, err)
-		}
 	}
 }

@@ -202,7 +202,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 				s := sv.AsString()
 				switch {
 				case !KnownSystem(s):
-					l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Unknown system", "%q is not a known system; known ones: %s.", s, strings.Join(Systems, ", "))
+					l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Unknown system", "%q is not a known system; known ones: %s.", s, strings.Join(Systems(), ", "))
 				case slices.Contains(names, s):
 					l.errorf(elemRange(a.Expr, i, v.LengthInt()), "Duplicate system", "%q is listed twice.", s)
 				default:
@@ -225,7 +225,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 		name := b.Labels[0]
 		switch {
 		case !KnownSystem(name):
-			l.errorf(b.LabelRanges[0].Ptr(), "Unknown system", "%q is not a known system; known ones: %s.", name, strings.Join(Systems, ", "))
+			l.errorf(b.LabelRanges[0].Ptr(), "Unknown system", "%q is not a known system; known ones: %s.", name, strings.Join(Systems(), ", "))
 			continue
 		case byName[name].b != nil:
 			l.errorf(b.DefRange.Ptr(), "Duplicate system block", "The export %q already has a block for %s at %s.", e.Name, name, pos(byName[name].b.DefRange))
