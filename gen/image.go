@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -435,10 +436,11 @@ func imageSymlinks(e *spec.Export, ss *spec.System, sys *System, fsPaths map[sto
 	}
 	fi, err := os.Lstat(fsPath + "/bin")
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		// No bin folder, or a first root that is a file, not a folder.
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, nil
 		}
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", first, err)
 	}
 	if !fi.IsDir() && fi.Mode()&os.ModeSymlink == 0 {
 		return nil, nil

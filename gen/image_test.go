@@ -136,6 +136,7 @@ func TestPlanImageEntries(t *testing.T) {
 		dir      store.Dir
 		symlinks map[string]string
 		noBin    bool
+		rootFile bool // the first root is a file, not a folder
 		want     func(root store.Path) []Entry
 	}{
 		{
@@ -158,6 +159,18 @@ func TestPlanImageEntries(t *testing.T) {
 				return []Entry{
 					{Path: "/nix", Type: EntryDirectory, Mode: 0o755},
 					{Path: "/nix/store", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+				}
+			},
+		},
+		{
+			name:     "gnu, root is a single file",
+			dir:      "/gnu/store",
+			rootFile: true,
+			want: func(store.Path) []Entry {
+				return []Entry{
+					{Path: "/gnu", Type: EntryDirectory, Mode: 0o755},
+					{Path: "/gnu/store", Type: EntryDirectory, Mode: 0o755},
 					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
 				}
 			},
@@ -198,8 +211,17 @@ func TestPlanImageEntries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := imageFixture(t, tt.dir, 3)
 			root := sys.Roots[0]
-			if tt.noBin {
+			if tt.noBin || tt.rootFile {
 				if err := os.Remove(filepath.Join(sys.Closure[0].FSPath, "bin")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.rootFile {
+				fs := sys.Closure[0].FSPath
+				if err := os.Remove(fs); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(fs, []byte("#!/bin/sh\n"), 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}
