@@ -56,7 +56,7 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 // what it wrote.
 func build(o Options) (*Lock, error) {
 	o = o.WithDefaults()
-	plan, err := Plan(o)
+	plan, err := plan(o)
 	if err != nil {
 		return nil, err
 	}

@@ -111,8 +111,27 @@ func selectExports(sp *spec.Spec, names []string) error {
 	return nil
 }
 
-// Plan loads the spec and evaluates it into a plan; nothing is written.
+// Plan loads the spec and evaluates it into a plan, with the digests of
+// every image layer and config (which means reading every store file of
+// the images); nothing is written.
 func Plan(o Options) (*gen.Plan, error) {
+	plan, err := plan(o)
+	if err != nil {
+		return nil, err
+	}
+	for i := range plan.Exports {
+		if e := &plan.Exports[i]; e.Systems[0].Image != nil {
+			if err := export.DigestLayers(e); err != nil {
+				return nil, fmt.Errorf("export %q: %w", e.Name, err)
+			}
+		}
+	}
+	return plan, nil
+}
+
+// plan is Plan without the layer digests, which writing the archives
+// computes anyway.
+func plan(o Options) (*gen.Plan, error) {
 	sp, err := Load(o)
 	if err != nil {
 		return nil, err
@@ -124,11 +143,11 @@ func Plan(o Options) (*gen.Plan, error) {
 // the files written.
 func Export(o Options) ([]export.File, error) {
 	o = o.WithDefaults()
-	plan, err := Plan(o)
+	p, err := plan(o)
 	if err != nil {
 		return nil, err
 	}
-	return export.Write(plan, o.OutDir)
+	return export.Write(p, o.OutDir)
 }
 
 // lockPath is the lock file of o's spec.

@@ -1,0 +1,114 @@
+package storepack
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/storepack/storepack/internal/oracle"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files from the code under test")
+
+var buildExamples = sync.OnceValue(func() error {
+	// The same build as `go run mage.go examples`.
+	for _, arch := range []string{"amd64", "arm64"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=",
+			"-o", "examples/build/"+arch+"/app", "./examples/app")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return &exec.ExitError{Stderr: out}
+		}
+	}
+	return nil
+})
+
+// examples builds the example program and returns options for the
+// bundled examples spec with outputs in a temporary folder.
+func examples(t *testing.T) Options {
+	t.Helper()
+	if err := buildExamples(); err != nil {
+		t.Fatalf("building the example program: %v", err)
+	}
+	return Options{SpecDir: "examples", OutDir: t.TempDir()}
+}
+
+// TestExamplesPlan compares the plan of the bundled examples with
+// examples/plan.golden.json; -update rewrites it.
+func TestExamplesPlan(t *testing.T) {
+	plan, err := Plan(examples(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	if err := WritePlan(&got, plan); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("examples", "plan.golden.json")
+	if *update {
+		must(t, os.WriteFile(golden, []byte(got.String()), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test . -update writes it)", err)
+	}
+	if d := cmp.Diff(string(want), got.String()); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", golden, d)
+	}
+}
+
+// TestExamplesRun exports the bundled examples, imports the bundle into a
+// throwaway Nix store and runs the docker image with podman.
+func TestExamplesRun(t *testing.T) {
+	o := examples(t)
+	files, err := Export(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		out[f.Export] = filepath.Join(o.OutDir, f.Path)
+	}
+
+	t.Run("nar imports into Nix", func(t *testing.T) {
+		nixStore := oracle.Require(t, "nix-store")
+		chroot := t.TempDir()
+		f, err := os.Open(out["app-nar"])
+		must(t, err)
+		defer f.Close()
+		cmd := exec.Command(nixStore, "--store", chroot, "--import")
+		cmd.Env = append(os.Environ(), "NIX_REMOTE=", "NIX_STORE_DIR=/gnu/store", "NIX_STATE_DIR=/var/guix", "NIX_LOG_DIR=/var/log/guix")
+		cmd.Stdin = f
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("nix-store --import: %v\n%s", err, b)
+		}
+		path := strings.TrimSpace(string(b))
+		// Nix 2.8 keeps a chroot store's files in ROOT/nix/store whatever
+		// its logical store folder.
+		run, err := exec.Command(filepath.Join(chroot, "nix", "store", filepath.Base(path))).Output()
+		if err != nil || string(run) != "hello from storepack (linux/amd64)\n" {
+			t.Errorf("imported %s ran: %q, %v", path, run, err)
+		}
+	})
+
+	t.Run("docker image runs in podman", func(t *testing.T) {
+		podman := oracle.Require(t, "podman")
+		oracle.Require(t, "runc")
+		if b, err := exec.Command(podman, "load", "-i", out["app-docker"]).CombinedOutput(); err != nil {
+			t.Fatalf("podman load: %v\n%s", err, b)
+		}
+		const tag = "storepack-example/app:1.0.0"
+		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", tag).Run() })
+		b, err := exec.Command(podman, "run", "--rm", "--network", "none", tag).CombinedOutput()
+		if err != nil || string(b) != "hello, docker (linux/amd64)\n" {
+			t.Errorf("podman run %s: %q, %v", tag, b, err)
+		}
+	})
+}
