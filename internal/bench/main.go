@@ -55,7 +55,23 @@ func main() {
 	}
 	row("dump to a file", "<= 1.0", []string{bin, "dump", item}, []string{"nix-store", "--dump", item})
 	row("hash", "<= 0.8", []string{bin, "hash", item}, []string{"nix-hash", "--type", "sha256", item})
-	row("bundle of the closure", "<= 1.0", append([]string{bin, "bundle"}, item), append([]string{"nix-store", "--export"}, closure...))
+	row("bundle of the closure", "<= 1.0", []string{bin, "bundle", "--store", "/nix/store", item}, append([]string{"nix-store", "--export"}, closure...))
+
+	spec := filepath.Join(tmp, "spec")
+	check(os.MkdirAll(spec, 0o755))
+	check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte(`store {
+  dir = "/nix/store"
+}
+
+export "bench" {
+  format  = "docker"
+  paths   = ["`+item+`"]
+  systems = ["x86_64-linux"]
+  output  = "bench.tar"
+}
+`), 0o644))
+	exportOut := filepath.Join(tmp, "export")
+	row("docker export of the closure", "<= 1.2", []string{bin, "export", "-C", spec, "--out", exportOut}, append([]string{"nix-store", "--export"}, closure...))
 	check(tw.Flush())
 }
 
