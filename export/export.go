@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/storepack/storepack/gen"
 )
@@ -62,8 +63,24 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 			files = append(files, f)
 		}
 		return files, nil
+	case "binary-cache":
+		return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey})
 	case "docker":
 		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return WriteDocker(w, e) })
+		if err != nil {
+			return nil, fmt.Errorf("export %q: %w", e.Name, err)
+		}
+		f.Export = e.Name
+		return []File{f}, nil
+	case "oci":
+		var f File
+		var err error
+		if strings.HasSuffix(e.Output, ".tar") {
+			dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
+			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e) })
+		} else {
+			f, err = writeOCIDir(outDir, e.Output, e)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
 		}

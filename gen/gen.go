@@ -45,7 +45,8 @@ type generator struct {
 }
 
 func (g *generator) export(e *spec.Export) (*Export, error) {
-	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure}
+	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
+		Compression: e.NarCompression, SignKey: e.SignKey}
 	for i := range e.Systems {
 		ss := &e.Systems[i]
 		sys := &System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}

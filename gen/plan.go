@@ -27,6 +27,10 @@ type Export struct {
 	// Push is the registry reference the image goes to, or "".
 	Push     string `json:"push,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
+	// Compression is how a binary cache compresses its NARs (xz, zstd,
+	// none); SignKey the secret key file that signs its narinfos.
+	Compression string `json:"compression,omitempty"`
+	SignKey     string `json:"sign_key,omitempty"`
 }
 
 // System is the plan of one export for one target system.

@@ -30,7 +30,7 @@ const (
 //	  on spec/storepack.hcl:2:12, in export "hello":
 //	     2 |   format = "tar"
 //	       |            ^^^^^
-//	The format "tar" is not one of "nar", "docker", "oci".
+//	The format "tar" is not one of "nar", "docker", "oci", "binary-cache".
 //
 // files holds the parsed files by name (hclparse.Parser.Files()); a file
 // not in it is read from disk. color adds ANSI colors.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/store"
 )
 
@@ -33,10 +34,14 @@ const (
 )
 
 // Formats lists the formats an export may have.
-var Formats = []string{FormatNAR, FormatDocker, FormatOCI}
+var Formats = []string{FormatNAR, FormatDocker, FormatOCI, FormatBinaryCache}
 
 // Compressions lists the layer compressions of image exports.
 var Compressions = []string{"none", "gzip", "zstd"}
+
+// CacheCompressions lists the NAR compressions of binary-cache exports,
+// the default first.
+var CacheCompressions = binarycache.WriteCompressions
 
 // imageAttrs are the export attributes that only images have.
 var imageAttrs = []string{
@@ -53,7 +58,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "working_dir"}, {Name: "user"}, {Name: "labels"},
 		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
-		{Name: "push"}, {Name: "insecure"},
+		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "system", LabelNames: []string{"name"}}},
 }
@@ -141,9 +146,10 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		l.errorf(attrs["format"].Expr.Range().Ptr(), "Missing format", "An export needs a format: one of %s.", quoteList(Formats))
 	}
 	image := e.Format == FormatDocker || e.Format == FormatOCI
-	if e.Format == FormatNAR {
+	cache := e.Format == FormatBinaryCache
+	if e.Format == FormatNAR || cache {
 		for _, name := range imageAttrs {
-			if a := attrs[name]; a != nil {
+			if a := attrs[name]; a != nil && !(cache && name == "compression") {
 				l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", name, e.Name, e.Format)
 			}
 		}
@@ -158,6 +164,12 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	}
 	l.systems(d, content.Blocks, sysDefaults{paths, pset || !pok, entrypoint, cmd})
 	l.output(d)
+	if a := attrs["sign_key"]; a != nil && !cache && e.Format != "" {
+		l.errorf(a.NameRange.Ptr(), "Attribute only for binary caches", "sign_key applies to binary-cache exports; the export %q has format %q.", e.Name, e.Format)
+	}
+	if cache {
+		l.cache(d)
+	}
 	if !image {
 		return d
 	}
@@ -235,7 +247,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
-		if e.Format == FormatNAR {
+		if e.Format == FormatNAR || e.Format == FormatBinaryCache {
 			for _, an := range []string{"entrypoint", "cmd"} {
 				if a := content.Attributes[an]; a != nil {
 					l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", an, e.Name, e.Format)
@@ -258,7 +270,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 			if ps, set, ok := l.storePaths(sb.attrs["paths"]); set || !ok {
 				sys.Paths, given = ps, true
 			}
-			if e.Format != FormatNAR {
+			if e.Format != FormatNAR && e.Format != FormatBinaryCache {
 				if ep, set := l.entrypoint(sb.attrs["entrypoint"]); set {
 					sys.Entrypoint = ep
 				}
@@ -293,7 +305,7 @@ func (l *loader) output(d *exportDecl) {
 			e.Output = e.Name + ".nar"
 		case FormatDocker:
 			e.Output = e.Name + ".tar"
-		case FormatOCI:
+		case FormatOCI, FormatBinaryCache:
 			e.Output = e.Name
 		}
 		return
@@ -304,6 +316,34 @@ func (l *loader) output(d *exportDecl) {
 		return
 	}
 	e.Output = path.Clean(o)
+}
+
+// cache decodes the settings of a binary-cache export: the NARs'
+// compression and the signing key, which is read and checked here so that
+// a missing or bad key is reported at its attribute.
+func (l *loader) cache(d *exportDecl) {
+	e, attrs := &d.e, d.attrs
+	e.NarCompression = CacheCompressions[0]
+	if c, set, ok := l.evalString(attrs["compression"]); ok && set {
+		if slices.Contains(CacheCompressions, c) {
+			e.NarCompression = c
+		} else {
+			l.errorf(attrs["compression"].Expr.Range().Ptr(), "Unknown compression", "The compression %q of a binary cache's NARs is not one of %s.", c, quoteList(CacheCompressions))
+		}
+	}
+	a := attrs["sign_key"]
+	p, set, ok := l.evalString(a)
+	if !ok || !set {
+		return
+	}
+	if p == "" {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "sign_key is the path of a secret key file, not an empty string; leave it out for an unsigned cache.")
+		return
+	}
+	e.SignKey = l.absPath(p)
+	if _, err := binarycache.ReadSecretKey(e.SignKey); err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Make a key pair with `storepack keygen NAME` or `nix-store --generate-binary-cache-key NAME SECRET PUBLIC`.", upperFirst(err.Error()))
+	}
 }
 
 // image decodes the settings of a docker or oci export.

@@ -1,7 +1,7 @@
 // Package spec loads storepack's HCL spec files into typed specs. Every
 // problem is an hcl.Diagnostic pointing at file, line and column.
 //
-// The language is the one /work/shared/SPEC.md describes, with these
+// The language is the one docs/spec.md describes, with these
 // choices:
 //
 //   - A spec is every *.hcl file of a folder (not starting with a dot),
@@ -27,13 +27,19 @@
 //     source's store path. An entry point's first element, when in the
 //     store, must exist; symlink targets in the store need their item.
 //   - Image attributes (tag ... insecure, and entrypoint and cmd of system
-//     blocks) on a nar export are errors, not warnings. insecure without
-//     push is a warning.
+//     blocks) on a nar export are errors, not warnings; on a binary-cache
+//     export too, but for compression, which there is the NARs' ("xz",
+//     "zstd" or "none"). sign_key, only on binary-cache exports, names a
+//     secret key file (relative to the spec folder) in the format of
+//     `nix-store --generate-binary-cache-key`; a missing or bad key is an
+//     error at load time, and the export reads the file again when it
+//     writes. insecure without push is a warning.
 //   - systems, when unset, is the system blocks' names, else the host's
 //     (LoadOptions.System); systems named only by a block are added after
 //     those listed.
-//   - Defaults filled in: output <name>.nar, <name>.tar or <name>;
-//     max_layers 100; compression "none"; created from SOURCE_DATE_EPOCH
+//   - Defaults filled in: output <name>.nar, <name>.tar or <name> (oci
+//     and binary-cache); max_layers 100; compression "none" (images) or
+//     "xz" (binary-cache); created from SOURCE_DATE_EPOCH
 //     else 1970-01-01T00:00:01Z; exposed ports "N" become "N/tcp"; each
 //     System gets the export's paths, entrypoint and cmd unless its block
 //     overrides them. Tag "" still means gen's default.
@@ -54,6 +60,9 @@ const (
 	FormatNAR    = "nar"
 	FormatDocker = "docker"
 	FormatOCI    = "oci"
+	// FormatBinaryCache is a Nix binary cache folder (package
+	// binarycache): nix-cache-info, narinfos and compressed NARs.
+	FormatBinaryCache = "binary-cache"
 )
 
 // Spec is a fully evaluated spec: every expression has been resolved.
@@ -106,7 +115,7 @@ type Source struct {
 type Export struct {
 	// Name is the block label.
 	Name string
-	// Format is FormatNAR, FormatDocker or FormatOCI.
+	// Format is FormatNAR, FormatDocker, FormatOCI or FormatBinaryCache.
 	Format string
 	// Systems are the Guix/Nix system names, in the order given
 	// (default: the host's); each has its paths and entry point.
@@ -119,6 +128,13 @@ type Export struct {
 	Push string
 	// Insecure allows plain http for Push.
 	Insecure bool
+	// NarCompression is the NARs' compression of a binary-cache export:
+	// "xz" (the default, as Nix), "zstd" or "none"; "" for other formats.
+	NarCompression string `json:",omitempty"`
+	// SignKey is the secret key file (absolute) that signs a binary-cache
+	// export's narinfos, or "" for unsigned ones. Load checks it; the
+	// export reads it again when it writes.
+	SignKey string `json:",omitempty"`
 	// Range is where the block is; Attrs where each attribute set is, by name.
 	Range hcl.Range
 	Attrs map[string]hcl.Range

@@ -57,6 +57,8 @@ var verbs = []*verb{
 	verifyVerb,
 	validateVerb,
 	fmtVerb,
+	keygenVerb,
+	verifyCacheVerb,
 }
 
 // env is what a verb runs with.

@@ -1,0 +1,493 @@
+package binarycache
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store"
+)
+
+// Item is a store item to put in a cache.
+type Item struct {
+	// Path is its store path.
+	Path store.Path
+	// NarHash and NarSize are those of its NAR serialisation, as the
+	// store records them; Write checks the NAR it makes against them.
+	NarHash Hash
+	NarSize int64
+	// References are the items it refers to (full paths, itself included
+	// when it refers to itself).
+	References []store.Path
+	// Deriver is the derivation that built it (full path or base name),
+	// or "".
+	Deriver string
+	// CA is its content address, or "".
+	CA string
+	// FSPath is where its files are read from (its store path, or a
+	// local copy).
+	FSPath string
+}
+
+// Options are the settings of Write.
+type Options struct {
+	// StoreDir is the store folder of the items, written in
+	// nix-cache-info and checked against an existing one.
+	StoreDir store.Dir
+	// Compression is CompressionXZ (the default, as Nix), CompressionZstd
+	// or CompressionNone.
+	Compression string
+	// Key signs every narinfo written; nil writes them unsigned.
+	Key *SecretKey
+	// Jobs is how many NARs are made at once; 0 means GOMAXPROCS.
+	Jobs int
+}
+
+// Entry is one item's entry in the cache after Write.
+type Entry struct {
+	// NarInfo is the item's narinfo: the one written, or the one found.
+	NarInfo *NarInfo
+	// File is the narinfo file, relative to the cache folder.
+	File string
+	// Written is true when Write wrote the narinfo; false when it was
+	// already there.
+	Written bool
+	// Differs is true when the narinfo found holds another NAR hash or
+	// size than the item's (a different build of the same path): it is
+	// kept, as Nix keeps the first copy of a path.
+	Differs bool
+}
+
+// Result tells what Write did.
+type Result struct {
+	// Entries are the items' entries, in the order of the items given
+	// (each path once).
+	Entries []Entry
+	// Written are the files written, relative to the cache folder, with
+	// forward slashes, sorted.
+	Written []string
+	// Skipped counts the items whose narinfo was already in the cache.
+	Skipped int
+}
+
+// Write adds items (a closure: each item's references must be among the
+// items or already in the cache) to the binary cache in dir, which is
+// created when missing. It writes nix-cache-info when missing (an
+// existing one must name opts.StoreDir), and for each item whose
+// <hashpart>.narinfo is missing, its NAR file, then its narinfo, each
+// through a temporary file renamed into place. An existing narinfo is
+// parsed and checked (its store path, its NAR file's presence and size)
+// and never rewritten; a corrupt one is an error naming it. NARs are made
+// with nar.Dump, streamed through the compressor into the file while the
+// NAR and the file are hashed, so memory does not grow with an item's
+// size; a NAR whose hash or size differs from the item's is an error (the
+// store changed). On error, entries completed so far stay: the cache is
+// valid, and a new Write completes it.
+func Write(dir string, items []Item, opts Options) (*Result, error) {
+	if opts.Compression == "" {
+		opts.Compression = CompressionXZ
+	}
+	if !slices.Contains(WriteCompressions, opts.Compression) {
+		return nil, fmt.Errorf("binary cache %s: unknown compression %q (want xz, zstd or none)", dir, opts.Compression)
+	}
+	if _, err := store.ParseDir(string(opts.StoreDir)); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	unique, err := checkItems(items, opts.StoreDir)
+	if err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	if err := checkClosed(dir, unique); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "nar"), 0o777); err != nil {
+		return nil, fmt.Errorf("binary cache folder %s: %w", dir, err)
+	}
+	res := &Result{Entries: make([]Entry, len(unique))}
+	wrote, err := writeCacheInfo(dir, opts.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	if wrote {
+		res.Written = append(res.Written, CacheInfoFile)
+	}
+
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	jobs = min(jobs, max(len(unique), 1))
+	var (
+		mu      sync.Mutex
+		errs    = make([]error, len(unique))
+		next    = make(chan int)
+		wg      sync.WaitGroup
+		stopped = make(chan struct{})
+		stop    sync.Once
+	)
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				e, files, err := writeItem(dir, &unique[i], &opts)
+				if err != nil {
+					errs[i] = err
+					stop.Do(func() { close(stopped) })
+					continue
+				}
+				mu.Lock()
+				res.Entries[i] = e
+				res.Written = append(res.Written, files...)
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range unique {
+		select {
+		case next <- i:
+		case <-stopped:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	slices.Sort(res.Written)
+	// Two items with the same NAR may both have written its file.
+	res.Written = slices.Compact(res.Written)
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	for _, e := range res.Entries {
+		if !e.Written {
+			res.Skipped++
+		}
+	}
+	return res, nil
+}
+
+// checkItems validates the items and drops repeated paths (a path in
+// several systems' closures); the same path with two NAR hashes is an
+// error.
+func checkItems(items []Item, dir store.Dir) ([]Item, error) {
+	seen := map[store.Path]int{}
+	var out []Item
+	for _, it := range items {
+		if _, err := dir.Parse(string(it.Path)); err != nil {
+			return nil, err
+		}
+		if it.NarSize <= 0 {
+			return nil, fmt.Errorf("%s: NAR size %d is not positive", it.Path, it.NarSize)
+		}
+		for _, r := range it.References {
+			if _, err := dir.Parse(string(r)); err != nil {
+				return nil, fmt.Errorf("%s: reference: %w", it.Path, err)
+			}
+		}
+		if i, ok := seen[it.Path]; ok {
+			if out[i].NarHash != it.NarHash || out[i].NarSize != it.NarSize {
+				return nil, fmt.Errorf("%s is given twice, with NAR hashes %s and %s", it.Path, out[i].NarHash, it.NarHash)
+			}
+			continue
+		}
+		seen[it.Path] = len(out)
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// checkClosed checks that every reference of the items is one of them or
+// already has a narinfo in dir: Nix cannot substitute an item whose
+// references it cannot find.
+func checkClosed(dir string, items []Item) error {
+	have := map[store.Path]bool{}
+	for _, it := range items {
+		have[it.Path] = true
+	}
+	for _, it := range items {
+		for _, r := range it.References {
+			if have[r] {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, r.HashPart()+".narinfo")); err != nil {
+				return fmt.Errorf("%s refers to %s, which is neither among the items written nor in the cache", it.Path, r)
+			}
+			have[r] = true
+		}
+	}
+	return nil
+}
+
+// writeCacheInfo writes nix-cache-info when missing and checks an
+// existing one. It reports whether it wrote the file.
+func writeCacheInfo(dir string, storeDir store.Dir) (bool, error) {
+	file := filepath.Join(dir, CacheInfoFile)
+	if b, err := os.ReadFile(file); err == nil {
+		ci, err := ParseCacheInfo(b)
+		if err != nil {
+			return false, fmt.Errorf("corrupt %s: %w", file, err)
+		}
+		if ci.StoreDir != storeDir {
+			return false, fmt.Errorf("%s: the cache holds paths of the store %s, not %s", file, ci.StoreDir, storeDir)
+		}
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	text, err := (&CacheInfo{StoreDir: storeDir, WantMassQuery: 1, Priority: DefaultPriority}).MarshalText()
+	if err != nil {
+		return false, err
+	}
+	return true, writeFileAtomic(file, text)
+}
+
+// writeItem adds one item's NAR and narinfo unless its narinfo exists. It
+// returns the item's entry and the files written (relative, slashes).
+func writeItem(dir string, it *Item, opts *Options) (Entry, []string, error) {
+	rel := it.Path.HashPart() + ".narinfo"
+	file := filepath.Join(dir, rel)
+	e := Entry{File: rel}
+	if ni, err := readExisting(dir, file, it.Path); err != nil {
+		return e, nil, err
+	} else if ni != nil {
+		e.NarInfo = ni
+		e.Differs = ni.NarHash != it.NarHash || ni.NarSize != it.NarSize
+		return e, nil, nil
+	}
+	ni, narWritten, err := writeNAR(dir, it, opts.Compression)
+	if err != nil {
+		return e, nil, err
+	}
+	var files []string
+	if narWritten {
+		files = append(files, ni.URL)
+	}
+	if opts.Key != nil {
+		ni.Sigs = []string{opts.Key.Sign(ni.Fingerprint())}
+	}
+	text, err := ni.MarshalText()
+	if err != nil {
+		return e, files, fmt.Errorf("%s: %w", it.Path, err)
+	}
+	if created, err := writeFileNew(file, text); err != nil {
+		return e, files, err
+	} else if !created {
+		// Another writer added it since we looked: keep theirs.
+		theirs, err := readExisting(dir, file, it.Path)
+		if err != nil {
+			return e, files, err
+		}
+		e.NarInfo = theirs
+		e.Differs = theirs.NarHash != it.NarHash || theirs.NarSize != it.NarSize
+		return e, files, nil
+	}
+	e.NarInfo, e.Written = ni, true
+	return e, append(files, rel), nil
+}
+
+// readExisting reads and checks the narinfo file of p when there is one:
+// it must parse, be about p, and its NAR file must exist with its
+// FileSize. It returns nil when there is none.
+func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	ni, err := ParseNarInfo(b)
+	if err != nil {
+		return nil, fmt.Errorf("corrupt cache entry %s: %w", file, err)
+	}
+	if ni.StorePath != p {
+		return nil, fmt.Errorf("corrupt cache entry %s: it is about %s, not %s", file, ni.StorePath, p)
+	}
+	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(ni.URL)))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file: %w", file, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s is not a regular file", file, ni.URL)
+	case fi.Size() != ni.FileSize:
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s has %d bytes, FileSize says %d", file, ni.URL, fi.Size(), ni.FileSize)
+	}
+	return ni, nil
+}
+
+// writeNAR makes the compressed NAR of it in dir/nar and returns its
+// narinfo (unsigned) and whether the NAR file was written (false when a
+// file of that name, hence those bytes, was already there).
+func writeNAR(dir string, it *Item, compression string) (*NarInfo, bool, error) {
+	narDir := filepath.Join(dir, "nar")
+	tmp, err := os.CreateTemp(narDir, ".tmp-"+it.Path.HashPart()+"-*")
+	if err != nil {
+		return nil, false, fmt.Errorf("binary cache: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	fileHash := sha256.New()
+	file := &counter{w: io.MultiWriter(tmp, fileHash)}
+	buf := bufio.NewWriterSize(file, 1<<20)
+	comp, err := newCompressor(compression, buf)
+	if err != nil {
+		return nil, false, err
+	}
+	narHash := sha256.New()
+	narCount := &counter{w: io.MultiWriter(comp, narHash)}
+	if err := nar.Dump(narCount, it.FSPath); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
+	}
+	if err := comp.Close(); err != nil {
+		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
+	}
+	got := sum(narHash)
+	if got != it.NarHash || narCount.n != it.NarSize {
+		return nil, false, fmt.Errorf("%s (read from %s) has NAR hash %s and size %d, but the store records %s and %d: it changed since the plan was made",
+			it.Path, it.FSPath, got, narCount.n, it.NarHash, it.NarSize)
+	}
+	fh := sum(fileHash)
+	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))
+	ni := &NarInfo{
+		StorePath:   it.Path,
+		URL:         url,
+		Compression: compression,
+		FileHash:    fh,
+		FileSize:    file.n,
+		NarHash:     got,
+		NarSize:     narCount.n,
+		References:  sortedRefs(it.References),
+		CA:          it.CA,
+	}
+	if it.Deriver != "" {
+		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
+	}
+	final := filepath.Join(dir, filepath.FromSlash(url))
+	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.n {
+		return ni, false, nil // named by its hash: the same bytes are there
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return nil, false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return nil, false, err
+	}
+	ok = true
+	return ni, true, nil
+}
+
+// sortedRefs is refs sorted, without repeats.
+func sortedRefs(refs []store.Path) []store.Path {
+	out := slices.Clone(refs)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sum(h hash.Hash) (out Hash) {
+	h.Sum(out[:0])
+	return out
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeFileNew writes data to file, which must not exist, through a
+// temporary file linked into place (a link, unlike a rename, never
+// replaces a file that appeared meanwhile). created is false, and nothing
+// is written, when file exists.
+func writeFileNew(file string, data []byte) (created bool, err error) {
+	if _, err := os.Lstat(file); err == nil {
+		return false, nil
+	}
+	tmp, err := writeTemp(file, data)
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	err = os.Link(tmp, file)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	}
+	// No hard links on this file system: rename, having checked above.
+	if err := os.Rename(tmp, file); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// writeFileAtomic writes data to file through a temporary file in the same
+// folder, renamed into place.
+func writeFileAtomic(file string, data []byte) error {
+	tmp, err := writeTemp(file, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temporary file next to file, synced and
+// readable by all (0644), and returns its name.
+func writeTemp(file string, data []byte) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("binary cache: %w", err)
+	}
+	err = func() error {
+		if _, err := tmp.Write(data); err != nil {
+			return err
+		}
+		if err := tmp.Chmod(0o644); err != nil {
+			return err
+		}
+		return tmp.Sync()
+	}()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("%s: %w", tmp.Name(), err)
+	}
+	return tmp.Name(), nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/storepack/storepack/binarycache"
+)
+
+var keygenVerb = &verb{
+	name:     "keygen",
+	operands: "NAME [SECRET-FILE PUBLIC-FILE]",
+	summary:  "Make a binary cache signing key pair, as nix-store --generate-binary-cache-key: into the two files (never overwritten), or printed secret then public.",
+	min:      1, max: 3,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		return func(e *env, args []string) error {
+			switch len(args) {
+			case 1:
+				sec, pub, err := binarycache.Keygen(args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, sec)
+				fmt.Fprintln(e.stdout, pub)
+				return nil
+			case 3:
+				return binarycache.WriteKeyFiles(args[0], args[1], args[2])
+			}
+			return &usageError{msg: "keygen: give NAME alone, or NAME SECRET-FILE PUBLIC-FILE"}
+		}
+	},
+}
+
+var verifyCacheVerb = &verb{
+	name:     "verify-cache",
+	operands: "DIR",
+	summary:  "Check every narinfo of a binary cache: its signature by --key, its NAR's file hash and size, and the NAR hash and size.",
+	min:      1, max: 1,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		key := fs.String("key", "", "the public key, as text (name:base64) or a file holding it (required)")
+		return func(e *env, args []string) error {
+			if *key == "" {
+				return &usageError{msg: "verify-cache: --key is required"}
+			}
+			k, err := binarycache.LoadPublicKey(*key)
+			if err != nil {
+				return err
+			}
+			n, err := binarycache.Verify(args[0], k)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: %d narinfos verified\n", args[0], n)
+			return nil
+		}
+	},
+}

@@ -1,0 +1,117 @@
+package export
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/binarycache"
+	"github.com/storepack/storepack/gen"
+)
+
+// CacheSettings are the settings of a binary-cache export.
+type CacheSettings struct {
+	// Compression is the NARs' compression: "xz" (default), "zstd" or
+	// "none".
+	Compression string
+	// SignKey is the secret key file that signs every narinfo written,
+	// or "" for none. It is read here, when the export is written.
+	SignKey string
+}
+
+// WriteCache writes a binary-cache export: the closures of every system
+// of e, each item once, into the cache folder e.Output inside outDir (see
+// binarycache.Write: entries already in the cache are checked and kept,
+// never rewritten). It returns every file of the export's entries,
+// written now or found, sorted by path: nix-cache-info, the narinfos and
+// their NAR files.
+func WriteCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, error) {
+	files, _, err := writeCache(e, outDir, cs)
+	return files, err
+}
+
+// writeCache is WriteCache, also returning binarycache.Write's result.
+func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binarycache.Result, error) {
+	fail := func(err error) ([]File, *binarycache.Result, error) {
+		return nil, nil, fmt.Errorf("export %q: %w", e.Name, err)
+	}
+	var items []binarycache.Item
+	for _, sys := range e.Systems {
+		for _, it := range sys.Closure {
+			h, err := binarycache.ParseHash(it.NarHash)
+			if err != nil {
+				return fail(fmt.Errorf("%s: %w", it.Path, err))
+			}
+			bi := binarycache.Item{
+				Path: it.Path, NarHash: h, NarSize: it.NarSize,
+				References: it.References, Deriver: it.Deriver, FSPath: it.FSPath,
+			}
+			if it.Source != "" {
+				// Added like `nix-store --add`: recursive sha256.
+				bi.CA = "fixed:r:" + it.NarHash
+			}
+			items = append(items, bi)
+		}
+	}
+	if len(items) == 0 {
+		return fail(fmt.Errorf("no store items to put in the binary cache"))
+	}
+	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: cs.Compression}
+	if cs.SignKey != "" {
+		k, err := binarycache.ReadSecretKey(cs.SignKey)
+		if err != nil {
+			return fail(err)
+		}
+		opts.Key = &k
+	}
+	dir := filepath.Join(outDir, filepath.FromSlash(e.Output))
+	res, err := binarycache.Write(dir, items, opts)
+	if err != nil {
+		return fail(err)
+	}
+	files, err := cacheFiles(e, dir, res)
+	if err != nil {
+		return fail(err)
+	}
+	return files, res, nil
+}
+
+// cacheFiles lists the files of the entries of res in the cache folder
+// dir, with their digests: read for nix-cache-info and narinfos, taken
+// from the narinfo for NARs (FileHash is the file's sha256).
+func cacheFiles(e *gen.Export, dir string, res *binarycache.Result) ([]File, error) {
+	seen := map[string]bool{}
+	var files []File
+	add := func(rel string, sum []byte, size int64) {
+		if seen[rel] {
+			return
+		}
+		seen[rel] = true
+		files = append(files, File{Export: e.Name, Path: path.Join(e.Output, rel), SHA256: hex.EncodeToString(sum), Size: size})
+	}
+	addRead := func(rel string) error {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		add(rel, sum[:], int64(len(b)))
+		return nil
+	}
+	if err := addRead(binarycache.CacheInfoFile); err != nil {
+		return nil, err
+	}
+	for _, en := range res.Entries {
+		if err := addRead(en.File); err != nil {
+			return nil, err
+		}
+		add(en.NarInfo.URL, en.NarInfo.FileHash[:], en.NarInfo.FileSize)
+	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return files, nil
+}
