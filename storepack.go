@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/storepack/storepack/export"
@@ -25,6 +26,7 @@ const (
 	EnvSpec    = "STOREPACK_SPEC"    // the spec folder (default: the current one)
 	EnvOut     = "STOREPACK_OUT"     // the output folder (default: out)
 	EnvExports = "STOREPACK_EXPORTS" // the exports to run, comma or space separated (default: all)
+	EnvCheck   = "STOREPACK_CHECK"   // "1" (or "true"): re-hash every store item before exporting (Options.Check)
 )
 
 // LockFile is the name of the lock file written next to the spec files.
@@ -45,6 +47,12 @@ type Options struct {
 	Stderr io.Writer
 	// Color prints diagnostics with terminal colours.
 	Color bool
+	// Check re-hashes the files of every store item of the plan before
+	// anything is written and fails on any whose NAR hash differs from
+	// the one the store database (or the source's loading) recorded, as
+	// `nix-store --verify --check-contents` does (storepack export
+	// --check, STOREPACK_CHECK=1).
+	Check bool
 }
 
 // ErrSpec is returned when the spec has errors; they have been printed.
@@ -70,6 +78,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
+	}
+	if !o.Check {
+		o.Check, _ = strconv.ParseBool(os.Getenv(EnvCheck))
 	}
 	return o
 }
@@ -146,6 +157,11 @@ func Export(o Options) ([]export.File, error) {
 	p, err := plan(o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Check {
+		if err := gen.CheckContents(p); err != nil {
+			return nil, err
+		}
 	}
 	return export.Write(p, o.OutDir)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/store"
@@ -24,6 +25,14 @@ import (
 //   - for each distinct layer of the export's images, sorted by layer ID:
 //     the folder "<id>/" and "<id>/layer.tar", the uncompressed layer;
 //   - each image's config, "<hex of its sha256>.json", sorted by name;
+//   - the same images as an OCI image layout, as Docker 25's `docker save`
+//     also writes one: "blobs/", "blobs/sha256/", then sorted by name
+//     "blobs/sha256/<hex>" for every layer and config (hard links to the
+//     "<id>/layer.tar" and "<hex>.json" above, so that no byte is stored
+//     twice) and every image's OCI manifest (uncompressed layers), then
+//     "oci-layout" and "index.json" (each image's manifest with its
+//     platform and its tag as org.opencontainers.image.ref.name), so that
+//     the archive is also an oci-archive;
 //   - manifest.json, one entry per image in the export's system order
 //     ({"Config", "RepoTags", "Layers"});
 //   - repositories, {"<name>": {"<tag>": "<top layer id>"}}.
@@ -53,7 +62,7 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 		return err
 	}
 	tw := tar.NewWriter(w)
-	done := map[string]layerResult{}
+	done := map[string]blobResult{}
 	layers := uniqueLayers(e)
 	sizes, stopSizes := sizesAhead(layers)
 	defer stopSizes()
@@ -76,9 +85,9 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 		if n != size {
 			return fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
 		}
-		done[ul.layer.ID] = layerResult{id, n}
+		done[ul.layer.ID] = blobResult{id, n, id, n}
 	}
-	if err := setDiffIDs(e, done); err != nil {
+	if err := setBlobs(e, done); err != nil {
 		return err
 	}
 
@@ -112,6 +121,9 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 			return err
 		}
 	}
+	if err := writeDockerOCI(tw, e, layers, mtime); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		name string
 		v    any
@@ -127,20 +139,76 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 	return tw.Close()
 }
 
-// DigestLayers computes the diff ids and sizes of e's images by streaming
-// their layers into sha256 without writing them anywhere, and fills them in
-// (Image.SetDiffIDs): what `storepack plan` shows. It reads every file of
-// the closure.
+// DigestLayers computes the diff ids and sizes of e's images, and for oci
+// exports the digests of their compressed layer blobs, by streaming their
+// layers into the hashes without writing them anywhere, and fills them in
+// (Image.SetDiffIDs, Image.SetBlobs) with the config and manifest digests:
+// what `storepack plan` shows. It reads every file of the closure.
 func DigestLayers(e *gen.Export) error {
-	done := map[string]layerResult{}
-	for _, ul := range uniqueLayers(e) {
-		id, n, err := WriteLayer(io.Discard, ul.layer, ul.mtime, ul.fsPaths)
+	return digestBlobs(e)
+}
+
+// writeDockerOCI writes the OCI layout part of a docker archive: the
+// blobs (layers and configs as hard links to the docker entries, the
+// manifests), oci-layout and index.json. setBlobs must have run.
+func writeDockerOCI(tw *tar.Writer, e *gen.Export, layers []uniqueLayer, mtime int64) error {
+	type blob struct {
+		name, link string
+		data       []byte
+	}
+	var blobs []blob
+	seen := map[string]bool{}
+	add := func(b blob) {
+		if !seen[b.name] {
+			seen[b.name] = true
+			blobs = append(blobs, b)
+		}
+	}
+	for _, ul := range layers {
+		add(blob{name: blobPath(ul.layer.DiffID), link: ul.layer.ID + "/layer.tar"})
+	}
+	var manifests []ocispec.Descriptor
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		add(blob{name: blobPath(img.ConfigDigest), link: img.Manifest.Config})
+		m, err := img.ManifestJSON()
 		if err != nil {
 			return err
 		}
-		done[ul.layer.ID] = layerResult{id, n}
+		add(blob{name: blobPath(img.ManifestDigest), data: m})
+		d, err := img.ManifestDescriptor()
+		if err != nil {
+			return err
+		}
+		manifests = append(manifests, d)
 	}
-	return setDiffIDs(e, done)
+	slices.SortFunc(blobs, func(a, b blob) int { return strings.Compare(a.name, b.name) })
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(outerHeader(d, 0, mtime)); err != nil {
+			return err
+		}
+	}
+	for _, b := range blobs {
+		if b.link == "" {
+			if err := writeFile(tw, b.name, b.data, mtime); err != nil {
+				return err
+			}
+			continue
+		}
+		hdr := outerHeader(b.name, 0, mtime)
+		hdr.Typeflag, hdr.Linkname = tar.TypeLink, b.link
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
+	index, err := indexJSON(manifests)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(tw, "oci-layout", []byte(LayoutVersion), mtime); err != nil {
+		return err
+	}
+	return writeFile(tw, "index.json", index, mtime)
 }
 
 // sizeResult is a layer's planned length, or why it has none.

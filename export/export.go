@@ -8,8 +8,10 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,11 +31,29 @@ type File struct {
 	Size   int64  `json:"size"`
 }
 
+// OutLockFile is the lock file Write holds in the output folder while it
+// writes (distinct from the spec's storepack.lock, which records digests).
+const OutLockFile = ".storepack-export.lock"
+
 // Write writes every export of plan into outDir, which is created when
 // missing. It returns the files written, in plan order.
+//
+// Exports into the same folder are serialised: Write holds an exclusive
+// advisory lock (flock) on OutLockFile in outDir while it writes, and a
+// second Write (in this process or another) waits for it. Holding the lock,
+// it first removes the temporary files and folders ".<output>.tmp-*" that
+// an export killed while writing those outputs left behind.
 func Write(plan *gen.Plan, outDir string) ([]File, error) {
 	if err := os.MkdirAll(outDir, 0o777); err != nil {
-		return nil, fmt.Errorf("output folder: %w", err)
+		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
+	}
+	unlock, err := lockOutDir(outDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := removeStale(plan, outDir); err != nil {
+		return nil, err
 	}
 	var files []File
 	for i := range plan.Exports {
@@ -145,4 +165,53 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// removeStale removes what killed exports of plan's outputs left in
+// outDir: temporary files and folders named ".<output>.tmp-*" next to each
+// output, and ".tmp-*" NAR files in a binary cache's nar folder. The
+// caller holds the output folder's lock, so no live export owns them.
+func removeStale(plan *gen.Plan, outDir string) error {
+	type pattern struct{ dir, prefix string }
+	var pats []pattern
+	add := func(rel string) {
+		if rel == "" {
+			return
+		}
+		final := filepath.Join(outDir, filepath.FromSlash(rel))
+		pats = append(pats, pattern{filepath.Dir(final), "." + filepath.Base(final) + ".tmp-"})
+	}
+	for _, e := range plan.Exports {
+		add(e.Output)
+		for _, s := range e.Systems {
+			add(s.Output)
+		}
+		if e.Format == "binary-cache" && e.Output != "" {
+			pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), "nar"), ".tmp-"})
+		}
+	}
+	for _, p := range pats {
+		ents, err := os.ReadDir(p.dir)
+		if err != nil {
+			continue // a folder not made yet holds nothing stale
+		}
+		for _, ent := range ents {
+			if strings.HasPrefix(ent.Name(), p.prefix) {
+				if err := os.RemoveAll(filepath.Join(p.dir, ent.Name())); err != nil {
+					return fmt.Errorf("removing a stale temporary file: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// bare drops the operation and path from a *fs.PathError about a path the
+// caller names anyway.
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

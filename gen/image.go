@@ -18,6 +18,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/spec"
@@ -46,6 +47,14 @@ type Image struct {
 	ConfigDigest digest.Digest `json:"config_digest,omitempty"`
 	// Manifest is the image's entry in a docker archive's manifest.json.
 	Manifest ManifestEntry `json:"manifest"`
+	// Compression is the compression of the layer blobs of an oci export
+	// ("none", "gzip" or "zstd"); empty for docker exports, whose layers
+	// are uncompressed.
+	Compression string `json:"compression,omitempty"`
+	// ManifestDigest and ManifestSize describe the image's OCI manifest
+	// (ManifestJSON), once the layer blobs are known (SetBlobs).
+	ManifestDigest digest.Digest `json:"manifest_digest,omitempty"`
+	ManifestSize   int64         `json:"manifest_size,omitempty"`
 }
 
 // Layer is one layer of an image: store items (each written under its
@@ -69,6 +78,11 @@ type Layer struct {
 	// length, once computed.
 	DiffID digest.Digest `json:"diff_id,omitempty"`
 	Size   int64         `json:"size,omitempty"`
+	// Digest and BlobSize describe the layer's blob in an OCI manifest:
+	// the tar compressed as the image's Compression says (the diff id and
+	// size again when uncompressed), once computed (SetBlobs).
+	Digest   digest.Digest `json:"digest,omitempty"`
+	BlobSize int64         `json:"blob_size,omitempty"`
 }
 
 // Entry types.
@@ -182,6 +196,15 @@ func PlanImage(e *spec.Export, sys *System, getenv func(string) string) (*Image,
 	}
 
 	img := &Image{Platform: plat, Tag: tag, MTime: created.Unix()}
+	if e.Format == spec.FormatOCI {
+		img.Compression = e.Image.Compression
+		if img.Compression == "" {
+			img.Compression = CompressionNone
+		}
+		if _, err := LayerMediaType(img.Compression); err != nil {
+			return nil, err
+		}
+	}
 	if maxLayers == 1 {
 		items := make([]store.Path, 0, len(sys.Closure))
 		for i := range sys.Closure {
@@ -549,4 +572,199 @@ func envList(env map[string]string) []string {
 		out = append(out, k+"="+env[k])
 	}
 	return out
+}
+
+// Layer compressions of OCI images.
+const (
+	CompressionNone = "none"
+	CompressionGzip = "gzip"
+	CompressionZstd = "zstd"
+)
+
+// LayerMediaType is the OCI media type of layers compressed as compression
+// says ("" or "none", "gzip", "zstd").
+func LayerMediaType(compression string) (string, error) {
+	switch compression {
+	case "", CompressionNone:
+		return ocispec.MediaTypeImageLayer, nil
+	case CompressionGzip:
+		return ocispec.MediaTypeImageLayerGzip, nil
+	case CompressionZstd:
+		return ocispec.MediaTypeImageLayerZstd, nil
+	}
+	return "", fmt.Errorf("unknown layer compression %q: want none, gzip or zstd", compression)
+}
+
+// SetBlobs records the digests and sizes of the layers' blobs (in layer
+// order, as compressed per img.Compression) and computes the manifest's
+// digest and size. The diff ids must be set first (SetDiffIDs).
+func (img *Image) SetBlobs(digests []digest.Digest, sizes []int64) error {
+	if len(digests) != len(img.Layers) || len(sizes) != len(img.Layers) {
+		return fmt.Errorf("image %s: %d blob digests and %d sizes for %d layers", img.Tag, len(digests), len(sizes), len(img.Layers))
+	}
+	for i := range img.Layers {
+		img.Layers[i].Digest, img.Layers[i].BlobSize = digests[i], sizes[i]
+	}
+	b, err := img.ManifestJSON()
+	if err != nil {
+		return err
+	}
+	img.ManifestDigest, img.ManifestSize = digest.FromBytes(b), int64(len(b))
+	return nil
+}
+
+// OCIManifest is the image's OCI image manifest: the config and the layer
+// blobs, bottom first. The config digest and blobs must be known.
+func (img *Image) OCIManifest() (*ocispec.Manifest, error) {
+	if img.ConfigDigest == "" {
+		return nil, fmt.Errorf("image %s: the config digest is not known yet", img.Tag)
+	}
+	mt, err := LayerMediaType(img.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Tag, err)
+	}
+	cfg, err := img.ConfigJSON()
+	if err != nil {
+		return nil, err
+	}
+	m := &ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{
+			MediaType: ocispec.MediaTypeImageConfig,
+			Digest:    img.ConfigDigest,
+			Size:      int64(len(cfg)),
+		},
+		Layers: make([]ocispec.Descriptor, 0, len(img.Layers)),
+	}
+	for i := range img.Layers {
+		l := &img.Layers[i]
+		if l.Digest == "" {
+			return nil, fmt.Errorf("image %s: the blob of layer %s is not known yet", img.Tag, l.ID)
+		}
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: l.Digest, Size: l.BlobSize})
+	}
+	return m, nil
+}
+
+// ManifestJSON is the bytes of the image's OCI manifest (compact JSON, no
+// HTML escaping, no trailing newline).
+func (img *Image) ManifestJSON() ([]byte, error) {
+	m, err := img.OCIManifest()
+	if err != nil {
+		return nil, err
+	}
+	b, err := compact(m)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: manifest: %w", img.Tag, err)
+	}
+	return b, nil
+}
+
+// ManifestDescriptor describes the image's manifest as an index lists it:
+// media type, digest, size, platform, and the image's tag as
+// org.opencontainers.image.ref.name. SetBlobs must have run.
+func (img *Image) ManifestDescriptor() (ocispec.Descriptor, error) {
+	if img.ManifestDigest == "" {
+		return ocispec.Descriptor{}, fmt.Errorf("image %s: the manifest digest is not known yet", img.Tag)
+	}
+	return ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Digest:    img.ManifestDigest,
+		Size:      img.ManifestSize,
+		Platform: &ocispec.Platform{
+			Architecture: img.Platform.Architecture,
+			OS:           img.Platform.OS,
+			Variant:      img.Platform.Variant,
+		},
+		Annotations: map[string]string{ocispec.AnnotationRefName: img.Tag},
+	}, nil
+}
+
+// IndexTag is the tag of the image index of a multi-system export: the
+// systems' tags without their "-<architecture><variant>" suffix when they
+// agree (the spec's tag), else, for default tags made from differing
+// closures, "<export name>:" and the first 10 hex digits of the sha256 of
+// the systems' closure digests, one a line in system order.
+func (e *Export) IndexTag() (string, error) {
+	if len(e.Systems) == 0 || e.Systems[0].Image == nil {
+		return "", fmt.Errorf("export %q has no image", e.Name)
+	}
+	if len(e.Systems) == 1 {
+		return e.Systems[0].Image.Tag, nil
+	}
+	base := ""
+	h := sha256.New()
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		if img == nil {
+			return "", fmt.Errorf("export %q, system %s: no image plan", e.Name, e.Systems[i].Name)
+		}
+		b, ok := strings.CutSuffix(img.Tag, "-"+img.Platform.TagSuffix())
+		if !ok {
+			return "", fmt.Errorf("export %q, system %s: tag %s lacks its platform suffix", e.Name, e.Systems[i].Name, img.Tag)
+		}
+		if i == 0 {
+			base = b
+		} else if b != base {
+			base = ""
+		}
+		fmt.Fprintf(h, "%s\n", e.Systems[i].ClosureDigest)
+	}
+	if base != "" {
+		return base, nil
+	}
+	return e.Name + ":" + hex.EncodeToString(h.Sum(nil))[:10], nil
+}
+
+// Index is the OCI image index of a multi-system export: one manifest
+// descriptor per system, in system order, with its platform; annotated
+// with the index's tag (IndexTag). Every image's blobs must be known.
+func (e *Export) Index() (*ocispec.Index, error) {
+	idx := &ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: make([]ocispec.Descriptor, 0, len(e.Systems)),
+	}
+	for i := range e.Systems {
+		img := e.Systems[i].Image
+		if img == nil {
+			return nil, fmt.Errorf("export %q, system %s: no image plan", e.Name, e.Systems[i].Name)
+		}
+		d, err := img.ManifestDescriptor()
+		if err != nil {
+			return nil, fmt.Errorf("export %q: %w", e.Name, err)
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	tag, err := e.IndexTag()
+	if err != nil {
+		return nil, err
+	}
+	idx.Annotations = map[string]string{ocispec.AnnotationRefName: tag}
+	return idx, nil
+}
+
+// IndexJSON is the bytes of Index (compact JSON, no trailing newline).
+func (e *Export) IndexJSON() ([]byte, error) {
+	idx, err := e.Index()
+	if err != nil {
+		return nil, err
+	}
+	b, err := compact(idx)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: index: %w", e.Name, err)
+	}
+	return b, nil
+}
+
+// compact encodes v as JSON without HTML escaping or a trailing newline.
+func compact(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -55,6 +55,7 @@ var verbs = []*verb{
 	planVerb,
 	lockVerb,
 	verifyVerb,
+	pushVerb,
 	validateVerb,
 	fmtVerb,
 	keygenVerb,

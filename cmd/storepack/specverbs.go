@@ -64,9 +64,12 @@ var exportVerb = &verb{
 	min:      0, max: -1,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		var f specFlags
+		var check bool
 		f.register(fs, true)
+		fs.BoolVar(&check, "check", false, "re-hash every store item first and fail when one differs from its recorded NAR hash, as nix-store --verify --check-contents (default: $STOREPACK_CHECK)")
 		return func(e *env, args []string) error {
 			o := f.options(e, args)
+			o.Check = o.Check || check
 			files, err := sp.Export(o)
 			if err != nil {
 				return specError(o, err)

@@ -1,0 +1,55 @@
+package export
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/nixtest"
+	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/spec"
+)
+
+// TestOCINixClosure checks OCI images of a real Nix closure, in a
+// /nix/store and a /gnu/store layout: umoci unpacks the layout to the
+// closure's files, podman loads the oci-archive and runs its entry point.
+func TestOCINixClosure(t *testing.T) {
+	umoci := oracle.Require(t, "umoci")
+	podman := oracle.Require(t, "podman")
+	oracle.Require(t, "runc")
+	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
+		tag := "localhost/storepack-ocinix-" + c.Layout.String() + ":1"
+		e := nixSystem(t, c, tag, 0)
+		sys := &e.Systems[0]
+		spe := &spec.Export{
+			Name: "nixtest", Format: spec.FormatOCI,
+			Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+			Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, Compression: "gzip"},
+		}
+		img, err := gen.PlanImage(spe, sys, fixedEnv(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys.Image = img
+		e.Format = spec.FormatOCI
+		layout, archive := writeOCIOutputs(t, e)
+		checkLayout(t, e, layoutFiles(t, layout))
+
+		bundle := filepath.Join(t.TempDir(), "bundle")
+		run(t, umoci, "unpack", "--image", layout+":"+tag, bundle)
+		for _, it := range sys.Closure {
+			compareTrees(t, it.FSPath, filepath.Join(bundle, "rootfs", string(it.Path)))
+		}
+
+		exec.Command(podman, "rmi", "-f", tag).Run()
+		defer exec.Command(podman, "rmi", "-f", tag).Run()
+		if out := string(run(t, podman, "load", "-i", archive)); !strings.Contains(out, tag) {
+			t.Errorf("podman load printed %q, want it to name %s", out, tag)
+		}
+		if out := string(run(t, podman, "run", "--rm", "--network", "none", tag)); out != nixtest.HelloOutput {
+			t.Errorf("podman run printed %q, want %q", out, nixtest.HelloOutput)
+		}
+	})
+}

@@ -1,0 +1,277 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/gen"
+)
+
+// Pushing sends an export's images to a registry straight from the plan,
+// with no tarball or layout written first: the same manifests, configs and
+// layer blobs (compressed as the export says) as WriteOCILayout writes, so
+// the registry ends up with the digests the layout has.
+//
+// The layers' digests must be known before uploading (the registry is
+// asked whether it has each blob, and an upload is committed under its
+// digest), so a push first streams every layer into the hashes
+// (DigestLayers), then streams again only the blobs the registry lacks.
+// When the registry already holds the tagged manifest, nothing is uploaded.
+
+// PushReport says what a push did.
+type PushReport struct {
+	// Ref is the reference pushed to (the export's push).
+	Ref string `json:"ref"`
+	// Digest is the pushed manifest's (one system) or image index's
+	// (several systems) digest.
+	Digest digest.Digest `json:"digest"`
+	// Uploaded are the layer blobs sent to the registry, and Skipped
+	// those it already had, each sorted.
+	Uploaded []digest.Digest `json:"uploaded"`
+	Skipped  []digest.Digest `json:"skipped"`
+}
+
+// PushOptions adjust a push; the zero value is the usual setting.
+type PushOptions struct {
+	// Keychain finds credentials for the registry; nil means
+	// authn.DefaultKeychain (the Docker and Podman configuration files and
+	// credential helpers).
+	Keychain authn.Keychain
+	// Jobs is the number of blobs uploaded at once (default GOMAXPROCS,
+	// at least 2).
+	Jobs int
+}
+
+// Push uploads e's image (one system) or image index (several) to e.Push,
+// tagged as it says, over plain http when e.Insecure. Blobs the registry
+// already has are not sent. It fills in the plan's digests as DigestLayers
+// does.
+func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error) {
+	if e.Push == "" {
+		return nil, fmt.Errorf("export %q has no push reference", e.Name)
+	}
+	if len(e.Systems) == 0 {
+		return nil, fmt.Errorf("export %q has no system", e.Name)
+	}
+	var nameOpts []name.Option
+	if e.Insecure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	ref, err := name.ParseReference(e.Push, nameOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: push = %q: %w", e.Name, e.Push, err)
+	}
+	if err := digestBlobs(e); err != nil {
+		return nil, fmt.Errorf("export %q: %w", e.Name, err)
+	}
+	compression, err := exportCompression(e)
+	if err != nil {
+		return nil, err
+	}
+	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
+	layers := map[digest.Digest]*pushLayer{}
+	for _, ul := range uniqueLayers(e) {
+		layers[ul.layer.Digest] = &pushLayer{ul: ul, compression: compression, rec: rec}
+	}
+	images := map[digest.Digest]v1.Image{}
+	for i := range e.Systems {
+		img, err := newPushImage(e.Systems[i].Image, layers)
+		if err != nil {
+			return nil, fmt.Errorf("export %q: %w", e.Name, err)
+		}
+		images[e.Systems[i].Image.ManifestDigest] = img
+	}
+	keychain := o.Keychain
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = max(2, runtime.GOMAXPROCS(0))
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain), remote.WithJobs(jobs)}
+	report := &PushReport{Ref: ref.String()}
+	if len(e.Systems) == 1 {
+		report.Digest = e.Systems[0].Image.ManifestDigest
+		err = remote.Write(ref, images[report.Digest], opts...)
+	} else {
+		var raw []byte
+		if raw, err = e.IndexJSON(); err != nil {
+			return nil, err
+		}
+		report.Digest = digest.FromBytes(raw)
+		err = remote.WriteIndex(ref, &pushIndex{raw: raw, images: images}, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
+	}
+	for d := range layers {
+		if rec.wasSent(d) {
+			report.Uploaded = append(report.Uploaded, d)
+		} else {
+			report.Skipped = append(report.Skipped, d)
+		}
+	}
+	slices.Sort(report.Uploaded)
+	slices.Sort(report.Skipped)
+	return report, nil
+}
+
+// uploadRecorder notes the layer blobs whose contents were requested,
+// which the registry client does only to upload them.
+type uploadRecorder struct {
+	mu   sync.Mutex
+	sent map[digest.Digest]bool
+}
+
+func (r *uploadRecorder) record(d digest.Digest) {
+	r.mu.Lock()
+	r.sent[d] = true
+	r.mu.Unlock()
+}
+
+func (r *uploadRecorder) wasSent(d digest.Digest) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[d]
+}
+
+// pushLayer is a layer blob produced on demand from the store: it
+// implements partial.CompressedLayer (and DiffID and Uncompressed) by
+// streaming the layer writer through the compressor into a pipe.
+type pushLayer struct {
+	ul          uniqueLayer
+	compression string
+	rec         *uploadRecorder
+}
+
+// Digest is the blob's digest.
+func (l *pushLayer) Digest() (v1.Hash, error) { return v1.NewHash(string(l.ul.layer.Digest)) }
+
+// DiffID is the uncompressed tar's digest.
+func (l *pushLayer) DiffID() (v1.Hash, error) { return v1.NewHash(string(l.ul.layer.DiffID)) }
+
+// Size is the blob's length.
+func (l *pushLayer) Size() (int64, error) { return l.ul.layer.BlobSize, nil }
+
+// MediaType is the OCI layer media type of the compression.
+func (l *pushLayer) MediaType() (types.MediaType, error) {
+	mt, err := gen.LayerMediaType(l.compression)
+	return types.MediaType(mt), err
+}
+
+// Compressed streams the blob. The reader fails if the bytes produced
+// do not hash to the planned digest (a store file changed meanwhile).
+func (l *pushLayer) Compressed() (io.ReadCloser, error) {
+	l.rec.record(l.ul.layer.Digest)
+	return pipeFrom(func(w io.Writer) error {
+		r, err := writeLayerBlob(w, l.ul, l.compression)
+		if err == nil && r.digest != l.ul.layer.Digest {
+			err = fmt.Errorf("layer %s: the blob hashes to %s now, %s when planned: store files changed", l.ul.layer.ID, r.digest, l.ul.layer.Digest)
+		}
+		return err
+	}), nil
+}
+
+// Uncompressed streams the layer tar.
+func (l *pushLayer) Uncompressed() (io.ReadCloser, error) {
+	return pipeFrom(func(w io.Writer) error {
+		_, _, err := streamLayer(w, l.ul.layer, l.ul.mtime, l.ul.fsPaths)
+		return err
+	}), nil
+}
+
+// pipeFrom runs fill in a goroutine writing into a pipe and returns the
+// pipe's reader; fill's error reaches the reader, and closing the reader
+// early makes fill's writes fail so that it stops.
+func pipeFrom(fill func(io.Writer) error) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(fill(pw)) }()
+	return pr
+}
+
+// pushImage is one system's image: partial.CompressedImageCore over the
+// plan's config and manifest bytes and the export's layers.
+type pushImage struct {
+	config, manifest []byte
+	layers           map[digest.Digest]*pushLayer
+}
+
+func newPushImage(img *gen.Image, layers map[digest.Digest]*pushLayer) (v1.Image, error) {
+	cfg, err := img.ConfigJSON()
+	if err != nil {
+		return nil, err
+	}
+	m, err := img.ManifestJSON()
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&pushImage{config: cfg, manifest: m, layers: layers})
+}
+
+// RawConfigFile is the config's bytes.
+func (p *pushImage) RawConfigFile() ([]byte, error) { return p.config, nil }
+
+// MediaType is the OCI manifest media type.
+func (p *pushImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// RawManifest is the manifest's bytes.
+func (p *pushImage) RawManifest() ([]byte, error) { return p.manifest, nil }
+
+// LayerByDigest finds a layer blob of the export.
+func (p *pushImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if l, ok := p.layers[digest.Digest(h.String())]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("no layer blob %s in the image", h)
+}
+
+// pushIndex is a multi-system export's image index: v1.ImageIndex over
+// the plan's index bytes and its images.
+type pushIndex struct {
+	raw    []byte
+	images map[digest.Digest]v1.Image
+}
+
+// MediaType is the OCI image index media type.
+func (p *pushIndex) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
+
+// Digest is the index's digest.
+func (p *pushIndex) Digest() (v1.Hash, error) { return v1.NewHash(string(digest.FromBytes(p.raw))) }
+
+// Size is the index's length.
+func (p *pushIndex) Size() (int64, error) { return int64(len(p.raw)), nil }
+
+// IndexManifest parses the index.
+func (p *pushIndex) IndexManifest() (*v1.IndexManifest, error) {
+	return v1.ParseIndexManifest(bytes.NewReader(p.raw))
+}
+
+// RawManifest is the index's bytes.
+func (p *pushIndex) RawManifest() ([]byte, error) { return p.raw, nil }
+
+// Image is the system image whose manifest has digest h.
+func (p *pushIndex) Image(h v1.Hash) (v1.Image, error) {
+	if img, ok := p.images[digest.Digest(h.String())]; ok {
+		return img, nil
+	}
+	return nil, fmt.Errorf("no image %s in the index", h)
+}
+
+// ImageIndex fails: the index holds images only.
+func (p *pushIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return nil, fmt.Errorf("no image index %s in the index", h)
+}

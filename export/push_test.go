@@ -1,0 +1,240 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/oracle"
+)
+
+// registry is a CNCF Distribution registry (Debian's docker-registry)
+// serving on a free loopback port from a temporary folder.
+type registry struct {
+	host string // 127.0.0.1:PORT
+	log  *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the registry's output goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startRegistry starts a registry for the test and stops it, by its
+// process id, when the test ends.
+func startRegistry(t *testing.T) *registry {
+	t.Helper()
+	bin := oracle.Require(t, "docker-registry")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &registry{host: host, log: &syncBuffer{}}
+	cmd := exec.Command(bin, "serve", cfg)
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill()
+		}
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry did not answer on %s: %v\n%s", host, err, r.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// blobUploads counts the blob upload requests (PATCH) in the registry's
+// log.
+func (r *registry) blobUploads() int {
+	return strings.Count(r.log.String(), "http.request.method=PATCH")
+}
+
+// layerDigests lists the distinct layer blobs of e's images, sorted.
+func layerDigests(e *gen.Export) []digest.Digest {
+	var out []digest.Digest
+	for _, s := range e.Systems {
+		for _, l := range s.Image.Layers {
+			if !slices.Contains(out, l.Digest) {
+				out = append(out, l.Digest)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPushRegistry(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	reg := startRegistry(t)
+	tests := []struct {
+		name, compression string
+		systems           []string
+	}{
+		{"one system gzip", "gzip", []string{"x86_64-linux"}},
+		{"two systems zstd", "zstd", []string{"x86_64-linux", "aarch64-linux"}},
+		{"one system none", "none", []string{"x86_64-linux"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref := fmt.Sprintf("%s/storepack/runnable%d:1.0", reg.host, i)
+			plan := func() *gen.Export {
+				e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", tt.compression, tt.systems...)
+				e.Push, e.Insecure = ref, true
+				return e
+			}
+			e := plan()
+			before := reg.blobUploads()
+			rep, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := layerDigests(e)
+			if !slices.Equal(rep.Uploaded, all) || len(rep.Skipped) != 0 {
+				t.Errorf("first push: uploaded %v skipped %v, want every layer %v uploaded", rep.Uploaded, rep.Skipped, all)
+			}
+			if reg.blobUploads() == before {
+				t.Error("the registry's log shows no blob upload for the first push")
+			}
+
+			raw := run(t, skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
+			if got := digest.FromBytes(raw); got != rep.Digest {
+				t.Errorf("the registry holds %s, the push reported %s", got, rep.Digest)
+			}
+			if len(e.Systems) == 1 {
+				if want, _ := e.Systems[0].Image.ManifestJSON(); !bytes.Equal(raw, want) {
+					t.Errorf("the registry's manifest differs from the plan's:\n%s\n%s", raw, want)
+				}
+			} else {
+				var idx ocispec.Index
+				if err := json.Unmarshal(raw, &idx); err != nil {
+					t.Fatal(err)
+				}
+				if want, _ := e.IndexJSON(); !bytes.Equal(raw, want) || len(idx.Manifests) != len(e.Systems) {
+					t.Errorf("the registry's index differs from the plan's:\n%s\n%s", raw, want)
+				}
+			}
+			for _, sys := range e.Systems {
+				p := sys.Image.Platform
+				args := []string{"inspect", "--tls-verify=false", "--override-os", "linux", "--override-arch", p.Architecture, "docker://" + ref}
+				var got struct{ Layers []digest.Digest }
+				if err := json.Unmarshal(run(t, skopeo, args...), &got); err != nil {
+					t.Fatal(err)
+				}
+				var want []digest.Digest
+				for _, l := range sys.Image.Layers {
+					want = append(want, l.Digest)
+				}
+				if !slices.Equal(got.Layers, want) {
+					t.Errorf("%s: the registry has layers %v, the plan %v", sys.Name, got.Layers, want)
+				}
+			}
+
+			// The same image again: nothing is uploaded.
+			before = reg.blobUploads()
+			rep, err = Push(context.Background(), plan(), PushOptions{Keychain: authn.NewMultiKeychain()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Uploaded) != 0 || !slices.Equal(rep.Skipped, all) {
+				t.Errorf("second push: uploaded %v skipped %v, want nothing uploaded", rep.Uploaded, rep.Skipped)
+			}
+			if n := reg.blobUploads() - before; n != 0 {
+				t.Errorf("the registry's log shows %d blob uploads for the unchanged image", n)
+			}
+
+			// Another config over the same layers: the registry has every
+			// layer blob (checked one by one), only the config and
+			// manifest are new.
+			changed := plan()
+			for i := range changed.Systems {
+				img := changed.Systems[i].Image
+				img.Config.Config.Cmd = []string{"changed"}
+			}
+			changed.Push = strings.Replace(ref, ":1.0", ":changed", 1)
+			rep, err = Push(context.Background(), changed, PushOptions{Keychain: authn.NewMultiKeychain()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Uploaded) != 0 || !slices.Equal(rep.Skipped, all) {
+				t.Errorf("push of a new config: uploaded %v skipped %v, want every layer skipped", rep.Uploaded, rep.Skipped)
+			}
+			if got := digest.FromBytes(run(t, skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+changed.Push)); got != rep.Digest {
+				t.Errorf("the registry holds %s under :changed, the push reported %s", got, rep.Digest)
+			}
+		})
+	}
+}
+
+func TestPushErrors(t *testing.T) {
+	e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", "gzip", "x86_64-linux")
+	if _, err := Push(context.Background(), e, PushOptions{}); err == nil || !strings.Contains(err.Error(), "no push reference") {
+		t.Errorf("no push: %v", err)
+	}
+	e.Push = "Not A Reference"
+	if _, err := Push(context.Background(), e, PushOptions{}); err == nil || !strings.Contains(err.Error(), "Not A Reference") {
+		t.Errorf("bad reference: %v", err)
+	}
+	// Nothing listens on this loopback port: the push fails, naming it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	e.Push, e.Insecure = host+"/x:1", true
+	if _, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()}); err == nil || !strings.Contains(err.Error(), host) {
+		t.Errorf("push to a closed port: %v", err)
+	}
+}
