@@ -4,7 +4,7 @@
 //	//mage:import
 //	_ "github.com/storepack/storepack/mage"
 //
-// to get the targets export, plan, lock and verify. They read the spec from
+// to get the targets export, plan, lock, verify and push. They read the spec from
 // the current folder (STOREPACK_SPEC names another), write into out/
 // (STOREPACK_OUT), run every export (STOREPACK_EXPORTS names some) and take
 // variables from STOREPACK_VAR_<name>.
