@@ -36,7 +36,12 @@ func examples(t *testing.T) Options {
 	if err := buildExamples(); err != nil {
 		t.Fatalf("building the example program: %v", err)
 	}
-	return Options{SpecDir: "examples", OutDir: t.TempDir()}
+	// A lowercase folder: podman names images pulled from an oci: layout
+	// after its path.
+	out, err := os.MkdirTemp("", "storepack-examples-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(out) })
+	return Options{SpecDir: "examples", OutDir: out}
 }
 
 // TestExamplesPlan compares the plan of the bundled examples with
@@ -95,6 +100,32 @@ func TestExamplesRun(t *testing.T) {
 		run, err := exec.Command(filepath.Join(chroot, "nix", "store", filepath.Base(path))).Output()
 		if err != nil || string(run) != "hello from storepack (linux/amd64)\n" {
 			t.Errorf("imported %s ran: %q, %v", path, run, err)
+		}
+	})
+
+	t.Run("multi-arch oci layout", func(t *testing.T) {
+		skopeo := oracle.Require(t, "skopeo")
+		podman := oracle.Require(t, "podman")
+		oracle.Require(t, "runc")
+		layout := filepath.Join(o.OutDir, "app-oci")
+		for arch, want := range map[string]string{"amd64": "amd64", "arm64": "arm64"} {
+			b, err := exec.Command(skopeo, "inspect", "--override-arch", arch, "oci:"+layout+":storepack-example/app:1.0.0").CombinedOutput()
+			if err != nil || !strings.Contains(string(b), `"Architecture": "`+want+`"`) {
+				t.Errorf("skopeo inspect --override-arch %s: %v\n%s", arch, err, b)
+			}
+		}
+		pull := exec.Command(podman, "pull", "-q", "oci:"+layout+":storepack-example/app:1.0.0")
+		var stderr strings.Builder
+		pull.Stderr = &stderr
+		id, err := pull.Output()
+		if err != nil {
+			t.Fatalf("podman pull oci:%s: %v\n%s", layout, err, stderr.String())
+		}
+		image := strings.TrimSpace(string(id))
+		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", image).Run() })
+		b, err := exec.Command(podman, "run", "--rm", "--network", "none", image).CombinedOutput()
+		if err != nil || string(b) != "hello, oci (linux/amd64)\n" {
+			t.Errorf("podman run of the oci layout's image: %q, %v", b, err)
 		}
 	})
 

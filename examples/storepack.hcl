@@ -22,3 +22,9 @@ source "app" {
   path = "build/amd64/app"
   name = "app-${var.version}"
 }
+
+# The same program built for arm64, for the multi-arch OCI image.
+source "app_arm64" {
+  path = "build/arm64/app"
+  name = "app-${var.version}"
+}
