@@ -50,7 +50,7 @@ func Bench() error {
 	return sh.RunV("go", "run", "./internal/bench")
 }
 
-// Fuzz runs each fuzz target for a short time (FUZZTIME, default 30s).
+// Fuzz runs each fuzz target for a short time (FUZZTIME, default 30s): the NAR reader and writer, the bundle reader and the spec loader.
 func Fuzz() error {
 	t := os.Getenv("FUZZTIME")
 	if t == "" {
@@ -58,6 +58,9 @@ func Fuzz() error {
 	}
 	for _, f := range []struct{ pkg, name string }{
 		{"./nar", "FuzzReader"},
+		{"./nar", "FuzzRoundTrip"},
+		{"./nar", "FuzzBundleReader"},
+		{"./spec", "FuzzLoad"},
 	} {
 		if err := sh.RunV("go", "test", "-run=^$", "-fuzz=^"+f.name+"$", "-fuzztime="+t, f.pkg); err != nil {
 			return err

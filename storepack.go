@@ -18,6 +18,7 @@ import (
 
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -53,6 +54,12 @@ type Options struct {
 	// `nix-store --verify --check-contents` does (storepack export
 	// --check, STOREPACK_CHECK=1).
 	Check bool
+	// NoCache turns the layer cache off (storepack export --no-cache,
+	// STOREPACK_NO_CACHE=1): every layer is read from the store.
+	NoCache bool
+	// CacheDir is the layer cache folder (default: layercache.DefaultDir,
+	// $XDG_CACHE_HOME/storepack).
+	CacheDir string
 }
 
 // ErrSpec is returned when the spec has errors; they have been printed.
@@ -81,6 +88,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if !o.Check {
 		o.Check, _ = strconv.ParseBool(os.Getenv(EnvCheck))
+	}
+	if !o.NoCache {
+		o.NoCache = layercache.Disabled()
 	}
 	return o
 }
@@ -132,7 +142,7 @@ func Plan(o Options) (*gen.Plan, error) {
 	}
 	for i := range plan.Exports {
 		if e := &plan.Exports[i]; e.Systems[0].Image != nil {
-			if err := export.DigestLayers(e); err != nil {
+			if err := export.DigestLayersWith(e, exportOptions(o)); err != nil {
 				return nil, fmt.Errorf("export %q: %w", e.Name, err)
 			}
 		}
@@ -163,7 +173,31 @@ func Export(o Options) ([]export.File, error) {
 			return nil, err
 		}
 	}
-	return export.Write(p, o.OutDir)
+	return export.WriteWith(p, o.OutDir, exportOptions(o))
+}
+
+// exportOptions opens the layer cache unless o turns it off. A cache that
+// cannot be opened (no home folder, a read-only one) is not used: the
+// cache only ever saves time.
+func exportOptions(o Options) export.Options {
+	o = o.WithDefaults()
+	if o.NoCache {
+		return export.Options{}
+	}
+	dir := o.CacheDir
+	if dir == "" {
+		d, err := layercache.DefaultDir()
+		if err != nil {
+			return export.Options{}
+		}
+		dir = d
+	}
+	c, err := layercache.Open(dir)
+	if err != nil {
+		fmt.Fprintf(o.Stderr, "storepack: not using the layer cache: %v\n", err)
+		return export.Options{}
+	}
+	return export.Options{Cache: c}
 }
 
 // lockPath is the lock file of o's spec.

@@ -92,8 +92,11 @@ type Result struct {
 // with nar.Dump, streamed through the compressor into the file while the
 // NAR and the file are hashed, so memory does not grow with an item's
 // size; a NAR whose hash or size differs from the item's is an error (the
-// store changed). On error, entries completed so far stay: the cache is
-// valid, and a new Write completes it.
+// store changed). Narinfos are written only once every NAR file is in
+// place, dependencies first, so the cache is valid at every moment: when a
+// NAR fails, no narinfo (nor a missing nix-cache-info) is written and the
+// NAR files this run added are removed; when a narinfo fails, those
+// written before it stay, and a new Write completes the cache.
 func Write(dir string, items []Item, opts Options) (*Result, error) {
 	if opts.Compression == "" {
 		opts.Compression = CompressionXZ
@@ -115,22 +118,23 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("binary cache folder %s: %w", dir, err)
 	}
 	res := &Result{Entries: make([]Entry, len(unique))}
-	wrote, err := writeCacheInfo(dir, opts.StoreDir)
-	if err != nil {
+	// Check an existing nix-cache-info before the work; write a missing
+	// one only once every NAR is in place.
+	if _, err := writeCacheInfo(dir, opts.StoreDir, false); err != nil {
 		return nil, err
 	}
-	if wrote {
-		res.Written = append(res.Written, CacheInfoFile)
-	}
 
+	// First every NAR file, several at once; then the narinfos, one at a
+	// time in the items' order (dependencies first), so that a narinfo is
+	// never published before those of its references.
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
 	jobs = min(jobs, max(len(unique), 1))
 	var (
-		mu      sync.Mutex
 		errs    = make([]error, len(unique))
+		pending = make([]pendingItem, len(unique))
 		next    = make(chan int)
 		wg      sync.WaitGroup
 		stopped = make(chan struct{})
@@ -141,16 +145,13 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				e, files, err := writeItem(dir, &unique[i], &opts)
+				pi, err := prepareItem(dir, &unique[i], opts.Compression)
 				if err != nil {
 					errs[i] = err
 					stop.Do(func() { close(stopped) })
 					continue
 				}
-				mu.Lock()
-				res.Entries[i] = e
-				res.Written = append(res.Written, files...)
-				mu.Unlock()
+				pending[i] = pi
 			}
 		}()
 	}
@@ -164,12 +165,34 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// Publish nothing: take back the NAR files this run added.
+		for _, pi := range pending {
+			if pi.narWritten {
+				os.Remove(filepath.Join(dir, filepath.FromSlash(pi.ni.URL)))
+			}
+		}
+		return res, err
+	}
+	wrote, err := writeCacheInfo(dir, opts.StoreDir, true)
+	if err != nil {
+		return nil, err
+	}
+	if wrote {
+		res.Written = append(res.Written, CacheInfoFile)
+	}
+	for i := range unique {
+		e, files, err := publishItem(dir, &unique[i], &pending[i], &opts)
+		res.Written = append(res.Written, files...)
+		if err != nil {
+			slices.Sort(res.Written)
+			return res, err
+		}
+		res.Entries[i] = e
+	}
 	slices.Sort(res.Written)
 	// Two items with the same NAR may both have written its file.
 	res.Written = slices.Compact(res.Written)
-	if err := errors.Join(errs...); err != nil {
-		return res, err
-	}
 	for _, e := range res.Entries {
 		if !e.Written {
 			res.Skipped++
@@ -230,9 +253,9 @@ func checkClosed(dir string, items []Item) error {
 	return nil
 }
 
-// writeCacheInfo writes nix-cache-info when missing and checks an
-// existing one. It reports whether it wrote the file.
-func writeCacheInfo(dir string, storeDir store.Dir) (bool, error) {
+// writeCacheInfo checks an existing nix-cache-info and, when write is set,
+// writes a missing one. It reports whether it wrote the file.
+func writeCacheInfo(dir string, storeDir store.Dir, write bool) (bool, error) {
 	file := filepath.Join(dir, CacheInfoFile)
 	if b, err := os.ReadFile(file); err == nil {
 		ci, err := ParseCacheInfo(b)
@@ -246,6 +269,9 @@ func writeCacheInfo(dir string, storeDir store.Dir) (bool, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
+	if !write {
+		return false, nil
+	}
 	text, err := (&CacheInfo{StoreDir: storeDir, WantMassQuery: 1, Priority: DefaultPriority}).MarshalText()
 	if err != nil {
 		return false, err
@@ -253,25 +279,44 @@ func writeCacheInfo(dir string, storeDir store.Dir) (bool, error) {
 	return true, writeFileAtomic(file, text)
 }
 
-// writeItem adds one item's NAR and narinfo unless its narinfo exists. It
-// returns the item's entry and the files written (relative, slashes).
-func writeItem(dir string, it *Item, opts *Options) (Entry, []string, error) {
+// pendingItem is an item whose NAR file is in place (or whose narinfo
+// was found) and whose narinfo is yet to be written.
+type pendingItem struct {
+	existing   *NarInfo // the narinfo already in the cache, or nil
+	ni         *NarInfo // the narinfo to write
+	narWritten bool     // whether this run wrote ni's NAR file
+}
+
+// prepareItem reads the item's narinfo when the cache has it, else writes
+// its NAR file.
+func prepareItem(dir string, it *Item, compression string) (pendingItem, error) {
+	file := filepath.Join(dir, it.Path.HashPart()+".narinfo")
+	if ni, err := readExisting(dir, file, it.Path); err != nil {
+		return pendingItem{}, err
+	} else if ni != nil {
+		return pendingItem{existing: ni}, nil
+	}
+	ni, narWritten, err := writeNAR(dir, it, compression)
+	if err != nil {
+		return pendingItem{}, err
+	}
+	return pendingItem{ni: ni, narWritten: narWritten}, nil
+}
+
+// publishItem writes the narinfo of a prepared item. It returns the
+// item's entry and the files written (relative, slashes).
+func publishItem(dir string, it *Item, pi *pendingItem, opts *Options) (Entry, []string, error) {
 	rel := it.Path.HashPart() + ".narinfo"
 	file := filepath.Join(dir, rel)
 	e := Entry{File: rel}
-	if ni, err := readExisting(dir, file, it.Path); err != nil {
-		return e, nil, err
-	} else if ni != nil {
-		e.NarInfo = ni
-		e.Differs = ni.NarHash != it.NarHash || ni.NarSize != it.NarSize
+	if pi.existing != nil {
+		e.NarInfo = pi.existing
+		e.Differs = pi.existing.NarHash != it.NarHash || pi.existing.NarSize != it.NarSize
 		return e, nil, nil
 	}
-	ni, narWritten, err := writeNAR(dir, it, opts.Compression)
-	if err != nil {
-		return e, nil, err
-	}
+	ni := pi.ni
 	var files []string
-	if narWritten {
+	if pi.narWritten {
 		files = append(files, ni.URL)
 	}
 	if opts.Key != nil {

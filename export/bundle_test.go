@@ -3,7 +3,6 @@ package export
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -209,8 +208,8 @@ func bundleTree(t *testing.T) (string, []byte, int64) {
 	return dir, sum[:], size
 }
 
-// readBundle decodes a bundle with the NAR reader, independently of the
-// writer: each item's path, references, deriver and NAR bytes.
+// readBundle decodes a bundle with nar.BundleReader, independently of
+// the writer: each item's path, references, deriver and NAR bytes.
 type bundleEntry struct {
 	path    string
 	refs    []string
@@ -220,60 +219,23 @@ type bundleEntry struct {
 
 func readBundle(t *testing.T, b []byte) []bundleEntry {
 	t.Helper()
-	r := bytes.NewReader(b)
-	u64 := func() uint64 {
-		var n uint64
-		if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
-			t.Fatalf("bundle offset %d: %v", len(b)-r.Len(), err)
-		}
-		return n
-	}
-	str := func() string {
-		n := u64()
-		buf := make([]byte, (n+7)/8*8)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(buf[n:], make([]byte, len(buf)-int(n))) {
-			t.Fatalf("non-zero padding after %q", buf[:n])
-		}
-		return string(buf[:n])
-	}
+	br := nar.NewBundleReader(bytes.NewReader(b))
 	var out []bundleEntry
 	for {
-		switch more := u64(); more {
-		case 0:
-			if r.Len() != 0 {
-				t.Fatalf("%d bytes after the end marker", r.Len())
-			}
+		if _, err := br.Next(); err == io.EOF {
 			return out
-		case 1:
-		default:
-			t.Fatalf("item marker %d, want 0 or 1", more)
+		} else if err != nil {
+			t.Fatal(err)
 		}
-		start := len(b) - r.Len()
-		nr := nar.NewReader(r)
-		for {
-			if _, err := nr.Next(); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
+		e, err := br.Entry()
+		if err != nil {
+			t.Fatal(err)
 		}
-		var e bundleEntry
-		e.nar = b[start : start+int(nr.Offset())]
-		if m := u64(); m != 0x4558494e {
-			t.Fatalf("export magic %#x", m)
+		refs := e.References
+		if len(refs) == 0 {
+			refs = nil
 		}
-		e.path = str()
-		for n := u64(); n > 0; n-- {
-			e.refs = append(e.refs, str())
-		}
-		e.deriver = str()
-		if sigs := u64(); sigs != 0 {
-			t.Fatalf("signature marker %d, want 0", sigs)
-		}
-		out = append(out, e)
+		out = append(out, bundleEntry{path: e.Path, refs: refs, deriver: e.Deriver, nar: b[e.NarOffset : e.NarOffset+e.NarSize]})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/store"
 )
 
@@ -54,6 +55,14 @@ import (
 // w as a docker archive holding one image per system. It fills in the
 // plan's diff ids, sizes and config digests (Image.SetDiffIDs).
 func WriteDocker(w io.Writer, e *gen.Export) error {
+	return writeDocker(w, e, nil)
+}
+
+// writeDocker is WriteDocker with a layer cache (nil for none): a layer
+// the cache holds is copied from its blob, with its diff id and size from
+// its record, without reading the store; the others are streamed from the
+// store and also written to the cache.
+func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -64,13 +73,29 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 	tw := tar.NewWriter(w)
 	done := map[string]blobResult{}
 	layers := uniqueLayers(e)
-	sizes, stopSizes := sizesAhead(layers)
-	defer stopSizes()
+	hits := make([]cached, len(layers))
+	keys := make([]layercache.Key, len(layers))
+	var misses []uniqueLayer
 	for i, ul := range layers {
-		sr := <-sizes[i]
-		size, err := sr.size, sr.err
-		if err != nil {
-			return err
+		var ok bool
+		if hits[i], keys[i], ok = lookup(c, ul, gen.CompressionNone, true); !ok {
+			misses = append(misses, ul)
+		}
+	}
+	sizes, stopSizes := sizesAhead(misses)
+	defer stopSizes()
+	next := 0
+	for i, ul := range layers {
+		var size int64
+		if hits[i].blob != "" {
+			size = hits[i].rec.Size
+		} else {
+			sr := <-sizes[next]
+			next++
+			if sr.err != nil {
+				return sr.err
+			}
+			size = sr.size
 		}
 		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/", 0, mtime)); err != nil {
 			return err
@@ -78,14 +103,30 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/layer.tar", size, mtime)); err != nil {
 			return err
 		}
-		id, n, err := streamLayer(tw, ul.layer, ul.mtime, ul.fsPaths)
+		if hits[i].blob != "" {
+			if err := copyBlob(tw, hits[i].blob, size); err != nil {
+				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
+			}
+			done[ul.layer.ID] = hits[i].result()
+			continue
+		}
+		cw := newCacheBlobWriter(c)
+		var dst io.Writer = tw
+		if cw != nil {
+			dst = io.MultiWriter(tw, cw)
+		}
+		id, n, err := WriteLayer(dst, ul.layer, ul.mtime, ul.fsPaths)
+		if err == nil && n != size {
+			err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
+		}
+		r := blobResult{id, n, id, n}
+		if cw.finish(r, err == nil) != "" {
+			remember(c, keys[i], r)
+		}
 		if err != nil {
 			return err
 		}
-		if n != size {
-			return fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
-		}
-		done[ul.layer.ID] = blobResult{id, n, id, n}
+		done[ul.layer.ID] = r
 	}
 	if err := setBlobs(e, done); err != nil {
 		return err
@@ -145,7 +186,14 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 // (Image.SetDiffIDs, Image.SetBlobs) with the config and manifest digests:
 // what `storepack plan` shows. It reads every file of the closure.
 func DigestLayers(e *gen.Export) error {
-	return digestBlobs(e)
+	return digestBlobs(e, nil)
+}
+
+// DigestLayersWith is DigestLayers with options: with a cache, the layers
+// it has records of are not read at all, and the records of the others are
+// kept (without their blobs, which nothing writes).
+func DigestLayersWith(e *gen.Export, o Options) error {
+	return digestBlobs(e, o.Cache)
 }
 
 // writeDockerOCI writes the OCI layout part of a docker archive: the
@@ -247,9 +295,10 @@ type layerResult struct {
 
 // uniqueLayer is a layer to write, with what writing it needs.
 type uniqueLayer struct {
-	layer   *gen.Layer
-	mtime   int64
-	fsPaths map[store.Path]string
+	layer     *gen.Layer
+	mtime     int64
+	fsPaths   map[store.Path]string
+	narHashes map[store.Path]string
 }
 
 // uniqueLayers lists the distinct layers of e's images, sorted by ID.
@@ -262,13 +311,17 @@ func uniqueLayers(e *gen.Export) []uniqueLayer {
 			continue
 		}
 		fsPaths := closureFS(sys)
+		narHashes := make(map[store.Path]string, len(sys.Closure))
+		for k := range sys.Closure {
+			narHashes[sys.Closure[k].Path] = sys.Closure[k].NarHash
+		}
 		for j := range sys.Image.Layers {
 			l := &sys.Image.Layers[j]
 			if seen[l.ID] {
 				continue
 			}
 			seen[l.ID] = true
-			out = append(out, uniqueLayer{l, sys.Image.MTime, fsPaths})
+			out = append(out, uniqueLayer{l, sys.Image.MTime, fsPaths, narHashes})
 		}
 	}
 	slices.SortFunc(out, func(a, b uniqueLayer) int { return strings.Compare(a.layer.ID, b.layer.ID) })

@@ -5,7 +5,6 @@
 package export
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -44,6 +43,11 @@ const OutLockFile = ".storepack-export.lock"
 // it first removes the temporary files and folders ".<output>.tmp-*" that
 // an export killed while writing those outputs left behind.
 func Write(plan *gen.Plan, outDir string) ([]File, error) {
+	return WriteWith(plan, outDir, Options{})
+}
+
+// WriteWith is Write with options (a layer cache).
+func WriteWith(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 	if err := os.MkdirAll(outDir, 0o777); err != nil {
 		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
 	}
@@ -57,7 +61,7 @@ func Write(plan *gen.Plan, outDir string) ([]File, error) {
 	}
 	var files []File
 	for i := range plan.Exports {
-		fs, err := WriteExport(&plan.Exports[i], outDir)
+		fs, err := writeExport(&plan.Exports[i], outDir, o)
 		if err != nil {
 			return files, err
 		}
@@ -68,6 +72,10 @@ func Write(plan *gen.Plan, outDir string) ([]File, error) {
 
 // WriteExport writes one export of a plan into outDir.
 func WriteExport(e *gen.Export, outDir string) ([]File, error) {
+	return writeExport(e, outDir, Options{})
+}
+
+func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 	switch e.Format {
 	case "nar":
 		var files []File
@@ -86,7 +94,7 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 	case "binary-cache":
 		return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey})
 	case "docker":
-		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return WriteDocker(w, e) })
+		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache) })
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
 		}
@@ -97,9 +105,9 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 		var err error
 		if strings.HasSuffix(e.Output, ".tar") {
 			dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e) })
+			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache) })
 		} else {
-			f, err = writeOCIDir(outDir, e.Output, e)
+			f, err = writeOCIDir(outDir, e.Output, e, o.Cache)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
@@ -117,11 +125,14 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		return File{}, fmt.Errorf("%s: a folder is in the way of the output file (remove it)", final)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
 	if err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	ok := false
 	defer func() {
@@ -130,17 +141,19 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	// The file is written and hashed in two goroutines of their own
+	// (fanout), so that neither holds up fill.
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	if err := fill(bw); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
+	fo := newFanout(tmp, h)
+	err = fill(fo)
+	if ferr := fo.Close(); err == nil {
+		err = ferr
 	}
-	if err := bw.Flush(); err != nil {
+	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
@@ -149,10 +162,10 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	ok = true
-	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: cw.n}, nil
+	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: fo.n}, nil
 }
 
 // countWriter counts the bytes written through it.

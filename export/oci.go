@@ -2,7 +2,6 @@ package export
 
 import (
 	"archive/tar"
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/layercache"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:
@@ -84,23 +84,27 @@ type blobResult struct {
 }
 
 // writeLayerBlob streams ul's layer tar, compressed, to w, computing the
-// diff id and the blob digest in the same pass.
+// diff id and the blob digest in the same pass. Compression runs in a
+// goroutine of its own, fed through a fanout, so that it overlaps reading
+// and hashing the tar.
 func writeLayerBlob(w io.Writer, ul uniqueLayer, compression string) (blobResult, error) {
+	if compression == "" || compression == gen.CompressionNone {
+		id, n, err := WriteLayer(w, ul.layer, ul.mtime, ul.fsPaths)
+		return blobResult{id, n, id, n}, err
+	}
 	dw := newDigestWriter(w)
 	cw, err := compressor(dw, compression)
 	if err != nil {
 		return blobResult{}, err
 	}
-	id, n, err := streamLayer(cw, ul.layer, ul.mtime, ul.fsPaths)
-	if err != nil {
-		cw.Close()
-		return blobResult{}, err
-	}
-	if err := cw.Close(); err != nil {
-		return blobResult{}, fmt.Errorf("layer %s: %w", ul.layer.ID, err)
-	}
-	if compression == "" || compression == gen.CompressionNone {
-		return blobResult{id, n, id, n}, nil
+	fo := newFanout(cw)
+	id, n, err := WriteLayer(fo, ul.layer, ul.mtime, ul.fsPaths)
+	ferr := fo.Close()
+	cerr := cw.Close()
+	for _, e := range []error{err, ferr, cerr} {
+		if e != nil {
+			return blobResult{}, fmt.Errorf("layer %s: %w", ul.layer.ID, e)
+		}
 	}
 	return blobResult{id, n, dw.digest(), dw.n}, nil
 }
@@ -187,7 +191,7 @@ func setBlobs(e *gen.Export, done map[string]blobResult) error {
 // digestBlobs computes the diff ids and blob digests of e's images by
 // streaming (and compressing) every layer into the hashes only, and fills
 // them in: what planning and pushing need before any blob is written.
-func digestBlobs(e *gen.Export) error {
+func digestBlobs(e *gen.Export, c *layercache.Cache) error {
 	if _, err := imagesMTime(e); err != nil {
 		return err
 	}
@@ -196,7 +200,15 @@ func digestBlobs(e *gen.Export) error {
 		return err
 	}
 	done, err := eachLayer(uniqueLayers(e), func(ul uniqueLayer) (blobResult, error) {
-		return writeLayerBlob(io.Discard, ul, compression)
+		hit, k, ok := lookup(c, ul, compression, false)
+		if ok {
+			return hit.result(), nil
+		}
+		r, err := writeLayerBlob(io.Discard, ul, compression)
+		if err == nil {
+			remember(c, k, r)
+		}
+		return r, err
 	})
 	if err != nil {
 		return err
@@ -282,6 +294,15 @@ func blobPath(d digest.Digest) string {
 // config and manifest digests. Every store file is read once (per layer
 // holding it).
 func WriteOCILayout(dir string, e *gen.Export) error {
+	return writeOCILayout(dir, e, nil)
+}
+
+// writeOCILayout is WriteOCILayout with a layer cache (nil for none): a
+// layer blob the cache holds is put in the layout as a reflink or hard link
+// of the cached file (layercache.Link), with its digests from its record,
+// without reading the store; the others are written into the cache first
+// and linked the same way.
+func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -297,6 +318,16 @@ func WriteOCILayout(dir string, e *gen.Export) error {
 		return err
 	}
 	done, err := eachLayer(uniqueLayers(e), func(ul uniqueLayer) (blobResult, error) {
+		if hit, k, ok := lookup(c, ul, compression, true); ok {
+			return hit.result(), linkBlob(hit.blob, blobDir, hit.rec.Digest.Encoded())
+		} else if c != nil && k != "" {
+			if r, p, err := cacheLayerBlob(c, ul, compression); err != nil {
+				return r, err
+			} else if p != "" {
+				remember(c, k, r)
+				return r, linkBlob(p, blobDir, r.digest.Encoded())
+			}
+		}
 		var r blobResult
 		err := writeBlobFile(blobDir, func(w io.Writer) (digest.Digest, error) {
 			var err error
@@ -360,13 +391,13 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 			os.Remove(tmp.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	d, err := fill(bw)
+	fo := newFanout(tmp)
+	d, err := fill(fo)
+	if ferr := fo.Close(); err == nil && ferr != nil {
+		err = fmt.Errorf("%s: %w", tmp.Name(), ferr)
+	}
 	if err != nil {
 		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return err
@@ -389,7 +420,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 // is replaced only when it is an OCI layout (it holds oci-layout) or an
 // empty folder; anything else is an error and stays untouched. The File
 // returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *gen.Export) (File, error) {
+func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
 		return File{}, err
@@ -405,7 +436,7 @@ func writeOCIDir(outDir, rel string, e *gen.Export) (File, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return File{}, err
 	}
-	if err := WriteOCILayout(tmp, e); err != nil {
+	if err := writeOCILayout(tmp, e, c); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
@@ -484,13 +515,13 @@ func syncDir(dir string) error {
 // file read once), then copied into the tar: oci-layout, the blobs sorted
 // by name, index.json. Entries have the images' mtime, uid and gid 0,
 // files 0644, folders 0755.
-func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export) error {
+func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := WriteOCILayout(tmp, e); err != nil {
+	if err := writeOCILayout(tmp, e, c); err != nil {
 		return err
 	}
 	mtime := e.Systems[0].Image.MTime
@@ -538,6 +569,45 @@ func copyIntoTar(tw *tar.Writer, p, name string, mtime int64) error {
 	}
 	if _, err := io.Copy(tw, f); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
+	}
+	return nil
+}
+
+// cacheLayerBlob writes ul's blob into a new cache blob and returns its
+// result and path; the path is "" when the cache could not keep it (the
+// caller then writes the blob into the layout itself).
+func cacheLayerBlob(c *layercache.Cache, ul uniqueLayer, compression string) (blobResult, string, error) {
+	bw, err := c.NewBlob()
+	if err != nil {
+		return blobResult{}, "", nil
+	}
+	fo := newFanout(bw)
+	r, err := writeLayerBlob(fo, ul, compression)
+	if ferr := fo.Close(); err == nil && ferr != nil {
+		// The cache's disk failed, not the layer: write it without.
+		bw.Abort()
+		return blobResult{}, "", nil
+	}
+	if err != nil {
+		bw.Abort()
+		return r, "", err
+	}
+	p, err := bw.Commit(r.digest)
+	if err != nil {
+		return blobResult{}, "", nil
+	}
+	return r, p, nil
+}
+
+// linkBlob puts the cached blob at p into blobDir as name; an existing
+// file of that name (the same blob, from another layer) is kept.
+func linkBlob(p, blobDir, name string) error {
+	dst := filepath.Join(blobDir, name)
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	if err := layercache.Link(p, dst); err != nil {
+		return fmt.Errorf("%s: %w", dst, err)
 	}
 	return nil
 }

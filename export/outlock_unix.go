@@ -18,7 +18,7 @@ func lockOutDir(outDir string) (func(), error) {
 	p := filepath.Join(outDir, OutLockFile)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("output folder %s: lock: %w", outDir, bare(err))
+		return nil, fmt.Errorf("output folder %s: cannot create the lock file %s: %w", outDir, OutLockFile, bare(err))
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)

@@ -74,7 +74,7 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	if err != nil {
 		return nil, fmt.Errorf("export %q: push = %q: %w", e.Name, e.Push, err)
 	}
-	if err := digestBlobs(e); err != nil {
+	if err := digestBlobs(e, nil); err != nil {
 		return nil, fmt.Errorf("export %q: %w", e.Name, err)
 	}
 	compression, err := exportCompression(e)
@@ -189,7 +189,7 @@ func (l *pushLayer) Compressed() (io.ReadCloser, error) {
 // Uncompressed streams the layer tar.
 func (l *pushLayer) Uncompressed() (io.ReadCloser, error) {
 	return pipeFrom(func(w io.Writer) error {
-		_, _, err := streamLayer(w, l.ul.layer, l.ul.mtime, l.ul.fsPaths)
+		_, _, err := WriteLayer(w, l.ul.layer, l.ul.mtime, l.ul.fsPaths)
 		return err
 	}), nil
 }

@@ -20,21 +20,41 @@ const (
 // errStopped ends the walk after the consumer failed.
 var errStopped = errors.New("nar: dump stopped")
 
-// dumper walks a tree with *at system calls and fills buffers with its NAR
-// serialisation; dump consumes them.
-type dumper struct {
-	buf   []byte
-	out   chan []byte
-	free  chan []byte
-	stop  chan struct{}
-	dents []byte
-	link  []byte
+// walker walks a tree with *at system calls and fills buffers with the
+// bytes its Framer gives for each node and the contents of regular files;
+// Stream consumes them. In measure mode nothing is read or emitted: regular
+// files are stat'ed and the bytes are counted.
+type walker struct {
+	f       Framer
+	measure bool
+	total   int64 // bytes counted, in measure mode
+	buf     []byte
+	out     chan []byte
+	free    chan []byte
+	stop    chan struct{}
+	dents   []byte
+	link    []byte
+	scratch []byte
+	hdr     Header
 }
 
-// dump writes the NAR of path to w and returns its length. A goroutine
-// walks the tree and fills buffers; this one hands them to w.
+// dump writes the NAR of path to w and returns its length.
 func dump(w io.Writer, path string) (int64, error) {
-	d := &dumper{
+	return Stream(w, path, narFramer{})
+}
+
+// Stream walks the file, folder or symlink at path and writes to w the
+// bytes f frames for each node, with the contents of every regular file
+// (read once) between its Begin and End; it returns the number of bytes
+// written. A second goroutine walks the tree and reads files ahead into a
+// bounded set of buffers (2 MiB in all), so that reading overlaps whatever
+// w does with the bytes; w is only called from the calling goroutine, with
+// chunks of up to 256 KiB. Sockets, FIFOs and devices are errors naming
+// their path, as are files that cannot be read or that change size while
+// they are read.
+func Stream(w io.Writer, path string, f Framer) (int64, error) {
+	d := &walker{
+		f:    f,
 		out:  make(chan []byte, chunks),
 		free: make(chan []byte, chunks),
 		stop: make(chan struct{}),
@@ -74,9 +94,18 @@ func dump(w io.Writer, path string) (int64, error) {
 	return total, err
 }
 
+// Measure returns the number of bytes Stream would write for the tree at
+// path with f, from the files' metadata alone (folder listings, lstat,
+// symlink targets): no file is opened for reading.
+func Measure(path string, f Framer) (int64, error) {
+	d := &walker{f: f, measure: true}
+	err := d.root(path)
+	return d.total, err
+}
+
 // flush hands the current buffer to the consumer and takes an empty one.
-func (d *dumper) flush() error {
-	if len(d.buf) == 0 {
+func (d *walker) flush() error {
+	if len(d.buf) == 0 || d.measure {
 		return nil
 	}
 	select {
@@ -92,102 +121,103 @@ func (d *dumper) flush() error {
 	return nil
 }
 
-// room makes sure n more bytes fit in the buffer.
-func (d *dumper) room(n int) error {
-	if cap(d.buf)-len(d.buf) < n {
-		return d.flush()
+// emit appends p to the stream, across buffers when it does not fit.
+func (d *walker) emit(p []byte) error {
+	if d.measure {
+		d.total += int64(len(p))
+		return nil
+	}
+	for len(p) > 0 {
+		if len(d.buf) == cap(d.buf) {
+			if err := d.flush(); err != nil {
+				return err
+			}
+		}
+		n := copy(d.buf[len(d.buf):cap(d.buf)], p)
+		d.buf, p = d.buf[:len(d.buf)+n], p[n:]
 	}
 	return nil
 }
 
-func (d *dumper) u64(n uint64) {
-	d.buf = binary.LittleEndian.AppendUint64(d.buf, n)
+// begin and end emit the Framer's bytes for the node d.hdr.
+func (d *walker) begin() error {
+	d.scratch = d.f.Begin(d.scratch[:0], &d.hdr)
+	return d.emit(d.scratch)
 }
 
-// str appends one string token; the caller has made room.
-func (d *dumper) str(s string) {
-	d.u64(uint64(len(s)))
-	d.buf = append(d.buf, s...)
-	d.buf = append(d.buf, zeros[:padding(len(s))]...)
+func (d *walker) end() error {
+	d.scratch = d.f.End(d.scratch[:0], &d.hdr)
+	return d.emit(d.scratch)
 }
 
-// tokens appends constant tokens, making room first.
-func (d *dumper) tokens(ts ...string) error {
-	n := 0
-	for _, t := range ts {
-		n += 16 + len(t)
-	}
-	if err := d.room(n); err != nil {
-		return err
-	}
-	for _, t := range ts {
-		d.str(t)
-	}
-	return nil
-}
-
-func (d *dumper) root(path string) error {
+func (d *walker) root(path string) error {
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
 		return &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	if err := d.tokens(Magic); err != nil {
-		return err
-	}
-	return d.node(unix.AT_FDCWD, path, path, modeType(st.Mode))
+	return d.node(unix.AT_FDCWD, path, path, "/", modeType(st.Mode))
 }
 
-// node dumps the entry name of the folder dirfd, whose type the folder
-// listing gave (0 when unknown).
-func (d *dumper) node(dirfd int, name, path string, typ uint32) error {
+// node walks the entry name of the folder dirfd (fsPath on the file
+// system, tree at treePath), whose type the folder listing gave (0 when
+// unknown).
+func (d *walker) node(dirfd int, name, fsPath, treePath string, typ uint32) error {
 	switch typ {
 	case unix.S_IFREG:
-		return d.regular(dirfd, name, path)
+		return d.regular(dirfd, name, fsPath, treePath)
 	case unix.S_IFLNK:
-		return d.symlink(dirfd, name, path)
+		return d.symlink(dirfd, name, fsPath, treePath)
 	case unix.S_IFDIR:
-		return d.directory(dirfd, name, path)
+		return d.directory(dirfd, name, fsPath, treePath)
 	case 0:
 		var st unix.Stat_t
 		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 		if err != nil {
-			return &fs.PathError{Op: "lstat", Path: path, Err: err}
+			return &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
 		}
 		if t := modeType(st.Mode); t != 0 {
-			return d.node(dirfd, name, path, t)
+			return d.node(dirfd, name, fsPath, treePath, t)
 		}
-		return specialFileError(path, fileModeOf(st.Mode))
+		return specialFileError(fsPath, fileModeOf(st.Mode))
 	default:
-		return specialFileError(path, fileModeOf(typ))
+		return specialFileError(fsPath, fileModeOf(typ))
 	}
 }
 
-func (d *dumper) regular(dirfd int, name, path string) error {
+func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
+	if d.measure {
+		var st unix.Stat_t
+		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+		if err != nil {
+			return &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return specialFileError(fsPath, fileModeOf(st.Mode))
+		}
+		d.hdr = Header{Path: treePath, Type: TypeRegular, Size: st.Size, Executable: st.Mode&0o100 != 0}
+		if err := d.begin(); err != nil {
+			return err
+		}
+		d.total += st.Size
+		return d.end()
+	}
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return &fs.PathError{Op: "open", Path: fsPath, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &fs.PathError{Op: "stat", Path: path, Err: err}
+		return &fs.PathError{Op: "stat", Path: fsPath, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return specialFileError(path, fileModeOf(st.Mode))
+		return specialFileError(fsPath, fileModeOf(st.Mode))
 	}
 	size := st.Size
-	if err := d.room(7*16 + 8); err != nil {
+	d.hdr = Header{Path: treePath, Type: TypeRegular, Size: size, Executable: st.Mode&0o100 != 0}
+	if err := d.begin(); err != nil {
 		return err
 	}
-	d.str("(")
-	d.str("type")
-	d.str("regular")
-	if st.Mode&0o100 != 0 {
-		d.str("executable")
-		d.str("")
-	}
-	d.str("contents")
-	d.u64(uint64(size))
 	for rem := size; rem > 0; {
 		if len(d.buf) == cap(d.buf) {
 			if err := d.flush(); err != nil {
@@ -203,23 +233,18 @@ func (d *dumper) regular(dirfd int, name, path string) error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: path, Err: err}
+			return &fs.PathError{Op: "read", Path: fsPath, Err: err}
 		}
 		if n == 0 {
-			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", path, size-rem, size)
+			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", fsPath, size-rem, size)
 		}
 		d.buf = d.buf[:len(d.buf)+n]
 		rem -= int64(n)
 	}
-	if err := d.room(8 + 16); err != nil {
-		return err
-	}
-	d.buf = append(d.buf, zeros[:padding(int(size%8))]...)
-	d.str(")")
-	return nil
+	return d.end()
 }
 
-func (d *dumper) symlink(dirfd int, name, path string) error {
+func (d *walker) symlink(dirfd int, name, fsPath, treePath string) error {
 	if d.link == nil {
 		d.link = make([]byte, 4096)
 	}
@@ -229,22 +254,14 @@ func (d *dumper) symlink(dirfd int, name, path string) error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "readlink", Path: path, Err: err}
+			return &fs.PathError{Op: "readlink", Path: fsPath, Err: err}
 		}
 		if n < len(d.link) {
-			target := d.link[:n]
-			if err := d.room(4*16 + 16 + len(target)); err != nil {
+			d.hdr = Header{Path: treePath, Type: TypeSymlink, LinkTarget: string(d.link[:n])}
+			if err := d.begin(); err != nil {
 				return err
 			}
-			d.str("(")
-			d.str("type")
-			d.str("symlink")
-			d.str("target")
-			d.u64(uint64(len(target)))
-			d.buf = append(d.buf, target...)
-			d.buf = append(d.buf, zeros[:padding(len(target))]...)
-			d.str(")")
-			return nil
+			return d.end()
 		}
 		d.link = make([]byte, 2*len(d.link))
 	}
@@ -257,44 +274,35 @@ type dirent struct {
 	typ  uint32
 }
 
-func (d *dumper) directory(dirfd int, name, path string) error {
+func (d *walker) directory(dirfd int, name, fsPath, treePath string) error {
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return &fs.PathError{Op: "open", Path: fsPath, Err: err}
 	}
 	defer unix.Close(fd)
-	ents, err := d.readDir(fd, path)
+	ents, err := d.readDir(fd, fsPath)
 	if err != nil {
 		return err
 	}
-	if err := d.tokens("(", "type", "directory"); err != nil {
+	d.hdr = Header{Path: treePath, Type: TypeDirectory}
+	if err := d.begin(); err != nil {
 		return err
 	}
-	prefix := path
+	prefix := fsPath
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	for _, e := range ents {
-		if err := d.room(4*16 + 16 + len(e.name)); err != nil {
-			return err
-		}
-		d.str("entry")
-		d.str("(")
-		d.str("name")
-		d.str(e.name)
-		d.str("node")
-		if err := d.node(fd, e.name, prefix+e.name, e.typ); err != nil {
-			return err
-		}
-		if err := d.tokens(")"); err != nil {
+		if err := d.node(fd, e.name, prefix+e.name, childPath(treePath, e.name), e.typ); err != nil {
 			return err
 		}
 	}
-	return d.tokens(")")
+	d.hdr = Header{Path: treePath, Type: TypeDirectory}
+	return d.end()
 }
 
 // readDir lists a folder, sorted by the bytes of the names.
-func (d *dumper) readDir(fd int, path string) ([]dirent, error) {
+func (d *walker) readDir(fd int, path string) ([]dirent, error) {
 	if d.dents == nil {
 		d.dents = make([]byte, 32<<10)
 	}

@@ -10,62 +10,109 @@ import (
 	"slices"
 )
 
-// countingWriter counts the bytes passed to w.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// dump is the portable walk: plain os calls feeding a Writer, without the
-// read-ahead goroutine of the Linux version.
+// dump writes the NAR of path to w and returns its length.
 func dump(w io.Writer, path string) (int64, error) {
-	cw := &countingWriter{w: w}
-	nw := NewWriter(cw)
+	return Stream(w, path, narFramer{})
+}
+
+// Stream walks the file, folder or symlink at path and writes to w the
+// bytes f frames for each node, with the contents of every regular file
+// (read once) between its Begin and End; it returns the number of bytes
+// written. This portable version uses plain os calls, without the
+// read-ahead goroutine of the Linux one.
+func Stream(w io.Writer, path string, f Framer) (int64, error) {
+	pw := &portableWalk{w: w, f: f, buf: make([]byte, 128<<10)}
+	err := pw.root(path)
+	return pw.n, err
+}
+
+// Measure returns the number of bytes Stream would write for the tree at
+// path with f, from the files' metadata alone: no file is opened for
+// reading.
+func Measure(path string, f Framer) (int64, error) {
+	pw := &portableWalk{f: f, measure: true}
+	err := pw.root(path)
+	return pw.n, err
+}
+
+type portableWalk struct {
+	w       io.Writer
+	f       Framer
+	measure bool
+	n       int64
+	buf     []byte
+	scratch []byte
+}
+
+func (pw *portableWalk) emit(p []byte) error {
+	if pw.measure {
+		pw.n += int64(len(p))
+		return nil
+	}
+	n, err := pw.w.Write(p)
+	pw.n += int64(n)
+	return err
+}
+
+func (pw *portableWalk) frame(begin bool, h *Header) error {
+	if begin {
+		pw.scratch = pw.f.Begin(pw.scratch[:0], h)
+	} else {
+		pw.scratch = pw.f.End(pw.scratch[:0], h)
+	}
+	return pw.emit(pw.scratch)
+}
+
+func (pw *portableWalk) root(path string) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return cw.n, err
+		return err
 	}
-	if err := dumpNode(nw, path, "/", fi, make([]byte, 128<<10)); err != nil {
-		return cw.n, err
-	}
-	err = nw.Close()
-	return cw.n, err
+	return pw.node(path, "/", fi)
 }
 
-func dumpNode(nw *Writer, fsPath, narPath string, fi fs.FileInfo, buf []byte) error {
+func (pw *portableWalk) node(fsPath, treePath string, fi fs.FileInfo) error {
 	mode := fi.Mode()
 	switch {
 	case mode.IsRegular():
+		h := &Header{Path: treePath, Type: TypeRegular, Size: fi.Size(), Executable: mode&0o100 != 0}
+		if pw.measure {
+			pw.n += fi.Size()
+			if err := pw.frame(true, h); err != nil {
+				return err
+			}
+			return pw.frame(false, h)
+		}
 		f, err := os.Open(fsPath)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := nw.WriteHeader(&Header{Path: narPath, Type: TypeRegular, Size: fi.Size(), Executable: mode&0o100 != 0}); err != nil {
+		if err := pw.frame(true, h); err != nil {
 			return err
 		}
-		n, err := io.CopyBuffer(onlyWriter{nw}, onlyReader{io.LimitReader(f, fi.Size())}, buf)
+		n, err := io.CopyBuffer(onlyWriter{pw.w}, onlyReader{io.LimitReader(f, fi.Size())}, pw.buf)
+		pw.n += n
 		if err != nil {
 			return fmt.Errorf("%s: %w", fsPath, err)
 		}
 		if n != fi.Size() {
 			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", fsPath, n, fi.Size())
 		}
-		return nil
+		return pw.frame(false, h)
 	case mode&fs.ModeSymlink != 0:
 		target, err := os.Readlink(fsPath)
 		if err != nil {
 			return err
 		}
-		return nw.WriteHeader(&Header{Path: narPath, Type: TypeSymlink, LinkTarget: target})
+		h := &Header{Path: treePath, Type: TypeSymlink, LinkTarget: target}
+		if err := pw.frame(true, h); err != nil {
+			return err
+		}
+		return pw.frame(false, h)
 	case mode.IsDir():
-		if err := nw.WriteHeader(&Header{Path: narPath, Type: TypeDirectory}); err != nil {
+		h := &Header{Path: treePath, Type: TypeDirectory}
+		if err := pw.frame(true, h); err != nil {
 			return err
 		}
 		d, err := os.Open(fsPath)
@@ -78,21 +125,17 @@ func dumpNode(nw *Writer, fsPath, narPath string, fi fs.FileInfo, buf []byte) er
 			return fmt.Errorf("%s: %w", fsPath, err)
 		}
 		slices.Sort(names)
-		base := narPath
-		if base == "/" {
-			base = ""
-		}
 		for _, name := range names {
 			child := fsPath + string(os.PathSeparator) + name
 			cfi, err := os.Lstat(child)
 			if err != nil {
 				return err
 			}
-			if err := dumpNode(nw, child, base+"/"+name, cfi, buf); err != nil {
+			if err := pw.node(child, childPath(treePath, name), cfi); err != nil {
 				return err
 			}
 		}
-		return nil
+		return pw.frame(false, h)
 	default:
 		return specialFileError(fsPath, mode)
 	}

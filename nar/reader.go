@@ -61,6 +61,9 @@ type Reader struct {
 	state  readState
 	remain int64 // unread contents of the current regular file
 	err    error // sticky
+	// base is added to the offsets of errors: where the NAR starts in a
+	// longer stream (a bundle read by a BundleReader).
+	base int64
 }
 
 // readDir is an open folder: its path and its last entry name.
@@ -415,7 +418,7 @@ func (r *Reader) expect(want string) error {
 }
 
 func (r *Reader) errAt(off int64, reason string, cause ...error) error {
-	e := &FormatError{Offset: off, Path: r.cur.Path, Reason: reason}
+	e := &FormatError{Offset: r.base + off, Path: r.cur.Path, Reason: reason}
 	if len(cause) > 0 {
 		e.Err = cause[0]
 	}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,7 +145,7 @@ func (l *loader) functions() map[string]funcValue {
 			if !filepath.IsAbs(p) {
 				full = filepath.Join(l.absDir, p)
 			}
-			b, err := os.ReadFile(full)
+			b, err := readSpecFile(full)
 			if err != nil {
 				if os.IsNotExist(err) {
 					return cty.NilVal, function.NewArgErrorf(0, "%s does not exist (relative paths start at the spec folder %s)", p, l.dir)
@@ -167,4 +168,47 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return fmt.Errorf("%w", err)
+}
+
+// maxFileSize bounds what file() reads.
+const maxFileSize = 16 << 20
+
+// readSpecFile reads a regular file of at most maxFileSize bytes for
+// file(): a device, FIFO or folder would never end or block.
+func readSpecFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+	}
+	if fi.Size() > maxFileSize {
+		return nil, fmt.Errorf("%d bytes, more than the %d file() reads", fi.Size(), maxFileSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err == nil && len(b) > maxFileSize {
+		err = fmt.Errorf("more than the %d bytes file() reads", maxFileSize)
+	}
+	return b, err
+}
+
+// fileKind names the kind of a file that is not a regular one.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }

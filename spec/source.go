@@ -2,10 +2,12 @@ package spec
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -88,6 +90,13 @@ func (l *loader) evalSource(s *sourceNode) {
 		} else {
 			l.errorf(pathAttr.Expr.Range().Ptr(), "Cannot read source", "%s: %v.", p, unwrapPathError(err))
 		}
+		return
+	}
+	if _, err := os.Stat(full); errors.Is(err, syscall.ELOOP) {
+		// nix-store --add would store the link itself; a link that leads
+		// back to itself is never what a spec means to add.
+		l.errorf(pathAttr.Expr.Range().Ptr(), "Source is a symbolic link loop",
+			"%s is a symbolic link that leads back to itself (%v): name the file or folder to add.", full, unwrapPathError(err))
 		return
 	}
 	name := filepath.Base(full)

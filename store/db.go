@@ -119,7 +119,7 @@ func (d *database) connect(abs string) error {
 	db.SetConnMaxIdleTime(0)
 	if err := db.Ping(); err != nil {
 		db.Close()
-		return fmt.Errorf("store database %s: cannot be opened read-only: %w", d.path, err)
+		return d.queryError(err)
 	}
 	if d.db != nil {
 		d.db.Close()
@@ -212,8 +212,10 @@ func (d *database) queryError(err error) error {
 		return fmt.Errorf("store database %s: not a store database: not an SQLite database file (%v)", d.path, err)
 	case strings.Contains(msg, "malformed"), strings.Contains(msg, "corrupt"):
 		return fmt.Errorf("store database %s: corrupt: %w", d.path, err)
+	case strings.Contains(msg, "SQLITE_BUSY"), strings.Contains(msg, "database is locked"):
+		return fmt.Errorf("store database %s: locked by a writer for more than %v (is a Nix or Guix daemon or build holding it?): %w", d.path, busyTimeout, err)
 	}
-	return fmt.Errorf("store database %s: %w", d.path, err)
+	return fmt.Errorf("store database %s: cannot be read: %w", d.path, err)
 }
 
 // info reads p's row and references.

@@ -3,7 +3,6 @@ package store
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"maps"
@@ -246,77 +245,18 @@ func TestExportOrderNix(t *testing.T) {
 
 // exportedPaths lists the store paths of an export bundle, in order.
 func exportedPaths(r io.Reader) ([]Path, error) {
-	br := bufio.NewReader(r)
-	num := func() (uint64, error) {
-		var b [8]byte
-		if _, err := io.ReadFull(br, b[:]); err != nil {
-			return 0, err
-		}
-		return binary.LittleEndian.Uint64(b[:]), nil
-	}
-	str := func() (string, error) {
-		n, err := num()
-		if err != nil {
-			return "", err
-		}
-		b := make([]byte, (n+7)/8*8)
-		if _, err := io.ReadFull(br, b); err != nil {
-			return "", err
-		}
-		return string(b[:n]), nil
-	}
+	br := nar.NewBundleReader(bufio.NewReader(r))
 	var out []Path
 	for {
-		more, err := num()
-		if err != nil {
-			return nil, err
-		}
-		if more == 0 {
+		if _, err := br.Next(); err == io.EOF {
 			return out, nil
+		} else if err != nil {
+			return nil, err
 		}
-		// Skip the NAR: keywords that take a value are followed by it,
-		// parentheses nest.
-		if magic, err := str(); err != nil || magic != "nix-archive-1" {
-			return nil, fmt.Errorf("NAR magic %q, %v", magic, err)
-		}
-		for depth := 0; ; {
-			tok, err := str()
-			if err != nil {
-				return nil, err
-			}
-			switch tok {
-			case "(":
-				depth++
-			case ")":
-				depth--
-			case "type", "contents", "target", "name", "executable":
-				if _, err := str(); err != nil {
-					return nil, err
-				}
-			}
-			if depth == 0 {
-				break
-			}
-		}
-		if marker, err := num(); err != nil || marker != 0x4558494e {
-			return nil, fmt.Errorf("marker %#x, %v", marker, err)
-		}
-		p, err := str()
+		e, err := br.Entry()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Path(p))
-		nrefs, err := num()
-		if err != nil {
-			return nil, err
-		}
-		for range nrefs + 1 { // the references and the deriver
-			if _, err := str(); err != nil {
-				return nil, err
-			}
-		}
-		if sig, err := num(); err != nil || sig != 0 {
-			return nil, fmt.Errorf("signature flag %d, %v", sig, err)
-		}
+		out = append(out, Path(e.Path))
 	}
 }

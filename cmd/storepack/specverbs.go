@@ -64,12 +64,14 @@ var exportVerb = &verb{
 	min:      0, max: -1,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		var f specFlags
-		var check bool
+		var check, noCache bool
 		f.register(fs, true)
 		fs.BoolVar(&check, "check", false, "re-hash every store item first and fail when one differs from its recorded NAR hash, as nix-store --verify --check-contents (default: $STOREPACK_CHECK)")
+		fs.BoolVar(&noCache, "no-cache", false, "read every image layer from the store, neither using nor filling the layer cache in $XDG_CACHE_HOME/storepack (default: $STOREPACK_NO_CACHE)")
 		return func(e *env, args []string) error {
 			o := f.options(e, args)
 			o.Check = o.Check || check
+			o.NoCache = o.NoCache || noCache
 			files, err := sp.Export(o)
 			if err != nil {
 				return specError(o, err)

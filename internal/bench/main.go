@@ -1,7 +1,10 @@
 // Command bench runs storepack and the real tools side by side on the same
 // inputs and prints wall-time ratios and peak memory: `go run mage.go bench`.
 // It needs Nix (nix-bin) and writes one large item to the Nix store (a copy
-// of GOROOT added with nix-store --add) when BENCH_TREE does not name one.
+// of GOROOT added with nix-store --add) when BENCH_TREE does not name one,
+// and five more (GOROOT's src, pkg, bin, api and lib) for the incremental
+// rows: cold (empty layer cache) and warm exports of a closure of those
+// and a small source item that changes before every run.
 package main
 
 import (
@@ -71,19 +74,84 @@ export "bench" {
 }
 `), 0o644))
 	exportOut := filepath.Join(tmp, "export")
-	row("docker export of the closure", "<= 1.2", []string{bin, "export", "-C", spec, "--out", exportOut}, append([]string{"nix-store", "--export"}, closure...))
+	row("docker export of the closure (--no-cache)", "<= 1.2", []string{bin, "export", "--no-cache", "-C", spec, "--out", exportOut}, append([]string{"nix-store", "--export"}, closure...))
+
+	// gzip layers next to tar | gzip -6 of the same files.
+	check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte(`store {
+  dir = "/nix/store"
+}
+
+export "bench" {
+  format      = "oci"
+  compression = "gzip"
+  max_layers  = 1
+  paths       = ["`+item+`"]
+  systems     = ["x86_64-linux"]
+  output      = "bench"
+}
+`), 0o644))
+	row("oci gzip export of the closure (--no-cache)", "< 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", exportOut},
+		[]string{"sh", "-c", "tar -c -C / " + strings.TrimPrefix(item, "/") + " | gzip -6"})
+	check(tw.Flush())
+
+	// Incremental re-exports: a closure of several large items and one
+	// small source item whose contents change before every warm run.
+	var paths []string
+	for _, sub := range []string{"src", "pkg", "bin", "api", "lib"} {
+		paths = append(paths, `"`+strings.TrimSpace(output("nix-store", "--add", filepath.Join(runtime.GOROOT(), sub)))+`"`)
+	}
+	fmt.Printf("\nincremental: %d store items (GOROOT's src, pkg, bin, api, lib: %s) and a source item that changes\n\n", len(paths),
+		strings.Fields(output("sh", "-c", "du -shc "+strings.ReplaceAll(strings.Join(paths, " "), `"`, "")+" | tail -1"))[0])
+	app := filepath.Join(spec, "app")
+	check(os.MkdirAll(app, 0o755))
+	cacheHome := filepath.Join(tmp, "cache-home")
+	run := 0
+	changeApp := func() {
+		run++
+		check(os.WriteFile(filepath.Join(app, "version"), []byte(fmt.Sprintf("run %d %d\n", run, time.Now().UnixNano())), 0o644))
+	}
+	tw = tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "export (one item changed)\tcold (empty cache)\twarm (cache)\tratio\ttarget\twarm peak RSS")
+	for _, f := range []struct{ format, output string }{{"oci", "bench"}, {"docker", "bench.tar"}} {
+		check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte(`store {
+  dir = "/nix/store"
+}
+
+source "app" {
+  path = "app"
+}
+
+export "bench" {
+  format  = "`+f.format+`"
+  paths   = [`+strings.Join(paths, ", ")+`, source.app.store_path]
+  systems = ["x86_64-linux"]
+  output  = "`+f.output+`"
+}
+`), 0o644))
+		argv := []string{bin, "export", "-C", spec, "--out", exportOut}
+		env := append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+		cold := bestWith(argv, env, out, func() { changeApp(); check(os.RemoveAll(cacheHome)) })
+		warm := bestWith(argv, env, out, changeApp)
+		target := "<= 0.15"
+		if f.format == "docker" {
+			target = "(archive re-hashed)"
+		}
+		fmt.Fprintf(tw, "%s layout/archive\t%.3fs\t%.3fs\t%.2f x\t%s\t%.1f MiB\n", f.format, cold.wall.Seconds(), warm.wall.Seconds(),
+			warm.wall.Seconds()/cold.wall.Seconds(), target, float64(warm.maxKB)/1024)
+	}
 	check(tw.Flush())
 }
 
-// best runs argv *runs times with stdout to the file out and keeps the
-// fastest run.
-func best(argv []string, out string) result {
+// bestWith runs argv *runs times with the environment env, after pre, with
+// stdout to the file out, and keeps the fastest run.
+func bestWith(argv, env []string, out string, pre func()) result {
 	var rs []result
 	for i := 0; i < *runs; i++ {
+		pre()
 		f, err := os.Create(out)
 		check(err)
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdout, cmd.Stderr = f, os.Stderr
+		cmd.Stdout, cmd.Stderr, cmd.Env = f, os.Stderr, env
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", strings.Join(argv, " "), err)
@@ -94,6 +162,12 @@ func best(argv []string, out string) result {
 		rs = append(rs, result{wall, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss})
 	}
 	return slices.MinFunc(rs, func(a, b result) int { return int(a.wall - b.wall) })
+}
+
+// best runs argv *runs times with stdout to the file out and keeps the
+// fastest run.
+func best(argv []string, out string) result {
+	return bestWith(argv, os.Environ(), out, func() {})
 }
 
 func run(argv ...string) {

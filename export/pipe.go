@@ -1,0 +1,156 @@
+package export
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// fanout is an io.Writer that hands what is written to it, in order, to
+// several sinks, each written from a goroutine of its own: writing an
+// archive to its file and hashing it run on different cores, and neither
+// holds up the goroutine producing the bytes. Bytes are copied into a ring
+// of buffers (fanoutBuffers of fanoutBufferSize bytes, memory bounded
+// whatever the length); a buffer is reused once every sink has taken it.
+// Sinks are called with whole buffers; after a sink fails, nothing more is
+// written to any sink and Write and Close return its error.
+type fanout struct {
+	cur    *fanBuf
+	free   chan *fanBuf
+	sinks  []chan *fanBuf
+	wg     sync.WaitGroup
+	failed atomic.Bool
+	mu     sync.Mutex
+	err    error
+	n      int64
+	closed bool
+}
+
+const (
+	fanoutBuffers    = 6
+	fanoutBufferSize = 1 << 20
+)
+
+type fanBuf struct {
+	b    []byte
+	left atomic.Int32
+}
+
+// newFanout starts one goroutine per sink.
+func newFanout(sinks ...io.Writer) *fanout {
+	f := &fanout{free: make(chan *fanBuf, fanoutBuffers)}
+	for range fanoutBuffers {
+		f.free <- &fanBuf{b: make([]byte, 0, fanoutBufferSize)}
+	}
+	for _, w := range sinks {
+		ch := make(chan *fanBuf, fanoutBuffers)
+		f.sinks = append(f.sinks, ch)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for fb := range ch {
+				if !f.failed.Load() {
+					if _, err := w.Write(fb.b); err != nil {
+						f.fail(err)
+					}
+				}
+				if fb.left.Add(-1) == 0 {
+					fb.b = fb.b[:0]
+					f.free <- fb
+				}
+			}
+		}()
+	}
+	return f
+}
+
+func (f *fanout) fail(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+	f.failed.Store(true)
+}
+
+func (f *fanout) firstErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// Write copies p into the buffers, handing each on when full.
+func (f *fanout) Write(p []byte) (int, error) {
+	if f.closed {
+		return 0, errors.New("write to a closed fanout")
+	}
+	n := 0
+	for len(p) > 0 {
+		if f.failed.Load() {
+			return n, f.firstErr()
+		}
+		if f.cur == nil {
+			f.cur = <-f.free
+		}
+		k := copy(f.cur.b[len(f.cur.b):cap(f.cur.b)], p)
+		f.cur.b = f.cur.b[:len(f.cur.b)+k]
+		p, n = p[k:], n+k
+		if len(f.cur.b) == cap(f.cur.b) {
+			f.send()
+		}
+	}
+	f.n += int64(n)
+	return n, nil
+}
+
+// ReadFrom copies r into the buffers, reading straight into them.
+func (f *fanout) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if f.failed.Load() {
+			return total, f.firstErr()
+		}
+		if f.cur == nil {
+			f.cur = <-f.free
+		}
+		k, err := r.Read(f.cur.b[len(f.cur.b):cap(f.cur.b)])
+		f.cur.b = f.cur.b[:len(f.cur.b)+k]
+		total += int64(k)
+		f.n += int64(k)
+		if len(f.cur.b) == cap(f.cur.b) {
+			f.send()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (f *fanout) send() {
+	f.cur.left.Store(int32(len(f.sinks)))
+	for _, ch := range f.sinks {
+		ch <- f.cur
+	}
+	f.cur = nil
+}
+
+// Close hands on what is left, waits for every sink and returns the first
+// error a sink returned.
+func (f *fanout) Close() error {
+	if f.closed {
+		return f.firstErr()
+	}
+	f.closed = true
+	if f.cur != nil && len(f.cur.b) > 0 {
+		f.send()
+	}
+	for _, ch := range f.sinks {
+		close(ch)
+	}
+	f.wg.Wait()
+	return f.firstErr()
+}

@@ -1,0 +1,311 @@
+// Package layercache keeps what image exports computed about layers, so
+// that re-exporting a closure in which few store items changed reads and
+// hashes only the changed layers.
+//
+// Store paths never change their contents (a path's hash part names them),
+// so a layer's bytes are fixed by its description: the store items with
+// their NAR hashes, the folders and symlinks, the mtime, the compression,
+// and the versions of the code that encodes them. The export package hashes
+// all of that into a Key; the cache maps a Key to a Record (the layer tar's
+// diff id and length, and the digest and length of its blob as compressed)
+// and keeps blobs by digest.
+//
+// On disk, below the cache folder ($XDG_CACHE_HOME/storepack, else
+// ~/.cache/storepack):
+//
+//	layers/v1/<first 2 hex digits>/<key>.json   records
+//	blobs/sha256/<hex>                          blobs, read-only (0444)
+//
+// The cache can never change what an export writes: a record names its own
+// key and is ignored unless it parses and matches; a blob is used only when
+// its file has the length its record gives (else it is removed and
+// rebuilt), and blobs are written to a temporary file, synced and renamed
+// to their digest, so a killed export leaves no blob under a final name.
+// Deleting the folder, or any file in it, is always safe.
+package layercache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Environment variables the cache reads.
+const (
+	// EnvNoCache, set to 1 or true, turns the cache off
+	// (storepack export --no-cache).
+	EnvNoCache = "STOREPACK_NO_CACHE"
+)
+
+// Version is the version of the cache's layout and of its records; it is
+// part of every key and of the records' folder.
+const Version = 1
+
+// DefaultDir is the cache folder: $XDG_CACHE_HOME/storepack, else
+// ~/.cache/storepack (os.UserCacheDir's rule on Linux).
+func DefaultDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("layer cache: %w", err)
+	}
+	return filepath.Join(base, "storepack"), nil
+}
+
+// Disabled reports whether EnvNoCache turns the cache off.
+func Disabled() bool {
+	v, _ := strconv.ParseBool(os.Getenv(EnvNoCache))
+	return v
+}
+
+// Cache is an open cache folder. Its methods are safe for concurrent use,
+// by goroutines and by processes sharing the folder.
+type Cache struct {
+	dir string
+}
+
+// Open opens (creating it when missing) the cache folder dir, and removes
+// temporary files that exports killed more than a day ago left in it.
+func Open(dir string) (*Cache, error) {
+	c := &Cache{dir: dir}
+	for _, d := range []string{c.recordDir(), c.blobDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("layer cache %s: %w", dir, err)
+		}
+	}
+	if ents, err := os.ReadDir(c.blobDir()); err == nil {
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), ".tmp-") {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+				os.Remove(filepath.Join(c.blobDir(), e.Name()))
+			}
+		}
+	}
+	return c, nil
+}
+
+// Dir is the cache folder.
+func (c *Cache) Dir() string { return c.dir }
+
+func (c *Cache) recordDir() string { return filepath.Join(c.dir, "layers", "v"+strconv.Itoa(Version)) }
+func (c *Cache) blobDir() string   { return filepath.Join(c.dir, "blobs", "sha256") }
+
+// Key identifies the bytes of one layer blob: the hex sha256 of
+// everything they depend on (KeyOf).
+type Key string
+
+// KeyOf hashes parts, each on a line of its own after the cache's
+// version, into a Key. The caller passes everything the blob's bytes
+// depend on; parts must not contain newlines.
+func KeyOf(parts ...string) (Key, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "storepack layercache %d\n", Version)
+	for _, p := range parts {
+		if strings.ContainsAny(p, "\n") {
+			return "", fmt.Errorf("layer cache key part %q holds a newline", p)
+		}
+		fmt.Fprintf(h, "%s\n", p)
+	}
+	return Key(hex.EncodeToString(h.Sum(nil))), nil
+}
+
+// Record is what the cache knows about a layer: the uncompressed tar's
+// diff id and length, and its blob's digest and length (the same when
+// uncompressed).
+type Record struct {
+	Key      Key           `json:"key"`
+	DiffID   digest.Digest `json:"diff_id"`
+	Size     int64         `json:"size"`
+	Digest   digest.Digest `json:"digest"`
+	BlobSize int64         `json:"blob_size"`
+}
+
+// valid reports whether r is a complete record for k.
+func (r *Record) valid(k Key) bool {
+	return r.Key == k && r.DiffID.Validate() == nil && r.Digest.Validate() == nil &&
+		r.DiffID.Algorithm() == digest.SHA256 && r.Digest.Algorithm() == digest.SHA256 &&
+		r.Size > 0 && r.BlobSize > 0
+}
+
+func (c *Cache) recordPath(k Key) string {
+	return filepath.Join(c.recordDir(), string(k[:2]), string(k)+".json")
+}
+
+// Get returns the record of k. A missing, unreadable, malformed or
+// mismatched record is reported as missing (and later overwritten by Put).
+func (c *Cache) Get(k Key) (Record, bool) {
+	if len(k) != 64 {
+		return Record{}, false
+	}
+	b, err := os.ReadFile(c.recordPath(k))
+	if err != nil {
+		return Record{}, false
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil || !r.valid(k) {
+		return Record{}, false
+	}
+	return r, true
+}
+
+// Put stores r under its key, atomically (a temporary file renamed).
+func (c *Cache) Put(r Record) error {
+	if !r.valid(r.Key) || len(r.Key) != 64 {
+		return fmt.Errorf("layer cache: incomplete record %+v", r)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	p := c.recordPath(r.Key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	return writeRename(filepath.Dir(p), p, b)
+}
+
+// writeRename writes b to a temporary file in dir and renames it to p.
+func writeRename(dir, p string, b []byte) error {
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	return nil
+}
+
+// BlobPath is where the blob of digest d is kept.
+func (c *Cache) BlobPath(d digest.Digest) string {
+	return filepath.Join(c.blobDir(), d.Encoded())
+}
+
+// Blob returns the path of the blob of digest d when the cache holds it
+// as a regular file of size bytes. A blob of another size is corrupt: it
+// is removed and reported missing.
+func (c *Cache) Blob(d digest.Digest, size int64) (string, bool) {
+	if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+		return "", false
+	}
+	p := c.BlobPath(d)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", false
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != size {
+		os.Remove(p)
+		return "", false
+	}
+	return p, true
+}
+
+// BlobWriter is a blob being added to the cache: a temporary file in the
+// blob folder.
+type BlobWriter struct {
+	*os.File
+	c *Cache
+}
+
+// NewBlob starts a blob. Write its bytes, then Commit or Abort.
+func (c *Cache) NewBlob() (*BlobWriter, error) {
+	f, err := os.CreateTemp(c.blobDir(), ".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("layer cache: %w", err)
+	}
+	return &BlobWriter{File: f, c: c}, nil
+}
+
+// Abort removes the temporary file.
+func (b *BlobWriter) Abort() {
+	b.File.Close()
+	os.Remove(b.File.Name())
+}
+
+// Commit syncs the blob, makes it read-only and renames it to its digest
+// d, whose hashing the caller did while writing. It returns the blob's
+// path.
+func (b *BlobWriter) Commit(d digest.Digest) (string, error) {
+	fail := func(err error) (string, error) {
+		b.Abort()
+		return "", fmt.Errorf("layer cache: blob %s: %w", d, err)
+	}
+	if err := d.Validate(); err != nil {
+		return fail(err)
+	}
+	if err := b.File.Chmod(0o444); err != nil {
+		return fail(err)
+	}
+	if err := b.File.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := b.File.Close(); err != nil {
+		return fail(err)
+	}
+	p := b.c.BlobPath(d)
+	if err := os.Rename(b.File.Name(), p); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// Link puts the cached blob at src (a path Blob or Commit returned) at
+// dst, which must not exist: a reflink (copy-on-write clone) where the
+// file system can, else a hard link (the same read-only file), else a
+// copy.
+func Link(src, dst string) error {
+	if err := reflink(src, dst); err == nil {
+		return nil
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
+// copyFile copies src to a new file dst, mode 0444 (io.Copy between files
+// uses copy_file_range where it can).
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("%s: %w", dst, err)
+	}
+	return out.Sync()
+}
