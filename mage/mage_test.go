@@ -73,13 +73,23 @@ export "closure" {
 	return dir
 }
 
+// goCache is Go's build cache, kept when XDG_CACHE_HOME moves the layer
+// cache into the test's folder.
+var goCache = func() string {
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(out))
+}()
+
 func run(t *testing.T, dir string, env []string, name string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "NIX_") || strings.HasPrefix(kv, "STOREPACK_")
-	}), env...)
+		return strings.HasPrefix(kv, "NIX_") || strings.HasPrefix(kv, "STOREPACK_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=")
+	}), append(env, "XDG_CACHE_HOME="+filepath.Join(dir, ".cache"), "GOCACHE="+goCache)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -32,6 +32,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Layer caches go to a folder of this run, not the user's.
+	cacheHome = filepath.Join(dir, "cache")
 	bin = filepath.Join(dir, "storepack")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -51,8 +53,14 @@ type result struct {
 // cleanEnv is the test's environment without Nix's variables, so that
 // storepack finds the database from --store alone.
 func cleanEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NIX_") })
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "NIX_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=")
+	})
+	return append(env, "XDG_CACHE_HOME="+cacheHome)
 }
+
+// cacheHome is XDG_CACHE_HOME for the commands a test runs.
+var cacheHome string
 
 // storepack runs the binary with args and stdin (nil for none).
 func storepack(t *testing.T, stdin io.Reader, args ...string) result {
