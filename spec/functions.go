@@ -176,13 +176,20 @@ const maxFileSize = 16 << 20
 // readSpecFile reads a regular file of at most maxFileSize bytes for
 // file(): a device, FIFO or folder would never end or block.
 func readSpecFile(p string) ([]byte, error) {
+	// Stat before opening: opening a FIFO blocks until it has a writer.
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	if fi, err = f.Stat(); err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {

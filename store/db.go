@@ -76,6 +76,13 @@ func openDB(path string) (*database, error) {
 
 // connect (re)opens the connection; d.mu must be held or d unshared.
 func (d *database) connect(abs string) error {
+	// Stat before opening: opening a FIFO would block until it has a
+	// writer.
+	if fi, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("store database %s: %w", d.path, bare(err))
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("store database %s: not a regular file", d.path)
+	}
 	f, err := os.Open(abs)
 	if err != nil {
 		return fmt.Errorf("store database %s: %w", d.path, bare(err))
