@@ -35,7 +35,7 @@ func Examples() error {
 	return nil
 }
 
-// Test runs the whole test suite; the real tools (Nix, skopeo, umoci, podman, registry) must be installed (.ci/install).
+// Test runs the whole test suite; the real tools (Nix, skopeo, umoci, podman, registry) must be installed (bash .ci/run --install-only).
 func Test() error {
 	mg.Deps(Examples)
 	env := map[string]string{"STOREPACK_ORACLES": "require"}

@@ -43,7 +43,7 @@ func Require(t testing.TB, tool string) string {
 	if pkg == "" {
 		pkg = tool
 	}
-	msg := tool + " is not installed (Debian package " + pkg + "; .ci/install installs it)"
+	msg := tool + " is not installed (Debian package " + pkg + "; bash .ci/run --install-only installs it)"
 	if Required() {
 		t.Fatalf("%s, and %s=require says the real tools must be present", msg, RequireEnv)
 	}
