@@ -6,15 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	digest "github.com/opencontainers/go-digest"
@@ -23,83 +17,6 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/oracle"
 )
-
-// registry is a CNCF Distribution registry (Debian's docker-registry)
-// serving on a free loopback port from a temporary folder.
-type registry struct {
-	host string // 127.0.0.1:PORT
-	log  *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the registry's output goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startRegistry starts a registry for the test and stops it, by its
-// process id, when the test ends.
-func startRegistry(t *testing.T) *registry {
-	t.Helper()
-	bin := oracle.Require(t, "docker-registry")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := &registry{host: host, log: &syncBuffer{}}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = r.log, r.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		if p, err := os.FindProcess(pid); err == nil {
-			p.Kill()
-		}
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the registry did not answer on %s: %v\n%s", host, err, r.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// blobUploads counts the blob upload requests (PATCH) in the registry's
-// log.
-func (r *registry) blobUploads() int {
-	return strings.Count(r.log.String(), "http.request.method=PATCH")
-}
 
 // layerDigests lists the distinct layer blobs of e's images, sorted.
 func layerDigests(e *gen.Export) []digest.Digest {
@@ -117,7 +34,7 @@ func layerDigests(e *gen.Export) []digest.Digest {
 
 func TestPushRegistry(t *testing.T) {
 	skopeo := oracle.Require(t, "skopeo")
-	reg := startRegistry(t)
+	reg := oracle.StartRegistry(t)
 	tests := []struct {
 		name, compression string
 		systems           []string
@@ -128,14 +45,14 @@ func TestPushRegistry(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ref := fmt.Sprintf("%s/storepack/runnable%d:1.0", reg.host, i)
+			ref := fmt.Sprintf("%s/storepack/runnable%d:1.0", reg.Host, i)
 			plan := func() *gen.Export {
 				e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", tt.compression, tt.systems...)
 				e.Push, e.Insecure = ref, true
 				return e
 			}
 			e := plan()
-			before := reg.blobUploads()
+			before := reg.BlobUploads()
 			rep, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()})
 			if err != nil {
 				t.Fatal(err)
@@ -144,7 +61,7 @@ func TestPushRegistry(t *testing.T) {
 			if !slices.Equal(rep.Uploaded, all) || len(rep.Skipped) != 0 {
 				t.Errorf("first push: uploaded %v skipped %v, want every layer %v uploaded", rep.Uploaded, rep.Skipped, all)
 			}
-			if reg.blobUploads() == before {
+			if reg.BlobUploads() == before {
 				t.Error("the registry's log shows no blob upload for the first push")
 			}
 
@@ -182,7 +99,7 @@ func TestPushRegistry(t *testing.T) {
 			}
 
 			// The same image again: nothing is uploaded.
-			before = reg.blobUploads()
+			before = reg.BlobUploads()
 			rep, err = Push(context.Background(), plan(), PushOptions{Keychain: authn.NewMultiKeychain()})
 			if err != nil {
 				t.Fatal(err)
@@ -190,7 +107,7 @@ func TestPushRegistry(t *testing.T) {
 			if len(rep.Uploaded) != 0 || !slices.Equal(rep.Skipped, all) {
 				t.Errorf("second push: uploaded %v skipped %v, want nothing uploaded", rep.Uploaded, rep.Skipped)
 			}
-			if n := reg.blobUploads() - before; n != 0 {
+			if n := reg.BlobUploads() - before; n != 0 {
 				t.Errorf("the registry's log shows %d blob uploads for the unchanged image", n)
 			}
 
