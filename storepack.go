@@ -19,6 +19,7 @@ import (
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -28,6 +29,7 @@ const (
 	EnvOut     = "STOREPACK_OUT"     // the output folder (default: out)
 	EnvExports = "STOREPACK_EXPORTS" // the exports to run, comma or space separated (default: all)
 	EnvCheck   = "STOREPACK_CHECK"   // "1" (or "true"): re-hash every store item before exporting (Options.Check)
+	EnvQuiet   = "STOREPACK_QUIET"   // "1" (or "true"): the front ends show no export progress (Quiet)
 )
 
 // LockFile is the name of the lock file written next to the spec files.
@@ -60,6 +62,18 @@ type Options struct {
 	// CacheDir is the layer cache folder (default: layercache.DefaultDir,
 	// $XDG_CACHE_HOME/storepack).
 	CacheDir string
+	// Progress, when not nil, shows the progress of each export (Export
+	// only): the front ends set progress.Auto(Stderr), a bar on a
+	// terminal and plain lines elsewhere, unless Quiet.
+	// Nil shows nothing.
+	Progress progress.Reporter
+}
+
+// Quiet reports whether STOREPACK_QUIET asks the front ends to show no
+// export progress.
+func Quiet() bool {
+	q, _ := strconv.ParseBool(os.Getenv(EnvQuiet))
+	return q
 }
 
 // ErrSpec is returned when the spec has errors; they have been printed.
@@ -173,7 +187,9 @@ func Export(o Options) ([]export.File, error) {
 			return nil, err
 		}
 	}
-	return export.WriteWith(p, o.OutDir, exportOptions(o))
+	eo := exportOptions(o)
+	eo.Progress = o.Progress
+	return export.WriteWith(p, o.OutDir, eo)
 }
 
 // exportOptions opens the layer cache unless o turns it off. A cache that

@@ -11,6 +11,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -42,7 +43,13 @@ type bundleItem struct {
 // `nix-store --export` and `guix archive --export` write it. Each item's NAR
 // hash, when known, is checked while its files are read.
 func WriteBundle(w io.Writer, closure []gen.Item) error {
+	return writeBundle(w, closure, nil)
+}
+
+// writeBundle is WriteBundle counting each item on task (nil for none).
+func writeBundle(w io.Writer, closure []gen.Item, task *progress.Task) error {
 	bw := newBundleWriter(w)
+	bw.task = task
 	for i := range closure {
 		it := &closure[i]
 		bi := bundleItem{Path: it.Path, FSPath: it.FSPath, References: it.References, Deriver: it.Deriver, NarSize: it.NarSize}
@@ -83,9 +90,10 @@ func WriteStoreBundle(w io.Writer, s *store.Store, paths []store.Path) error {
 
 // bundleWriter writes the framing of a bundle around each item's NAR.
 type bundleWriter struct {
-	w   io.Writer
-	buf []byte // framing being assembled
-	h   hash.Hash
+	w    io.Writer
+	buf  []byte // framing being assembled
+	h    hash.Hash
+	task *progress.Task
 }
 
 func newBundleWriter(w io.Writer) *bundleWriter {
@@ -122,7 +130,7 @@ func (b *bundleWriter) item(it *bundleItem) error {
 		b.h.Reset()
 		nw.h = b.h
 	}
-	if err := nar.Dump(nw, fsPath); nw.err != nil {
+	if _, err := nar.DumpCounting(nw, fsPath, b.task.Counter()); nw.err != nil {
 		return nw.err
 	} else if err != nil {
 		return fmt.Errorf("%s: %w", it.Path, err)
@@ -142,6 +150,7 @@ func (b *bundleWriter) item(it *bundleItem) error {
 	if it.NarSize != 0 && nw.n != it.NarSize {
 		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, nw.n, it.NarSize)
 	}
+	itemDone(b.task, it.NarSize, nw.n)
 	b.u64(exportMagic)
 	b.str(string(it.Path))
 	refs := store.SortPaths(it.References)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/progress"
 )
 
 // CacheSettings are the settings of a binary-cache export.
@@ -22,6 +23,9 @@ type CacheSettings struct {
 	// SignKey is the secret key file that signs every narinfo written,
 	// or "" for none. It is read here, when the export is written.
 	SignKey string
+	// Progress, when not nil, counts the items written (or found in the
+	// cache) and the bytes of their NARs.
+	Progress *progress.Task
 }
 
 // WriteCache writes a binary-cache export: the closures of every system
@@ -61,7 +65,7 @@ func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binary
 	if len(items) == 0 {
 		return fail(fmt.Errorf("no store items to put in the binary cache"))
 	}
-	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: cs.Compression}
+	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: cs.Compression, Progress: cs.Progress}
 	if cs.SignKey != "" {
 		k, err := binarycache.ReadSecretKey(cs.SignKey)
 		if err != nil {

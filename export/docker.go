@@ -16,6 +16,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -55,14 +56,15 @@ import (
 // w as a docker archive holding one image per system. It fills in the
 // plan's diff ids, sizes and config digests (Image.SetDiffIDs).
 func WriteDocker(w io.Writer, e *gen.Export) error {
-	return writeDocker(w, e, nil)
+	return writeDocker(w, e, nil, nil)
 }
 
 // writeDocker is WriteDocker with a layer cache (nil for none): a layer
 // the cache holds is copied from its blob, with its diff id and size from
 // its record, without reading the store; the others are streamed from the
-// store and also written to the cache.
-func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache) error {
+// store and also written to the cache. The items read, or skipped for a
+// cached layer, are counted on task (nil for none).
+func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -73,6 +75,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache) error {
 	tw := tar.NewWriter(w)
 	done := map[string]blobResult{}
 	layers := uniqueLayers(e)
+	setTask(layers, task)
 	hits := make([]cached, len(layers))
 	keys := make([]layercache.Key, len(layers))
 	var misses []uniqueLayer
@@ -107,6 +110,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache) error {
 			if err := copyBlob(tw, hits[i].blob, size); err != nil {
 				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
 			}
+			ul.skipped()
 			done[ul.layer.ID] = hits[i].result()
 			continue
 		}
@@ -115,7 +119,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache) error {
 		if cw != nil {
 			dst = io.MultiWriter(tw, cw)
 		}
-		id, n, err := WriteLayer(dst, ul.layer, ul.mtime, ul.fsPaths)
+		id, n, err := writeLayer(dst, ul)
 		if err == nil && n != size {
 			err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
 		}
@@ -299,6 +303,29 @@ type uniqueLayer struct {
 	mtime     int64
 	fsPaths   map[store.Path]string
 	narHashes map[store.Path]string
+	narSizes  map[store.Path]int64
+	// task, when not nil, counts the layer's items as they are read.
+	task *progress.Task
+}
+
+// setTask makes the layers count their items on task.
+func setTask(layers []uniqueLayer, task *progress.Task) {
+	for i := range layers {
+		layers[i].task = task
+	}
+}
+
+// skipped counts ul's items done without reading them (a cached layer):
+// their whole NAR sizes.
+func (ul uniqueLayer) skipped() {
+	if ul.task == nil {
+		return
+	}
+	var bytes int64
+	for _, p := range ul.layer.Items {
+		bytes += ul.narSizes[p]
+	}
+	ul.task.Done(int64(len(ul.layer.Items)), bytes)
 }
 
 // uniqueLayers lists the distinct layers of e's images, sorted by ID.
@@ -312,8 +339,10 @@ func uniqueLayers(e *gen.Export) []uniqueLayer {
 		}
 		fsPaths := closureFS(sys)
 		narHashes := make(map[store.Path]string, len(sys.Closure))
+		narSizes := make(map[store.Path]int64, len(sys.Closure))
 		for k := range sys.Closure {
 			narHashes[sys.Closure[k].Path] = sys.Closure[k].NarHash
+			narSizes[sys.Closure[k].Path] = sys.Closure[k].NarSize
 		}
 		for j := range sys.Image.Layers {
 			l := &sys.Image.Layers[j]
@@ -321,7 +350,7 @@ func uniqueLayers(e *gen.Export) []uniqueLayer {
 				continue
 			}
 			seen[l.ID] = true
-			out = append(out, uniqueLayer{l, sys.Image.MTime, fsPaths, narHashes})
+			out = append(out, uniqueLayer{layer: l, mtime: sys.Image.MTime, fsPaths: fsPaths, narHashes: narHashes, narSizes: narSizes})
 		}
 	}
 	slices.SortFunc(out, func(a, b uniqueLayer) int { return strings.Compare(a.layer.ID, b.layer.ID) })

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/store"
 )
 
 // File is one file an export wrote, with its digest: what lock files hold.
@@ -46,7 +48,7 @@ func Write(plan *gen.Plan, outDir string) ([]File, error) {
 	return WriteWith(plan, outDir, Options{})
 }
 
-// WriteWith is Write with options (a layer cache).
+// WriteWith is Write with options (a layer cache, a progress reporter).
 func WriteWith(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 	if err := os.MkdirAll(outDir, 0o777); err != nil {
 		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
@@ -75,14 +77,28 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 	return writeExport(e, outDir, Options{})
 }
 
+// writeExport writes e, telling o.Progress (when set) how it goes.
 func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
+	if o.Progress == nil {
+		return writeFormat(e, outDir, o, nil)
+	}
+	bytes, items := Totals(e)
+	task := o.Progress.Begin(e.Name, bytes, items)
+	files, err := writeFormat(e, outDir, o, task)
+	o.Progress.End(task, err)
+	return files, err
+}
+
+// writeFormat writes e, counting the store items it reads on task (which
+// may be nil).
+func writeFormat(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
 	switch e.Format {
 	case "nar":
 		var files []File
 		for i := range e.Systems {
 			sys := &e.Systems[i]
 			f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-				return WriteBundle(w, sys.Closure)
+				return writeBundle(w, sys.Closure, task)
 			})
 			if err != nil {
 				return files, fmt.Errorf("export %q: %w", e.Name, err)
@@ -92,9 +108,9 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 		}
 		return files, nil
 	case "binary-cache":
-		return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey})
+		return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey, Progress: task})
 	case "docker":
-		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache) })
+		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache, task) })
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
 		}
@@ -105,9 +121,9 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 		var err error
 		if strings.HasSuffix(e.Output, ".tar") {
 			dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache) })
+			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, task) })
 		} else {
-			f, err = writeOCIDir(outDir, e.Output, e, o.Cache)
+			f, err = writeOCIDir(outDir, e.Output, e, o.Cache, task)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
@@ -116,6 +132,50 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 		return []File{f}, nil
 	}
 	return nil, fmt.Errorf("export %q: the %s format cannot be written yet", e.Name, e.Format)
+}
+
+// Totals is the work writing e reads from the store, from its plan: the
+// NAR size and the number of the store items read. Those are, for images,
+// the items of each distinct layer (an item in two differently grouped
+// layers is read twice); for nar bundles, each system's closure; for
+// binary caches, each distinct item once. A progress reporter shows the
+// bytes and items done against these.
+func Totals(e *gen.Export) (bytes, items int64) {
+	switch e.Format {
+	case "docker", "oci":
+		for _, ul := range uniqueLayers(e) {
+			for _, p := range ul.layer.Items {
+				bytes += ul.narSizes[p]
+				items++
+			}
+		}
+	default:
+		seen := map[store.Path]bool{}
+		for i := range e.Systems {
+			for _, it := range e.Systems[i].Closure {
+				if e.Format == "binary-cache" {
+					if seen[it.Path] {
+						continue
+					}
+					seen[it.Path] = true
+				}
+				bytes += it.NarSize
+				items++
+			}
+		}
+	}
+	return bytes, items
+}
+
+// itemDone counts on task a store item of planned NAR size narSize whose
+// files were streamed as streamed bytes (which the task's counter has
+// seen): the difference, so that the bytes done add up to the planned
+// total. An item of unknown size (0) keeps the bytes streamed.
+func itemDone(task *progress.Task, narSize, streamed int64) {
+	if narSize <= 0 {
+		narSize = streamed
+	}
+	task.Done(1, narSize-streamed)
 }
 
 // writeAtomic writes rel inside outDir through fill: into a temporary file

@@ -16,6 +16,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -54,6 +55,7 @@ type layerNode struct {
 	name     string
 	entry    *gen.Entry
 	fsPath   string
+	item     store.Path // the store item read from fsPath
 	children []*layerNode
 }
 
@@ -92,7 +94,7 @@ func layerTree(l *gen.Layer, fsPaths map[store.Path]string) (*layerNode, error) 
 		if !ok || fsPath == "" {
 			return nil, fmt.Errorf("store item %s: not in the closure", p)
 		}
-		if err := attach(string(p), &layerNode{name: p.Base(), fsPath: fsPath}); err != nil {
+		if err := attach(string(p), &layerNode{name: p.Base(), fsPath: fsPath, item: p}); err != nil {
 			return nil, fmt.Errorf("store item %w", err)
 		}
 	}
@@ -210,6 +212,10 @@ type layerWalk struct {
 	mtime   int64
 	n       int64 // bytes counted when measuring
 	scratch []byte
+	// task, when not nil, counts the items written, their planned NAR
+	// sizes in sizes.
+	task  *progress.Task
+	sizes map[store.Path]int64
 }
 
 func (lw *layerWalk) node(n *layerNode, name string) error {
@@ -221,7 +227,11 @@ func (lw *layerWalk) node(n *layerNode, name string) error {
 			k, err = nar.Measure(n.fsPath, f)
 			lw.n += k
 		} else {
-			_, err = nar.Stream(lw.w, n.fsPath, f)
+			var k int64
+			k, err = nar.StreamCounting(lw.w, n.fsPath, f, lw.task.Counter())
+			if err == nil && f.err == nil {
+				itemDone(lw.task, lw.sizes[n.item], k)
+			}
 		}
 		if err == nil {
 			err = f.err
@@ -262,13 +272,14 @@ func (lw *layerWalk) emit(p []byte) error {
 	return err
 }
 
-// walkLayer writes l's layer tar to w, or counts its bytes when w is nil.
-func walkLayer(w io.Writer, l *gen.Layer, mtime int64, fsPaths map[store.Path]string) (int64, error) {
-	root, err := layerTree(l, fsPaths)
+// walkLayer writes ul's layer tar to w, or counts its bytes when w is
+// nil.
+func walkLayer(w io.Writer, ul uniqueLayer) (int64, error) {
+	root, err := layerTree(ul.layer, ul.fsPaths)
 	if err != nil {
 		return 0, err
 	}
-	lw := &layerWalk{w: w, mtime: mtime}
+	lw := &layerWalk{w: w, mtime: ul.mtime, task: ul.task, sizes: ul.narSizes}
 	if err := lw.node(root, ""); err != nil {
 		return 0, err
 	}
@@ -283,7 +294,7 @@ func walkLayer(w io.Writer, l *gen.Layer, mtime int64, fsPaths map[store.Path]st
 // contents. mtime is in Unix seconds; fsPaths says where each store item's
 // files are.
 func LayerSize(l *gen.Layer, mtime int64, fsPaths map[store.Path]string) (int64, error) {
-	n, err := walkLayer(nil, l, mtime, fsPaths)
+	n, err := walkLayer(nil, uniqueLayer{layer: l, mtime: mtime, fsPaths: fsPaths})
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.ID, err)
 	}
@@ -297,9 +308,14 @@ func LayerSize(l *gen.Layer, mtime int64, fsPaths map[store.Path]string) (int64,
 // The files are walked and read ahead in another goroutine (nar.Stream);
 // w is only called from the calling goroutine, which also hashes.
 func WriteLayer(w io.Writer, l *gen.Layer, mtime int64, fsPaths map[store.Path]string) (digest.Digest, int64, error) {
+	return writeLayer(w, uniqueLayer{layer: l, mtime: mtime, fsPaths: fsPaths})
+}
+
+// writeLayer is WriteLayer for ul, counting its items on ul.task.
+func writeLayer(w io.Writer, ul uniqueLayer) (digest.Digest, int64, error) {
 	dw := newDigestWriter(w)
-	if _, err := walkLayer(dw, l, mtime, fsPaths); err != nil {
-		return "", 0, fmt.Errorf("layer %s: %w", l.ID, err)
+	if _, err := walkLayer(dw, ul); err != nil {
+		return "", 0, fmt.Errorf("layer %s: %w", ul.layer.ID, err)
 	}
 	return dw.digest(), dw.n, nil
 }

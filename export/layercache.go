@@ -11,6 +11,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/progress"
 )
 
 // Options are the settings of WriteWith and DigestLayersWith.
@@ -20,6 +21,10 @@ type Options struct {
 	// layers built now: see docs/cache.md. Outputs are byte-identical with
 	// and without it.
 	Cache *layercache.Cache
+	// Progress, when not nil, is told when each export begins and ends,
+	// with its totals (Totals), and given the bytes and store items done
+	// as its store files are read: see docs/progress.md.
+	Progress progress.Reporter
 }
 
 // layerFormat names the version of storepack's layer tar encoding

@@ -20,6 +20,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/progress"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:
@@ -89,7 +90,7 @@ type blobResult struct {
 // and hashing the tar.
 func writeLayerBlob(w io.Writer, ul uniqueLayer, compression string) (blobResult, error) {
 	if compression == "" || compression == gen.CompressionNone {
-		id, n, err := WriteLayer(w, ul.layer, ul.mtime, ul.fsPaths)
+		id, n, err := writeLayer(w, ul)
 		return blobResult{id, n, id, n}, err
 	}
 	dw := newDigestWriter(w)
@@ -98,7 +99,7 @@ func writeLayerBlob(w io.Writer, ul uniqueLayer, compression string) (blobResult
 		return blobResult{}, err
 	}
 	fo := newFanout(cw)
-	id, n, err := WriteLayer(fo, ul.layer, ul.mtime, ul.fsPaths)
+	id, n, err := writeLayer(fo, ul)
 	ferr := fo.Close()
 	cerr := cw.Close()
 	for _, e := range []error{err, ferr, cerr} {
@@ -294,15 +295,16 @@ func blobPath(d digest.Digest) string {
 // config and manifest digests. Every store file is read once (per layer
 // holding it).
 func WriteOCILayout(dir string, e *gen.Export) error {
-	return writeOCILayout(dir, e, nil)
+	return writeOCILayout(dir, e, nil, nil)
 }
 
 // writeOCILayout is WriteOCILayout with a layer cache (nil for none): a
 // layer blob the cache holds is put in the layout as a reflink or hard link
 // of the cached file (layercache.Link), with its digests from its record,
 // without reading the store; the others are written into the cache first
-// and linked the same way.
-func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache) error {
+// and linked the same way. The items read, or skipped for a cached layer,
+// are counted on task (nil for none).
+func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -317,8 +319,11 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache) error {
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return err
 	}
-	done, err := eachLayer(uniqueLayers(e), func(ul uniqueLayer) (blobResult, error) {
+	layers := uniqueLayers(e)
+	setTask(layers, task)
+	done, err := eachLayer(layers, func(ul uniqueLayer) (blobResult, error) {
 		if hit, k, ok := lookup(c, ul, compression, true); ok {
+			ul.skipped()
 			return hit.result(), linkBlob(hit.blob, blobDir, hit.rec.Digest.Encoded())
 		} else if c != nil && k != "" {
 			if r, p, err := cacheLayerBlob(c, ul, compression); err != nil {
@@ -420,7 +425,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 // is replaced only when it is an OCI layout (it holds oci-layout) or an
 // empty folder; anything else is an error and stays untouched. The File
 // returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache) (File, error) {
+func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, task *progress.Task) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
 		return File{}, err
@@ -436,7 +441,7 @@ func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache) (File, 
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return File{}, err
 	}
-	if err := writeOCILayout(tmp, e, c); err != nil {
+	if err := writeOCILayout(tmp, e, c, task); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
@@ -515,13 +520,13 @@ func syncDir(dir string) error {
 // file read once), then copied into the tar: oci-layout, the blobs sorted
 // by name, index.json. Entries have the images' mtime, uid and gid 0,
 // files 0644, folders 0755.
-func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache) error {
+func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeOCILayout(tmp, e, c); err != nil {
+	if err := writeOCILayout(tmp, e, c, task); err != nil {
 		return err
 	}
 	mtime := e.Systems[0].Image.MTime

@@ -32,7 +32,7 @@ func benchLayer(b *testing.B, compression string) uniqueLayer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return uniqueLayer{&img.Layers[0], img.MTime, closureFS(sys), map[store.Path]string{p: "sha256:x"}}
+	return uniqueLayer{layer: &img.Layers[0], mtime: img.MTime, fsPaths: closureFS(sys), narHashes: map[store.Path]string{p: "sha256:x"}}
 }
 
 // BenchmarkOCILayerBlob writes one layer of a large tree as a blob file,

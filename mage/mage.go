@@ -7,7 +7,9 @@
 // to get the targets export, plan, lock, verify and push. They read the spec from
 // the current folder (STOREPACK_SPEC names another), write into out/
 // (STOREPACK_OUT), run every export (STOREPACK_EXPORTS names some) and take
-// variables from STOREPACK_VAR_<name>.
+// variables from STOREPACK_VAR_<name>. Export shows each export's progress
+// on stderr (a bar on a terminal, plain lines elsewhere) unless
+// STOREPACK_QUIET=1.
 package mage
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/storepack/storepack"
+	"github.com/storepack/storepack/progress"
 )
 
 // Deps are targets that run before every storepack target, such as the
@@ -36,10 +39,13 @@ func prepare(ctx context.Context) {
 	}
 }
 
-// Export writes every export of the spec (or those in STOREPACK_EXPORTS) into out/.
+// Export writes every export of the spec (or those in STOREPACK_EXPORTS) into out/, showing progress on stderr (STOREPACK_QUIET=1: none).
 func Export(ctx context.Context) error {
 	prepare(ctx)
 	o := Options.WithDefaults()
+	if o.Progress == nil && !storepack.Quiet() {
+		o.Progress = progress.Auto(o.Stderr, progress.Config{})
+	}
 	files, err := storepack.Export(o)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync/atomic"
 )
 
 // Dump writes the NAR serialisation of the file, folder or symlink at path
@@ -20,6 +21,12 @@ import (
 func Dump(w io.Writer, path string) error {
 	_, err := dump(w, path)
 	return err
+}
+
+// DumpCounting is Dump that adds the bytes of the NAR to *done as they are
+// written (see StreamCounting) and returns the NAR's length.
+func DumpCounting(w io.Writer, path string, done *atomic.Int64) (int64, error) {
+	return StreamCounting(w, path, narFramer{}, done)
 }
 
 // Hash returns the SHA-256 digest of the NAR serialisation of path and the

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +54,14 @@ func dump(w io.Writer, path string) (int64, error) {
 // their path, as are files that cannot be read or that change size while
 // they are read.
 func Stream(w io.Writer, path string, f Framer) (int64, error) {
+	return StreamCounting(w, path, f, nil)
+}
+
+// StreamCounting is Stream that also adds the length of every chunk to
+// *done as soon as w has taken it (one atomic add per chunk of up to
+// 256 KiB), so that another goroutine can watch the bytes go by: progress
+// reports. done may be nil.
+func StreamCounting(w io.Writer, path string, f Framer, done *atomic.Int64) (int64, error) {
 	d := &walker{
 		f:    f,
 		out:  make(chan []byte, chunks),
@@ -81,6 +90,9 @@ func Stream(w io.Writer, path string, f Framer) (int64, error) {
 			var n int
 			n, werr = w.Write(b)
 			total += int64(n)
+			if done != nil {
+				done.Add(int64(n))
+			}
 			if werr != nil {
 				close(d.stop)
 			}

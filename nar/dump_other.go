@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync/atomic"
 )
 
 // dump writes the NAR of path to w and returns its length.
@@ -21,6 +22,16 @@ func dump(w io.Writer, path string) (int64, error) {
 // written. This portable version uses plain os calls, without the
 // read-ahead goroutine of the Linux one.
 func Stream(w io.Writer, path string, f Framer) (int64, error) {
+	return StreamCounting(w, path, f, nil)
+}
+
+// StreamCounting is Stream that also adds the length of every write to w
+// to *done as soon as w has taken it, so that another goroutine can watch
+// the bytes go by: progress reports. done may be nil.
+func StreamCounting(w io.Writer, path string, f Framer, done *atomic.Int64) (int64, error) {
+	if done != nil {
+		w = &countingWriter{w, done}
+	}
 	pw := &portableWalk{w: w, f: f, buf: make([]byte, 128<<10)}
 	err := pw.root(path)
 	return pw.n, err
@@ -139,4 +150,16 @@ func (pw *portableWalk) node(fsPath, treePath string, fi fs.FileInfo) error {
 	default:
 		return specialFileError(fsPath, mode)
 	}
+}
+
+// countingWriter adds what w takes to done.
+type countingWriter struct {
+	w    io.Writer
+	done *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.done.Add(int64(n))
+	return n, err
 }

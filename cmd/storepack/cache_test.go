@@ -32,7 +32,7 @@ func TestBinaryCacheVerbs(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	ok(t, nil, "export", "-C", dir, "--out", out, "cache")
+	ok(t, nil, "export", "-q", "-C", dir, "--out", out, "cache")
 	narinfos, _ := filepath.Glob(filepath.Join(out, "cache", "*.narinfo"))
 	if len(narinfos) != 5 {
 		t.Errorf("%d narinfos, want 5 (the source and its 4-item closure)", len(narinfos))
@@ -46,7 +46,7 @@ func TestBinaryCacheVerbs(t *testing.T) {
 	}
 
 	before := modTimes(t, out)
-	ok(t, nil, "export", "-C", dir, "--out", out, "cache")
+	ok(t, nil, "export", "-q", "-C", dir, "--out", out, "cache")
 	after := modTimes(t, out)
 	if len(after) != len(before) {
 		t.Errorf("second export: %d files, first had %d", len(after), len(before))

@@ -67,7 +67,7 @@ func TestSpecVerbs(t *testing.T) {
 	if !bytes.HasPrefix(plan, []byte("{\n")) || !bytes.Contains(plan, []byte(`-app-2.0"`)) {
 		t.Errorf("plan is not the JSON plan with version 2.0:\n%s", plan)
 	}
-	exported := string(ok(t, nil, "export", "-C", dir, "--out", out))
+	exported := string(ok(t, nil, "export", "-q", "-C", dir, "--out", out))
 	if !strings.HasPrefix(exported, out+"/app.nar\tsha256:") {
 		t.Errorf("export printed %q", exported)
 	}

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	sp "github.com/storepack/storepack"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -29,6 +32,22 @@ func (f *specFlags) register(fs *flag.FlagSet, withOut bool) {
 // options gives the pipeline options; names are the exports to run.
 func (f *specFlags) options(e *env, names []string) sp.Options {
 	return sp.Options{SpecDir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr}.WithDefaults()
+}
+
+// progressDelay, when set at link time (go build -ldflags
+// -X=main.progressDelay=-1s), is how long an export runs before its
+// progress bar shows (a negative duration: at once), instead of a second:
+// what the terminal test builds with, for exports that take milliseconds.
+var progressDelay string
+
+// progressFor is the progress reporter of an export verb writing to
+// stderr: a bar on a terminal, plain lines elsewhere.
+func progressFor(stderr io.Writer) progress.Reporter {
+	var c progress.Config
+	if d, err := time.ParseDuration(progressDelay); err == nil {
+		c.Delay = d
+	}
+	return progress.Auto(stderr, c)
 }
 
 // varFlag collects --var name=value.
@@ -64,14 +83,18 @@ var exportVerb = &verb{
 	min:      0, max: -1,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		var f specFlags
-		var check, noCache bool
+		var check, noCache, quiet bool
 		f.register(fs, true)
+		fs.BoolVar(&quiet, "q", false, "show no progress on stderr (default: $STOREPACK_QUIET; otherwise a bar on a terminal, plain lines elsewhere)")
 		fs.BoolVar(&check, "check", false, "re-hash every store item first and fail when one differs from its recorded NAR hash, as nix-store --verify --check-contents (default: $STOREPACK_CHECK)")
 		fs.BoolVar(&noCache, "no-cache", false, "read every image layer from the store, neither using nor filling the layer cache in $XDG_CACHE_HOME/storepack (default: $STOREPACK_NO_CACHE)")
 		return func(e *env, args []string) error {
 			o := f.options(e, args)
 			o.Check = o.Check || check
 			o.NoCache = o.NoCache || noCache
+			if !quiet && !sp.Quiet() {
+				o.Progress = progressFor(e.stderr)
+			}
 			files, err := sp.Export(o)
 			if err != nil {
 				return specError(o, err)

@@ -26,6 +26,7 @@ var packages = map[string]string{
 	"runc":            "runc",
 	"docker-registry": "docker-registry",
 	"busybox":         "busybox-static",
+	"script":          "bsdutils",
 }
 
 // Required reports whether missing tools must fail tests.
