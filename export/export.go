@@ -228,18 +228,6 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: fo.n}, nil
 }
 
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // removeStale removes what killed exports of plan's outputs left in
 // outDir: temporary files and folders named ".<output>.tmp-*" next to each
 // output, and ".tmp-*" NAR files in a binary cache's nar folder. The

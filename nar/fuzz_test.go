@@ -55,8 +55,8 @@ func FuzzRoundTrip(f *testing.F) {
 			if line == "" {
 				continue
 			}
-			op, rest, _ := strings.Cut(line[1:], " ")
-			op = line[:1]
+			op := line[:1]
+			_, rest, _ := strings.Cut(line[1:], " ")
 			name, arg, _ := strings.Cut(rest, " ")
 			parent := "/"
 			if len(stack) > 0 {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -40,10 +39,11 @@ func main() {
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "storepack")
 	run("go", "build", "-o", bin, "./cmd/storepack")
+	goroot := strings.TrimSpace(output("go", "env", "GOROOT"))
 
 	item := *tree
 	if item == "" {
-		item = strings.TrimSpace(output("nix-store", "--add", runtime.GOROOT()))
+		item = strings.TrimSpace(output("nix-store", "--add", goroot))
 	}
 	fmt.Printf("tree: %s (%s)\n\n", item, strings.Fields(output("du", "-sh", item))[0])
 	closure := strings.Fields(output("nix-store", "-qR", item))
@@ -98,7 +98,7 @@ export "bench" {
 	// small source item whose contents change before every warm run.
 	var paths []string
 	for _, sub := range []string{"src", "pkg", "bin", "api", "lib"} {
-		paths = append(paths, `"`+strings.TrimSpace(output("nix-store", "--add", filepath.Join(runtime.GOROOT(), sub)))+`"`)
+		paths = append(paths, `"`+strings.TrimSpace(output("nix-store", "--add", filepath.Join(goroot, sub)))+`"`)
 	}
 	fmt.Printf("\nincremental: %d store items (GOROOT's src, pkg, bin, api, lib: %s) and a source item that changes\n\n", len(paths),
 		strings.Fields(output("sh", "-c", "du -shc "+strings.ReplaceAll(strings.Join(paths, " "), `"`, "")+" | tail -1"))[0])
