@@ -8,13 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
