@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/storepack/storepack/platform"
 	"os"
 	"path"
 	"regexp"
@@ -21,6 +20,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
