@@ -3,10 +3,13 @@ package export
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,8 +27,12 @@ import (
 // wrote before Docker 25 and what `docker load`, `podman load` and skopeo's
 // docker-archive: transport read) holds, in this order:
 //
-//   - for each distinct layer of the export's images, sorted by layer ID:
-//     the folder "<id>/" and "<id>/layer.tar", the uncompressed layer;
+//   - for each distinct layer of the export's images, in image order (the
+//     first image's layers from the bottom up, then the other images'
+//     layers not written yet): the folder "<id>/" and "<id>/layer.tar",
+//     the uncompressed layer, whose bytes start at a multiple of 4096 in
+//     the archive (a PAX header with a "comment" record pads the folder's
+//     header when needed);
 //   - each image's config, "<hex of its sha256>.json", sorted by name;
 //   - the same images as an OCI image layout, as Docker 25's `docker save`
 //     also writes one: "blobs/", "blobs/sha256/", then sorted by name
@@ -46,9 +53,18 @@ import (
 // The archive is written in one pass, without temporary files: a layer's
 // length is computed from file metadata first (LayerSize, in a goroutine
 // that runs ahead of the writing), its tar header written, then the layer
-// streamed into it (streamLayer), its diff id computed on the way. Configs need the diff ids, so they and manifest.json come last.
-// Every store file is read once per layer holding it: once per export
-// unless several images hold the same item in differently grouped layers.
+// streamed into it (streamLayer), its diff id computed on the way. Configs
+// need the diff ids, so they and manifest.json come last. Every store file
+// is read once per layer holding it: once per export unless several images
+// hold the same item in differently grouped layers.
+//
+// With a layer cache, a re-export resumes the archive after its unchanged
+// first layers (resumeDocker): lower layers change least often (the store
+// items most depended on), and the cache keeps the archive's sha256 state
+// after each layer, so the layers up to the first changed one are cloned
+// or copied from their cached blobs without being read or hashed. Aligning
+// layers to 4096 bytes lets btrfs and XFS clone them (FICLONERANGE): then
+// they cost no copy either.
 // Outer entries have the images' mtime, uid and gid 0, files 0644 and
 // folders 0755.
 
@@ -72,7 +88,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(w)
+	af, _ := w.(*atomicFile)
 	done := map[string]blobResult{}
 	layers := uniqueLayers(e)
 	setTask(layers, task)
@@ -85,10 +101,23 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 			misses = append(misses, ul)
 		}
 	}
+	// off is the archive's length so far, prefix the key of its bytes
+	// (prefixKey), whose hash states the cache keeps when af is a file.
+	var off int64
+	prefix := prefixStart
+	first := 0
+	if c != nil && af != nil {
+		var err error
+		if first, prefix, err = resumeDocker(af, c, layers, hits, mtime, done); err != nil {
+			return err
+		}
+		off = af.n
+	}
 	sizes, stopSizes := sizesAhead(misses)
 	defer stopSizes()
 	next := 0
-	for i, ul := range layers {
+	for i := first; i < len(layers); i++ {
+		ul := layers[i]
 		var size int64
 		if hits[i].blob != "" {
 			size = hits[i].rec.Size
@@ -100,38 +129,51 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 			}
 			size = sr.size
 		}
-		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/", 0, mtime)); err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(outerHeader(ul.layer.ID+"/layer.tar", size, mtime)); err != nil {
-			return err
-		}
-		if hits[i].blob != "" {
-			if err := copyBlob(tw, hits[i].blob, size); err != nil {
-				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
-			}
-			ul.skipped()
-			done[ul.layer.ID] = hits[i].result()
-			continue
-		}
-		cw := newCacheBlobWriter(c)
-		var dst io.Writer = tw
-		if cw != nil {
-			dst = io.MultiWriter(tw, cw)
-		}
-		id, n, err := writeLayer(dst, ul)
-		if err == nil && n != size {
-			err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
-		}
-		r := blobResult{id, n, id, n}
-		if cw.finish(r, err == nil) != "" {
-			remember(c, keys[i], r)
-		}
+		head, err := layerHead(ul.layer.ID, size, mtime, off)
 		if err != nil {
 			return err
 		}
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		var r blobResult
+		if hits[i].blob != "" {
+			if err := copyBlob(w, hits[i].blob, size); err != nil {
+				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
+			}
+			ul.skipped()
+			r = hits[i].result()
+		} else {
+			cw := newCacheBlobWriter(c)
+			var dst io.Writer = w
+			if cw != nil {
+				dst = io.MultiWriter(w, cw)
+			}
+			id, n, err := writeLayer(dst, ul)
+			if err == nil && n != size {
+				err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
+			}
+			r = blobResult{id, n, id, n}
+			if cw.finish(r, err == nil) != "" {
+				remember(c, keys[i], r)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(make([]byte, tarPad(size))); err != nil {
+			return err
+		}
+		off += int64(len(head)) + size + tarPad(size)
+		prefix = prefixKey(prefix, head, r.diffID, size)
+		if c != nil && af != nil {
+			if st, err := af.hashState(); err == nil {
+				c.PutState(prefix, st) // best effort, as every cache write
+			}
+		}
 		done[ul.layer.ID] = r
 	}
+	tw := tar.NewWriter(w)
 	if err := setBlobs(e, done); err != nil {
 		return err
 	}
@@ -182,6 +224,115 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 		}
 	}
 	return tw.Close()
+}
+
+// prefixStart is the key of an empty docker archive; prefixKey chains it
+// through the layers written.
+var prefixStart = must(layercache.KeyOf("storepack docker archive prefix"))
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// prefixKey is the key of an archive's bytes up to the end of a layer: the
+// key of the bytes before it, the layer's headers (head) and its bytes,
+// named by their digest and length (the tar padding after them follows
+// from the length).
+func prefixKey(before layercache.Key, head []byte, diffID digest.Digest, size int64) layercache.Key {
+	sum := sha256.Sum256(head)
+	return must(layercache.KeyOf("after "+string(before), "head "+hex.EncodeToString(sum[:]), "layer "+string(diffID), "size "+strconv.FormatInt(size, 10)))
+}
+
+// resumeDocker starts the docker archive af, when the cache holds the
+// blobs of its first layers and the hash state of an archive that started
+// with them: it appends the longest such run of layers without reading or
+// hashing them (atomicFile.appendUnhashed clones or copies the blobs),
+// restores the hash state after them and records their results in done.
+// A state that is not one of a sha256 after as many bytes is ignored.
+// It returns the number of layers written and the key of the archive so
+// far. When nothing can be resumed it writes nothing and returns 0.
+func resumeDocker(af *atomicFile, c *layercache.Cache, layers []uniqueLayer, hits []cached, mtime int64, done map[string]blobResult) (int, layercache.Key, error) {
+	var (
+		off      int64
+		prefix   = prefixStart
+		heads    [][]byte
+		n        int
+		state    []byte
+		stateKey layercache.Key
+	)
+	for i := 0; i < len(layers) && hits[i].blob != ""; i++ {
+		size := hits[i].rec.Size
+		head, err := layerHead(layers[i].layer.ID, size, mtime, off)
+		if err != nil {
+			return 0, prefixStart, err
+		}
+		heads = append(heads, head)
+		off += int64(len(head)) + size + tarPad(size)
+		prefix = prefixKey(prefix, head, hits[i].rec.DiffID, size)
+		if st, ok := c.State(prefix); ok && checkState(st, off) == nil {
+			n, state, stateKey = i+1, st, prefix
+		}
+	}
+	for i := range n {
+		ul := layers[i]
+		if err := af.appendUnhashed(heads[i], hits[i].blob, hits[i].rec.Size, int(tarPad(hits[i].rec.Size))); err != nil {
+			return 0, prefixStart, fmt.Errorf("layer %s: %w", ul.layer.ID, err)
+		}
+		ul.skipped()
+		done[ul.layer.ID] = hits[i].result()
+	}
+	if n == 0 {
+		return 0, prefixStart, nil
+	}
+	if err := af.restoreHash(state); err != nil {
+		return 0, prefixStart, err
+	}
+	return n, stateKey, nil
+}
+
+// tarPad is the number of zero bytes tar puts after size bytes of data.
+func tarPad(size int64) int64 { return -size & 511 }
+
+// layerHead returns the tar headers that start a layer of size bytes in a
+// docker archive at offset off (a multiple of 512): the folder "<id>/"
+// and the file "<id>/layer.tar". When the layer's bytes would not start on
+// a multiple of cloneAlign, the folder's header is preceded by a PAX
+// extended header (a "comment" record, which readers ignore) of the length
+// that makes them, so that a cached blob can be cloned into the archive.
+func layerHead(id string, size, mtime, off int64) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := outerHeader(id+"/", 0, mtime)
+	// Blocks of 512 bytes to insert before the two headers: a PAX header
+	// takes one block and its records at least one more.
+	blocks := (cloneAlign - (off+1024)%cloneAlign) % cloneAlign / 512
+	if blocks == 1 {
+		blocks += cloneAlign / 512
+	}
+	if blocks > 0 {
+		dir.PAXRecords = map[string]string{"comment": paxPadding(int(blocks-1) * 512)}
+	}
+	if err := tw.WriteHeader(dir); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
+	if err := tw.WriteHeader(outerHeader(id+"/layer.tar", size, mtime)); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
+	if (off+int64(buf.Len()))%cloneAlign != 0 {
+		return nil, fmt.Errorf("layer %s: the tar headers before it are %d bytes, not aligning it to %d bytes", id, buf.Len(), cloneAlign)
+	}
+	return buf.Bytes(), nil
+}
+
+// paxPadding is the value of a PAX "comment" record of exactly n bytes
+// (n >= 512): "<n> comment=<value>\n".
+func paxPadding(n int) string {
+	const text = "storepack: padding, so that the layer's bytes start on a 4096-byte boundary"
+	v := n - len(strconv.Itoa(n)) - len(" comment=\n")
+	return text + strings.Repeat(" ", v-len(text))
 }
 
 // DigestLayers computes the diff ids and sizes of e's images, and for oci
@@ -328,7 +479,10 @@ func (ul uniqueLayer) skipped() {
 	ul.task.Done(int64(len(ul.layer.Items)), bytes)
 }
 
-// uniqueLayers lists the distinct layers of e's images, sorted by ID.
+// uniqueLayers lists the distinct layers of e's images in image order:
+// the first image's layers from the bottom up, then the layers of the
+// next images not listed yet. Docker archives hold them in this order, so
+// that the layers that change least often come first (see writeDocker).
 func uniqueLayers(e *gen.Export) []uniqueLayer {
 	seen := map[string]bool{}
 	var out []uniqueLayer
@@ -353,7 +507,6 @@ func uniqueLayers(e *gen.Export) []uniqueLayer {
 			out = append(out, uniqueLayer{layer: l, mtime: sys.Image.MTime, fsPaths: fsPaths, narHashes: narHashes, narSizes: narSizes})
 		}
 	}
-	slices.SortFunc(out, func(a, b uniqueLayer) int { return strings.Compare(a.layer.ID, b.layer.ID) })
 	return out
 }
 

@@ -5,7 +5,6 @@
 package export
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -181,7 +180,8 @@ func itemDone(task *progress.Task, narSize, streamed int64) {
 // writeAtomic writes rel inside outDir through fill: into a temporary file
 // in the same folder, synced, then renamed over rel. On any error the
 // temporary file is removed and rel is untouched. The digest and size are
-// computed while writing.
+// computed while writing. fill is given an *atomicFile, which writers that
+// can use its other methods (writeDocker) look for.
 func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
@@ -202,11 +202,10 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 		}
 	}()
 	// The file is written and hashed in two goroutines of their own
-	// (fanout), so that neither holds up fill.
-	h := sha256.New()
-	fo := newFanout(tmp, h)
-	err = fill(fo)
-	if ferr := fo.Close(); err == nil {
+	// (atomicFile), so that neither holds up fill.
+	af := newAtomicFile(tmp)
+	err = fill(af)
+	if ferr := af.close(); err == nil {
 		err = ferr
 	}
 	if err != nil {
@@ -225,7 +224,7 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	ok = true
-	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: fo.n}, nil
+	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(af.sum()), Size: af.n}, nil
 }
 
 // removeStale removes what killed exports of plan's outputs left in

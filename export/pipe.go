@@ -138,6 +138,33 @@ func (f *fanout) send() {
 	f.cur = nil
 }
 
+// Flush hands on what is buffered and waits until every sink has written
+// everything written so far: then the sinks are idle until the next Write,
+// and the caller may use them directly. It returns the first error a sink
+// returned.
+func (f *fanout) Flush() error {
+	if f.closed {
+		return f.firstErr()
+	}
+	if f.cur != nil && len(f.cur.b) > 0 {
+		f.send()
+	}
+	// Every buffer is back in the free ring once every sink is done with it.
+	held := make([]*fanBuf, 0, fanoutBuffers)
+	if f.cur != nil {
+		held = append(held, f.cur)
+	}
+	for len(held) < fanoutBuffers {
+		held = append(held, <-f.free)
+	}
+	for _, fb := range held {
+		if fb != f.cur {
+			f.free <- fb
+		}
+	}
+	return f.firstErr()
+}
+
 // Close hands on what is left, waits for every sink and returns the first
 // error a sink returned.
 func (f *fanout) Close() error {

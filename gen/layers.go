@@ -36,9 +36,13 @@ import (
 // (which gives the biggest items layers of their own) because popularity
 // predicts sharing, which is what layers are for, and it depends on the
 // reference graph only: an item's rank does not move when an unrelated item
-// grows. Ties are broken by the item's name (the store path without its
-// hash part), then by the full path, so that a rebuilt item with a new hash
-// keeps its place. Item layers are ordered by rank, most popular first (at
+// grows. Among items of the same popularity, the items of the spec's
+// source blocks (local files, the working tree) rank after the store's:
+// they change with every edit, so they belong in the top layers, and a
+// re-export of a docker archive resumes after the unchanged layers below
+// them (export/docker.go). Remaining ties are broken by the item's name
+// (the store path without its hash part), then by the full path, so that a
+// rebuilt item with a new hash keeps its place. Item layers are ordered by rank, most popular first (at
 // the bottom of the image, where engines share the longest chains), then the
 // merged layer; the extra layer is the top one.
 
@@ -99,16 +103,25 @@ func Popularity(closure []Item) map[store.Path]int {
 }
 
 // RankItems orders the closure's items for layering: most popular first,
-// then by name (the store path without its hash part), then by path.
+// then store items before the items of the spec's sources, then by name
+// (the store path without its hash part), then by path.
 func RankItems(closure []Item) []store.Path {
 	pop := Popularity(closure)
 	ranked := make([]store.Path, 0, len(closure))
+	source := map[store.Path]bool{}
 	for i := range closure {
 		ranked = append(ranked, closure[i].Path)
+		source[closure[i].Path] = closure[i].Source != ""
 	}
 	slices.SortFunc(ranked, func(a, b store.Path) int {
 		if c := cmp.Compare(pop[b], pop[a]); c != 0 {
 			return c
+		}
+		if source[a] != source[b] {
+			if source[a] {
+				return 1
+			}
+			return -1
 		}
 		if c := cmp.Compare(a.Name(), b.Name()); c != 0 {
 			return c

@@ -110,6 +110,32 @@ func TestRankItems(t *testing.T) {
 	}
 }
 
+func TestRankItemsSourcesLast(t *testing.T) {
+	// Among equally popular items, the spec's sources rank after the
+	// store's, whatever their names; popularity still comes first.
+	const d = store.Dir("/nix/store")
+	graph := map[string][]string{
+		"aaa-config": {"glibc"}, "app": nil, "tool": {"glibc"}, "glibc": nil, "zz-tool": nil, "assets": {"app"},
+	}
+	closure := fakeClosure(d, graph)
+	for i := range closure {
+		switch closure[i].Path.Name() {
+		case "aaa-config", "app", "assets":
+			closure[i].Source = closure[i].Path.Name()
+		}
+	}
+	var got []string
+	for _, p := range RankItems(closure) {
+		got = append(got, p.Name())
+	}
+	// glibc 3, then app 2 (a source, but more popular), then the items of
+	// popularity 1: store items tool, zz-tool, then sources aaa-config, assets.
+	want := []string{"glibc", "app", "tool", "zz-tool", "aaa-config", "assets"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rank (-want +got):\n%s", diff)
+	}
+}
+
 func TestRankItemsStableAcrossRebuilds(t *testing.T) {
 	// A rebuilt item (same name, new hash) keeps its place among equally
 	// popular items, whatever its hash sorts like.

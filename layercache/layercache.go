@@ -15,6 +15,7 @@
 //
 //	layers/v1/<first 2 hex digits>/<key>.json   records
 //	blobs/sha256/<hex>                          blobs, read-only (0444)
+//	states/v1/<first 2 hex digits>/<key>        hash states (PutState)
 //
 // The cache can never change what an export writes: a record names its own
 // key and is ignored unless it parses and matches; a blob is used only when
@@ -195,6 +196,42 @@ func writeRename(dir, p string, b []byte) error {
 		return fmt.Errorf("layer cache: %w", err)
 	}
 	return nil
+}
+
+func (c *Cache) statePath(k Key) string {
+	return filepath.Join(c.dir, "states", "v"+strconv.Itoa(Version), string(k[:2]), string(k))
+}
+
+// maxState bounds the states State reads (sha256's marshaled state is
+// 108 bytes).
+const maxState = 1024
+
+// State returns the hash state kept under k (PutState). A missing,
+// unreadable or oversized file is reported as missing.
+func (c *Cache) State(k Key) ([]byte, bool) {
+	if len(k) != 64 {
+		return nil, false
+	}
+	b, err := os.ReadFile(c.statePath(k))
+	if err != nil || len(b) == 0 || len(b) > maxState {
+		return nil, false
+	}
+	return b, true
+}
+
+// PutState keeps state, a marshaled hash state, under k, atomically. The
+// caller's key names every byte the state has hashed: docker archives keep
+// the state of their sha256 after each layer, keyed by the layers so far,
+// so that a re-export starting with the same layers resumes hashing there.
+func (c *Cache) PutState(k Key, state []byte) error {
+	if len(k) != 64 || len(state) == 0 || len(state) > maxState {
+		return fmt.Errorf("layer cache: bad hash state for key %q", k)
+	}
+	p := c.statePath(k)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	return writeRename(filepath.Dir(p), p, state)
 }
 
 // BlobPath is where the blob of digest d is kept.

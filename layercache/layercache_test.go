@@ -128,3 +128,42 @@ func TestBlobs(t *testing.T) {
 		t.Errorf("left in the blob folder: %v", ents)
 	}
 }
+
+func TestStates(t *testing.T) {
+	c := open(t)
+	k, _ := KeyOf("archive prefix")
+	if _, ok := c.State(k); ok {
+		t.Error("a state in an empty cache")
+	}
+	state := []byte("sha\x03 a marshaled hash state")
+	if err := c.PutState(k, state); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.State(k); !ok || string(got) != string(state) {
+		t.Errorf("State = %q, %v; want %q", got, ok, state)
+	}
+	other, _ := KeyOf("another prefix")
+	if _, ok := c.State(other); ok {
+		t.Error("a state under a key never stored")
+	}
+	for _, bad := range []struct {
+		name  string
+		k     Key
+		state []byte
+	}{
+		{"short key", "abc", state},
+		{"empty state", k, nil},
+		{"oversized state", k, make([]byte, maxState+1)},
+	} {
+		if err := c.PutState(bad.k, bad.state); err == nil {
+			t.Errorf("%s: PutState succeeded", bad.name)
+		}
+	}
+	// An oversized file (not written by PutState) reads as missing.
+	if err := os.WriteFile(c.statePath(k), make([]byte, maxState+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.State(k); ok {
+		t.Error("an oversized state was returned")
+	}
+}

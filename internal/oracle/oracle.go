@@ -27,6 +27,7 @@ var packages = map[string]string{
 	"docker-registry": "docker-registry",
 	"busybox":         "busybox-static",
 	"script":          "bsdutils",
+	"mkfs.xfs":        "xfsprogs",
 }
 
 // Required reports whether missing tools must fail tests.
