@@ -151,10 +151,3 @@ func checkState(state []byte, n int64) error {
 	}
 	return nil
 }
-
-// cloneAlign is the alignment, in the file, at which docker archives
-// start each layer's bytes (tar padding records before its headers), so
-// that a cached layer blob can be cloned into a new archive: the block
-// size of btrfs and XFS on 4 KiB pages. Fixed, as the bytes must not
-// depend on where they are written.
-const cloneAlign = 4096

@@ -3,13 +3,10 @@ package export
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,7 +101,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	// off is the archive's length so far, prefix the key of its bytes
 	// (prefixKey), whose hash states the cache keeps when af is a file.
 	var off int64
-	prefix := prefixStart
+	prefix := dockerStart
 	first := 0
 	if c != nil && af != nil {
 		var err error
@@ -133,17 +130,17 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 		if err != nil {
 			return err
 		}
-		if _, err := w.Write(head); err != nil {
-			return err
-		}
 		var r blobResult
 		if hits[i].blob != "" {
-			if err := copyBlob(w, hits[i].blob, size); err != nil {
+			if err := writeChunk(w, head, hits[i].blob, size); err != nil {
 				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
 			}
 			ul.skipped()
 			r = hits[i].result()
 		} else {
+			if _, err := w.Write(head); err != nil {
+				return err
+			}
 			cw := newCacheBlobWriter(c)
 			var dst io.Writer = w
 			if cw != nil {
@@ -160,17 +157,13 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 			if err != nil {
 				return err
 			}
-		}
-		if _, err := w.Write(make([]byte, tarPad(size))); err != nil {
-			return err
+			if _, err := w.Write(make([]byte, tarPad(size))); err != nil {
+				return err
+			}
 		}
 		off += int64(len(head)) + size + tarPad(size)
 		prefix = prefixKey(prefix, head, r.diffID, size)
-		if c != nil && af != nil {
-			if st, err := af.hashState(); err == nil {
-				c.PutState(prefix, st) // best effort, as every cache write
-			}
-		}
+		keepState(af, c, prefix)
 		done[ul.layer.ID] = r
 	}
 	tw := tar.NewWriter(w)
@@ -226,113 +219,39 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	return tw.Close()
 }
 
-// prefixStart is the key of an empty docker archive; prefixKey chains it
-// through the layers written.
-var prefixStart = must(layercache.KeyOf("storepack docker archive prefix"))
+// dockerStart is the key of a docker archive before its first layer.
+var dockerStart = archiveStart("docker archive", nil)
 
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
+// layerHead returns the tar headers of a layer of size bytes in a docker
+// archive at offset off: the folder "<id>/" and the file "<id>/layer.tar",
+// aligned (alignedHead).
+func layerHead(id string, size, mtime, off int64) ([]byte, error) {
+	return alignedHead(layerHeaders(id, size, mtime), off)
 }
 
-// prefixKey is the key of an archive's bytes up to the end of a layer: the
-// key of the bytes before it, the layer's headers (head) and its bytes,
-// named by their digest and length (the tar padding after them follows
-// from the length).
-func prefixKey(before layercache.Key, head []byte, diffID digest.Digest, size int64) layercache.Key {
-	sum := sha256.Sum256(head)
-	return must(layercache.KeyOf("after "+string(before), "head "+hex.EncodeToString(sum[:]), "layer "+string(diffID), "size "+strconv.FormatInt(size, 10)))
+func layerHeaders(id string, size, mtime int64) []*tar.Header {
+	return []*tar.Header{outerHeader(id+"/", 0, mtime), outerHeader(id+"/layer.tar", size, mtime)}
 }
 
-// resumeDocker starts the docker archive af, when the cache holds the
-// blobs of its first layers and the hash state of an archive that started
-// with them: it appends the longest such run of layers without reading or
-// hashing them (atomicFile.appendUnhashed clones or copies the blobs),
-// restores the hash state after them and records their results in done.
-// A state that is not one of a sha256 after as many bytes is ignored.
-// It returns the number of layers written and the key of the archive so
-// far. When nothing can be resumed it writes nothing and returns 0.
+// resumeDocker starts the docker archive af with its first layers when the
+// cache holds their blobs and the archive's hash state after them
+// (resumeArchive), and records their results in done. It returns the
+// number of layers written and the key of the archive so far.
 func resumeDocker(af *atomicFile, c *layercache.Cache, layers []uniqueLayer, hits []cached, mtime int64, done map[string]blobResult) (int, layercache.Key, error) {
-	var (
-		off      int64
-		prefix   = prefixStart
-		heads    [][]byte
-		n        int
-		state    []byte
-		stateKey layercache.Key
-	)
+	var chunks []fileChunk
 	for i := 0; i < len(layers) && hits[i].blob != ""; i++ {
 		size := hits[i].rec.Size
-		head, err := layerHead(layers[i].layer.ID, size, mtime, off)
-		if err != nil {
-			return 0, prefixStart, err
-		}
-		heads = append(heads, head)
-		off += int64(len(head)) + size + tarPad(size)
-		prefix = prefixKey(prefix, head, hits[i].rec.DiffID, size)
-		if st, ok := c.State(prefix); ok && checkState(st, off) == nil {
-			n, state, stateKey = i+1, st, prefix
-		}
+		chunks = append(chunks, fileChunk{layerHeaders(layers[i].layer.ID, size, mtime), hits[i].blob, size, hits[i].rec.DiffID})
 	}
-	for i := range n {
-		ul := layers[i]
-		if err := af.appendUnhashed(heads[i], hits[i].blob, hits[i].rec.Size, int(tarPad(hits[i].rec.Size))); err != nil {
-			return 0, prefixStart, fmt.Errorf("layer %s: %w", ul.layer.ID, err)
-		}
+	n, key, err := resumeArchive(af, c, dockerStart, chunks)
+	if err != nil {
+		return 0, dockerStart, err
+	}
+	for i, ul := range layers[:n] {
 		ul.skipped()
 		done[ul.layer.ID] = hits[i].result()
 	}
-	if n == 0 {
-		return 0, prefixStart, nil
-	}
-	if err := af.restoreHash(state); err != nil {
-		return 0, prefixStart, err
-	}
-	return n, stateKey, nil
-}
-
-// tarPad is the number of zero bytes tar puts after size bytes of data.
-func tarPad(size int64) int64 { return -size & 511 }
-
-// layerHead returns the tar headers that start a layer of size bytes in a
-// docker archive at offset off (a multiple of 512): the folder "<id>/"
-// and the file "<id>/layer.tar". When the layer's bytes would not start on
-// a multiple of cloneAlign, the folder's header is preceded by a PAX
-// extended header (a "comment" record, which readers ignore) of the length
-// that makes them, so that a cached blob can be cloned into the archive.
-func layerHead(id string, size, mtime, off int64) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := outerHeader(id+"/", 0, mtime)
-	// Blocks of 512 bytes to insert before the two headers: a PAX header
-	// takes one block and its records at least one more.
-	blocks := (cloneAlign - (off+1024)%cloneAlign) % cloneAlign / 512
-	if blocks == 1 {
-		blocks += cloneAlign / 512
-	}
-	if blocks > 0 {
-		dir.PAXRecords = map[string]string{"comment": paxPadding(int(blocks-1) * 512)}
-	}
-	if err := tw.WriteHeader(dir); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
-	}
-	if err := tw.WriteHeader(outerHeader(id+"/layer.tar", size, mtime)); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
-	}
-	if (off+int64(buf.Len()))%cloneAlign != 0 {
-		return nil, fmt.Errorf("layer %s: the tar headers before it are %d bytes, not aligning it to %d bytes", id, buf.Len(), cloneAlign)
-	}
-	return buf.Bytes(), nil
-}
-
-// paxPadding is the value of a PAX "comment" record of exactly n bytes
-// (n >= 512): "<n> comment=<value>\n".
-func paxPadding(n int) string {
-	const text = "storepack: padding, so that the layer's bytes start on a 4096-byte boundary"
-	v := n - len(strconv.Itoa(n)) - len(" comment=\n")
-	return text + strings.Repeat(" ", v-len(text))
+	return n, key, nil
 }
 
 // DigestLayers computes the diff ids and sizes of e's images, and for oci

@@ -2,6 +2,8 @@ package export
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +16,23 @@ import (
 )
 
 // outputBytes writes e into a new folder with o and returns every file
-// of the output by relative path.
+// of the output by relative path, after checking the digests and sizes
+// the export reported against the files.
 func outputBytes(t *testing.T, e *gen.Export, o Options) map[string][]byte {
 	t.Helper()
 	out := t.TempDir()
-	if _, err := writeExport(e, out, o); err != nil {
+	written, err := writeExport(e, out, o)
+	if err != nil {
 		t.Fatal(err)
 	}
 	files := layoutFiles(t, out)
 	delete(files, OutLockFile)
+	for _, f := range written {
+		sum := sha256.Sum256(files[f.Path])
+		if hex.EncodeToString(sum[:]) != f.SHA256 || int64(len(files[f.Path])) != f.Size {
+			t.Errorf("%s: reported sha256 %s, %d bytes; the file has %x, %d bytes", f.Path, f.SHA256, f.Size, sum, len(files[f.Path]))
+		}
+	}
 	if len(files) == 0 {
 		t.Fatal("the export wrote nothing")
 	}

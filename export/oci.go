@@ -2,6 +2,7 @@ package export
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -517,9 +518,14 @@ func syncDir(dir string) error {
 
 // writeOCIArchive writes e as an oci-archive (the layout as a tar) to w:
 // the layout is built in a temporary folder inside tmpParent (each store
-// file read once), then copied into the tar: oci-layout, the blobs sorted
-// by name, index.json. Entries have the images' mtime, uid and gid 0,
-// files 0644, folders 0755.
+// file read once), then copied into the tar: oci-layout, "blobs/",
+// "blobs/sha256/", the layer blobs in image order (the first image's from
+// the bottom up, then the next images' not written yet), each starting at
+// a multiple of 4096 bytes (resume.go), then the other blobs (configs,
+// manifests, the image index) sorted by name, and index.json. Entries have
+// the images' mtime, uid and gid 0, files 0644, folders 0755. With a layer
+// cache, a re-export appends the unchanged first layer blobs without
+// hashing them, as docker archives do.
 func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
@@ -530,7 +536,9 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache
 		return err
 	}
 	mtime := e.Systems[0].Image.MTime
-	tw := tar.NewWriter(w)
+	af, _ := w.(*atomicFile)
+	var start bytes.Buffer
+	tw := tar.NewWriter(&start)
 	if err := writeFile(tw, "oci-layout", []byte(LayoutVersion), mtime); err != nil {
 		return err
 	}
@@ -539,12 +547,63 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache
 			return err
 		}
 	}
-	des, err := os.ReadDir(filepath.Join(tmp, "blobs", "sha256")) // sorted
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if _, err := w.Write(start.Bytes()); err != nil {
+		return err
+	}
+	// The layer blobs, bottom first, resumable (resume.go).
+	blobDir := filepath.Join(tmp, "blobs", "sha256")
+	written := map[string]bool{}
+	var chunks []fileChunk
+	for i := range e.Systems {
+		for _, l := range e.Systems[i].Image.Layers {
+			name := l.Digest.Encoded()
+			if written[name] {
+				continue
+			}
+			written[name] = true
+			p := filepath.Join(blobDir, name)
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			chunks = append(chunks, fileChunk{[]*tar.Header{outerHeader("blobs/sha256/"+name, fi.Size(), mtime)}, p, fi.Size(), l.Digest})
+		}
+	}
+	key := archiveStart("oci archive", start.Bytes())
+	off := int64(start.Len())
+	first := 0
+	if c != nil && af != nil {
+		if first, key, err = resumeArchive(af, c, key, chunks); err != nil {
+			return err
+		}
+		off = af.n
+	}
+	for _, ch := range chunks[first:] {
+		head, err := alignedHead(ch.hdrs, off)
+		if err != nil {
+			return err
+		}
+		if err := writeChunk(w, head, ch.blob, ch.size); err != nil {
+			return fmt.Errorf("%s: %w", ch.blob, err)
+		}
+		off += int64(len(head)) + ch.size + tarPad(ch.size)
+		key = prefixKey(key, head, ch.d, ch.size)
+		keepState(af, c, key)
+	}
+	// Then configs, manifests and the image index, sorted by name.
+	des, err := os.ReadDir(blobDir) // sorted
 	if err != nil {
 		return err
 	}
+	tw = tar.NewWriter(w)
 	for _, de := range des {
-		if err := copyIntoTar(tw, filepath.Join(tmp, "blobs", "sha256", de.Name()), "blobs/sha256/"+de.Name(), mtime); err != nil {
+		if written[de.Name()] {
+			continue
+		}
+		if err := copyIntoTar(tw, filepath.Join(blobDir, de.Name()), "blobs/sha256/"+de.Name(), mtime); err != nil {
 			return err
 		}
 	}

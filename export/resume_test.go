@@ -103,6 +103,50 @@ func TestDockerLayersAligned(t *testing.T) {
 	}
 }
 
+// TestOCIArchiveLayersAligned checks oci-archives as the docker test
+// does: after oci-layout and the folders, the layer blobs in image order,
+// each starting on a multiple of cloneAlign.
+func TestOCIArchiveLayersAligned(t *testing.T) {
+	for _, c := range ociCases {
+		t.Run(c.name(), func(t *testing.T) {
+			e := buildImages(t, c.dockerCase, spec.FormatOCI, c.compression, "", fixedEnv(""))
+			e.Output = "hello.tar"
+			files := outputBytes(t, e, Options{})
+			cr := &countingReader{r: bytes.NewReader(files["hello.tar"])}
+			tr := tar.NewReader(cr)
+			var names []string
+			offsets := map[string]int64{}
+			for {
+				hdr, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				names = append(names, hdr.Name)
+				offsets[hdr.Name] = cr.n
+			}
+			want := []string{"oci-layout", "blobs/", "blobs/sha256/"}
+			seen := map[string]bool{}
+			for i := range e.Systems {
+				for _, l := range e.Systems[i].Image.Layers {
+					if n := "blobs/sha256/" + l.Digest.Encoded(); !seen[n] {
+						seen[n] = true
+						want = append(want, n)
+						if offsets[n]%cloneAlign != 0 {
+							t.Errorf("%s starts at %d", n, offsets[n])
+						}
+					}
+				}
+			}
+			if len(names) < len(want) || strings.Join(names[:len(want)], " ") != strings.Join(want, " ") {
+				t.Errorf("entries %v, want them to start with %v", names, want)
+			}
+		})
+	}
+}
+
 // resumable counts the layers a docker export of e would append from the
 // cache without hashing them, and checks that the state it resumes from
 // is the one of the archive's bytes so far.
@@ -200,11 +244,79 @@ func TestDockerResume(t *testing.T) {
 	}
 }
 
-// TestDockerCloneXFS exports into an XFS file system (a loop-mounted
-// image) with the cache on it too: a warm export clones the cached layers
+// TestArchiveResumeUsesStates shows that warm exports of docker archives
+// and oci-archives take the hash of their unchanged first blobs from the
+// cache: with every kept state forged (a valid sha256 state of the right
+// length, other words), the reported digest of the warm output is wrong,
+// while the bytes are right; with the states repaired, it is right again.
+func TestArchiveResumeUsesStates(t *testing.T) {
+	cases := []struct {
+		name, format, compression string
+		c                         dockerCase
+	}{
+		{"docker", spec.FormatDocker, "", dockerCases[0]},
+		{"docker-multi-system", spec.FormatDocker, "", dockerCases[3]},
+		{"oci-archive", spec.FormatOCI, "", dockerCases[0]},
+		{"oci-archive-zstd-multi-system", spec.FormatOCI, "zstd", dockerCases[3]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := buildImages(t, tc.c, tc.format, tc.compression, "", fixedEnv(""))
+			e.Output = "hello.tar"
+			want := outputBytes(t, e, Options{})
+			cache, err := layercache.Open(filepath.Join(t.TempDir(), "cache"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			outputBytes(t, e, Options{Cache: cache})
+			states, _ := filepath.Glob(filepath.Join(cache.Dir(), "states", "v1", "*", "*"))
+			if len(states) == 0 {
+				t.Fatal("no hash state kept")
+			}
+			saved := map[string][]byte{}
+			for _, p := range states {
+				st, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				saved[p] = st
+				forged := bytes.Clone(st)
+				forged[4] ^= 1 // the first word of the hash
+				if err := os.WriteFile(p, forged, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := t.TempDir()
+			files, err := writeExport(e, out, Options{Cache: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(out, "hello.tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want["hello.tar"]) {
+				t.Error("forged states changed the archive's bytes")
+			}
+			if sum := sha256.Sum256(got); files[0].SHA256 == hex.EncodeToString(sum[:]) {
+				t.Error("the warm export hashed every byte: it did not resume from the cached states")
+			}
+			for p, st := range saved {
+				if err := os.WriteFile(p, st, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			outputBytes(t, e, Options{Cache: cache}) // checks the reported digest
+		})
+	}
+}
+
+// TestCloneXFS exports a docker archive and an oci-archive into an XFS file
+// system (a loop-mounted image) with the cache on it too: a warm export
+// clones the cached layers
 // into the new archive, so replacing the old archive frees about the
 // layers' size, and the bytes are the uncached ones.
-func TestDockerCloneXFS(t *testing.T) {
+func TestCloneXFS(t *testing.T) {
 	mkfs := oracle.Require(t, "mkfs.xfs")
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a loop device needs root (a privilege, not a tool)")
@@ -234,33 +346,37 @@ func TestDockerCloneXFS(t *testing.T) {
 	rand.Read(random)
 	items := append(helloItems(), fixtureItem{name: "big", files: map[string]string{"data": string(random)}})
 	f := writeStore(t, "/nix/store", filepath.Join(mnt, "store"), items)
-	se := &spec.Export{Name: "big", Format: spec.FormatDocker, Output: "big.tar", Image: spec.Image{}}
-	e := &gen.Export{Name: "big", Format: spec.FormatDocker, Output: "big.tar",
-		Systems: []gen.System{*f.system(t, "x86_64-linux", se, fixedEnv(""), "hello-2.12", "big")}}
-	want := outputBytes(t, e, Options{})
-	cache, err := layercache.Open(filepath.Join(mnt, "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(mnt, "out")
-	for _, stage := range []string{"cold", "warm"} {
-		if _, err := writeExport(e, out, Options{Cache: cache}); err != nil {
-			t.Fatal(err)
-		}
-		shared := sharedBytes(t, filepath.Join(out, "big.tar"))
-		if stage == "cold" && shared != 0 {
-			t.Errorf("the cold export shares %d bytes with other files", shared)
-		}
-		if stage == "warm" && shared < big {
-			t.Errorf("the warm export shares %d bytes with the cache, less than the %d of its big layer: it was copied, not cloned", shared, big)
-		}
-	}
-	got, err := os.ReadFile(filepath.Join(out, "big.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want["big.tar"]) {
-		t.Error("the archive with cloned layers differs from the uncached one")
+	for _, format := range []string{spec.FormatDocker, spec.FormatOCI} {
+		t.Run(format, func(t *testing.T) {
+			se := &spec.Export{Name: "big", Format: format, Output: "big.tar", Image: spec.Image{}}
+			e := &gen.Export{Name: "big", Format: format, Output: "big.tar",
+				Systems: []gen.System{*f.system(t, "x86_64-linux", se, fixedEnv(""), "hello-2.12", "big")}}
+			want := outputBytes(t, e, Options{})
+			cache, err := layercache.Open(filepath.Join(mnt, format, "cache"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(mnt, format, "out")
+			for _, stage := range []string{"cold", "warm"} {
+				if _, err := writeExport(e, out, Options{Cache: cache}); err != nil {
+					t.Fatal(err)
+				}
+				shared := sharedBytes(t, filepath.Join(out, "big.tar"))
+				if stage == "cold" && shared != 0 {
+					t.Errorf("the cold export shares %d bytes with other files", shared)
+				}
+				if stage == "warm" && shared < big {
+					t.Errorf("the warm export shares %d bytes with the cache, less than the %d of its big layer: it was copied, not cloned", shared, big)
+				}
+			}
+			got, err := os.ReadFile(filepath.Join(out, "big.tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want["big.tar"]) {
+				t.Error("the archive with cloned layers differs from the uncached one")
+			}
+		})
 	}
 }
 
