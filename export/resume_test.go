@@ -36,6 +36,26 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// entryOffsets lists the entries of the tar b with the offsets of their
+// data.
+func entryOffsets(t *testing.T, b []byte) (names []string, offsets map[string]int64) {
+	t.Helper()
+	cr := &countingReader{r: bytes.NewReader(b)}
+	tr := tar.NewReader(cr)
+	offsets = map[string]int64{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return names, offsets
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, hdr.Name)
+		offsets[hdr.Name] = cr.n
+	}
+}
+
 // TestLayerHead writes a layer's headers at every offset a tar entry can
 // start at modulo cloneAlign: the layer's bytes start on a multiple of
 // cloneAlign, and tar readers see the folder and the file only.
@@ -74,21 +94,13 @@ func TestDockerLayersAligned(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
 			e := c.build(t, "", fixedEnv(""))
-			cr := &countingReader{r: bytes.NewReader(writeDockerBytes(t, e))}
-			tr := tar.NewReader(cr)
+			names, offsets := entryOffsets(t, writeDockerBytes(t, e))
 			var order []string
-			for {
-				hdr, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if id, ok := strings.CutSuffix(hdr.Name, "/layer.tar"); ok && hdr.Typeflag == tar.TypeReg {
+			for _, name := range names {
+				if id, ok := strings.CutSuffix(name, "/layer.tar"); ok {
 					order = append(order, id)
-					if cr.n%cloneAlign != 0 {
-						t.Errorf("%s starts at %d", hdr.Name, cr.n)
+					if offsets[name]%cloneAlign != 0 {
+						t.Errorf("%s starts at %d", name, offsets[name])
 					}
 				}
 			}
@@ -112,21 +124,7 @@ func TestOCIArchiveLayersAligned(t *testing.T) {
 			e := buildImages(t, c.dockerCase, spec.FormatOCI, c.compression, "", fixedEnv(""))
 			e.Output = "hello.tar"
 			files := outputBytes(t, e, Options{})
-			cr := &countingReader{r: bytes.NewReader(files["hello.tar"])}
-			tr := tar.NewReader(cr)
-			var names []string
-			offsets := map[string]int64{}
-			for {
-				hdr, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				names = append(names, hdr.Name)
-				offsets[hdr.Name] = cr.n
-			}
+			names, offsets := entryOffsets(t, files["hello.tar"])
 			want := []string{"oci-layout", "blobs/", "blobs/sha256/"}
 			seen := map[string]bool{}
 			for i := range e.Systems {
