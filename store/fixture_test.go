@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/internal/nixdb"
 	"github.com/storepack/storepack/nar"
 )
 
@@ -28,29 +29,6 @@ type fakeStore struct {
 	db    string
 	paths map[string]Path // by name
 }
-
-// nixSchema creates the tables of a store database, with the columns Nix
-// and Guix use.
-const nixSchema = `
-CREATE TABLE ValidPaths (
-	id integer primary key autoincrement not null,
-	path text unique not null,
-	hash text not null,
-	registrationTime integer not null,
-	deriver text,
-	narSize integer,
-	ultimate integer,
-	sigs text,
-	ca text
-);
-CREATE TABLE Refs (
-	referrer integer not null,
-	reference integer not null,
-	primary key (referrer, reference)
-);
-CREATE INDEX IndexReferrer ON Refs(referrer);
-CREATE INDEX IndexReference ON Refs(reference);
-`
 
 // diamond is the fabricated store most tests use: top refers to left and
 // right, both refer to base, left also to lib; base refers to itself; other
@@ -91,10 +69,7 @@ func makeFakeStore(t *testing.T, items []fakeItem) *fakeStore {
 	}
 	db := writableDB(t, fs.db)
 	defer db.Close()
-	if _, err := db.Exec("PRAGMA journal_mode=WAL"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(nixSchema); err != nil {
+	if err := nixdb.Create(db, "WAL"); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range items {
@@ -111,19 +86,12 @@ func (fs *fakeStore) register(t *testing.T, db *sql.DB, it fakeItem) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var deriver any
-	if it.deriver != "" {
-		deriver = it.deriver
-	}
-	if _, err := db.Exec("INSERT INTO ValidPaths (path, hash, registrationTime, deriver, narSize) VALUES (?, ?, 1, ?, ?)",
-		string(p), "sha256:"+hex.EncodeToString(sum[:]), deriver, size); err != nil {
-		t.Fatal(err)
-	}
+	var refs []string
 	for _, r := range it.refs {
-		if _, err := db.Exec(`INSERT INTO Refs (referrer, reference) SELECT a.id, b.id FROM ValidPaths a, ValidPaths b
-			WHERE a.path = ? AND b.path = ?`, string(p), string(fs.paths[r])); err != nil {
-			t.Fatal(err)
-		}
+		refs = append(refs, string(fs.paths[r]))
+	}
+	if err := nixdb.Register(db, string(p), "sha256:"+hex.EncodeToString(sum[:]), size, it.deriver, refs); err != nil {
+		t.Fatal(err)
 	}
 }
 

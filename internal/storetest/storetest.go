@@ -10,38 +10,15 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/storepack/storepack/internal/nixdb"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
-
-// Schema creates the tables of a store database, with the columns Nix and
-// Guix use.
-const Schema = `
-CREATE TABLE ValidPaths (
-	id integer primary key autoincrement not null,
-	path text unique not null,
-	hash text not null,
-	registrationTime integer not null,
-	deriver text,
-	narSize integer,
-	ultimate integer,
-	sigs text,
-	ca text
-);
-CREATE TABLE Refs (
-	referrer integer not null,
-	reference integer not null,
-	primary key (referrer, reference)
-);
-CREATE INDEX IndexReferrer ON Refs(referrer);
-CREATE INDEX IndexReference ON Refs(reference);
-`
 
 // Item is one item of a fake store: a folder holding Files (relative path
 // to contents) and, when it has references, a file "refs" naming their
@@ -77,10 +54,7 @@ func New(t testing.TB, wal bool, items ...Item) *Store {
 	if wal {
 		mode = "WAL"
 	}
-	if _, err := db.Exec("PRAGMA journal_mode=" + mode); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(Schema); err != nil {
+	if err := nixdb.Create(db, mode); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range items {
@@ -130,16 +104,12 @@ func (s *Store) add(t testing.TB, db *sql.DB, it Item) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO ValidPaths (path, hash, registrationTime, deriver, narSize) VALUES (?, ?, 1, ?, ?)",
-		p, "sha256:"+hex.EncodeToString(sum[:]), filepath.Join(s.Dir, strings.Repeat("0", 32)+"-"+it.Name+".drv"), size); err != nil {
-		t.Fatal(err)
+	var refs []string
+	for _, r := range it.Refs {
+		refs = append(refs, s.Path(r))
 	}
-	refs := slices.Clone(it.Refs)
-	for _, r := range refs {
-		if _, err := db.Exec(`INSERT INTO Refs (referrer, reference) SELECT a.id, b.id FROM ValidPaths a, ValidPaths b
-			WHERE a.path = ? AND b.path = ?`, p, s.Path(r)); err != nil {
-			t.Fatal(err)
-		}
+	if err := nixdb.Register(db, p, "sha256:"+hex.EncodeToString(sum[:]), size, filepath.Join(s.Dir, strings.Repeat("0", 32)+"-"+it.Name+".drv"), refs); err != nil {
+		t.Fatal(err)
 	}
 }
 
