@@ -75,8 +75,12 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 // writeDocker is WriteDocker with a layer cache (nil for none): a layer
 // the cache holds is copied from its blob, with its diff id and size from
 // its record, without reading the store; the others are streamed from the
-// store and also written to the cache. The items read, or skipped for a
-// cached layer, are counted on task (nil for none).
+// store and also written to the cache. When w is the file of writeAtomic
+// (an *atomicFile), the cache also keeps the archive's hash state after
+// each layer, and the archive starts with the run of first layers that
+// the cache holds with their state, neither read nor hashed
+// (resumeDocker). The items read, or skipped for a cached layer, are
+// counted on task (nil for none).
 func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
@@ -115,54 +119,36 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	next := 0
 	for i := first; i < len(layers); i++ {
 		ul := layers[i]
-		var size int64
+		var (
+			head []byte
+			r    blobResult
+			err  error
+		)
 		if hits[i].blob != "" {
-			size = hits[i].rec.Size
-		} else {
-			sr := <-sizes[next]
-			next++
-			if sr.err != nil {
-				return sr.err
+			size := hits[i].rec.Size
+			if head, err = layerHead(ul.layer.ID, size, mtime, off); err != nil {
+				return err
 			}
-			size = sr.size
-		}
-		head, err := layerHead(ul.layer.ID, size, mtime, off)
-		if err != nil {
-			return err
-		}
-		var r blobResult
-		if hits[i].blob != "" {
 			if err := writeChunk(w, head, hits[i].blob, size); err != nil {
 				return fmt.Errorf("layer %s: %w", ul.layer.ID, err)
 			}
 			ul.skipped()
 			r = hits[i].result()
 		} else {
-			if _, err := w.Write(head); err != nil {
+			sr := <-sizes[next]
+			next++
+			if sr.err != nil {
+				return sr.err
+			}
+			if head, err = layerHead(ul.layer.ID, sr.size, mtime, off); err != nil {
 				return err
 			}
-			cw := newCacheBlobWriter(c)
-			var dst io.Writer = w
-			if cw != nil {
-				dst = io.MultiWriter(w, cw)
-			}
-			id, n, err := writeLayer(dst, ul)
-			if err == nil && n != size {
-				err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
-			}
-			r = blobResult{id, n, id, n}
-			if cw.finish(r, err == nil) != "" {
-				remember(c, keys[i], r)
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(make([]byte, tarPad(size))); err != nil {
+			if r, err = streamChunk(w, head, ul, sr.size, c, keys[i]); err != nil {
 				return err
 			}
 		}
-		off += int64(len(head)) + size + tarPad(size)
-		prefix = prefixKey(prefix, head, r.diffID, size)
+		off += int64(len(head)) + r.size + tarPad(r.size)
+		prefix = prefixKey(prefix, head, r.diffID, r.size)
 		keepState(af, c, prefix)
 		done[ul.layer.ID] = r
 	}
@@ -252,6 +238,33 @@ func resumeDocker(af *atomicFile, c *layercache.Cache, layers []uniqueLayer, hit
 		done[ul.layer.ID] = hits[i].result()
 	}
 	return n, key, nil
+}
+
+// streamChunk writes head, then ul's layer streamed from the store (size
+// bytes, as planned: else the store changed), then tar's padding, to w;
+// with a cache, the layer also goes into a new blob kept under key.
+func streamChunk(w io.Writer, head []byte, ul uniqueLayer, size int64, c *layercache.Cache, key layercache.Key) (blobResult, error) {
+	if _, err := w.Write(head); err != nil {
+		return blobResult{}, err
+	}
+	cw := newCacheBlobWriter(c)
+	var dst io.Writer = w
+	if cw != nil {
+		dst = io.MultiWriter(w, cw)
+	}
+	id, n, err := writeLayer(dst, ul)
+	if err == nil && n != size {
+		err = fmt.Errorf("layer %s: %d bytes written, %d planned: store files changed while being read", ul.layer.ID, n, size)
+	}
+	r := blobResult{id, n, id, n}
+	if cw.finish(r, err == nil) != "" {
+		remember(c, key, r)
+	}
+	if err != nil {
+		return blobResult{}, err
+	}
+	_, err = w.Write(make([]byte, tarPad(size)))
+	return r, err
 }
 
 // DigestLayers computes the diff ids and sizes of e's images, and for oci
