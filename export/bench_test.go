@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -54,5 +56,59 @@ func BenchmarkWriteDocker(b *testing.B) {
 		st, _ := f.Stat()
 		b.SetBytes(st.Size())
 		f.Close()
+	}
+}
+
+// BenchmarkDockerReexport re-exports, with a warm layer cache, a docker
+// archive of a large store item (BENCH_TREE, default GOROOT) and a small
+// source item that changes before every export, as an incremental release
+// build does: the archive resumes after the large item's layer. Set
+// TMPDIR to a btrfs or XFS folder to measure the clone of that layer
+// instead of its copy.
+func BenchmarkDockerReexport(b *testing.B) {
+	tree := os.Getenv("BENCH_TREE")
+	if tree == "" {
+		tree = build.Default.GOROOT
+	}
+	if _, err := os.Stat(tree); err != nil {
+		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
+	}
+	big := fakeStorePath("/nix/store", "bench-tree")
+	appDir := b.TempDir()
+	plan := func(run int) *gen.Export {
+		if err := os.WriteFile(filepath.Join(appDir, "version"), []byte(strconv.Itoa(run)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(strconv.Itoa(run)))
+		app := store.Dir("/nix/store").Join(store.Encode32(sum[:20]) + "-app")
+		sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{big, app}, ClosureDigest: "sha256:00000000000000000000",
+			Closure: []gen.Item{
+				{Path: big, FSPath: tree, NarHash: "sha256:bench-tree", References: []store.Path{}},
+				{Path: app, FSPath: appDir, NarHash: "sha256:app-" + strconv.Itoa(run), References: []store.Path{}, Source: "app"},
+			}}
+		e := &spec.Export{Name: "bench", Format: spec.FormatDocker, Output: "bench.tar", Image: spec.Image{Symlinks: map[string]string{}}}
+		img, err := gen.PlanImage(e, sys, fixedEnv(""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sys.Image = img
+		return &gen.Export{Name: "bench", Format: "docker", Output: "bench.tar", Systems: []gen.System{*sys}}
+	}
+	cache, err := layercache.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := b.TempDir()
+	if _, err := writeExport(plan(0), out, Options{Cache: cache}); err != nil {
+		b.Fatal(err)
+	}
+	run := 1
+	for b.Loop() {
+		files, err := writeExport(plan(run), out, Options{Cache: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run++
+		b.SetBytes(files[0].Size)
 	}
 }
