@@ -7,7 +7,8 @@
 // and a small source item that changes before every run. Outputs, the
 // cache and temporary files go below $TMPDIR: its file system decides what
 // a warm docker archive costs (a clone of the cached layers on btrfs and
-// XFS, a copy elsewhere; see docs/cache.md).
+// XFS, a copy elsewhere; see docs/cache.md), so the incremental rows are
+// also run on a loop-mounted XFS image when this machine can mount one.
 package main
 
 import (
@@ -104,18 +105,35 @@ export "bench" {
 	for _, sub := range []string{"src", "pkg", "bin", "api", "lib"} {
 		paths = append(paths, `"`+strings.TrimSpace(output("nix-store", "--add", filepath.Join(goroot, sub)))+`"`)
 	}
-	fmt.Printf("\nincremental: %d store items (GOROOT's src, pkg, bin, api, lib: %s) and a source item that changes,\n", len(paths),
+	fmt.Printf("\nincremental: %d store items (GOROOT's src, pkg, bin, api, lib: %s) and a source item that changes\n", len(paths),
 		strings.Fields(output("sh", "-c", "du -shc "+strings.ReplaceAll(strings.Join(paths, " "), `"`, "")+" | tail -1"))[0])
-	fmt.Printf("output and cache on %s (%s)\n\n", fsName(tmp), tmp)
+	incremental(bin, out, paths, tmp)
+	// The same on XFS, which clones the cached layers of archives, when
+	// this machine can mount one (root, mkfs.xfs, a loop device).
+	if mnt, unmount, err := mountXFS(tmp); err != nil {
+		fmt.Printf("\n(no XFS rows: %v)\n", err)
+	} else {
+		defer unmount()
+		incremental(bin, out, paths, mnt)
+	}
+}
+
+// incremental prints the cold and warm times of exports, with their
+// outputs, spec and cache below base, of the store items paths and a source
+// item that changes before every run.
+func incremental(bin, out string, paths []string, base string) {
+	fmt.Printf("output and cache on %s (%s)\n\n", fsName(base), base)
+	spec := filepath.Join(base, "incremental-spec")
+	exportOut := filepath.Join(base, "incremental-export")
 	app := filepath.Join(spec, "app")
 	check(os.MkdirAll(app, 0o755))
-	cacheHome := filepath.Join(tmp, "cache-home")
+	cacheHome := filepath.Join(base, "cache-home")
 	run := 0
 	changeApp := func() {
 		run++
 		check(os.WriteFile(filepath.Join(app, "version"), []byte(fmt.Sprintf("run %d %d\n", run, time.Now().UnixNano())), 0o644))
 	}
-	tw = tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "export (one item changed)\tcold (empty cache)\twarm (cache)\tratio\ttarget\twarm peak RSS")
 	for _, f := range []struct{ kind, format, output string }{
 		{"oci layout", "oci", "bench"}, {"oci-archive", "oci", "bench.tar"}, {"docker archive", "docker", "bench.tar"},
@@ -143,6 +161,34 @@ export "bench" {
 			warm.wall.Seconds()/cold.wall.Seconds(), float64(warm.maxKB)/1024)
 	}
 	check(tw.Flush())
+	check(os.RemoveAll(exportOut))
+	check(os.RemoveAll(cacheHome))
+}
+
+// mountXFS makes an XFS file system in a sparse image below tmp and mounts
+// it (a loop device), or says why it cannot.
+func mountXFS(tmp string) (string, func(), error) {
+	mkfs, err := exec.LookPath("mkfs.xfs")
+	if err != nil {
+		return "", nil, fmt.Errorf("mkfs.xfs is not installed (Debian package xfsprogs)")
+	}
+	img, mnt := filepath.Join(tmp, "xfs.img"), filepath.Join(tmp, "xfs")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		return "", nil, err
+	}
+	if err := os.Truncate(img, 4<<30); err != nil {
+		return "", nil, err
+	}
+	if b, err := exec.Command(mkfs, "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("mkfs.xfs: %v: %s", err, b)
+	}
+	if b, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("cannot mount a loop device (root and /dev/loop* needed): %v: %s", err, strings.TrimSpace(string(b)))
+	}
+	return mnt, func() { exec.Command("umount", mnt).Run() }, nil
 }
 
 // bestWith runs argv *runs times with the environment env, after pre, with
