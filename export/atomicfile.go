@@ -15,7 +15,8 @@ import (
 // its bytes. Writes go through a fanout to the file and to the hash, each
 // in a goroutine of its own.
 //
-// Archives that copy cached blobs (docker archives) can also append bytes
+// Archives that copy cached blobs (docker archives, oci-archives: see
+// resume.go) can also append bytes
 // without hashing them (appendUnhashed) and then restore the hash state
 // those bytes lead to, saved by an earlier export that wrote the same
 // bytes (hashState, restoreHash): a re-export then neither reads nor hashes
@@ -86,7 +87,7 @@ func (a *atomicFile) hashState() ([]byte, error) {
 // then restoreHash with the state of an archive that starts with the same
 // bytes. The blob is copied with copy_file_range, which on btrfs and XFS
 // clones the blocks instead (when head ends on a multiple of their block
-// size in the file, as docker archives make it: cloneAlign).
+// size in the file, as resumable archives make it: cloneAlign).
 func (a *atomicFile) appendUnhashed(head []byte, blob string, size int64, pad int) error {
 	if err := a.fo.Flush(); err != nil {
 		return err

@@ -181,7 +181,8 @@ func itemDone(task *progress.Task, narSize, streamed int64) {
 // in the same folder, synced, then renamed over rel. On any error the
 // temporary file is removed and rel is untouched. The digest and size are
 // computed while writing. fill is given an *atomicFile, which writers that
-// can use its other methods (writeDocker) look for.
+// can use its other methods (docker archives and oci-archives, resume.go)
+// look for.
 func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
