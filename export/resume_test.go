@@ -309,25 +309,38 @@ func TestArchiveResumeUsesStates(t *testing.T) {
 	}
 }
 
-// TestCloneXFS exports a docker archive and an oci-archive into an XFS file
-// system (a loop-mounted image) with the cache on it too: a warm export
-// clones the cached layers
-// into the new archive, so replacing the old archive frees about the
-// layers' size, and the bytes are the uncached ones.
-func TestCloneXFS(t *testing.T) {
-	mkfs := oracle.Require(t, "mkfs.xfs")
+// TestCloneFS exports a docker archive and an oci-archive into an XFS and
+// a btrfs file system (loop-mounted images) with the cache on it too: a
+// warm export clones the cached layers into the new archive
+// (copy_file_range of 4096-aligned ranges: their extents are then shared,
+// as FIEMAP reports), and the bytes are the uncached ones.
+func TestCloneFS(t *testing.T) {
+	for _, fs := range []struct{ name, mkfs, pkg string }{
+		{"xfs", "mkfs.xfs", "xfsprogs"},
+		{"btrfs", "mkfs.btrfs", "btrfs-progs"},
+	} {
+		t.Run(fs.name, func(t *testing.T) {
+			mnt := mountImage(t, oracle.Require(t, fs.mkfs))
+			checkClones(t, mnt)
+		})
+	}
+}
+
+// mountImage makes a file system with mkfs in a 512 MiB sparse image and
+// mounts it (a loop device) until the test ends.
+func mountImage(t *testing.T, mkfs string) string {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a loop device needs root (a privilege, not a tool)")
 	}
-	img := filepath.Join(t.TempDir(), "xfs.img")
+	img := filepath.Join(t.TempDir(), "fs.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(img, 512<<20); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(mkfs, "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v: %s", err, out)
+	if out, err := exec.Command(mkfs, "-q", "-f", img).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", mkfs, err, out)
 	}
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
@@ -338,7 +351,12 @@ func TestCloneXFS(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", mnt, err, out)
 		}
 	})
+	return mnt
+}
 
+// checkClones exports into mnt, cold then warm, and checks that the warm
+// archives share their big layer's blocks with the cache.
+func checkClones(t *testing.T, mnt string) {
 	const big = 8 << 20
 	random := make([]byte, big)
 	rand.Read(random)

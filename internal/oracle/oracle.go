@@ -28,6 +28,7 @@ var packages = map[string]string{
 	"busybox":         "busybox-static",
 	"script":          "bsdutils",
 	"mkfs.xfs":        "xfsprogs",
+	"mkfs.btrfs":      "btrfs-progs",
 }
 
 // Required reports whether missing tools must fail tests.
