@@ -76,6 +76,23 @@ func specError(o sp.Options, err error) error {
 	return err
 }
 
+// specSetup is the setup of a verb that takes the spec flags only: run
+// is given the options, with the exports named as operands, and its errors
+// pass through specError.
+func specSetup(run func(e *env, o sp.Options) error) func(fs *flag.FlagSet) func(*env, []string) error {
+	return func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		f.register(fs, false)
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			if err := run(e, o); err != nil {
+				return specError(o, err)
+			}
+			return nil
+		}
+	}
+}
+
 var exportVerb = &verb{
 	name:     "export",
 	operands: "[EXPORT...]",
@@ -112,18 +129,13 @@ var planVerb = &verb{
 	operands: "[EXPORT...]",
 	summary:  "Print the evaluated plan as JSON; no archive is written.",
 	min:      0, max: -1,
-	setup: func(fs *flag.FlagSet) func(*env, []string) error {
-		var f specFlags
-		f.register(fs, false)
-		return func(e *env, args []string) error {
-			o := f.options(e, args)
-			plan, err := sp.Plan(o)
-			if err != nil {
-				return specError(o, err)
-			}
-			return sp.WritePlan(e.stdout, plan)
+	setup: specSetup(func(e *env, o sp.Options) error {
+		plan, err := sp.Plan(o)
+		if err != nil {
+			return err
 		}
-	},
+		return sp.WritePlan(e.stdout, plan)
+	}),
 }
 
 var lockVerb = &verb{
@@ -131,19 +143,14 @@ var lockVerb = &verb{
 	operands: "",
 	summary:  "Rebuild every export and record the digests of its outputs in storepack.lock.",
 	min:      0, max: 0,
-	setup: func(fs *flag.FlagSet) func(*env, []string) error {
-		var f specFlags
-		f.register(fs, false)
-		return func(e *env, args []string) error {
-			o := f.options(e, nil)
-			p, err := sp.WriteLock(o)
-			if err != nil {
-				return specError(o, err)
-			}
-			fmt.Fprintln(e.stdout, "wrote", p)
-			return nil
+	setup: specSetup(func(e *env, o sp.Options) error {
+		p, err := sp.WriteLock(o)
+		if err != nil {
+			return err
 		}
-	},
+		fmt.Fprintln(e.stdout, "wrote", p)
+		return nil
+	}),
 }
 
 var verifyVerb = &verb{
@@ -151,23 +158,18 @@ var verifyVerb = &verb{
 	operands: "[EXPORT...]",
 	summary:  "Rebuild the exports and fail, with a diff, on any difference from storepack.lock.",
 	min:      0, max: -1,
-	setup: func(fs *flag.FlagSet) func(*env, []string) error {
-		var f specFlags
-		f.register(fs, false)
-		return func(e *env, args []string) error {
-			o := f.options(e, args)
-			if err := sp.Verify(o); err != nil {
-				var d *sp.VerifyError
-				if errors.As(err, &d) {
-					fmt.Fprintf(e.stderr, "%s differs from a fresh build (-want +got):\n%s", d.Lock, d.Diff)
-					return fmt.Errorf("%s: exports %s differ from a fresh build (diff above)", d.Lock, strings.Join(d.Exports, ", "))
-				}
-				return specError(o, err)
+	setup: specSetup(func(e *env, o sp.Options) error {
+		if err := sp.Verify(o); err != nil {
+			var d *sp.VerifyError
+			if errors.As(err, &d) {
+				fmt.Fprintf(e.stderr, "%s differs from a fresh build (-want +got):\n%s", d.Lock, d.Diff)
+				return fmt.Errorf("%s: exports %s differ from a fresh build (diff above)", d.Lock, strings.Join(d.Exports, ", "))
 			}
-			fmt.Fprintln(e.stdout, "verified: every output matches", sp.LockFile)
-			return nil
+			return err
 		}
-	},
+		fmt.Fprintln(e.stdout, "verified: every output matches", sp.LockFile)
+		return nil
+	}),
 }
 
 var validateVerb = &verb{
@@ -175,18 +177,13 @@ var validateVerb = &verb{
 	operands: "",
 	summary:  "Check the spec and print every problem found.",
 	min:      0, max: 0,
-	setup: func(fs *flag.FlagSet) func(*env, []string) error {
-		var f specFlags
-		f.register(fs, false)
-		return func(e *env, args []string) error {
-			o := f.options(e, nil)
-			if _, err := sp.Load(o); err != nil {
-				return specError(o, err)
-			}
-			fmt.Fprintln(e.stdout, "the spec is valid")
-			return nil
+	setup: specSetup(func(e *env, o sp.Options) error {
+		if _, err := sp.Load(o); err != nil {
+			return err
 		}
-	},
+		fmt.Fprintln(e.stdout, "the spec is valid")
+		return nil
+	}),
 }
 
 var fmtVerb = &verb{
