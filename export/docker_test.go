@@ -84,33 +84,13 @@ var dockerCases = []dockerCase{
 	},
 }
 
-// build plans c over a fixture written below root (a new temporary
-// folder when empty).
+// build plans c as a docker export (output hello.tar) over a fixture
+// written below root (a new temporary folder when empty).
 func (c dockerCase) build(t testing.TB, root string, getenv func(string) string) *gen.Export {
 	t.Helper()
-	f := writeStore(t, c.dir, root, helloItems())
-	img := c.image
-	img.Entrypoint = expandAll(img.Entrypoint, f.byNam)
-	if img.Symlinks != nil {
-		links := map[string]string{}
-		for k, v := range img.Symlinks {
-			links[k] = expand(v, f.byNam)
-		}
-		img.Symlinks = links
-	}
-	e := &spec.Export{Name: "hello", Format: spec.FormatDocker, Output: "hello.tar", Image: img}
-	var paths []store.Path
-	for _, r := range c.roots {
-		paths = append(paths, f.byNam[r])
-	}
-	for _, s := range c.systems {
-		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: expandAll(c.entrypoints[s], f.byNam)})
-	}
-	out := &gen.Export{Name: e.Name, Format: e.Format, Output: e.Output}
-	for _, s := range c.systems {
-		out.Systems = append(out.Systems, *f.system(t, s, e, getenv, c.roots...))
-	}
-	return out
+	e := buildImages(t, c, spec.FormatDocker, "", root, getenv)
+	e.Output = "hello.tar"
+	return e
 }
 
 func expandAll(ss []string, byName map[string]store.Path) []string {
