@@ -87,13 +87,9 @@ func TestExamplesRun(t *testing.T) {
 		f, err := os.Open(out["app-nar"])
 		must(t, err)
 		defer f.Close()
-		cmd := exec.Command(nixStore, "--store", chroot, "--import")
-		cmd.Env = append(os.Environ(), "NIX_REMOTE=", "NIX_STORE_DIR=/gnu/store", "NIX_STATE_DIR=/var/guix", "NIX_LOG_DIR=/var/log/guix")
+		cmd := oracle.Nix(t, []string{"NIX_STORE_DIR=/gnu/store", "NIX_STATE_DIR=/var/guix", "NIX_LOG_DIR=/var/log/guix"}, nixStore, "--store", chroot, "--import")
 		cmd.Stdin = f
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("nix-store --import: %v\n%s", err, b)
-		}
+		b := oracle.Output(t, cmd)
 		path := strings.TrimSpace(string(b))
 		// Nix 2.8 keeps a chroot store's files in ROOT/nix/store whatever
 		// its logical store folder.

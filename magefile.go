@@ -7,10 +7,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
+
+	"github.com/storepack/storepack/internal/gotest"
 
 	//mage:import
 	storepackmage "github.com/storepack/storepack/mage"
@@ -35,14 +39,36 @@ func Examples() error {
 	return nil
 }
 
-// Test runs the whole test suite; the real tools (Nix, skopeo, umoci, podman, registry) must be installed (bash .ci/run --install-only).
+// Test runs go vet, checks that go mod tidy changes nothing, then the whole test suite with the real tools required (bash .ci/run --install-only installs them), and lists every skipped test with its reason.
 func Test() error {
 	mg.Deps(Examples)
-	env := map[string]string{"STOREPACK_ORACLES": "require"}
 	if err := sh.RunV("go", "vet", "./..."); err != nil {
 		return err
 	}
-	return sh.RunWithV(env, "go", "test", "-count=1", "-timeout=40m", "./...")
+	if err := sh.RunV("go", "mod", "tidy", "-diff"); err != nil {
+		return fmt.Errorf("go.mod or go.sum is not tidy (the diff above): run go mod tidy")
+	}
+	cmd := exec.Command("go", "test", "-json", "-count=1", "-timeout=40m", "./...")
+	cmd.Env = append(os.Environ(), "STOREPACK_ORACLES=require")
+	cmd.Stderr = os.Stderr
+	events, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	sum, rerr := gotest.Report(events, os.Stdout)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("go test: %w", err)
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d tests failed", sum.Failed)
+	}
+	return nil
 }
 
 // Bench compares storepack with the real tools side by side and prints wall-time ratios and peak memory.

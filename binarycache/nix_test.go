@@ -86,9 +86,6 @@ func buildLocal(t *testing.T) string {
 		env := nixtest.NixLayout.Env()
 		args := []string{"--option", "sandbox", "false", "--no-out-link", file, "-A", "root"}
 		out, err := runNix(env, nil, "nix-build", args...)
-		if err != nil && strings.Contains(err.Error(), "build-users-group") {
-			out, err = runNix(env, nil, "nix-build", append([]string{"--option", "build-users-group", ""}, args...)...)
-		}
 		localBuild.root, localBuild.err = strings.TrimSpace(out), err
 	})
 	if localBuild.err != nil {

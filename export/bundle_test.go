@@ -14,6 +14,7 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
+	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
@@ -150,10 +151,7 @@ func TestBundleImports(t *testing.T) {
 		}
 		defer in.Close()
 		imp.Stdin = in
-		out, err := imp.CombinedOutput()
-		if err != nil {
-			t.Fatalf("nix-store --store %s --import: %v\n%s", chroot, err, out)
-		}
+		out := oracle.Output(t, imp)
 		if got := strings.Fields(string(out)); !slices.Equal(got, strs(closure)) {
 			t.Errorf("nix-store --import printed %q, want the closure %q", got, closure)
 		}

@@ -18,21 +18,12 @@ import (
 // commands used here (--dump, --restore, nix-hash) never touch the store.
 func nixCmd(t *testing.T, tool string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(oracle.Require(t, tool), args...)
-	cmd.Env = append(os.Environ(), "NIX_REMOTE=")
-	return cmd
+	return oracle.Nix(t, nil, tool, args...)
 }
 
 func nixOutput(t *testing.T, tool string, args ...string) []byte {
 	t.Helper()
-	cmd := nixCmd(t, tool, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return out
+	return oracle.Output(t, nixCmd(t, tool, args...))
 }
 
 // treeRoots are the paths within the test tree dumped and hashed: the whole

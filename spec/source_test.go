@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,13 +105,7 @@ func TestSourceMatchesNix(t *testing.T) {
 	got := sp.Sources[0]
 
 	run := func(name string, args ...string) string {
-		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), "NIX_REMOTE=")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
+		return strings.TrimSpace(string(oracle.Output(t, oracle.Nix(t, nil, name, args...))))
 	}
 	if want := run(nixHash, "--type", "sha256", src); "sha256:"+want != got.NarHash.String() {
 		t.Errorf("NarHash = %s, nix-hash says sha256:%s", got.NarHash, want)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,21 +29,7 @@ var realStores = []struct {
 // returning its standard output.
 func nixCmd(t *testing.T, env []string, tool string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(tool, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NIX_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "NIX_REMOTE=")
-	cmd.Env = append(cmd.Env, env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return string(out)
+	return string(oracle.Output(t, oracle.Nix(t, env, tool, args...)))
 }
 
 // openReal opens a real store with its database ("auto") or by scanning.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -79,10 +78,7 @@ func TestNix32Oracle(t *testing.T) {
 			{"--to-base32", v.hex, v.nix32},
 			{"--to-base16", v.nix32, v.hex},
 		} {
-			out, err := exec.Command(nixHash, "--type", v.typ, c.flag, c.in).CombinedOutput()
-			if err != nil {
-				t.Fatalf("nix-hash --type %s %s %s: %v: %s", v.typ, c.flag, c.in, err, out)
-			}
+			out := oracle.Output(t, oracle.Nix(t, nil, nixHash, "--type", v.typ, c.flag, c.in))
 			if got := strings.TrimSpace(string(out)); got != c.want {
 				t.Errorf("nix-hash --type %s %s %s = %s, testdata says %s", v.typ, c.flag, c.in, got, c.want)
 			}
@@ -129,7 +125,7 @@ func TestNix32InvalidOracle(t *testing.T) {
 		if c.typ == "" {
 			continue // no hash type has this length
 		}
-		out, err := exec.Command(nixHash, "--type", c.typ, "--to-base16", c.s).CombinedOutput()
+		out, err := oracle.Nix(t, nil, nixHash, "--type", c.typ, "--to-base16", c.s).CombinedOutput()
 		if err == nil {
 			t.Errorf("%s: nix-hash --type %s --to-base16 %s accepted it: %s", c.name, c.typ, c.s, out)
 		}

@@ -388,7 +388,7 @@ func runCmd(t *testing.T, cmd *exec.Cmd) result {
 	return r
 }
 
-// runAsNobody runs a copy of the binary as the user nobody, after letting
+// runAsNobody runs the binary as the user nobody, after letting
 // nobody reach the case's folders: every folder under them is opened up
 // (files keep their modes) and the output folder, unless the case made it,
 // is nobody's.
@@ -399,14 +399,6 @@ func runAsNobody(t *testing.T, c *catEnv, env []string, args ...string) result {
 		if err := os.Chown(c.out, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-	}
-	exe := filepath.Join(c.root, "storepack")
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	for _, top := range []string{c.root, c.st.Root} {
 		for d := filepath.Dir(top); d != "/" && d != filepath.Clean(os.TempDir()); d = filepath.Dir(d) {
@@ -419,7 +411,7 @@ func runAsNobody(t *testing.T, c *catEnv, env []string, args ...string) result {
 			return nil
 		})
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cleanEnv(), env...)
 	cmd.Dir = c.root
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

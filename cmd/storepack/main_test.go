@@ -32,6 +32,14 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The user nobody runs the binary too (runAsNobody): it must reach it.
+	// Making it reachable here, rather than copying it for each test, keeps
+	// a file open for writing out of the forks of parallel tests, which
+	// would make exec fail with "text file busy".
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	// Layer caches go to a folder of this run, not the user's.
 	cacheHome = filepath.Join(dir, "cache")
 	bin = filepath.Join(dir, "storepack")

@@ -38,7 +38,8 @@ type result struct {
 func main() {
 	flag.Parse()
 	os.Setenv("NIX_REMOTE", "")
-	os.Setenv("STOREPACK_QUIET", "1") // no progress lines between the rows
+	os.Setenv("NIX_CONFIG", "build-users-group =") // root builds, no nixbld group needed
+	os.Setenv("STOREPACK_QUIET", "1")              // no progress lines between the rows
 	tmp, err := os.MkdirTemp("", "storepack-bench-")
 	check(err)
 	defer os.RemoveAll(tmp)

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,19 +81,11 @@ func (l Layout) dirs() [3]string {
 	panic(fmt.Sprintf("nixtest: %v is not a single layout", l))
 }
 
-// nixVars are the variables Env sets; any inherited value is dropped.
-var nixVars = []string{"NIX_REMOTE", "NIX_STORE_DIR", "NIX_STATE_DIR", "NIX_LOG_DIR"}
-
 // Env is the environment for running Nix's tools on the layout's store as
-// root without a daemon: the test process's environment with NIX_REMOTE
-// empty and the store, state and log folders set.
+// root without a daemon or build users (oracle.NixEnv), with the store,
+// state and log folders set.
 func (l Layout) Env() []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(nixVars, k)
-	})
-	return append(env,
-		"NIX_REMOTE=",
+	return oracle.NixEnv(
 		"NIX_STORE_DIR="+l.StoreDir(),
 		"NIX_STATE_DIR="+l.StateDir(),
 		"NIX_LOG_DIR="+l.LogDir(),
@@ -150,14 +141,7 @@ func (c *Closure) Command(name string, args ...string) *exec.Cmd {
 // it fails.
 func (c *Closure) Output(t testing.TB, name string, args ...string) []byte {
 	t.Helper()
-	cmd := c.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return out
+	return oracle.Output(t, c.Command(name, args...))
 }
 
 // Lines runs a command like Output and splits its stdout into lines.
@@ -247,10 +231,6 @@ func buildClosure(layout Layout, busybox string) (*Closure, error) {
 		Items:    map[string]string{},
 	}
 	out, err := run(c, tmp, "nix-build", args...)
-	if err != nil && bytes.Contains(out, []byte("build-users-group")) {
-		// Root without the nixbld group: build as root itself.
-		out, err = run(c, tmp, "nix-build", append([]string{"--option", "build-users-group", ""}, args...)...)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +250,7 @@ func buildClosure(layout Layout, busybox string) (*Closure, error) {
 }
 
 // run runs a command in dir with c's environment and returns its stdout,
-// or, when it fails, an error holding its stderr and the stderr as out.
+// or, when it fails, an error holding its stderr.
 func run(c *Closure, dir, name string, args ...string) ([]byte, error) {
 	cmd := c.Command(name, args...)
 	cmd.Dir = dir
@@ -278,7 +258,7 @@ func run(c *Closure, dir, name string, args ...string) ([]byte, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return stderr.Bytes(), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.Bytes())
+		return nil, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.Bytes())
 	}
 	return out, nil
 }

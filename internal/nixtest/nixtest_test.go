@@ -154,8 +154,8 @@ func TestLayoutEnv(t *testing.T) {
 		layout Layout
 		want   []string
 	}{
-		{NixLayout, []string{"NIX_REMOTE=", "NIX_STORE_DIR=/nix/store", "NIX_STATE_DIR=/nix/var/nix", "NIX_LOG_DIR=/nix/var/log/nix"}},
-		{GuixLayout, []string{"NIX_REMOTE=", "NIX_STORE_DIR=/gnu/store", "NIX_STATE_DIR=/var/guix", "NIX_LOG_DIR=/var/log/guix"}},
+		{NixLayout, []string{"NIX_REMOTE=", "NIX_CONFIG=build-users-group =", "NIX_STORE_DIR=/nix/store", "NIX_STATE_DIR=/nix/var/nix", "NIX_LOG_DIR=/nix/var/log/nix"}},
+		{GuixLayout, []string{"NIX_REMOTE=", "NIX_CONFIG=build-users-group =", "NIX_STORE_DIR=/gnu/store", "NIX_STATE_DIR=/var/guix", "NIX_LOG_DIR=/var/log/guix"}},
 	}
 	for _, tt := range tests {
 		env := tt.layout.Env()
