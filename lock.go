@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/storepack/storepack/export"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 )
 
@@ -23,7 +24,7 @@ type Lock struct {
 // LockExport is one export's entry in a lock file.
 type LockExport struct {
 	Name    string        `json:"name"`
-	Format  string        `json:"format"`
+	Format  format.Format `json:"format"`
 	Systems []LockSystem  `json:"systems"`
 	Files   []export.File `json:"files"`
 }

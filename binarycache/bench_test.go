@@ -38,7 +38,7 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	item := Item{Path: testPath(testStore, "big", "big"), NarHash: h, NarSize: n, FSPath: file}
 	key := testKey(b, "bench-1")
-	for _, comp := range WriteCompressions {
+	for _, comp := range writeCompressions() {
 		b.Run(comp, func(b *testing.B) {
 			b.SetBytes(n)
 			b.ReportAllocs()

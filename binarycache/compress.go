@@ -28,7 +28,7 @@ func newCompressor(compression string, w io.Writer) (io.WriteCloser, error) {
 	case CompressionNone:
 		return nopCloser{w}, nil
 	}
-	return nil, fmt.Errorf("cannot write the compression %q (want one of xz, zstd, none)", compression)
+	return nil, fmt.Errorf("unknown compression %q (want xz, zstd or none)", compression)
 }
 
 // newDecompressor returns a reader of the decompressed bytes of r and a

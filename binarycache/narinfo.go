@@ -51,10 +51,6 @@ const (
 	CompressionNone = "none"
 )
 
-// WriteCompressions are the compressions Write can write, the default
-// (Nix's) first.
-var WriteCompressions = []string{CompressionXZ, CompressionZstd, CompressionNone}
-
 // readCompressions are the compressions a narinfo may name: those Nix
 // writes. Verify can decompress all but br.
 var readCompressions = []string{CompressionXZ, CompressionZstd, CompressionNone, "bzip2", "gzip", "br"}

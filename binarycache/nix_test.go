@@ -240,7 +240,7 @@ func TestNixNarInfoMatches(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(nixDir, CacheInfoFile)); err != nil || string(got) != "StoreDir: "+c.StoreDir+"\n" {
 			t.Errorf("Nix's nix-cache-info: %q, %v", got, err)
 		}
-		for _, comp := range WriteCompressions {
+		for _, comp := range writeCompressions() {
 			t.Run(comp, func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "cache")
 				res, err := Write(dir, items, Options{StoreDir: store.Dir(c.StoreDir), Compression: comp, Key: &sk})
@@ -334,7 +334,7 @@ func TestNixSubstitutes(t *testing.T) {
 		return err
 	}
 
-	for _, comp := range WriteCompressions {
+	for _, comp := range writeCompressions() {
 		t.Run(comp, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "cache")
 			res, err := Write(dir, items, Options{StoreDir: "/nix/store", Compression: comp, Key: &sk})

@@ -105,8 +105,10 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 	if opts.Compression == "" {
 		opts.Compression = CompressionXZ
 	}
-	if !slices.Contains(WriteCompressions, opts.Compression) {
-		return nil, fmt.Errorf("binary cache %s: unknown compression %q (want xz, zstd or none)", dir, opts.Compression)
+	if c, err := newCompressor(opts.Compression, io.Discard); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	} else {
+		c.Close()
 	}
 	if _, err := store.ParseDir(string(opts.StoreDir)); err != nil {
 		return nil, fmt.Errorf("binary cache %s: %w", dir, err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
@@ -30,7 +31,7 @@ func BenchmarkWriteDocker(b *testing.B) {
 	p := fakeStorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []gen.Item{{Path: p, FSPath: tree, NarHash: "sha256:x", References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: spec.FormatDocker, Image: spec.Image{Symlinks: map[string]string{}}}
+	e := &spec.Export{Name: "bench", Format: format.Docker, Image: spec.Image{Symlinks: map[string]string{}}}
 	img, err := gen.PlanImage(e, sys, fixedEnv(""))
 	if err != nil {
 		b.Fatal(err)
@@ -86,7 +87,7 @@ func BenchmarkDockerReexport(b *testing.B) {
 				{Path: big, FSPath: tree, NarHash: "sha256:bench-tree", References: []store.Path{}},
 				{Path: app, FSPath: appDir, NarHash: "sha256:app-" + strconv.Itoa(run), References: []store.Path{}, Source: "app"},
 			}}
-		e := &spec.Export{Name: "bench", Format: spec.FormatDocker, Output: "bench.tar", Image: spec.Image{Symlinks: map[string]string{}}}
+		e := &spec.Export{Name: "bench", Format: format.Docker, Output: "bench.tar", Image: spec.Image{Symlinks: map[string]string{}}}
 		img, err := gen.PlanImage(e, sys, fixedEnv(""))
 		if err != nil {
 			b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/progress"
@@ -65,6 +66,35 @@ import (
 // Outer entries have the images' mtime, uid and gid 0, files 0644 and
 // folders 0755.
 
+// dockerWriter writes docker exports: one archive of every system's image.
+type dockerWriter struct{}
+
+func (dockerWriter) totals(e *gen.Export) (bytes, items int64) { return imageTotals(e) }
+
+func (dockerWriter) tempDirs() []string { return nil }
+
+func (dockerWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache, task) })
+	if err != nil {
+		return nil, err
+	}
+	f.Export = e.Name
+	return []File{f}, nil
+}
+
+// imageTotals is the work of writing e's images: the items of each
+// distinct layer (an item in two differently grouped layers is read
+// twice).
+func imageTotals(e *gen.Export) (bytes, items int64) {
+	for _, ul := range uniqueLayers(e) {
+		for _, p := range ul.layer.Items {
+			bytes += ul.narSizes[p]
+			items++
+		}
+	}
+	return bytes, items
+}
+
 // WriteDocker writes e, a docker export whose systems have image plans, to
 // w as a docker archive holding one image per system. It fills in the
 // plan's diff ids, sizes and config digests (Image.SetDiffIDs).
@@ -98,7 +128,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	var misses []uniqueLayer
 	for i, ul := range layers {
 		var ok bool
-		if hits[i], keys[i], ok = lookup(c, ul, gen.CompressionNone, true); !ok {
+		if hits[i], keys[i], ok = lookup(c, ul, format.None, true); !ok {
 			misses = append(misses, ul)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
@@ -29,7 +30,7 @@ func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen
 		sys.Closure = append(sys.Closure, it)
 	}
 	e := &spec.Export{
-		Name: "nixtest", Format: spec.FormatDocker,
+		Name: "nixtest", Format: format.Docker,
 		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 		Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, MaxLayers: maxLayers},
 	}

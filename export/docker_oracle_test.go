@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/spec"
@@ -47,7 +48,7 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 	t.Helper()
 	f := writeStore(t, dir, "", runnableItems(t))
 	hello := string(f.byNam["hello-script"])
-	e := &spec.Export{Name: "runnable", Format: spec.FormatDocker, Image: spec.Image{
+	e := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{
 		Tag:        tag,
 		Entrypoint: []string{hello + "/bin/hello"},
 		Cmd:        []string{"from", "cmd"},
@@ -185,7 +186,7 @@ func TestDockerUmociUnpack(t *testing.T) {
 			more := writeStore(t, dir, f.root, helloItems())
 			e.Systems[0].Closure = append(e.Systems[0].Closure, more.items...)
 			sys := &e.Systems[0]
-			spe := &spec.Export{Name: "runnable", Format: spec.FormatDocker, Image: spec.Image{Tag: "localhost/runnable:1.0"}}
+			spe := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{Tag: "localhost/runnable:1.0"}}
 			img, err := gen.PlanImage(spe, sys, fixedEnv(""))
 			if err != nil {
 				t.Fatal(err)

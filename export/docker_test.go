@@ -18,6 +18,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -88,7 +89,7 @@ var dockerCases = []dockerCase{
 // written below root (a new temporary folder when empty).
 func (c dockerCase) build(t testing.TB, root string, getenv func(string) string) *gen.Export {
 	t.Helper()
-	e := buildImages(t, c, spec.FormatDocker, "", root, getenv)
+	e := buildImages(t, c, format.Docker, "", root, getenv)
 	e.Output = "hello.tar"
 	return e
 }

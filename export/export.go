@@ -76,91 +76,42 @@ func WriteExport(e *gen.Export, outDir string) ([]File, error) {
 	return writeExport(e, outDir, Options{})
 }
 
-// writeExport writes e, telling o.Progress (when set) how it goes.
+// writeExport writes e with its format's writer, telling o.Progress (when
+// set) how it goes.
 func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
-	if o.Progress == nil {
-		return writeFormat(e, outDir, o, nil)
+	w, ok := writers[e.Format]
+	if !ok {
+		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
 	}
-	bytes, items := Totals(e)
-	task := o.Progress.Begin(e.Name, bytes, items)
-	files, err := writeFormat(e, outDir, o, task)
-	o.Progress.End(task, err)
+	var task *progress.Task
+	if o.Progress != nil {
+		bytes, items := w.totals(e)
+		task = o.Progress.Begin(e.Name, bytes, items)
+	}
+	files, err := w.write(e, outDir, o, task)
+	if err != nil {
+		err = fmt.Errorf("export %q: %w", e.Name, err)
+	}
+	if o.Progress != nil {
+		o.Progress.End(task, err)
+	}
 	return files, err
 }
 
-// writeFormat writes e, counting the store items it reads on task (which
-// may be nil).
-func writeFormat(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
-	switch e.Format {
-	case "nar":
-		var files []File
-		for i := range e.Systems {
-			sys := &e.Systems[i]
-			f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-				return writeBundle(w, sys.Closure, task)
-			})
-			if err != nil {
-				return files, fmt.Errorf("export %q: %w", e.Name, err)
-			}
-			f.Export, f.System = e.Name, sys.Name
-			files = append(files, f)
-		}
-		return files, nil
-	case "binary-cache":
-		return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey, Progress: task})
-	case "docker":
-		f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache, task) })
-		if err != nil {
-			return nil, fmt.Errorf("export %q: %w", e.Name, err)
-		}
-		f.Export = e.Name
-		return []File{f}, nil
-	case "oci":
-		var f File
-		var err error
-		if strings.HasSuffix(e.Output, ".tar") {
-			dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-			f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, task) })
-		} else {
-			f, err = writeOCIDir(outDir, e.Output, e, o.Cache, task)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("export %q: %w", e.Name, err)
-		}
-		f.Export = e.Name
-		return []File{f}, nil
-	}
-	return nil, fmt.Errorf("export %q: the %s format cannot be written yet", e.Name, e.Format)
-}
-
-// Totals is the work writing e reads from the store, from its plan: the
-// NAR size and the number of the store items read. Those are, for images,
-// the items of each distinct layer (an item in two differently grouped
-// layers is read twice); for nar bundles, each system's closure; for
-// binary caches, each distinct item once. A progress reporter shows the
-// bytes and items done against these.
-func Totals(e *gen.Export) (bytes, items int64) {
-	switch e.Format {
-	case "docker", "oci":
-		for _, ul := range uniqueLayers(e) {
-			for _, p := range ul.layer.Items {
-				bytes += ul.narSizes[p]
-				items++
-			}
-		}
-	default:
-		seen := map[store.Path]bool{}
-		for i := range e.Systems {
-			for _, it := range e.Systems[i].Closure {
-				if e.Format == "binary-cache" {
-					if seen[it.Path] {
-						continue
-					}
-					seen[it.Path] = true
+// closureTotals is the work of reading every system's closure, each item
+// once per system, or once in all when distinct is set.
+func closureTotals(e *gen.Export, distinct bool) (bytes, items int64) {
+	seen := map[store.Path]bool{}
+	for i := range e.Systems {
+		for _, it := range e.Systems[i].Closure {
+			if distinct {
+				if seen[it.Path] {
+					continue
 				}
-				bytes += it.NarSize
-				items++
+				seen[it.Path] = true
 			}
+			bytes += it.NarSize
+			items++
 		}
 	}
 	return bytes, items
@@ -247,8 +198,10 @@ func removeStale(plan *gen.Plan, outDir string) error {
 		for _, s := range e.Systems {
 			add(s.Output)
 		}
-		if e.Format == "binary-cache" && e.Output != "" {
-			pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), "nar"), ".tmp-"})
+		if w, ok := writers[e.Format]; ok && e.Output != "" {
+			for _, d := range w.tempDirs() {
+				pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), d), ".tmp-"})
+			}
 		}
 	}
 	for _, p := range pats {

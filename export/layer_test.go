@@ -13,6 +13,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -21,7 +22,7 @@ import (
 // oneLayer plans the fixture as a single layer (everything in it).
 func oneLayer(t *testing.T, f *storeFixture) (*gen.Layer, map[store.Path]string, int64) {
 	t.Helper()
-	e := &spec.Export{Name: "hello", Format: spec.FormatDocker, Image: spec.Image{MaxLayers: 1}}
+	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
 	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "hello-2.12")
 	return &sys.Image.Layers[0], closureFS(sys), sys.Image.MTime
 }
@@ -163,7 +164,7 @@ func TestLayerSizeMatches(t *testing.T) {
 	}
 	for _, dir := range []store.Dir{"/gnu/store", "/nix/store", store.Dir("/" + strings.Repeat("s", 90) + "/store")} {
 		f := writeStore(t, dir, "", []fixtureItem{{name: "sizes", files: files}})
-		e := &spec.Export{Name: "sizes", Format: spec.FormatDocker}
+		e := &spec.Export{Name: "sizes", Format: format.Docker}
 		sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "sizes")
 		for i := range sys.Image.Layers {
 			writeLayerBytes(t, &sys.Image.Layers[i], closureFS(sys), sys.Image.MTime)
@@ -176,7 +177,7 @@ func TestLayerErrors(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(f.items[0].FSPath, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &spec.Export{Name: "x", Format: spec.FormatDocker}
+	e := &spec.Export{Name: "x", Format: format.Docker}
 	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "fifo")
 	var buf bytes.Buffer
 	if _, _, err := WriteLayer(&buf, &sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "FIFO") {

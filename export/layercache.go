@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/progress"
 )
@@ -60,12 +60,12 @@ func compressModuleVersion() string {
 // cacheKey is the key of ul's blob compressed as compression: everything
 // its bytes depend on. ok is false when an item has no NAR hash (its
 // contents are then not pinned, and the layer is not cached).
-func cacheKey(ul uniqueLayer, compression string) (layercache.Key, bool) {
-	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(ul.mtime, 10), "compression " + compression}
+func cacheKey(ul uniqueLayer, compression format.Compression) (layercache.Key, bool) {
+	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(ul.mtime, 10), "compression " + string(compression)}
 	switch compression {
-	case gen.CompressionGzip:
+	case format.Gzip:
 		parts = append(parts, fmt.Sprintf("gzip level %d klauspost/compress %s", gzipLevel, compressModuleVersion()))
-	case gen.CompressionZstd:
+	case format.Zstd:
 		parts = append(parts, "zstd default level window 8MiB crc single-goroutine klauspost/compress "+compressModuleVersion())
 	}
 	for _, e := range ul.layer.Entries {
@@ -91,7 +91,7 @@ type cached struct {
 
 // lookup finds ul's layer compressed as compression in c; withBlob also
 // requires the blob. c may be nil.
-func lookup(c *layercache.Cache, ul uniqueLayer, compression string, withBlob bool) (cached, layercache.Key, bool) {
+func lookup(c *layercache.Cache, ul uniqueLayer, compression format.Compression, withBlob bool) (cached, layercache.Key, bool) {
 	if c == nil {
 		return cached{}, "", false
 	}

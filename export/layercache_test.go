@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
@@ -47,18 +48,18 @@ func TestCacheSameBytes(t *testing.T) {
 	type tc struct {
 		name        string
 		c           dockerCase
-		format      string
-		compression string
+		format      format.Format
+		compression format.Compression
 		output      string
 	}
 	var cases []tc
 	for _, c := range dockerCases {
-		cases = append(cases, tc{"docker-" + c.name, c, spec.FormatDocker, "", "hello.tar"})
+		cases = append(cases, tc{"docker-" + c.name, c, format.Docker, "", "hello.tar"})
 	}
 	for _, c := range ociCases {
-		cases = append(cases, tc{"oci-" + c.name(), c.dockerCase, spec.FormatOCI, c.compression, "hello"})
+		cases = append(cases, tc{"oci-" + c.name(), c.dockerCase, format.OCI, c.compression, "hello"})
 	}
-	cases = append(cases, tc{"oci-archive-gzip", dockerCases[0], spec.FormatOCI, "gzip", "hello.tar"})
+	cases = append(cases, tc{"oci-archive-gzip", dockerCases[0], format.OCI, "gzip", "hello.tar"})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "store")
@@ -113,17 +114,17 @@ func TestCacheSameBytes(t *testing.T) {
 // on changes its cache key.
 func TestCacheKeyCoversInputs(t *testing.T) {
 	f := writeStore(t, "/nix/store", "", helloItems())
-	e := &spec.Export{Name: "hello", Format: spec.FormatDocker, Image: spec.Image{MaxLayers: 1}}
+	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
 	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "hello-2.12")
 	base := uniqueLayers(&gen.Export{Systems: []gen.System{*sys}})[0]
-	key := func(ul uniqueLayer, compression string) layercache.Key {
+	key := func(ul uniqueLayer, compression format.Compression) layercache.Key {
 		k, ok := cacheKey(ul, compression)
 		if !ok {
 			t.Fatal("no key")
 		}
 		return k
 	}
-	want := key(base, gen.CompressionNone)
+	want := key(base, format.None)
 	otherHash := base
 	otherHash.narHashes = map[store.Path]string{}
 	for p, h := range base.narHashes {
@@ -141,12 +142,12 @@ func TestCacheKeyCoversInputs(t *testing.T) {
 	tests := []struct {
 		name string
 		ul   uniqueLayer
-		c    string
+		c    format.Compression
 	}{
-		{"NAR hash", otherHash, gen.CompressionNone},
-		{"mtime", otherMTime, gen.CompressionNone},
-		{"entries", otherEntries, gen.CompressionNone},
-		{"compression", base, gen.CompressionGzip},
+		{"NAR hash", otherHash, format.None},
+		{"mtime", otherMTime, format.None},
+		{"entries", otherEntries, format.None},
+		{"compression", base, format.Gzip},
 	}
 	for _, tt := range tests {
 		if key(tt.ul, tt.c) == want {
@@ -155,7 +156,7 @@ func TestCacheKeyCoversInputs(t *testing.T) {
 	}
 	noHash := base
 	noHash.narHashes = nil
-	if _, ok := cacheKey(noHash, gen.CompressionNone); ok {
+	if _, ok := cacheKey(noHash, format.None); ok {
 		t.Error("a layer whose items have no NAR hash got a key")
 	}
 }
@@ -164,7 +165,7 @@ func TestCacheKeyCoversInputs(t *testing.T) {
 // and gives the digests writing gives.
 func TestCacheDigestLayers(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
-	e := buildImages(t, dockerCases[1], spec.FormatOCI, "gzip", root, fixedEnv(""))
+	e := buildImages(t, dockerCases[1], format.OCI, "gzip", root, fixedEnv(""))
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

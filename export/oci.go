@@ -19,6 +19,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/progress"
@@ -42,6 +43,30 @@ import (
 // every layer's bytes depend only on its plan and compression, so the
 // layout is the same whatever the parallelism.
 
+// ociWriter writes oci exports: an image layout folder, or an oci-archive
+// when the output ends with ".tar".
+type ociWriter struct{}
+
+func (ociWriter) totals(e *gen.Export) (bytes, items int64) { return imageTotals(e) }
+
+func (ociWriter) tempDirs() []string { return nil }
+
+func (ociWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+	var f File
+	var err error
+	if strings.HasSuffix(e.Output, ".tar") {
+		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
+		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, task) })
+	} else {
+		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, task)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.Export = e.Name
+	return []File{f}, nil
+}
+
 // LayoutVersion is the oci-layout file's contents.
 const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
 
@@ -54,13 +79,13 @@ const (
 )
 
 // compressor wraps w in the compression named (none, gzip, zstd).
-func compressor(w io.Writer, compression string) (io.WriteCloser, error) {
+func compressor(w io.Writer, compression format.Compression) (io.WriteCloser, error) {
 	switch compression {
-	case "", gen.CompressionNone:
+	case "", format.None:
 		return nopWriteCloser{w}, nil
-	case gen.CompressionGzip:
+	case format.Gzip:
 		return gzip.NewWriterLevel(w, gzipLevel)
-	case gen.CompressionZstd:
+	case format.Zstd:
 		return zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(1),
@@ -89,8 +114,8 @@ type blobResult struct {
 // diff id and the blob digest in the same pass. Compression runs in a
 // goroutine of its own, fed through a fanout, so that it overlaps reading
 // and hashing the tar.
-func writeLayerBlob(w io.Writer, ul uniqueLayer, compression string) (blobResult, error) {
-	if compression == "" || compression == gen.CompressionNone {
+func writeLayerBlob(w io.Writer, ul uniqueLayer, compression format.Compression) (blobResult, error) {
+	if compression == "" || compression == format.None {
 		id, n, err := writeLayer(w, ul)
 		return blobResult{id, n, id, n}, err
 	}
@@ -113,7 +138,7 @@ func writeLayerBlob(w io.Writer, ul uniqueLayer, compression string) (blobResult
 
 // exportCompression is the compression of e's layer blobs: the images'
 // (oci exports), or none (docker exports).
-func exportCompression(e *gen.Export) (string, error) {
+func exportCompression(e *gen.Export) (format.Compression, error) {
 	c := e.Systems[0].Image.Compression
 	for i := range e.Systems {
 		if e.Systems[i].Image.Compression != c {
@@ -121,7 +146,7 @@ func exportCompression(e *gen.Export) (string, error) {
 		}
 	}
 	if c == "" {
-		c = gen.CompressionNone
+		c = format.None
 	}
 	return c, nil
 }
@@ -640,7 +665,7 @@ func copyIntoTar(tw *tar.Writer, p, name string, mtime int64) error {
 // cacheLayerBlob writes ul's blob into a new cache blob and returns its
 // result and path; the path is "" when the cache could not keep it (the
 // caller then writes the blob into the layout itself).
-func cacheLayerBlob(c *layercache.Cache, ul uniqueLayer, compression string) (blobResult, string, error) {
+func cacheLayerBlob(c *layercache.Cache, ul uniqueLayer, compression format.Compression) (blobResult, string, error) {
 	bw, err := c.NewBlob()
 	if err != nil {
 		return blobResult{}, "", nil

@@ -9,6 +9,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -16,7 +17,7 @@ import (
 
 // benchLayer plans one layer holding a large store item (BENCH_TREE,
 // default GOROOT, read in place) compressed as compression says.
-func benchLayer(b *testing.B, compression string) uniqueLayer {
+func benchLayer(b *testing.B, compression format.Compression) uniqueLayer {
 	tree := os.Getenv("BENCH_TREE")
 	if tree == "" {
 		tree = build.Default.GOROOT
@@ -27,7 +28,7 @@ func benchLayer(b *testing.B, compression string) uniqueLayer {
 	p := fakeStorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []gen.Item{{Path: p, FSPath: tree, NarHash: "sha256:x", References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: spec.FormatOCI, Image: spec.Image{Symlinks: map[string]string{}, MaxLayers: 1, Compression: compression}}
+	e := &spec.Export{Name: "bench", Format: format.OCI, Image: spec.Image{Symlinks: map[string]string{}, MaxLayers: 1, Compression: compression}}
 	img, err := gen.PlanImage(e, sys, fixedEnv(""))
 	if err != nil {
 		b.Fatal(err)
@@ -39,8 +40,8 @@ func benchLayer(b *testing.B, compression string) uniqueLayer {
 // as WriteOCILayout does (diff id and blob digest computed on the way),
 // for each compression. Compare with `tar -c TREE | gzip -6 >/dev/null`.
 func BenchmarkOCILayerBlob(b *testing.B) {
-	for _, c := range []string{"none", "gzip", "zstd"} {
-		b.Run(c, func(b *testing.B) {
+	for _, c := range []format.Compression{format.None, format.Gzip, format.Zstd} {
+		b.Run(string(c), func(b *testing.B) {
 			ul := benchLayer(b, c)
 			dir := b.TempDir()
 			for b.Loop() {

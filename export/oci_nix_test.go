@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
@@ -24,7 +25,7 @@ func TestOCINixClosure(t *testing.T) {
 		e := nixSystem(t, c, tag, 0)
 		sys := &e.Systems[0]
 		spe := &spec.Export{
-			Name: "nixtest", Format: spec.FormatOCI,
+			Name: "nixtest", Format: format.OCI,
 			Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 			Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, Compression: "gzip"},
 		}
@@ -33,7 +34,7 @@ func TestOCINixClosure(t *testing.T) {
 			t.Fatal(err)
 		}
 		sys.Image = img
-		e.Format = spec.FormatOCI
+		e.Format = format.OCI
 		layout, archive := writeOCIOutputs(t, e)
 		checkLayout(t, e, layoutFiles(t, layout))
 

@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/spec"
@@ -23,11 +24,11 @@ import (
 // docker_oracle_test.go.
 
 // runnableOCI plans an oci export of the runnable closure in dir.
-func runnableOCI(t testing.TB, dir store.Dir, tag, compression string, systems ...string) (*gen.Export, *storeFixture) {
+func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Compression, systems ...string) (*gen.Export, *storeFixture) {
 	t.Helper()
 	f := writeStore(t, dir, "", runnableItems(t))
 	hello := string(f.byNam["hello-script"])
-	e := &spec.Export{Name: "runnable", Format: spec.FormatOCI, Image: spec.Image{
+	e := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{
 		Tag:         tag,
 		Entrypoint:  []string{hello + "/bin/hello"},
 		Cmd:         []string{"from", "cmd"},
@@ -63,7 +64,7 @@ func TestOCISkopeoInspect(t *testing.T) {
 	skopeo := oracle.Require(t, "skopeo")
 	tests := []struct {
 		name        string
-		compression string
+		compression format.Compression
 		systems     []string
 	}{
 		{"one system none", "none", []string{"x86_64-linux"}},
@@ -147,14 +148,14 @@ func TestOCISkopeoInspect(t *testing.T) {
 func TestOCIUmociUnpack(t *testing.T) {
 	umoci := oracle.Require(t, "umoci")
 	skopeo := oracle.Require(t, "skopeo")
-	for _, compression := range []string{"none", "gzip", "zstd"} {
+	for _, compression := range []format.Compression{format.None, format.Gzip, format.Zstd} {
 		for _, dir := range []store.Dir{"/nix/store", "/gnu/store"} {
-			t.Run(compression+string(dir), func(t *testing.T) {
+			t.Run(string(compression)+string(dir), func(t *testing.T) {
 				e, f := runnableOCI(t, dir, "localhost/runnable:1.0", compression, "x86_64-linux")
 				more := writeStore(t, dir, f.root, helloItems())
 				sys := &e.Systems[0]
 				sys.Closure = append(sys.Closure, more.items...)
-				spe := &spec.Export{Name: "runnable", Format: spec.FormatOCI, Image: spec.Image{Tag: "localhost/runnable:1.0", Compression: compression}}
+				spe := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{Tag: "localhost/runnable:1.0", Compression: compression}}
 				img, err := gen.PlanImage(spe, sys, fixedEnv(""))
 				if err != nil {
 					t.Fatal(err)
@@ -190,9 +191,10 @@ func TestOCIPodmanRun(t *testing.T) {
 	podman := oracle.Require(t, "podman")
 	oracle.Require(t, "runc")
 	tests := []struct {
-		name, compression string
-		how               string // load: podman load -i; pull: podman pull oci-archive:
-		docker            bool
+		name        string
+		compression format.Compression
+		how         string // load: podman load -i; pull: podman pull oci-archive:
+		docker      bool
 	}{
 		{"oci-archive gzip load", "gzip", "load", false},
 		{"oci-archive zstd pull", "zstd", "pull", false},

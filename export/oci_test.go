@@ -21,6 +21,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -30,7 +31,7 @@ import (
 // with a layer compression.
 type ociCase struct {
 	dockerCase
-	compression string
+	compression format.Compression
 }
 
 var ociCases = []ociCase{
@@ -40,40 +41,40 @@ var ociCases = []ociCase{
 	{dockerCases[3], "gzip"},
 }
 
-func (c ociCase) name() string { return c.dockerCase.name + "-" + c.compression }
+func (c ociCase) name() string { return c.dockerCase.name + "-" + string(c.compression) }
 
 // buildImages plans an export of format over the hello fixture written
 // below root (a new temporary folder when empty).
-func buildImages(t testing.TB, c dockerCase, format, compression, root string, getenv func(string) string) *gen.Export {
+func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string, getenv func(string) string) *gen.Export {
 	t.Helper()
-	f := writeStore(t, c.dir, root, helloItems())
+	st := writeStore(t, c.dir, root, helloItems())
 	img := c.image
 	img.Compression = compression
-	img.Entrypoint = expandAll(img.Entrypoint, f.byNam)
+	img.Entrypoint = expandAll(img.Entrypoint, st.byNam)
 	if img.Symlinks != nil {
 		links := map[string]string{}
 		for k, v := range img.Symlinks {
-			links[k] = expand(v, f.byNam)
+			links[k] = expand(v, st.byNam)
 		}
 		img.Symlinks = links
 	}
-	e := &spec.Export{Name: "hello", Format: format, Output: "hello", Image: img}
+	e := &spec.Export{Name: "hello", Format: f, Output: "hello", Image: img}
 	var paths []store.Path
 	for _, r := range c.roots {
-		paths = append(paths, f.byNam[r])
+		paths = append(paths, st.byNam[r])
 	}
 	for _, s := range c.systems {
-		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: expandAll(c.entrypoints[s], f.byNam)})
+		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: expandAll(c.entrypoints[s], st.byNam)})
 	}
 	out := &gen.Export{Name: e.Name, Format: e.Format, Output: e.Output}
 	for _, s := range c.systems {
-		out.Systems = append(out.Systems, *f.system(t, s, e, getenv, c.roots...))
+		out.Systems = append(out.Systems, *st.system(t, s, e, getenv, c.roots...))
 	}
 	return out
 }
 
 func (c ociCase) build(t testing.TB, root string, getenv func(string) string) *gen.Export {
-	return buildImages(t, c.dockerCase, spec.FormatOCI, c.compression, root, getenv)
+	return buildImages(t, c.dockerCase, format.OCI, c.compression, root, getenv)
 }
 
 // writeLayout writes e as a layout into a new temporary folder.
@@ -251,7 +252,7 @@ func checkLayout(t testing.TB, e *gen.Export, files map[string][]byte) {
 }
 
 // decompress undoes a layer blob's compression.
-func decompress(t testing.TB, compression string, b []byte) []byte {
+func decompress(t testing.TB, compression format.Compression, b []byte) []byte {
 	t.Helper()
 	var r io.Reader
 	switch compression {

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/progress"
-	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
@@ -50,7 +50,7 @@ func want(e *gen.Export) (bytes, items int64) {
 			size[it.Path] = it.NarSize
 		}
 		switch e.Format {
-		case spec.FormatDocker, spec.FormatOCI:
+		case format.Docker, format.OCI:
 			for _, l := range sys.Image.Layers {
 				if !seenLayer[l.ID] {
 					seenLayer[l.ID] = true
@@ -86,9 +86,9 @@ func TestProgressReachesTotals(t *testing.T) {
 		build func(t *testing.T, root string) *gen.Export
 		again bool // export again, the store moved away
 	}
-	images := func(c dockerCase, format, compression, output string) func(*testing.T, string) *gen.Export {
+	images := func(c dockerCase, f format.Format, compression format.Compression, output string) func(*testing.T, string) *gen.Export {
 		return func(t *testing.T, root string) *gen.Export {
-			e := buildImages(t, c, format, compression, root, fixedEnv(""))
+			e := buildImages(t, c, f, compression, root, fixedEnv(""))
 			e.Output = output
 			return e
 		}
@@ -104,12 +104,12 @@ func TestProgressReachesTotals(t *testing.T) {
 		{"binary cache", func(t *testing.T, root string) *gen.Export { return cacheTestExport(t) }, true},
 	}
 	for _, c := range dockerCases {
-		cases = append(cases, tc{"docker " + c.name, images(c, spec.FormatDocker, "", "hello.tar"), true})
+		cases = append(cases, tc{"docker " + c.name, images(c, format.Docker, "", "hello.tar"), true})
 	}
 	for _, c := range ociCases {
-		cases = append(cases, tc{"oci " + c.name(), images(c.dockerCase, spec.FormatOCI, c.compression, "hello"), true})
+		cases = append(cases, tc{"oci " + c.name(), images(c.dockerCase, format.OCI, c.compression, "hello"), true})
 	}
-	cases = append(cases, tc{"oci archive", images(dockerCases[0], spec.FormatOCI, "gzip", "hello.tar"), true})
+	cases = append(cases, tc{"oci archive", images(dockerCases[0], format.OCI, "gzip", "hello.tar"), true})
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 )
 
@@ -154,7 +155,7 @@ func (r *uploadRecorder) wasSent(d digest.Digest) bool {
 // streaming the layer writer through the compressor into a pipe.
 type pushLayer struct {
 	ul          uniqueLayer
-	compression string
+	compression format.Compression
 	rec         *uploadRecorder
 }
 

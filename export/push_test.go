@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/oracle"
 )
@@ -36,8 +37,9 @@ func TestPushRegistry(t *testing.T) {
 	skopeo := oracle.Require(t, "skopeo")
 	reg := oracle.StartRegistry(t)
 	tests := []struct {
-		name, compression string
-		systems           []string
+		name        string
+		compression format.Compression
+		systems     []string
 	}{
 		{"one system gzip", "gzip", []string{"x86_64-linux"}},
 		{"two systems zstd", "zstd", []string{"x86_64-linux", "aarch64-linux"}},

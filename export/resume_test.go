@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/layercache"
@@ -121,7 +122,7 @@ func TestDockerLayersAligned(t *testing.T) {
 func TestOCIArchiveLayersAligned(t *testing.T) {
 	for _, c := range ociCases {
 		t.Run(c.name(), func(t *testing.T) {
-			e := buildImages(t, c.dockerCase, spec.FormatOCI, c.compression, "", fixedEnv(""))
+			e := buildImages(t, c.dockerCase, format.OCI, c.compression, "", fixedEnv(""))
 			e.Output = "hello.tar"
 			files := outputBytes(t, e, Options{})
 			names, offsets := entryOffsets(t, files["hello.tar"])
@@ -158,7 +159,7 @@ func resumable(t *testing.T, e *gen.Export, c *layercache.Cache) int {
 	layers := uniqueLayers(e)
 	hits := make([]cached, len(layers))
 	for i, ul := range layers {
-		hits[i], _, _ = lookup(c, ul, gen.CompressionNone, true)
+		hits[i], _, _ = lookup(c, ul, format.None, true)
 	}
 	af := newAtomicFile(f)
 	n, _, err := resumeDocker(af, c, layers, hits, e.Systems[0].Image.MTime, map[string]blobResult{})
@@ -212,7 +213,7 @@ func TestDockerResume(t *testing.T) {
 			// A layer to rebuild (as when one of its items changed):
 			// the archive resumes after the layers below it.
 			for k := len(layers) - 1; k >= 0; k-- {
-				hit, _, ok := lookup(cache, layers[k], gen.CompressionNone, true)
+				hit, _, ok := lookup(cache, layers[k], format.None, true)
 				if !ok {
 					t.Fatalf("layer %d not cached", k)
 				}
@@ -249,13 +250,15 @@ func TestDockerResume(t *testing.T) {
 // while the bytes are right; with the states repaired, it is right again.
 func TestArchiveResumeUsesStates(t *testing.T) {
 	cases := []struct {
-		name, format, compression string
-		c                         dockerCase
+		name        string
+		format      format.Format
+		compression format.Compression
+		c           dockerCase
 	}{
-		{"docker", spec.FormatDocker, "", dockerCases[0]},
-		{"docker-multi-system", spec.FormatDocker, "", dockerCases[3]},
-		{"oci-archive", spec.FormatOCI, "", dockerCases[0]},
-		{"oci-archive-zstd-multi-system", spec.FormatOCI, "zstd", dockerCases[3]},
+		{"docker", format.Docker, "", dockerCases[0]},
+		{"docker-multi-system", format.Docker, "", dockerCases[3]},
+		{"oci-archive", format.OCI, "", dockerCases[0]},
+		{"oci-archive-zstd-multi-system", format.OCI, "zstd", dockerCases[3]},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,17 +365,17 @@ func checkClones(t *testing.T, mnt string) {
 	rand.Read(random)
 	items := append(helloItems(), fixtureItem{name: "big", files: map[string]string{"data": string(random)}})
 	f := writeStore(t, "/nix/store", filepath.Join(mnt, "store"), items)
-	for _, format := range []string{spec.FormatDocker, spec.FormatOCI} {
-		t.Run(format, func(t *testing.T) {
-			se := &spec.Export{Name: "big", Format: format, Output: "big.tar", Image: spec.Image{}}
-			e := &gen.Export{Name: "big", Format: format, Output: "big.tar",
+	for _, ff := range []format.Format{format.Docker, format.OCI} {
+		t.Run(string(ff), func(t *testing.T) {
+			se := &spec.Export{Name: "big", Format: ff, Output: "big.tar", Image: spec.Image{}}
+			e := &gen.Export{Name: "big", Format: ff, Output: "big.tar",
 				Systems: []gen.System{*f.system(t, "x86_64-linux", se, fixedEnv(""), "hello-2.12", "big")}}
 			want := outputBytes(t, e, Options{})
-			cache, err := layercache.Open(filepath.Join(mnt, format, "cache"))
+			cache, err := layercache.Open(filepath.Join(mnt, string(ff), "cache"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(mnt, format, "out")
+			out := filepath.Join(mnt, string(ff), "out")
 			for _, stage := range []string{"cold", "warm"} {
 				if _, err := writeExport(e, out, Options{Cache: cache}); err != nil {
 					t.Fatal(err)

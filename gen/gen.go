@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -64,14 +65,14 @@ func (g *generator) export(e *spec.Export) (*Export, error) {
 			fmt.Fprintf(h, "%s %s\n", it.Path, it.NarHash)
 		}
 		sys.ClosureDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
-		if e.Format == spec.FormatDocker || e.Format == spec.FormatOCI {
+		if e.Format.Kind() == format.Image {
 			img, err := planImage(e, sys)
 			if err != nil {
 				return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
 			}
 			sys.Image = img
 		}
-		if e.Format == spec.FormatNAR {
+		if e.Format.Def().PerSystem {
 			sys.Output = systemOutput(e.Output, ss.Name, len(e.Systems))
 		}
 		out.Systems = append(out.Systems, *sys)

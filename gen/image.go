@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -50,7 +51,7 @@ type Image struct {
 	// Compression is the compression of the layer blobs of an oci export
 	// ("none", "gzip" or "zstd"); empty for docker exports, whose layers
 	// are uncompressed.
-	Compression string `json:"compression,omitempty"`
+	Compression format.Compression `json:"compression,omitempty"`
 	// ManifestDigest and ManifestSize describe the image's OCI manifest
 	// (ManifestJSON), once the layer blobs are known (SetBlobs).
 	ManifestDigest digest.Digest `json:"manifest_digest,omitempty"`
@@ -196,10 +197,10 @@ func PlanImage(e *spec.Export, sys *System, getenv func(string) string) (*Image,
 	}
 
 	img := &Image{Platform: plat, Tag: tag, MTime: created.Unix()}
-	if e.Format == spec.FormatOCI {
+	if !e.Format.Def().Uncompressed {
 		img.Compression = e.Image.Compression
 		if img.Compression == "" {
-			img.Compression = CompressionNone
+			img.Compression = format.None
 		}
 		if _, err := LayerMediaType(img.Compression); err != nil {
 			return nil, err
@@ -574,22 +575,15 @@ func envList(env map[string]string) []string {
 	return out
 }
 
-// Layer compressions of OCI images.
-const (
-	CompressionNone = "none"
-	CompressionGzip = "gzip"
-	CompressionZstd = "zstd"
-)
-
 // LayerMediaType is the OCI media type of layers compressed as compression
 // says ("" or "none", "gzip", "zstd").
-func LayerMediaType(compression string) (string, error) {
+func LayerMediaType(compression format.Compression) (string, error) {
 	switch compression {
-	case "", CompressionNone:
+	case "", format.None:
 		return ocispec.MediaTypeImageLayer, nil
-	case CompressionGzip:
+	case format.Gzip:
 		return ocispec.MediaTypeImageLayerGzip, nil
-	case CompressionZstd:
+	case format.Zstd:
 		return ocispec.MediaTypeImageLayerZstd, nil
 	}
 	return "", fmt.Errorf("unknown layer compression %q: want none, gzip or zstd", compression)

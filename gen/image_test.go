@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -47,7 +48,7 @@ func noEnv(string) string { return "" }
 func dockerExport(sys *System, mod func(*spec.Export)) *spec.Export {
 	e := &spec.Export{
 		Name:    "hello",
-		Format:  spec.FormatDocker,
+		Format:  format.Docker,
 		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 	}
 	if mod != nil {

@@ -4,6 +4,7 @@
 package gen
 
 import (
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
 )
 
@@ -18,8 +19,8 @@ type Plan struct {
 
 // Export is the plan of one export block.
 type Export struct {
-	Name   string `json:"name"`
-	Format string `json:"format"`
+	Name   string        `json:"name"`
+	Format format.Format `json:"format"`
 	// Output is the output file or folder, relative to the output folder.
 	Output string `json:"output"`
 	// Systems are the export's systems in spec order.
@@ -29,8 +30,8 @@ type Export struct {
 	Insecure bool   `json:"insecure,omitempty"`
 	// Compression is how a binary cache compresses its NARs (xz, zstd,
 	// none); SignKey the secret key file that signs its narinfos.
-	Compression string `json:"compression,omitempty"`
-	SignKey     string `json:"sign_key,omitempty"`
+	Compression format.Compression `json:"compression,omitempty"`
+	SignKey     string             `json:"sign_key,omitempty"`
 }
 
 // System is the plan of one export for one target system.

@@ -17,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/storepack/storepack/binarycache"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
 )
 
@@ -29,19 +30,7 @@ const (
 	// DefaultCreated is the images' creation time when neither created
 	// nor SOURCE_DATE_EPOCH is set.
 	DefaultCreated = "1970-01-01T00:00:01Z"
-	// DefaultCompression is compression when unset.
-	DefaultCompression = "none"
 )
-
-// Formats lists the formats an export may have.
-var Formats = []string{FormatNAR, FormatDocker, FormatOCI, FormatBinaryCache}
-
-// Compressions lists the layer compressions of image exports.
-var Compressions = []string{"none", "gzip", "zstd"}
-
-// CacheCompressions lists the NAR compressions of binary-cache exports,
-// the default first.
-var CacheCompressions = binarycache.WriteCompressions
 
 // imageAttrs are the export attributes that only images have.
 var imageAttrs = []string{
@@ -137,20 +126,20 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	attrs := content.Attributes
 
 	if s, set, ok := l.evalString(attrs["format"]); ok && set {
-		if slices.Contains(Formats, s) {
-			e.Format = s
+		if f, known := format.Parse(s); known {
+			e.Format = f
 		} else {
-			l.errorf(attrs["format"].Expr.Range().Ptr(), "Unknown format", "The format %q is not one of %s.", s, quoteList(Formats))
+			l.errorf(attrs["format"].Expr.Range().Ptr(), "Unknown format", "The format %q is not one of %s.", s, quoteList(format.All()))
 		}
 	} else if ok && attrs["format"] != nil {
-		l.errorf(attrs["format"].Expr.Range().Ptr(), "Missing format", "An export needs a format: one of %s.", quoteList(Formats))
+		l.errorf(attrs["format"].Expr.Range().Ptr(), "Missing format", "An export needs a format: one of %s.", quoteList(format.All()))
 	}
-	image := e.Format == FormatDocker || e.Format == FormatOCI
-	cache := e.Format == FormatBinaryCache
-	if e.Format == FormatNAR || cache {
+	def := e.Format.Def()
+	image := def.Kind == format.Image
+	if e.Format != "" && !image {
 		for _, name := range imageAttrs {
-			if a := attrs[name]; a != nil && !(cache && name == "compression") {
-				l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", name, e.Name, e.Format)
+			if a := attrs[name]; a != nil && !(name == "compression" && def.Compressions != nil) {
+				l.onlyForImages(a, e)
 			}
 		}
 	}
@@ -164,13 +153,16 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	}
 	l.systems(d, content.Blocks, sysDefaults{paths, pset || !pok, entrypoint, cmd})
 	l.output(d)
-	if a := attrs["sign_key"]; a != nil && !cache && e.Format != "" {
-		l.errorf(a.NameRange.Ptr(), "Attribute only for binary caches", "sign_key applies to binary-cache exports; the export %q has format %q.", e.Name, e.Format)
+	if a := attrs["sign_key"]; a != nil && !def.Signs && e.Format != "" {
+		l.errorf(a.NameRange.Ptr(), "Attribute only for binary caches", "sign_key applies to %s exports; the export %q has format %q.", format.Join(format.Signing()), e.Name, e.Format)
 	}
-	if cache {
-		l.cache(d)
+	if def.Signs {
+		l.signKey(d)
 	}
 	if !image {
+		if def.Compressions != nil {
+			e.NarCompression = l.compression(d)
+		}
 		return d
 	}
 	l.image(d)
@@ -247,10 +239,10 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
-		if e.Format == FormatNAR || e.Format == FormatBinaryCache {
+		if e.Format != "" && e.Format.Kind() != format.Image {
 			for _, an := range []string{"entrypoint", "cmd"} {
 				if a := content.Attributes[an]; a != nil {
-					l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to docker and oci exports; the export %q has format %q.", an, e.Name, e.Format)
+					l.onlyForImages(a, e)
 				}
 			}
 		}
@@ -270,7 +262,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 			if ps, set, ok := l.storePaths(sb.attrs["paths"]); set || !ok {
 				sys.Paths, given = ps, true
 			}
-			if e.Format != FormatNAR && e.Format != FormatBinaryCache {
+			if e.Format.Kind() == format.Image {
 				if ep, set := l.entrypoint(sb.attrs["entrypoint"]); set {
 					sys.Entrypoint = ep
 				}
@@ -300,13 +292,8 @@ func (l *loader) output(d *exportDecl) {
 		return
 	}
 	if !set {
-		switch e.Format {
-		case FormatNAR:
-			e.Output = e.Name + ".nar"
-		case FormatDocker:
-			e.Output = e.Name + ".tar"
-		case FormatOCI, FormatBinaryCache:
-			e.Output = e.Name
+		if e.Format != "" {
+			e.Output = e.Format.Output(e.Name)
 		}
 		return
 	}
@@ -318,19 +305,37 @@ func (l *loader) output(d *exportDecl) {
 	e.Output = path.Clean(o)
 }
 
-// cache decodes the settings of a binary-cache export: the NARs'
-// compression and the signing key, which is read and checked here so that
-// a missing or bad key is reported at its attribute.
-func (l *loader) cache(d *exportDecl) {
-	e, attrs := &d.e, d.attrs
-	e.NarCompression = CacheCompressions[0]
-	if c, set, ok := l.evalString(attrs["compression"]); ok && set {
-		if slices.Contains(CacheCompressions, c) {
-			e.NarCompression = c
-		} else {
-			l.errorf(attrs["compression"].Expr.Range().Ptr(), "Unknown compression", "The compression %q of a binary cache's NARs is not one of %s.", c, quoteList(CacheCompressions))
-		}
+// onlyForImages reports an image attribute set on an export of another
+// kind.
+func (l *loader) onlyForImages(a *hcl.Attribute, e *Export) {
+	l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to %s exports; the export %q has format %q.", a.Name, format.Join(format.OfKind(format.Image)), e.Name, e.Format)
+}
+
+// compression decodes the compression attribute of an export whose format
+// takes one: one of the format's compressions, by default its first.
+func (l *loader) compression(d *exportDecl) format.Compression {
+	def := d.e.Format.Def()
+	a := d.attrs["compression"]
+	c, set, ok := l.evalString(a)
+	if !ok || !set {
+		return def.Compressions[0]
 	}
+	if !d.e.Format.Takes(format.Compression(c)) {
+		of := ""
+		if def.CompressionOf != "" {
+			of = " of " + def.CompressionOf
+		}
+		l.errorf(a.Expr.Range().Ptr(), "Unknown compression", "The compression %q%s is not one of %s.", c, of, quoteList(def.Compressions))
+		return def.Compressions[0]
+	}
+	return format.Compression(c)
+}
+
+// signKey decodes the signing key of a format that signs, which is read
+// and checked here so that a missing or bad key is reported at its
+// attribute.
+func (l *loader) signKey(d *exportDecl) {
+	e, attrs := &d.e, d.attrs
 	a := attrs["sign_key"]
 	p, set, ok := l.evalString(a)
 	if !ok || !set {
@@ -428,14 +433,7 @@ func (l *loader) image(d *exportDecl) {
 			}
 		}
 	}
-	im.Compression = DefaultCompression
-	if c, set, ok := l.evalString(attrs["compression"]); ok && set {
-		if slices.Contains(Compressions, c) {
-			im.Compression = c
-		} else {
-			l.errorf(attrs["compression"].Expr.Range().Ptr(), "Unknown compression", "The compression %q is not one of %s.", c, quoteList(Compressions))
-		}
-	}
+	im.Compression = l.compression(d)
 	if c, set, ok := l.evalString(attrs["created"]); ok && set {
 		t, err := time.Parse(time.RFC3339Nano, c)
 		switch {
@@ -660,10 +658,10 @@ func (l *loader) keyRange(expr hcl.Expression, k string) *hcl.Range {
 	return expr.Range().Ptr()
 }
 
-func quoteList(xs []string) string {
+func quoteList[S ~string](xs []S) string {
 	q := make([]string, len(xs))
 	for i, x := range xs {
-		q[i] = strconv.Quote(x)
+		q[i] = strconv.Quote(string(x))
 	}
 	return strings.Join(q, ", ")
 }

@@ -52,17 +52,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
-)
-
-// Formats a spec may ask for.
-const (
-	FormatNAR    = "nar"
-	FormatDocker = "docker"
-	FormatOCI    = "oci"
-	// FormatBinaryCache is a Nix binary cache folder (package
-	// binarycache): nix-cache-info, narinfos and compressed NARs.
-	FormatBinaryCache = "binary-cache"
 )
 
 // Spec is a fully evaluated spec: every expression has been resolved.
@@ -115,8 +106,8 @@ type Source struct {
 type Export struct {
 	// Name is the block label.
 	Name string
-	// Format is FormatNAR, FormatDocker, FormatOCI or FormatBinaryCache.
-	Format string
+	// Format is the export's format (package format lists them).
+	Format format.Format
 	// Systems are the Guix/Nix system names, in the order given
 	// (default: the host's); each has its paths and entry point.
 	Systems []System
@@ -130,7 +121,7 @@ type Export struct {
 	Insecure bool
 	// NarCompression is the NARs' compression of a binary-cache export:
 	// "xz" (the default, as Nix), "zstd" or "none"; "" for other formats.
-	NarCompression string `json:",omitempty"`
+	NarCompression format.Compression `json:",omitempty"`
 	// SignKey is the secret key file (absolute) that signs a binary-cache
 	// export's narinfos, or "" for unsigned ones. Load checks it; the
 	// export reads it again when it writes.
@@ -165,9 +156,9 @@ type Image struct {
 	// Symlinks maps a link in the image to its target; nil means the
 	// default (/bin -> <first path>/bin when it exists), empty none.
 	Symlinks    map[string]string
-	MaxLayers   int    // 1..127, default 100
-	Compression string // "none", "gzip" or "zstd"
-	Created     string // RFC 3339; "" means SOURCE_DATE_EPOCH or 1970-01-01T00:00:01Z
+	MaxLayers   int                // 1..127, default 100
+	Compression format.Compression // "none", "gzip" or "zstd"
+	Created     string             // RFC 3339; "" means SOURCE_DATE_EPOCH or 1970-01-01T00:00:01Z
 }
 
 // Digest is a sha256 digest. It is written as text (and JSON) as

@@ -11,15 +11,28 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/binarycache"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/progress"
 )
+
+// binaryCacheWriter writes binary-cache exports (package binarycache).
+type binaryCacheWriter struct{}
+
+func (binaryCacheWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, true) }
+
+// tempDirs: binarycache.Write makes each NAR file as ".tmp-*" in nar/.
+func (binaryCacheWriter) tempDirs() []string { return []string{"nar"} }
+
+func (binaryCacheWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+	return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey, Progress: task})
+}
 
 // CacheSettings are the settings of a binary-cache export.
 type CacheSettings struct {
 	// Compression is the NARs' compression: "xz" (default), "zstd" or
 	// "none".
-	Compression string
+	Compression format.Compression
 	// SignKey is the secret key file that signs every narinfo written,
 	// or "" for none. It is read here, when the export is written.
 	SignKey string
@@ -42,7 +55,7 @@ func WriteCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, error) 
 // writeCache is WriteCache, also returning binarycache.Write's result.
 func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binarycache.Result, error) {
 	fail := func(err error) ([]File, *binarycache.Result, error) {
-		return nil, nil, fmt.Errorf("export %q: %w", e.Name, err)
+		return nil, nil, err
 	}
 	var items []binarycache.Item
 	for _, sys := range e.Systems {
@@ -65,7 +78,7 @@ func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binary
 	if len(items) == 0 {
 		return fail(fmt.Errorf("no store items to put in the binary cache"))
 	}
-	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: cs.Compression, Progress: cs.Progress}
+	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: string(cs.Compression), Progress: cs.Progress}
 	if cs.SignKey != "" {
 		k, err := binarycache.ReadSecretKey(cs.SignKey)
 		if err != nil {

@@ -38,6 +38,29 @@ type bundleItem struct {
 	NarSize int64
 }
 
+// narWriter writes nar exports: one export bundle per system.
+type narWriter struct{}
+
+func (narWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
+
+func (narWriter) tempDirs() []string { return nil }
+
+func (narWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+	var files []File
+	for i := range e.Systems {
+		sys := &e.Systems[i]
+		f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
+			return writeBundle(w, sys.Closure, task)
+		})
+		if err != nil {
+			return files, err
+		}
+		f.Export, f.System = e.Name, sys.Name
+		files = append(files, f)
+	}
+	return files, nil
+}
+
 // WriteBundle writes the export bundle of a plan's closure to w, the items in
 // the order given (a closure lists dependencies first), as
 // `nix-store --export` and `guix archive --export` write it. Each item's NAR
