@@ -2,7 +2,6 @@ package binarycache
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -211,7 +211,7 @@ func (n *NarInfo) check() error {
 		return fmt.Errorf("System %q holds white space or control characters", n.System)
 	}
 	for _, s := range n.Sigs {
-		if _, _, err := splitSig(s); err != nil {
+		if _, _, err := signing.ParseSignature(s); err != nil {
 			return fmt.Errorf("Sig: %w", err)
 		}
 	}
@@ -242,19 +242,6 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// splitSig splits "<key name>:<base64 of 64 bytes>".
-func splitSig(s string) (name string, sig []byte, err error) {
-	name, b64, ok := strings.Cut(s, ":")
-	if !ok || name == "" || !isToken(s) {
-		return "", nil, fmt.Errorf("signature %q is not <key name>:<base64>", s)
-	}
-	sig, err = base64.StdEncoding.Strict().DecodeString(b64)
-	if err != nil || len(sig) != signatureSize {
-		return "", nil, fmt.Errorf("signature %q is not <key name>:<base64 of %d bytes>", s, signatureSize)
-	}
-	return name, sig, nil
 }
 
 // narInfoFields are the fields a narinfo may have; those marked true are
@@ -304,7 +291,7 @@ func ParseNarInfo(data []byte) (*NarInfo, error) {
 			return nil, fmt.Errorf("line %d: %s holds a control character", ln, k)
 		}
 		if k == "Sig" {
-			if _, _, err := splitSig(v); err != nil {
+			if _, _, err := signing.ParseSignature(v); err != nil {
 				return nil, fmt.Errorf("line %d: Sig: %w", ln, err)
 			}
 			n.Sigs = append(n.Sigs, v)

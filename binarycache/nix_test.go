@@ -13,6 +13,7 @@ import (
 
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -126,16 +127,16 @@ func storeItems(t *testing.T, layout nixtest.Layout, root string) []Item {
 
 // nixKey makes a key pair with `nix-store --generate-binary-cache-key`
 // and reads it back.
-func nixKey(t *testing.T, env []string, name string) (secretFile string, sk SecretKey, pk PublicKey) {
+func nixKey(t *testing.T, env []string, name string) (secretFile string, sk signing.SecretKey, pk signing.PublicKey) {
 	t.Helper()
 	dir := t.TempDir()
 	secretFile, publicFile := filepath.Join(dir, "secret"), filepath.Join(dir, "public")
 	mustNix(t, env, "nix-store", "--generate-binary-cache-key", name, secretFile, publicFile)
-	sk, err := ReadSecretKey(secretFile)
+	sk, err := signing.ReadSecretKey(secretFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err = ReadPublicKey(publicFile)
+	pk, err = signing.ReadPublicKey(publicFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestNixSignatures(t *testing.T) {
 		})
 	}
 	t.Run("our key", func(t *testing.T) {
-		secret, public, err := Keygen("ours-1")
+		secret, public, err := signing.Keygen("ours-1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,14 +213,14 @@ func TestNixSignatures(t *testing.T) {
 			t.Fatal(err)
 		}
 		if strings.TrimSpace(out) != public {
-			t.Errorf("nix key convert-secret-to-public gives %q, Keygen %q", out, public)
+			t.Errorf("nix key convert-secret-to-public gives %q, signing.Keygen %q", out, public)
 		}
 		file := filepath.Join(t.TempDir(), "secret")
 		if err := os.WriteFile(file, []byte(secret), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		dir := nixCopy(t, env, root, CompressionNone, file)
-		pub, _ := ParsePublicKey(public)
+		pub, _ := signing.ParsePublicKey(public)
 		if n, err := Verify(dir, pub); err != nil || n != len(paths) {
 			t.Errorf("Verify of a cache Nix signed with our key: %d, %v", n, err)
 		}
@@ -325,7 +326,7 @@ func TestNixSubstitutes(t *testing.T) {
 		}
 		return v
 	}
-	substitute := func(dir string, key PublicKey) error {
+	substitute := func(dir string, key signing.PublicKey) error {
 		_, err := runNix(env, nil, "nix-store", "-r", root,
 			"--option", "substituters", "file://"+dir,
 			"--option", "trusted-public-keys", key.String(),

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -23,7 +24,7 @@ import (
 // its references must have narinfos in the cache too. Every problem is
 // reported, each naming its file; a cache without narinfo is an error
 // too.
-func Verify(dir string, pub PublicKey) (int, error) {
+func Verify(dir string, pub signing.PublicKey) (int, error) {
 	infoFile := filepath.Join(dir, CacheInfoFile)
 	b, err := os.ReadFile(infoFile)
 	if err != nil {
@@ -62,7 +63,7 @@ func Verify(dir string, pub PublicKey) (int, error) {
 }
 
 // verifyEntry checks one narinfo file, name, of the cache in dir.
-func verifyEntry(dir, name string, storeDir store.Dir, pub PublicKey, have map[string]bool) error {
+func verifyEntry(dir, name string, storeDir store.Dir, pub signing.PublicKey, have map[string]bool) error {
 	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		return err
@@ -89,14 +90,14 @@ func verifyEntry(dir, name string, storeDir store.Dir, pub PublicKey, have map[s
 }
 
 // checkSigs checks that ni has a valid signature by pub.
-func checkSigs(ni *NarInfo, pub PublicKey) error {
+func checkSigs(ni *NarInfo, pub signing.PublicKey) error {
 	fp := ni.Fingerprint()
 	var names []string
 	for _, s := range ni.Sigs {
 		if pub.Verify(fp, s) {
 			return nil
 		}
-		name, _, _ := splitSig(s)
+		name, _, _ := signing.ParseSignature(s)
 		names = append(names, name)
 	}
 	switch {

@@ -16,7 +16,7 @@ import (
 	"sync"
 
 	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -50,12 +50,12 @@ type Options struct {
 	// or CompressionNone.
 	Compression string
 	// Key signs every narinfo written; nil writes them unsigned.
-	Key *SecretKey
+	Key *signing.SecretKey
 	// Jobs is how many NARs are made at once; 0 means GOMAXPROCS.
 	Jobs int
-	// Progress, when not nil, counts each distinct item once its NAR is
+	// Counter, when not nil, counts each distinct item once its NAR is
 	// made or its narinfo found, and the NARs' bytes as they are read.
-	Progress *progress.Task
+	Counter nar.Counter
 }
 
 // Entry is one item's entry in the cache after Write.
@@ -102,6 +102,9 @@ type Result struct {
 // NAR files this run added are removed; when a narinfo fails, those
 // written before it stay, and a new Write completes the cache.
 func Write(dir string, items []Item, opts Options) (*Result, error) {
+	if opts.Counter == nil {
+		opts.Counter = nar.Discard
+	}
 	if opts.Compression == "" {
 		opts.Compression = CompressionXZ
 	}
@@ -151,7 +154,7 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				pi, err := prepareItem(dir, &unique[i], opts.Compression, opts.Progress)
+				pi, err := prepareItem(dir, &unique[i], opts.Compression, opts.Counter)
 				if err != nil {
 					errs[i] = err
 					stop.Do(func() { close(stopped) })
@@ -295,19 +298,19 @@ type pendingItem struct {
 
 // prepareItem reads the item's narinfo when the cache has it, else writes
 // its NAR file.
-func prepareItem(dir string, it *Item, compression string, task *progress.Task) (pendingItem, error) {
+func prepareItem(dir string, it *Item, compression string, c nar.Counter) (pendingItem, error) {
 	file := filepath.Join(dir, it.Path.HashPart()+".narinfo")
 	if ni, err := readExisting(dir, file, it.Path); err != nil {
 		return pendingItem{}, err
 	} else if ni != nil {
-		task.Done(1, it.NarSize)
+		c.Done(1, it.NarSize)
 		return pendingItem{existing: ni}, nil
 	}
-	ni, narWritten, err := writeNAR(dir, it, compression, task)
+	ni, narWritten, err := writeNAR(dir, it, compression, c)
 	if err != nil {
 		return pendingItem{}, err
 	}
-	task.Done(1, 0)
+	c.Done(1, 0)
 	return pendingItem{ni: ni, narWritten: narWritten}, nil
 }
 
@@ -382,7 +385,7 @@ func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
 // writeNAR makes the compressed NAR of it in dir/nar and returns its
 // narinfo (unsigned) and whether the NAR file was written (false when a
 // file of that name, hence those bytes, was already there).
-func writeNAR(dir string, it *Item, compression string, task *progress.Task) (*NarInfo, bool, error) {
+func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
 	narDir := filepath.Join(dir, "nar")
 	tmp, err := os.CreateTemp(narDir, ".tmp-"+it.Path.HashPart()+"-*")
 	if err != nil {
@@ -404,7 +407,7 @@ func writeNAR(dir string, it *Item, compression string, task *progress.Task) (*N
 	}
 	narHash := sha256.New()
 	narCount := &counter{w: io.MultiWriter(comp, narHash)}
-	if _, err := nar.DumpCounting(narCount, it.FSPath, task.Counter()); err != nil {
+	if _, err := nar.DumpCounting(narCount, it.FSPath, c); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	if err := comp.Close(); err != nil {

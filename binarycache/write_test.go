@@ -11,6 +11,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -58,9 +59,9 @@ func testItems(t testing.TB) []Item {
 	return items
 }
 
-func testKey(t testing.TB, name string) *SecretKey {
+func testKey(t testing.TB, name string) *signing.SecretKey {
 	t.Helper()
-	k, err := GenerateKey(name)
+	k, err := signing.GenerateKey(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,13 +381,13 @@ func TestVerifyErrors(t *testing.T) {
 	mid := items[1].Path.HashPart() + ".narinfo"
 	tests := []struct {
 		name   string
-		key    func() PublicKey
+		key    func() signing.PublicKey
 		modify func(t *testing.T, dir string)
 		want   []string
 	}{
-		{"another key", func() PublicKey { return testKey(t, "k-1").Public() }, nil,
+		{"another key", func() signing.PublicKey { return testKey(t, "k-1").Public() }, nil,
 			[]string{"signature by k-1 is not valid"}},
-		{"another key name", func() PublicKey { return testKey(t, "other-1").Public() }, nil,
+		{"another key name", func() signing.PublicKey { return testKey(t, "other-1").Public() }, nil,
 			[]string{"no signature by the key other-1 (only by k-1)"}},
 		{"unsigned", key.Public, func(t *testing.T, dir string) {
 			if _, err := Write(dir, items, Options{StoreDir: testStore}); err != nil {

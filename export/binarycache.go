@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/binarycache"
-	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/signing"
 )
 
 // binaryCacheWriter writes binary-cache exports (package binarycache).
@@ -24,36 +24,20 @@ func (binaryCacheWriter) totals(e *gen.Export) (bytes, items int64) { return clo
 // tempDirs: binarycache.Write makes each NAR file as ".tmp-*" in nar/.
 func (binaryCacheWriter) tempDirs() []string { return []string{"nar"} }
 
-func (binaryCacheWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
-	return WriteCache(e, outDir, CacheSettings{Compression: e.Compression, SignKey: e.SignKey, Progress: task})
-}
-
-// CacheSettings are the settings of a binary-cache export.
-type CacheSettings struct {
-	// Compression is the NARs' compression: "xz" (default), "zstd" or
-	// "none".
-	Compression format.Compression
-	// SignKey is the secret key file that signs every narinfo written,
-	// or "" for none. It is read here, when the export is written.
-	SignKey string
-	// Progress, when not nil, counts the items written (or found in the
-	// cache) and the bytes of their NARs.
-	Progress *progress.Task
-}
-
-// WriteCache writes a binary-cache export: the closures of every system
-// of e, each item once, into the cache folder e.Output inside outDir (see
-// binarycache.Write: entries already in the cache are checked and kept,
-// never rewritten). It returns every file of the export's entries,
-// written now or found, sorted by path: nix-cache-info, the narinfos and
-// their NAR files.
-func WriteCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, error) {
-	files, _, err := writeCache(e, outDir, cs)
+func (binaryCacheWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	files, _, err := writeBinaryCache(e, outDir, count)
 	return files, err
 }
 
-// writeCache is WriteCache, also returning binarycache.Write's result.
-func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binarycache.Result, error) {
+// writeBinaryCache writes the closures of every system of e, each item
+// once, into the cache folder e.Output inside outDir, the NARs compressed
+// as e.Compression says and the narinfos signed with the key file
+// e.SignKey, read now, when set (see binarycache.Write: entries already in
+// the cache are checked and kept, never rewritten). It returns every file
+// of the export's entries, written now or found, sorted by path
+// (nix-cache-info, the narinfos and their NAR files), and
+// binarycache.Write's result.
+func writeBinaryCache(e *gen.Export, outDir string, count nar.Counter) ([]File, *binarycache.Result, error) {
 	fail := func(err error) ([]File, *binarycache.Result, error) {
 		return nil, nil, err
 	}
@@ -78,9 +62,9 @@ func writeCache(e *gen.Export, outDir string, cs CacheSettings) ([]File, *binary
 	if len(items) == 0 {
 		return fail(fmt.Errorf("no store items to put in the binary cache"))
 	}
-	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: string(cs.Compression), Progress: cs.Progress}
-	if cs.SignKey != "" {
-		k, err := binarycache.ReadSecretKey(cs.SignKey)
+	opts := binarycache.Options{StoreDir: items[0].Path.Dir(), Compression: string(e.Compression), Counter: count}
+	if e.SignKey != "" {
+		k, err := signing.ReadSecretKey(e.SignKey)
 		if err != nil {
 			return fail(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -56,15 +57,15 @@ func TestWriteCache(t *testing.T) {
 	out := t.TempDir()
 	keyDir := t.TempDir()
 	secretFile := filepath.Join(keyDir, "secret")
-	if err := binarycache.WriteKeyFiles("export-test-1", secretFile, filepath.Join(keyDir, "public")); err != nil {
+	if err := signing.WriteKeyFiles("export-test-1", secretFile, filepath.Join(keyDir, "public")); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := binarycache.ReadPublicKey(filepath.Join(keyDir, "public"))
+	pub, err := signing.ReadPublicKey(filepath.Join(keyDir, "public"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := CacheSettings{Compression: "zstd", SignKey: secretFile}
-	files, res, err := writeCache(e, out, cs)
+	e.Compression, e.SignKey = "zstd", secretFile
+	files, res, err := writeBinaryCache(e, out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestWriteCache(t *testing.T) {
 	}
 
 	// A second export writes no file and lists the same files.
-	again, res2, err := writeCache(e, out, cs)
+	again, res2, err := writeBinaryCache(e, out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,16 +137,15 @@ func TestWriteCacheErrors(t *testing.T) {
 	tests := []struct {
 		name   string
 		out    string
-		cs     CacheSettings
 		modify func(e *gen.Export)
 		want   []string
 	}{
-		{"missing key", t.TempDir(), CacheSettings{SignKey: "/nonexistent/key"}, nil, []string{`export "cache"`, "/nonexistent/key"}},
-		{"public key as secret", t.TempDir(), CacheSettings{SignKey: pubOnly}, nil, []string{pubOnly, "is a public key"}},
-		{"unwritable output", notDir, CacheSettings{}, nil, []string{"binary cache folder", notDir, "not a directory"}},
-		{"bad NAR hash", t.TempDir(), CacheSettings{}, func(e *gen.Export) { e.Systems[0].Closure[0].NarHash = "sha256:00" }, []string{"sha256:00"}},
-		{"bad compression", t.TempDir(), CacheSettings{Compression: "gzip"}, nil, []string{`unknown compression "gzip"`}},
-		{"nothing to write", t.TempDir(), CacheSettings{}, func(e *gen.Export) { e.Systems = nil }, []string{"no store items"}},
+		{"missing key", t.TempDir(), func(e *gen.Export) { e.SignKey = "/nonexistent/key" }, []string{`export "cache"`, "/nonexistent/key"}},
+		{"public key as secret", t.TempDir(), func(e *gen.Export) { e.SignKey = pubOnly }, []string{pubOnly, "is a public key"}},
+		{"unwritable output", notDir, nil, []string{"binary cache folder", notDir, "not a directory"}},
+		{"bad NAR hash", t.TempDir(), func(e *gen.Export) { e.Systems[0].Closure[0].NarHash = "sha256:00" }, []string{"sha256:00"}},
+		{"bad compression", t.TempDir(), func(e *gen.Export) { e.Compression = "gzip" }, []string{`unknown compression "gzip"`}},
+		{"nothing to write", t.TempDir(), func(e *gen.Export) { e.Systems = nil }, []string{"no store items"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,9 +153,9 @@ func TestWriteCacheErrors(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(e)
 			}
-			_, err := WriteCache(e, tt.out, tt.cs)
+			_, err := writeExport(e, tt.out, Options{})
 			if err == nil {
-				t.Fatal("WriteCache succeeded")
+				t.Fatal("the export succeeded")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

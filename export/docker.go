@@ -17,7 +17,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
 
@@ -73,8 +73,8 @@ func (dockerWriter) totals(e *gen.Export) (bytes, items int64) { return imageTot
 
 func (dockerWriter) tempDirs() []string { return nil }
 
-func (dockerWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
-	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache, task) })
+func (dockerWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeDocker(w, e, o.Cache, count) })
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +110,8 @@ func WriteDocker(w io.Writer, e *gen.Export) error {
 // each layer, and the archive starts with the run of first layers that
 // the cache holds with their state, neither read nor hashed
 // (resumeDocker). The items read, or skipped for a cached layer, are
-// counted on task (nil for none).
-func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
+// counted on count (nil for none).
+func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -122,7 +122,7 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, task *progress
 	af, _ := w.(*atomicFile)
 	done := map[string]blobResult{}
 	layers := uniqueLayers(e)
-	setTask(layers, task)
+	setCounter(layers, count)
 	hits := make([]cached, len(layers))
 	keys := make([]layercache.Key, len(layers))
 	var misses []uniqueLayer
@@ -417,28 +417,28 @@ type uniqueLayer struct {
 	fsPaths   map[store.Path]string
 	narHashes map[store.Path]string
 	narSizes  map[store.Path]int64
-	// task, when not nil, counts the layer's items as they are read.
-	task *progress.Task
+	// count, when not nil, counts the layer's items as they are read.
+	count nar.Counter
 }
 
-// setTask makes the layers count their items on task.
-func setTask(layers []uniqueLayer, task *progress.Task) {
+// setCounter makes the layers count their items on count.
+func setCounter(layers []uniqueLayer, count nar.Counter) {
 	for i := range layers {
-		layers[i].task = task
+		layers[i].count = count
 	}
 }
 
 // skipped counts ul's items done without reading them (a cached layer):
 // their whole NAR sizes.
 func (ul uniqueLayer) skipped() {
-	if ul.task == nil {
+	if ul.count == nil {
 		return
 	}
 	var bytes int64
 	for _, p := range ul.layer.Items {
 		bytes += ul.narSizes[p]
 	}
-	ul.task.Done(int64(len(ul.layer.Items)), bytes)
+	ul.count.Done(int64(len(ul.layer.Items)), bytes)
 }
 
 // uniqueLayers lists the distinct layers of e's images in image order:

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
 
@@ -83,18 +83,20 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 	if !ok {
 		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
 	}
-	var task *progress.Task
-	if o.Progress != nil {
-		bytes, items := w.totals(e)
-		task = o.Progress.Begin(e.Name, bytes, items)
+	if o.Progress == nil {
+		files, err := w.write(e, outDir, o, nar.Discard)
+		if err != nil {
+			err = fmt.Errorf("export %q: %w", e.Name, err)
+		}
+		return files, err
 	}
+	bytes, items := w.totals(e)
+	task := o.Progress.Begin(e.Name, bytes, items)
 	files, err := w.write(e, outDir, o, task)
 	if err != nil {
 		err = fmt.Errorf("export %q: %w", e.Name, err)
 	}
-	if o.Progress != nil {
-		o.Progress.End(task, err)
-	}
+	o.Progress.End(task, err)
 	return files, err
 }
 
@@ -117,15 +119,19 @@ func closureTotals(e *gen.Export, distinct bool) (bytes, items int64) {
 	return bytes, items
 }
 
-// itemDone counts on task a store item of planned NAR size narSize whose
-// files were streamed as streamed bytes (which the task's counter has
-// seen): the difference, so that the bytes done add up to the planned
-// total. An item of unknown size (0) keeps the bytes streamed.
-func itemDone(task *progress.Task, narSize, streamed int64) {
+// itemDone counts on count (which may be nil) a store item of planned NAR
+// size narSize whose files were streamed as streamed bytes (which count's
+// byte counter has seen): the difference, so that the bytes done add up
+// to the planned total. An item of unknown size (0) keeps the bytes
+// streamed.
+func itemDone(count nar.Counter, narSize, streamed int64) {
+	if count == nil {
+		return
+	}
 	if narSize <= 0 {
 		narSize = streamed
 	}
-	task.Done(1, narSize-streamed)
+	count.Done(1, narSize-streamed)
 }
 
 // writeAtomic writes rel inside outDir through fill: into a temporary file

@@ -3,7 +3,7 @@ package export
 import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/nar"
 )
 
 // writers maps each format to its writer, each in a file of its own:
@@ -23,8 +23,8 @@ type writer interface {
 	// the work done against.
 	totals(e *gen.Export) (bytes, items int64)
 	// write writes e into outDir, counting the store items it reads on
-	// task (which may be nil), and returns the files written.
-	write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error)
+	// count (which may be nil), and returns the files written.
+	write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error)
 	// tempDirs are the folders, inside an output folder of the format,
 	// where write keeps temporary files named ".tmp-*" (besides the
 	// ".<output>.tmp-*" next to each output that every writer uses).

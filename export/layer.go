@@ -16,7 +16,6 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -212,9 +211,9 @@ type layerWalk struct {
 	mtime   int64
 	n       int64 // bytes counted when measuring
 	scratch []byte
-	// task, when not nil, counts the items written, their planned NAR
+	// count, when not nil, counts the items written, their planned NAR
 	// sizes in sizes.
-	task  *progress.Task
+	count nar.Counter
 	sizes map[store.Path]int64
 }
 
@@ -228,9 +227,9 @@ func (lw *layerWalk) node(n *layerNode, name string) error {
 			lw.n += k
 		} else {
 			var k int64
-			k, err = nar.StreamCounting(lw.w, n.fsPath, f, lw.task.Counter())
+			k, err = nar.Stream(lw.w, n.fsPath, f, lw.count)
 			if err == nil && f.err == nil {
-				itemDone(lw.task, lw.sizes[n.item], k)
+				itemDone(lw.count, lw.sizes[n.item], k)
 			}
 		}
 		if err == nil {
@@ -279,7 +278,7 @@ func walkLayer(w io.Writer, ul uniqueLayer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	lw := &layerWalk{w: w, mtime: ul.mtime, task: ul.task, sizes: ul.narSizes}
+	lw := &layerWalk{w: w, mtime: ul.mtime, count: ul.count, sizes: ul.narSizes}
 	if err := lw.node(root, ""); err != nil {
 		return 0, err
 	}
@@ -311,7 +310,7 @@ func WriteLayer(w io.Writer, l *gen.Layer, mtime int64, fsPaths map[store.Path]s
 	return writeLayer(w, uniqueLayer{layer: l, mtime: mtime, fsPaths: fsPaths})
 }
 
-// writeLayer is WriteLayer for ul, counting its items on ul.task.
+// writeLayer is WriteLayer for ul, counting its items on ul.count.
 func writeLayer(w io.Writer, ul uniqueLayer) (digest.Digest, int64, error) {
 	dw := newDigestWriter(w)
 	if _, err := walkLayer(dw, ul); err != nil {

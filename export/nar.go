@@ -11,7 +11,6 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -45,12 +44,12 @@ func (narWriter) totals(e *gen.Export) (bytes, items int64) { return closureTota
 
 func (narWriter) tempDirs() []string { return nil }
 
-func (narWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+func (narWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var files []File
 	for i := range e.Systems {
 		sys := &e.Systems[i]
 		f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-			return writeBundle(w, sys.Closure, task)
+			return writeBundle(w, sys.Closure, count)
 		})
 		if err != nil {
 			return files, err
@@ -69,10 +68,10 @@ func WriteBundle(w io.Writer, closure []gen.Item) error {
 	return writeBundle(w, closure, nil)
 }
 
-// writeBundle is WriteBundle counting each item on task (nil for none).
-func writeBundle(w io.Writer, closure []gen.Item, task *progress.Task) error {
+// writeBundle is WriteBundle counting each item on count (nil for none).
+func writeBundle(w io.Writer, closure []gen.Item, count nar.Counter) error {
 	bw := newBundleWriter(w)
-	bw.task = task
+	bw.count = count
 	for i := range closure {
 		it := &closure[i]
 		bi := bundleItem{Path: it.Path, FSPath: it.FSPath, References: it.References, Deriver: it.Deriver, NarSize: it.NarSize}
@@ -113,10 +112,10 @@ func WriteStoreBundle(w io.Writer, s *store.Store, paths []store.Path) error {
 
 // bundleWriter writes the framing of a bundle around each item's NAR.
 type bundleWriter struct {
-	w    io.Writer
-	buf  []byte // framing being assembled
-	h    hash.Hash
-	task *progress.Task
+	w     io.Writer
+	buf   []byte // framing being assembled
+	h     hash.Hash
+	count nar.Counter
 }
 
 func newBundleWriter(w io.Writer) *bundleWriter {
@@ -153,7 +152,7 @@ func (b *bundleWriter) item(it *bundleItem) error {
 		b.h.Reset()
 		nw.h = b.h
 	}
-	if _, err := nar.DumpCounting(nw, fsPath, b.task.Counter()); nw.err != nil {
+	if _, err := nar.DumpCounting(nw, fsPath, b.count); nw.err != nil {
 		return nw.err
 	} else if err != nil {
 		return fmt.Errorf("%s: %w", it.Path, err)
@@ -173,7 +172,7 @@ func (b *bundleWriter) item(it *bundleItem) error {
 	if it.NarSize != 0 && nw.n != it.NarSize {
 		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, nw.n, it.NarSize)
 	}
-	itemDone(b.task, it.NarSize, nw.n)
+	itemDone(b.count, it.NarSize, nw.n)
 	b.u64(exportMagic)
 	b.str(string(it.Path))
 	refs := store.SortPaths(it.References)

@@ -22,7 +22,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/nar"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:
@@ -51,14 +51,14 @@ func (ociWriter) totals(e *gen.Export) (bytes, items int64) { return imageTotals
 
 func (ociWriter) tempDirs() []string { return nil }
 
-func (ociWriter) write(e *gen.Export, outDir string, o Options, task *progress.Task) ([]File, error) {
+func (ociWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var f File
 	var err error
 	if strings.HasSuffix(e.Output, ".tar") {
 		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, task) })
+		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count) })
 	} else {
-		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, task)
+		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, count)
 	}
 	if err != nil {
 		return nil, err
@@ -329,8 +329,8 @@ func WriteOCILayout(dir string, e *gen.Export) error {
 // of the cached file (layercache.Link), with its digests from its record,
 // without reading the store; the others are written into the cache first
 // and linked the same way. The items read, or skipped for a cached layer,
-// are counted on task (nil for none).
-func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
+// are counted on count (nil for none).
+func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
 	if len(e.Systems) == 0 {
 		return fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -346,7 +346,7 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, task *progre
 		return err
 	}
 	layers := uniqueLayers(e)
-	setTask(layers, task)
+	setCounter(layers, count)
 	done, err := eachLayer(layers, func(ul uniqueLayer) (blobResult, error) {
 		if hit, k, ok := lookup(c, ul, compression, true); ok {
 			ul.skipped()
@@ -451,7 +451,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 // is replaced only when it is an OCI layout (it holds oci-layout) or an
 // empty folder; anything else is an error and stays untouched. The File
 // returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, task *progress.Task) (File, error) {
+func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count nar.Counter) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
 		return File{}, err
@@ -467,7 +467,7 @@ func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, task *p
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return File{}, err
 	}
-	if err := writeOCILayout(tmp, e, c, task); err != nil {
+	if err := writeOCILayout(tmp, e, c, count); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
@@ -551,13 +551,13 @@ func syncDir(dir string) error {
 // the images' mtime, uid and gid 0, files 0644, folders 0755. With a layer
 // cache, a re-export appends the unchanged first layer blobs without
 // hashing them, as docker archives do.
-func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, task *progress.Task) error {
+func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeOCILayout(tmp, e, c, task); err != nil {
+	if err := writeOCILayout(tmp, e, c, count); err != nil {
 		return err
 	}
 	mtime := e.Systems[0].Image.MTime

@@ -14,7 +14,7 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// recorder is a progress.Reporter keeping every export's task and error.
+// recorder is a progress.Reporter keeping every export's count and error.
 type recorder struct {
 	mu    sync.Mutex
 	tasks []*progress.Task
@@ -134,9 +134,9 @@ func TestProgressReachesTotals(t *testing.T) {
 				if len(rec.tasks) != 1 {
 					t.Fatalf("%s: %d exports reported, want 1", stage, len(rec.tasks))
 				}
-				task := rec.tasks[0]
-				s := task.Snapshot()
-				err, ended := rec.ended[task]
+				count := rec.tasks[0]
+				s := count.Snapshot()
+				err, ended := rec.ended[count]
 				if !ended || err != nil {
 					t.Errorf("%s: ended %v, with error %v", stage, ended, err)
 				}
@@ -159,7 +159,7 @@ func TestProgressReachesTotals(t *testing.T) {
 	}
 }
 
-// TestProgressFailure checks that an export that fails ends its task
+// TestProgressFailure checks that an export that fails ends its count
 // with the error, short of its totals.
 func TestProgressFailure(t *testing.T) {
 	f := writeStore(t, "/nix/store", "", helloItems())

@@ -29,9 +29,10 @@ func TestDumpCounting(t *testing.T) {
 			if err := Dump(&want, path); err != nil {
 				t.Fatal(err)
 			}
-			var done atomic.Int64
+			c := &counter{}
+			done := &c.bytes
 			done.Store(7) // counts add to what is there
-			n, err := DumpCounting(&got, path, &done)
+			n, err := DumpCounting(&got, path, c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,4 +44,17 @@ func TestDumpCounting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// counter is a Counter for tests.
+type counter struct {
+	bytes atomic.Int64
+	items atomic.Int64
+}
+
+func (c *counter) Bytes() *atomic.Int64 { return &c.bytes }
+
+func (c *counter) Done(items, bytes int64) {
+	c.items.Add(items)
+	c.bytes.Add(bytes)
 }

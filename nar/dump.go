@@ -23,10 +23,40 @@ func Dump(w io.Writer, path string) error {
 	return err
 }
 
-// DumpCounting is Dump that adds the bytes of the NAR to *done as they are
-// written (see StreamCounting) and returns the NAR's length.
-func DumpCounting(w io.Writer, path string, done *atomic.Int64) (int64, error) {
-	return StreamCounting(w, path, narFramer{}, done)
+// DumpCounting is Dump that adds the bytes of the NAR to c's counter as
+// they are written (see Stream) and returns the NAR's length. c may be
+// nil.
+func DumpCounting(w io.Writer, path string, c Counter) (int64, error) {
+	return Stream(w, path, narFramer{}, c)
+}
+
+// Counter counts the work of reading store items, for a progress display
+// (package progress's Task is one): the bytes read, which the walker adds
+// to Bytes as it hands them on, and the items finished.
+type Counter interface {
+	// Bytes is the counter of bytes read, added to atomically from any
+	// goroutine; nil counts nothing.
+	Bytes() *atomic.Int64
+	// Done counts items finished, with the bytes of theirs that Bytes
+	// has not seen (those of an item not read at all, or the difference
+	// between an item's NAR size and the bytes read of it).
+	Done(items, bytes int64)
+}
+
+// Discard is the Counter that counts nothing.
+var Discard Counter = discard{}
+
+type discard struct{}
+
+func (discard) Bytes() *atomic.Int64 { return nil }
+func (discard) Done(int64, int64)    {}
+
+// bytesOf is c's byte counter, nil when c is nil.
+func bytesOf(c Counter) *atomic.Int64 {
+	if c == nil {
+		return nil
+	}
+	return c.Bytes()
 }
 
 // Hash returns the SHA-256 digest of the NAR serialisation of path and the

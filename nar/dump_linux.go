@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +40,7 @@ type walker struct {
 
 // dump writes the NAR of path to w and returns its length.
 func dump(w io.Writer, path string) (int64, error) {
-	return Stream(w, path, narFramer{})
+	return Stream(w, path, narFramer{}, nil)
 }
 
 // Stream walks the file, folder or symlink at path and writes to w the
@@ -53,15 +52,12 @@ func dump(w io.Writer, path string) (int64, error) {
 // chunks of up to 256 KiB. Sockets, FIFOs and devices are errors naming
 // their path, as are files that cannot be read or that change size while
 // they are read.
-func Stream(w io.Writer, path string, f Framer) (int64, error) {
-	return StreamCounting(w, path, f, nil)
-}
-
-// StreamCounting is Stream that also adds the length of every chunk to
-// *done as soon as w has taken it (one atomic add per chunk of up to
-// 256 KiB), so that another goroutine can watch the bytes go by: progress
-// reports. done may be nil.
-func StreamCounting(w io.Writer, path string, f Framer, done *atomic.Int64) (int64, error) {
+//
+// The length of every chunk is added to c's byte counter as soon as w has
+// taken it (one atomic add per chunk), so that another goroutine can watch
+// the bytes go by: progress reports. c may be nil.
+func Stream(w io.Writer, path string, f Framer, c Counter) (int64, error) {
+	done := bytesOf(c)
 	d := &walker{
 		f:    f,
 		out:  make(chan []byte, chunks),

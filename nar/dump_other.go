@@ -13,23 +13,17 @@ import (
 
 // dump writes the NAR of path to w and returns its length.
 func dump(w io.Writer, path string) (int64, error) {
-	return Stream(w, path, narFramer{})
+	return Stream(w, path, narFramer{}, nil)
 }
 
 // Stream walks the file, folder or symlink at path and writes to w the
 // bytes f frames for each node, with the contents of every regular file
 // (read once) between its Begin and End; it returns the number of bytes
 // written. This portable version uses plain os calls, without the
-// read-ahead goroutine of the Linux one.
-func Stream(w io.Writer, path string, f Framer) (int64, error) {
-	return StreamCounting(w, path, f, nil)
-}
-
-// StreamCounting is Stream that also adds the length of every write to w
-// to *done as soon as w has taken it, so that another goroutine can watch
-// the bytes go by: progress reports. done may be nil.
-func StreamCounting(w io.Writer, path string, f Framer, done *atomic.Int64) (int64, error) {
-	if done != nil {
+// read-ahead goroutine of the Linux one. The length of every write to w
+// is added to c's byte counter as soon as w has taken it. c may be nil.
+func Stream(w io.Writer, path string, f Framer, c Counter) (int64, error) {
+	if done := bytesOf(c); done != nil {
 		w = &countingWriter{w, done}
 	}
 	pw := &portableWalk{w: w, f: f, buf: make([]byte, 128<<10)}

@@ -4,7 +4,7 @@
 //
 // The work and the reporting meet in a Task. A Reporter's Begin makes one
 // for each export, with its totals (bytes and items, from the plan); the
-// goroutines doing the work add to it as they go (Task.Counter, an atomic
+// goroutines doing the work add to it as they go (Task.Bytes, an atomic
 // counter the NAR walker adds each chunk to, and Task.Done for items
 // finished), and the reporter samples it on its own clock. Adding is one
 // atomic add: nothing is locked or allocated per file. A nil *Task ignores
@@ -53,10 +53,10 @@ func NewTask(name string, totalBytes, totalItems int64, start time.Time) *Task {
 	return &Task{name: name, totalBytes: totalBytes, totalItems: totalItems, start: start}
 }
 
-// Counter is the counter of bytes done, for the NAR walker
-// (nar.StreamCounting) to add each chunk to as it hands it on; nil for a
-// nil Task.
-func (t *Task) Counter() *atomic.Int64 {
+// Bytes is the counter of bytes done, for the NAR walker (nar.Stream) to
+// add each chunk to as it hands it on; nil for a nil Task. With Done, it
+// makes a Task a nar.Counter.
+func (t *Task) Bytes() *atomic.Int64 {
 	if t == nil {
 		return nil
 	}

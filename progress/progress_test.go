@@ -35,7 +35,7 @@ func play(r ticking, clock *fakeClock, totalBytes, totalItems int64, steps []ste
 	t := r.Begin("app-docker", totalBytes, totalItems)
 	for _, s := range steps {
 		clock.now = start.Add(s.at)
-		t.Counter().Add(s.bytes)
+		t.Bytes().Add(s.bytes)
 		t.Done(s.items, 0)
 		if s.end {
 			r.End(t, s.err)
@@ -181,7 +181,7 @@ func TestFormat(t *testing.T) {
 // not fail.
 func TestNilTask(t *testing.T) {
 	task := Discard.Begin("x", 10, 1)
-	if task != nil || task.Counter() != nil {
+	if task != nil || task.Bytes() != nil {
 		t.Fatalf("Discard made a task: %v", task)
 	}
 	task.Done(1, 10)
@@ -209,7 +209,7 @@ func TestTicking(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 10 {
-					task.Counter().Add(60)
+					task.Bytes().Add(60)
 					task.Done(1, 40)
 					time.Sleep(time.Millisecond)
 				}

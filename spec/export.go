@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
 
@@ -346,7 +346,7 @@ func (l *loader) signKey(d *exportDecl) {
 		return
 	}
 	e.SignKey = l.absPath(p)
-	if _, err := binarycache.ReadSecretKey(e.SignKey); err != nil {
+	if _, err := signing.ReadSecretKey(e.SignKey); err != nil {
 		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Make a key pair with `storepack keygen NAME` or `nix-store --generate-binary-cache-key NAME SECRET PUBLIC`.", upperFirst(err.Error()))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/storepack/storepack/binarycache"
+	"github.com/storepack/storepack/signing"
 )
 
 var keygenVerb = &verb{
@@ -16,7 +17,7 @@ var keygenVerb = &verb{
 		return func(e *env, args []string) error {
 			switch len(args) {
 			case 1:
-				sec, pub, err := binarycache.Keygen(args[0])
+				sec, pub, err := signing.Keygen(args[0])
 				if err != nil {
 					return err
 				}
@@ -24,7 +25,7 @@ var keygenVerb = &verb{
 				fmt.Fprintln(e.stdout, pub)
 				return nil
 			case 3:
-				return binarycache.WriteKeyFiles(args[0], args[1], args[2])
+				return signing.WriteKeyFiles(args[0], args[1], args[2])
 			}
 			return &usageError{msg: "keygen: give NAME alone, or NAME SECRET-FILE PUBLIC-FILE"}
 		}
@@ -42,7 +43,7 @@ var verifyCacheVerb = &verb{
 			if *key == "" {
 				return &usageError{msg: "verify-cache: --key is required"}
 			}
-			k, err := binarycache.LoadPublicKey(*key)
+			k, err := signing.LoadPublicKey(*key)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,8 @@
-package binarycache
+// Package signing reads, writes and uses storepack's signing keys: the
+// ed25519 keys of Nix binary caches ("<name>:<base64>", as
+// `nix-store --generate-binary-cache-key` writes them), and their
+// signatures ("<key name>:<base64>", a narinfo's Sig).
+package signing
 
 import (
 	"bytes"
@@ -14,6 +18,33 @@ import (
 
 // signatureSize is the size of an ed25519 signature.
 const signatureSize = ed25519.SignatureSize
+
+// ParseSignature splits a signature "<key name>:<base64 of 64 bytes>".
+func ParseSignature(s string) (name string, sig []byte, err error) {
+	name, b64, ok := strings.Cut(s, ":")
+	if !ok || name == "" || !printable(s) {
+		return "", nil, fmt.Errorf("signature %q is not <key name>:<base64>", s)
+	}
+	sig, err = base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil || len(sig) != signatureSize {
+		return "", nil, fmt.Errorf("signature %q is not <key name>:<base64 of %d bytes>", s, signatureSize)
+	}
+	return name, sig, nil
+}
+
+// printable reports whether s is non-empty printable ASCII without
+// spaces.
+func printable(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // SecretKey is a signing key: its name (e.g. cache.example.org-1) and the
 // 64-byte ed25519 secret key (seed, then public key), as libsodium and Nix
@@ -42,7 +73,7 @@ func (k SecretKey) Public() PublicKey {
 	return PublicKey{Name: k.Name, Key: k.Key.Public().(ed25519.PublicKey)}
 }
 
-// Sign signs fingerprint (see Fingerprint) and returns the signature as a
+// Sign signs fingerprint (binarycache.Fingerprint) and returns the signature as a
 // narinfo's Sig holds it: "<key name>:<base64>".
 func (k SecretKey) Sign(fingerprint string) string {
 	return k.Name + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(k.Key, []byte(fingerprint)))
@@ -51,7 +82,7 @@ func (k SecretKey) Sign(fingerprint string) string {
 // Verify reports whether sig, "<key name>:<base64>", is k's valid
 // signature of fingerprint. A signature by a key of another name is not.
 func (k PublicKey) Verify(fingerprint, sig string) bool {
-	name, raw, err := splitSig(sig)
+	name, raw, err := ParseSignature(sig)
 	return err == nil && name == k.Name && ed25519.Verify(k.Key, []byte(fingerprint), raw)
 }
 
@@ -61,7 +92,7 @@ func checkKeyName(name string) error {
 	if name == "" {
 		return errors.New("the key name is empty")
 	}
-	if !isToken(name) || strings.Contains(name, ":") {
+	if !printable(name) || strings.Contains(name, ":") {
 		return fmt.Errorf("the key name %q holds a ':', white space or a control character", name)
 	}
 	return nil

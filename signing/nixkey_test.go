@@ -1,4 +1,4 @@
-package binarycache
+package signing
 
 import (
 	"crypto/ed25519"
@@ -31,7 +31,8 @@ func TestKeygenRoundTrip(t *testing.T) {
 	if sk.Public().String() != public {
 		t.Errorf("Public() = %s, want %s", sk.Public(), public)
 	}
-	fp := sampleNarInfo().Fingerprint()
+	// A narinfo's fingerprint, as binarycache.Fingerprint writes one.
+	fp := "1;/nix/store/sz2s3swv2gdm7wr82ixmcyq98s8z6v13-hello-2.12;sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s;5678;/nix/store/sz2s3swv2gdm7wr82ixmcyq98s8z6v13-hello-2.12"
 	sig := sk.Sign(fp)
 	if !strings.HasPrefix(sig, "cache.example.org-1:") {
 		t.Errorf("signature %q does not start with the key name", sig)
