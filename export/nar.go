@@ -3,7 +3,6 @@ package export
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
@@ -13,10 +12,6 @@ import (
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
-
-// exportMagic follows each NAR in an export bundle: "NIXE" read as a
-// little-endian number.
-const exportMagic = 0x4558494e
 
 // bundleItem is one store item of an export bundle.
 type bundleItem struct {
@@ -110,52 +105,36 @@ func WriteStoreBundle(w io.Writer, s *store.Store, paths []store.Path) error {
 	return bw.end()
 }
 
-// bundleWriter writes the framing of a bundle around each item's NAR.
+// bundleWriter writes a bundle of store items, checking each item's NAR
+// against its recorded hash and size.
 type bundleWriter struct {
-	w     io.Writer
-	buf   []byte // framing being assembled
+	bw    *nar.BundleWriter
 	h     hash.Hash
 	count nar.Counter
 }
 
 func newBundleWriter(w io.Writer) *bundleWriter {
-	return &bundleWriter{w: w, h: sha256.New()}
+	return &bundleWriter{bw: nar.NewBundleWriter(w), h: sha256.New()}
 }
 
-func (b *bundleWriter) u64(n uint64) { b.buf = binary.LittleEndian.AppendUint64(b.buf, n) }
-
-func (b *bundleWriter) str(s string) {
-	b.u64(uint64(len(s)))
-	b.buf = append(b.buf, s...)
-	b.buf = append(b.buf, make([]byte, (8-len(s)%8)%8)...)
-}
-
-func (b *bundleWriter) flush() error {
-	_, err := b.w.Write(b.buf)
-	b.buf = b.buf[:0]
-	return err
-}
-
-// item writes u64 1, the NAR, the export magic, the path, the sorted
-// references, the deriver and u64 0 (no signature).
+// item writes one item: its NAR, checked as it goes by, then its trailer.
 func (b *bundleWriter) item(it *bundleItem) error {
 	fsPath := it.FSPath
 	if fsPath == "" {
 		fsPath = string(it.Path)
 	}
-	b.u64(1)
-	if err := b.flush(); err != nil {
-		return err
+	e := &nar.BundleEntry{Path: string(it.Path), Deriver: it.Deriver}
+	for _, r := range it.References {
+		e.References = append(e.References, string(r))
 	}
-	nw := &narSink{w: b.w}
+	var tee io.Writer
 	if it.NarHash != nil {
 		b.h.Reset()
-		nw.h = b.h
+		tee = b.h
 	}
-	if _, err := nar.DumpCounting(nw, fsPath, b.count); nw.err != nil {
-		return nw.err
-	} else if err != nil {
-		return fmt.Errorf("%s: %w", it.Path, err)
+	n, err := b.bw.WriteNAR(e, fsPath, tee, b.count)
+	if err != nil {
+		return err
 	}
 	// what names the item in errors: its store path, and where its files
 	// were read from when that is elsewhere (a source, a chroot store).
@@ -169,49 +148,12 @@ func (b *bundleWriter) item(it *bundleItem) error {
 				what, store.Encode32(got), store.Encode32(it.NarHash))
 		}
 	}
-	if it.NarSize != 0 && nw.n != it.NarSize {
-		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, nw.n, it.NarSize)
+	if it.NarSize != 0 && n != it.NarSize {
+		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, n, it.NarSize)
 	}
-	itemDone(b.count, it.NarSize, nw.n)
-	b.u64(exportMagic)
-	b.str(string(it.Path))
-	refs := store.SortPaths(it.References)
-	b.u64(uint64(len(refs)))
-	for _, r := range refs {
-		b.str(string(r))
-	}
-	b.str(it.Deriver)
-	b.u64(0)
-	return b.flush()
+	itemDone(b.count, it.NarSize, n)
+	return b.bw.WriteTrailer(e)
 }
 
 // end writes the u64 0 that closes a bundle.
-func (b *bundleWriter) end() error {
-	b.u64(0)
-	return b.flush()
-}
-
-// narSink passes a NAR on to w, hashing it when h is set and counting it.
-// Errors from w are kept apart so they are not reported as errors reading
-// the item.
-type narSink struct {
-	w   io.Writer
-	h   hash.Hash
-	n   int64
-	err error
-}
-
-func (s *narSink) Write(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	if s.h != nil {
-		s.h.Write(p)
-	}
-	n, err := s.w.Write(p)
-	s.n += int64(n)
-	if err != nil {
-		s.err = err
-	}
-	return n, err
-}
+func (b *bundleWriter) end() error { return b.bw.Close() }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -178,4 +180,61 @@ func FuzzBundleReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBundleWriter writes a bundle of two items with the BundleWriter:
+// its bytes are those framed by hand (references sorted and without
+// repeats), and the BundleReader reads the same items back.
+func TestBundleWriter(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(a, []byte("item a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b, "f"), []byte("in b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries := []nar.BundleEntry{
+		{Path: "/nix/store/a", References: nil},
+		{Path: "/nix/store/b", References: []string{"/nix/store/b", "/nix/store/a", "/nix/store/b"}, Deriver: "/nix/store/b.drv"},
+	}
+	var want []bundleItem
+	var out bytes.Buffer
+	bw := nar.NewBundleWriter(&out)
+	for i, fsPath := range []string{a, b} {
+		var dump, tee bytes.Buffer
+		if err := nar.Dump(&dump, fsPath); err != nil {
+			t.Fatal(err)
+		}
+		n, err := bw.WriteNAR(&entries[i], fsPath, &tee, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(dump.Len()) || !bytes.Equal(tee.Bytes(), dump.Bytes()) {
+			t.Errorf("%s: WriteNAR wrote %d bytes and teed %d, want the %d of Dump", fsPath, n, tee.Len(), dump.Len())
+		}
+		if err := bw.WriteTrailer(&entries[i]); err != nil {
+			t.Fatal(err)
+		}
+		refs := slices.Compact(slices.Sorted(slices.Values(entries[i].References)))
+		want = append(want, bundleItem{dump.Bytes(), entries[i].Path, refs, entries[i].Deriver})
+	}
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), bundleBytes(want, 0)) {
+		t.Fatal("the bundle differs from the one framed by hand")
+	}
+	got, nars, err := readBundleAll(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i].Path != want[i].path || !slices.Equal(got[i].References, want[i].refs) || got[i].Deriver != want[i].deriver || !bytes.Equal(nars[i], want[i].nar) {
+			t.Errorf("item %d read back as %+v", i, got[i])
+		}
+	}
 }

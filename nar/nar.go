@@ -10,8 +10,25 @@
 // passes a NAR from one to the other, checking it.
 package nar
 
+import "encoding/binary"
+
 // Magic is the first token of every NAR.
 const Magic = "nix-archive-1"
+
+// appendString appends s framed as Nix frames every string of a NAR and an
+// export bundle: its length as a little-endian u64, its bytes, then zero
+// bytes up to a multiple of 8.
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+	b = append(b, s...)
+	return append(b, zeros[:padding(len(s))]...)
+}
+
+var zeros [8]byte
+
+// padding is the number of zero bytes after n bytes of a string or of a
+// file's contents.
+func padding(n int) int { return (8 - n%8) % 8 }
 
 // Type is the kind of a NAR node.
 type Type uint8

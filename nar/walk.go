@@ -25,36 +25,30 @@ type Framer interface {
 // narFramer frames nodes as a NAR, byte for byte as nix-store --dump.
 type narFramer struct{}
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
-	b = append(b, s...)
-	return append(b, zeros[:padding(len(s))]...)
-}
-
 func (narFramer) Begin(b []byte, h *Header) []byte {
 	if h.Path == "/" {
-		b = appendStr(b, Magic)
+		b = appendString(b, Magic)
 	} else {
-		b = appendStr(b, "entry")
-		b = appendStr(b, "(")
-		b = appendStr(b, "name")
-		b = appendStr(b, path.Base(h.Path))
-		b = appendStr(b, "node")
+		b = appendString(b, "entry")
+		b = appendString(b, "(")
+		b = appendString(b, "name")
+		b = appendString(b, path.Base(h.Path))
+		b = appendString(b, "node")
 	}
-	b = appendStr(b, "(")
-	b = appendStr(b, "type")
-	b = appendStr(b, h.Type.String())
+	b = appendString(b, "(")
+	b = appendString(b, "type")
+	b = appendString(b, h.Type.String())
 	switch h.Type {
 	case TypeRegular:
 		if h.Executable {
-			b = appendStr(b, "executable")
-			b = appendStr(b, "")
+			b = appendString(b, "executable")
+			b = appendString(b, "")
 		}
-		b = appendStr(b, "contents")
+		b = appendString(b, "contents")
 		b = binary.LittleEndian.AppendUint64(b, uint64(h.Size))
 	case TypeSymlink:
-		b = appendStr(b, "target")
-		b = appendStr(b, h.LinkTarget)
+		b = appendString(b, "target")
+		b = appendString(b, h.LinkTarget)
 	}
 	return b
 }
@@ -63,9 +57,9 @@ func (narFramer) End(b []byte, h *Header) []byte {
 	if h.Type == TypeRegular {
 		b = append(b, zeros[:padding(int(h.Size%8))]...)
 	}
-	b = appendStr(b, ")")
+	b = appendString(b, ")")
 	if h.Path != "/" {
-		b = appendStr(b, ")")
+		b = appendString(b, ")")
 	}
 	return b
 }

@@ -36,17 +36,9 @@ func NewWriter(w io.Writer) *Writer {
 	return nw
 }
 
-var zeros [8]byte
-
-func padding(n int) int { return (8 - n%8) % 8 }
-
 func (w *Writer) u64(n uint64) { w.buf = binary.LittleEndian.AppendUint64(w.buf, n) }
 
-func (w *Writer) str(s string) {
-	w.u64(uint64(len(s)))
-	w.buf = append(w.buf, s...)
-	w.buf = append(w.buf, zeros[:padding(len(s))]...)
-}
+func (w *Writer) str(s string) { w.buf = appendString(w.buf, s) }
 
 func (w *Writer) flush() error {
 	if w.err != nil {
