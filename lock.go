@@ -12,6 +12,7 @@ import (
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/atomicfile"
 )
 
 // Lock is what storepack.lock holds: for each export and system the
@@ -87,11 +88,7 @@ func WriteLock(o Options) (string, error) {
 	}
 	data = append(data, '\n')
 	p := lockPath(o)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return "", err
-	}
-	return p, os.Rename(tmp, p)
+	return p, atomicfile.WriteFile(p, data, 0o644)
 }
 
 // Verify rebuilds every export into a temporary folder and compares the

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
@@ -285,7 +286,7 @@ func writeCacheInfo(dir string, storeDir store.Dir, write bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return true, writeFileAtomic(file, text)
+	return true, atomicfile.WriteFile(file, text, 0o644)
 }
 
 // pendingItem is an item whose NAR file is in place (or whose narinfo
@@ -387,17 +388,11 @@ func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
 // file of that name, hence those bytes, was already there).
 func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
 	narDir := filepath.Join(dir, "nar")
-	tmp, err := os.CreateTemp(narDir, ".tmp-"+it.Path.HashPart()+"-*")
+	tmp, err := atomicfile.CreateIn(narDir, ".tmp-"+it.Path.HashPart()+"-*", "", 0o644)
 	if err != nil {
 		return nil, false, fmt.Errorf("binary cache: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	fileHash := sha256.New()
 	file := &counter{w: io.MultiWriter(tmp, fileHash)}
 	buf := bufio.NewWriterSize(file, 1<<20)
@@ -441,19 +436,9 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.n {
 		return ni, false, nil // named by its hash: the same bytes are there
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.CommitAs(final); err != nil {
 		return nil, false, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return nil, false, err
-	}
-	ok = true
 	return ni, true, nil
 }
 
@@ -481,69 +466,21 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeFileNew writes data to file, which must not exist, through a
-// temporary file linked into place (a link, unlike a rename, never
-// replaces a file that appeared meanwhile). created is false, and nothing
-// is written, when file exists.
+// writeFileNew writes data to file, which must not exist (a link, unlike a
+// rename, never replaces a file that appeared meanwhile: see
+// atomicfile.CommitNew). created is false, and nothing is written, when
+// file exists.
 func writeFileNew(file string, data []byte) (created bool, err error) {
 	if _, err := os.Lstat(file); err == nil {
 		return false, nil
 	}
-	tmp, err := writeTemp(file, data)
+	f, err := atomicfile.Create(file, 0o644)
 	if err != nil {
+		return false, fmt.Errorf("binary cache: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
 		return false, err
 	}
-	defer os.Remove(tmp)
-	err = os.Link(tmp, file)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrExist):
-		return false, nil
-	}
-	// No hard links on this file system: rename, having checked above.
-	if err := os.Rename(tmp, file); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// writeFileAtomic writes data to file through a temporary file in the same
-// folder, renamed into place.
-func writeFileAtomic(file string, data []byte) error {
-	tmp, err := writeTemp(file, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// writeTemp writes data to a new temporary file next to file, synced and
-// readable by all (0644), and returns its name.
-func writeTemp(file string, data []byte) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("binary cache: %w", err)
-	}
-	err = func() error {
-		if _, err := tmp.Write(data); err != nil {
-			return err
-		}
-		if err := tmp.Chmod(0o644); err != nil {
-			return err
-		}
-		return tmp.Sync()
-	}()
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	return tmp.Name(), nil
+	return f.CommitNew()
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
 )
@@ -148,40 +149,24 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
 		return File{}, fmt.Errorf("%s: a folder is in the way of the output file (remove it)", final)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	tmp, err := atomicfile.Create(final, 0o644)
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	// The file is written and hashed in two goroutines of their own
 	// (atomicFile), so that neither holds up fill.
-	af := newAtomicFile(tmp)
+	af := newAtomicFile(tmp.File)
 	err = fill(af)
 	if ferr := af.close(); err == nil {
 		err = ferr
 	}
+	if err == nil {
+		err = tmp.Commit()
+	}
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
-	}
-	ok = true
 	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(af.sum()), Size: af.n}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/nar"
 )
@@ -379,7 +380,7 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Co
 	}
 	blobs = append(blobs, ociFile{"oci-layout", []byte(LayoutVersion)}, ociFile{"index.json", index})
 	for _, b := range blobs {
-		if err := writeSynced(filepath.Join(dir, filepath.FromSlash(b.name)), b.data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, filepath.FromSlash(b.name)), b.data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -389,39 +390,14 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Co
 	return syncDir(dir)
 }
 
-// writeSynced writes a small file, mode 0644, and syncs it.
-func writeSynced(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return nil
-}
-
 // writeBlobFile writes a blob through fill into a temporary file in
 // blobDir, synced, then renamed to the hex of the digest fill returns.
 func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) error {
-	tmp, err := os.CreateTemp(blobDir, ".blob-*")
+	tmp, err := atomicfile.CreateIn(blobDir, ".blob-*", "", 0o644)
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	fo := newFanout(tmp)
 	d, err := fill(fo)
 	if ferr := fo.Close(); err == nil && ferr != nil {
@@ -430,20 +406,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(blobDir, d.Encoded())); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return tmp.CommitAs(filepath.Join(blobDir, d.Encoded()))
 }
 
 // writeOCIDir writes e as a layout folder rel inside outDir: built in a

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/storepack/storepack/internal/atomicfile"
 )
 
 // Environment variables the cache reads.
@@ -172,27 +173,13 @@ func (c *Cache) Put(r Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("layer cache: %w", err)
 	}
-	return writeRename(filepath.Dir(p), p, b)
+	return put(p, b)
 }
 
-// writeRename writes b to a temporary file in dir and renames it to p.
-func writeRename(dir, p string, b []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("layer cache: %w", err)
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+// put writes b to p atomically. The cache's files are not synced: a crash
+// loses at most some of them, which the next export makes again.
+func put(p string, b []byte) error {
+	if err := atomicfile.WriteFile(p, b, 0o644, atomicfile.NoSync); err != nil {
 		return fmt.Errorf("layer cache: %w", err)
 	}
 	return nil
@@ -231,7 +218,7 @@ func (c *Cache) PutState(k Key, state []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("layer cache: %w", err)
 	}
-	return writeRename(filepath.Dir(p), p, state)
+	return put(p, state)
 }
 
 // BlobPath is where the blob of digest d is kept.
@@ -261,48 +248,39 @@ func (c *Cache) Blob(d digest.Digest, size int64) (string, bool) {
 // BlobWriter is a blob being added to the cache: a temporary file in the
 // blob folder.
 type BlobWriter struct {
-	*os.File
+	f *atomicfile.File
 	c *Cache
 }
 
 // NewBlob starts a blob. Write its bytes, then Commit or Abort.
 func (c *Cache) NewBlob() (*BlobWriter, error) {
-	f, err := os.CreateTemp(c.blobDir(), ".tmp-*")
+	f, err := atomicfile.CreateIn(c.blobDir(), ".tmp-*", "", 0o444)
 	if err != nil {
 		return nil, fmt.Errorf("layer cache: %w", err)
 	}
-	return &BlobWriter{File: f, c: c}, nil
+	return &BlobWriter{f: f, c: c}, nil
 }
 
+// Write writes the blob's bytes.
+func (b *BlobWriter) Write(p []byte) (int, error) { return b.f.Write(p) }
+
+// ReadFrom writes what r reads into the blob.
+func (b *BlobWriter) ReadFrom(r io.Reader) (int64, error) { return b.f.ReadFrom(r) }
+
 // Abort removes the temporary file.
-func (b *BlobWriter) Abort() {
-	b.File.Close()
-	os.Remove(b.File.Name())
-}
+func (b *BlobWriter) Abort() { b.f.Abort() }
 
 // Commit syncs the blob, makes it read-only and renames it to its digest
 // d, whose hashing the caller did while writing. It returns the blob's
 // path.
 func (b *BlobWriter) Commit(d digest.Digest) (string, error) {
-	fail := func(err error) (string, error) {
+	if err := d.Validate(); err != nil {
 		b.Abort()
 		return "", fmt.Errorf("layer cache: blob %s: %w", d, err)
 	}
-	if err := d.Validate(); err != nil {
-		return fail(err)
-	}
-	if err := b.File.Chmod(0o444); err != nil {
-		return fail(err)
-	}
-	if err := b.File.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := b.File.Close(); err != nil {
-		return fail(err)
-	}
 	p := b.c.BlobPath(d)
-	if err := os.Rename(b.File.Name(), p); err != nil {
-		return fail(err)
+	if err := b.f.CommitAs(p); err != nil {
+		return "", fmt.Errorf("layer cache: blob %s: %w", d, err)
 	}
 	return p, nil
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/storepack/storepack/internal/atomicfile"
 )
 
 // signatureSize is the size of an ed25519 signature.
@@ -239,20 +241,20 @@ func WriteKeyFiles(name, secretFile, publicFile string) error {
 	return nil
 }
 
-// writeNew writes a file that must not exist yet, with mode perm.
+// writeNew writes a file that must not exist yet, with mode perm: never
+// in part (see atomicfile.CommitNew).
 func writeNew(file, content string, perm os.FileMode) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := atomicfile.Create(file, perm)
 	if err != nil {
 		return err
 	}
 	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		os.Remove(file)
+		f.Abort()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(file)
-		return err
+	created, err := f.CommitNew()
+	if err == nil && !created {
+		err = &os.PathError{Op: "create", Path: file, Err: os.ErrExist}
 	}
-	return nil
+	return err
 }

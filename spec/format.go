@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/storepack/storepack/internal/atomicfile"
 )
 
 // Format rewrites each of files (or, when files is empty, every *.hcl file
@@ -53,12 +54,7 @@ func Format(dir string, files []string, check bool) ([]string, hcl.Diagnostics, 
 		if err != nil {
 			return changed, diags, err
 		}
-		tmp := f + ".fmt-tmp"
-		if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
-			return changed, diags, err
-		}
-		if err := os.Rename(tmp, f); err != nil {
-			os.Remove(tmp)
+		if err := atomicfile.WriteFile(f, out, fi.Mode().Perm()); err != nil {
 			return changed, diags, fmt.Errorf("%s: %w", f, err)
 		}
 	}
