@@ -42,7 +42,7 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 	for _, e := range plan.Exports {
 		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}
 		for _, s := range e.Systems {
-			le.Systems = append(le.Systems, LockSystem{System: s.Name, ClosureDigest: s.ClosureDigest})
+			le.Systems = append(le.Systems, LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)})
 		}
 		for _, f := range files {
 			if f.Export == e.Name {
@@ -67,7 +67,7 @@ func build(o Options) (*Lock, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	files, err := export.Write(plan, tmp)
+	files, err := export.Write(plan, tmp, export.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -148,21 +148,15 @@ func selectExports(sp *spec.Spec, names []string) error {
 }
 
 // Plan loads the spec and evaluates it into a plan, with the digests of
-// every image layer and config (which means reading every store file of
-// the images); nothing is written.
-func Plan(o Options) (*gen.Plan, error) {
+// every image layer, config and manifest (which means reading every store
+// file of the images, but those of layers the cache has records of);
+// nothing is written.
+func Plan(o Options) (*export.Description, error) {
 	plan, err := plan(o)
 	if err != nil {
 		return nil, err
 	}
-	for i := range plan.Exports {
-		if e := &plan.Exports[i]; e.Systems[0].Image != nil {
-			if err := export.DigestLayersWith(e, exportOptions(o)); err != nil {
-				return nil, fmt.Errorf("export %q: %w", e.Name, err)
-			}
-		}
-	}
-	return plan, nil
+	return export.Describe(plan, exportOptions(o))
 }
 
 // plan is Plan without the layer digests, which writing the archives
@@ -190,7 +184,7 @@ func Export(o Options) ([]export.File, error) {
 	}
 	eo := exportOptions(o)
 	eo.Progress = o.Progress
-	return export.WriteWith(p, o.OutDir, eo)
+	return export.Write(p, o.OutDir, eo)
 }
 
 // exportOptions opens the layer cache unless o turns it off. A cache that
@@ -222,7 +216,7 @@ func lockPath(o Options) string { return filepath.Join(o.SpecDir, LockFile) }
 
 // WritePlan prints plan as indented JSON: what `storepack plan` and
 // `mage plan` print and golden files hold.
-func WritePlan(w io.Writer, plan *gen.Plan) error {
+func WritePlan(w io.Writer, plan *export.Description) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)

@@ -122,7 +122,7 @@ func TestFailedExportKeepsPreviousOutput(t *testing.T) {
 	plan, err := Plan(o)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, "app", "run.sh"), []byte("exec something else entirely\n"), 0o755))
-	if _, err := export.Write(plan, out); err == nil {
+	if _, err := export.Write(plan.Plan, out, export.Options{}); err == nil {
 		t.Fatal("export of a source that changed after planning succeeded")
 	} else if !strings.Contains(err.Error(), "run.sh") && !strings.Contains(err.Error(), filepath.Join(dir, "app")) {
 		t.Errorf("error does not name the changed source: %v", err)

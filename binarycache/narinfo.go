@@ -2,7 +2,6 @@ package binarycache
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -13,35 +12,6 @@ import (
 	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
 )
-
-// Hash is a sha256 digest, written "sha256:<Nix base32>" as narinfo files
-// and Nix's fingerprints write it.
-type Hash [32]byte
-
-// String gives h as "sha256:<Nix base32>".
-func (h Hash) String() string { return "sha256:" + store.Encode32(h[:]) }
-
-// Hex gives h in lower-case hexadecimal, without a prefix.
-func (h Hash) Hex() string { return hex.EncodeToString(h[:]) }
-
-// ParseHash reads "sha256:<52 Nix base32 digits>", the only form narinfo
-// files written by Nix hold.
-func ParseHash(s string) (Hash, error) {
-	var h Hash
-	digits, ok := strings.CutPrefix(s, "sha256:")
-	if !ok {
-		return h, fmt.Errorf("hash %q does not start with sha256:", s)
-	}
-	if len(digits) != store.EncodedLen32(len(h)) {
-		return h, fmt.Errorf("hash %q is not sha256:<%d Nix base32 digits>", s, store.EncodedLen32(len(h)))
-	}
-	b, err := store.Decode32(digits)
-	if err != nil {
-		return h, fmt.Errorf("hash %q: %w", s, err)
-	}
-	copy(h[:], b)
-	return h, nil
-}
 
 // Compressions a cache's NARs may have, as the Compression field and the
 // compression option write them.
@@ -82,10 +52,10 @@ type NarInfo struct {
 	// Compression is the NAR file's compression: xz, zstd, none, ...
 	Compression string
 	// FileHash and FileSize are the sha256 and size of the NAR file.
-	FileHash Hash
+	FileHash store.Hash
 	FileSize int64
 	// NarHash and NarSize are the sha256 and size of the NAR itself.
-	NarHash Hash
+	NarHash store.Hash
 	NarSize int64
 	// References are the items it refers to, full paths, sorted (the file
 	// holds their base names).
@@ -108,7 +78,7 @@ func (n *NarInfo) Fingerprint() string {
 // Fingerprint is the text a binary cache signature signs:
 // "1;<path>;sha256:<nix32 NAR hash>;<NAR size>;<refs>", the references
 // being full store paths, sorted, joined by commas.
-func Fingerprint(p store.Path, narHash Hash, narSize int64, refs []store.Path) string {
+func Fingerprint(p store.Path, narHash store.Hash, narSize int64, refs []store.Path) string {
 	sorted := slices.Clone(refs)
 	slices.Sort(sorted)
 	var b strings.Builder
@@ -323,9 +293,9 @@ func ParseNarInfo(data []byte) (*NarInfo, error) {
 	n.Compression = values["Compression"]
 	for _, h := range []struct {
 		k   string
-		dst *Hash
+		dst *store.Hash
 	}{{"FileHash", &n.FileHash}, {"NarHash", &n.NarHash}} {
-		if *h.dst, err = ParseHash(values[h.k]); err != nil {
+		if *h.dst, err = store.ParseHash(values[h.k]); err != nil {
 			return nil, at(h.k, fmt.Errorf("%s: %w", h.k, err))
 		}
 	}

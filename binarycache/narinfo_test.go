@@ -17,7 +17,7 @@ func testPath(dir store.Dir, seed, name string) store.Path {
 	return dir.Join(store.Encode32(sum[:20]) + "-" + name)
 }
 
-func testHash(seed string) Hash { return Hash(sha256.Sum256([]byte(seed))) }
+func testHash(seed string) store.Hash { return store.Hash(sha256.Sum256([]byte(seed))) }
 
 // sampleNarInfo is a narinfo with every field set.
 func sampleNarInfo() *NarInfo {

@@ -118,7 +118,7 @@ func storeItems(t *testing.T, layout nixtest.Layout, root string) []Item {
 			t.Fatalf("%s: the database records no NAR hash", p)
 		}
 		items = append(items, Item{
-			Path: p, NarHash: Hash(info.NarHash), NarSize: info.NarSize,
+			Path: p, NarHash: store.Hash(info.NarHash), NarSize: info.NarSize,
 			References: info.References, Deriver: info.Deriver, FSPath: st.FSPath(p),
 		})
 	}

@@ -27,7 +27,7 @@ type Item struct {
 	Path store.Path
 	// NarHash and NarSize are those of its NAR serialisation, as the
 	// store records them; Write checks the NAR it makes against them.
-	NarHash Hash
+	NarHash store.Hash
 	NarSize int64
 	// References are the items it refers to (full paths, itself included
 	// when it refers to itself).
@@ -449,7 +449,7 @@ func sortedRefs(refs []store.Path) []store.Path {
 	return slices.Compact(out)
 }
 
-func sum(h hash.Hash) (out Hash) {
+func sum(h hash.Hash) (out store.Hash) {
 	h.Sum(out[:0])
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -28,11 +29,11 @@ func BenchmarkWriteDocker(b *testing.B) {
 	if _, err := os.Stat(tree); err != nil {
 		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
 	}
-	p := fakeStorePath("/nix/store", "bench-tree")
+	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
-		Closure: []gen.Item{{Path: p, FSPath: tree, NarHash: "sha256:x", References: []store.Path{}}}}
+		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
 	e := &spec.Export{Name: "bench", Format: format.Docker, Image: spec.Image{Symlinks: map[string]string{}}}
-	img, err := gen.PlanImage(e, sys, fixedEnv(""))
+	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func BenchmarkWriteDocker(b *testing.B) {
 		}
 		h := sha256.New()
 		bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-		if err := WriteDocker(bw, ge); err != nil {
+		if _, err := writeDocker(bw, ge, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 		bw.Flush()
@@ -74,7 +75,7 @@ func BenchmarkDockerReexport(b *testing.B) {
 	if _, err := os.Stat(tree); err != nil {
 		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
 	}
-	big := fakeStorePath("/nix/store", "bench-tree")
+	big := fixture.StorePath("/nix/store", "bench-tree")
 	appDir := b.TempDir()
 	plan := func(run int) *gen.Export {
 		if err := os.WriteFile(filepath.Join(appDir, "version"), []byte(strconv.Itoa(run)), 0o644); err != nil {
@@ -84,11 +85,11 @@ func BenchmarkDockerReexport(b *testing.B) {
 		app := store.Dir("/nix/store").Join(store.Encode32(sum[:20]) + "-app")
 		sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{big, app}, ClosureDigest: "sha256:00000000000000000000",
 			Closure: []gen.Item{
-				{Path: big, FSPath: tree, NarHash: "sha256:bench-tree", References: []store.Path{}},
-				{Path: app, FSPath: appDir, NarHash: "sha256:app-" + strconv.Itoa(run), References: []store.Path{}, Source: "app"},
+				{Path: big, FSPath: tree, NarHash: sha256.Sum256([]byte("bench-tree")), References: []store.Path{}},
+				{Path: app, FSPath: appDir, NarHash: sha256.Sum256([]byte("app-" + strconv.Itoa(run))), References: []store.Path{}, Source: "app"},
 			}}
 		e := &spec.Export{Name: "bench", Format: format.Docker, Output: "bench.tar", Image: spec.Image{Symlinks: map[string]string{}}}
-		img, err := gen.PlanImage(e, sys, fixedEnv(""))
+		img, err := gen.PlanImage(e, sys)
 		if err != nil {
 			b.Fatal(err)
 		}

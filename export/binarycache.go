@@ -44,17 +44,13 @@ func writeBinaryCache(e *gen.Export, outDir string, count nar.Counter) ([]File, 
 	var items []binarycache.Item
 	for _, sys := range e.Systems {
 		for _, it := range sys.Closure {
-			h, err := binarycache.ParseHash(it.NarHash)
-			if err != nil {
-				return fail(fmt.Errorf("%s: %w", it.Path, err))
-			}
 			bi := binarycache.Item{
-				Path: it.Path, NarHash: h, NarSize: it.NarSize,
+				Path: it.Path, NarHash: it.NarHash, NarSize: it.NarSize,
 				References: it.References, Deriver: it.Deriver, FSPath: it.FSPath,
 			}
 			if it.Source != "" {
 				// Added like `nix-store --add`: recursive sha256.
-				bi.CA = "fixed:r:" + it.NarHash
+				bi.CA = "fixed:r:" + it.NarHash.String()
 			}
 			items = append(items, bi)
 		}

@@ -37,7 +37,7 @@ func cacheTestExport(t *testing.T) *gen.Export {
 		if refs == nil {
 			refs = []store.Path{}
 		}
-		return gen.Item{Path: p, NarHash: "sha256:" + store.Encode32(h[:]), NarSize: n, References: refs, Source: source, FSPath: fsPath}
+		return gen.Item{Path: p, NarHash: h, NarSize: n, References: refs, Source: source, FSPath: fsPath}
 	}
 	lib := item("0g4mxq27cgsyzdn0kbvhv2hzb2v3c8nb-lib", "lib\n", nil, "lib")
 	app1 := item("1c1jw4yzqr8n5lyc7p4ahiq5bbxidrs0-app-x86_64", "app "+string(lib.Path)+"\n", []store.Path{lib.Path}, "")
@@ -143,7 +143,7 @@ func TestWriteCacheErrors(t *testing.T) {
 		{"missing key", t.TempDir(), func(e *gen.Export) { e.SignKey = "/nonexistent/key" }, []string{`export "cache"`, "/nonexistent/key"}},
 		{"public key as secret", t.TempDir(), func(e *gen.Export) { e.SignKey = pubOnly }, []string{pubOnly, "is a public key"}},
 		{"unwritable output", notDir, nil, []string{"binary cache folder", notDir, "not a directory"}},
-		{"bad NAR hash", t.TempDir(), func(e *gen.Export) { e.Systems[0].Closure[0].NarHash = "sha256:00" }, []string{"sha256:00"}},
+		{"wrong NAR hash", t.TempDir(), func(e *gen.Export) { e.Systems[0].Closure[1].NarHash = store.Hash{} }, []string{store.Hash{}.String(), "changed since the plan was made"}},
 		{"bad compression", t.TempDir(), func(e *gen.Export) { e.Compression = "gzip" }, []string{`unknown compression "gzip"`}},
 		{"nothing to write", t.TempDir(), func(e *gen.Export) { e.Systems = nil }, []string{"no store items"}},
 	}

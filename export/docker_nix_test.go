@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
@@ -20,10 +21,14 @@ import (
 // `nix-store -q` reports it, and plans its image, entry point bin/hello.
 func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen.Export {
 	t.Helper()
-	sys := gen.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: "sha256:" + strings.Repeat("0", 64)}
+	sys := gen.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: digest.Digest("sha256:" + strings.Repeat("0", 64))}
 	for _, p := range c.Paths(t) {
 		it := gen.Item{Path: store.Path(p), FSPath: p, References: []store.Path{}}
-		it.NarHash = strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--hash", p)))
+		h, err := store.ParseHash(strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--hash", p))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		it.NarHash = h
 		for _, r := range c.Lines(t, "nix-store", "-q", "--references", p) {
 			it.References = append(it.References, store.Path(r))
 		}
@@ -34,7 +39,7 @@ func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen
 		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 		Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, MaxLayers: maxLayers},
 	}
-	img, err := gen.PlanImage(e, &sys, fixedEnv(""))
+	img, err := gen.PlanImage(e, &sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +59,7 @@ func TestDockerNixClosure(t *testing.T) {
 			tag := "localhost/storepack-nixtest-" + c.Layout.String() + ":" + strings.Repeat("m", maxLayers+1)
 			e := nixSystem(t, c, tag, maxLayers)
 			sys := &e.Systems[0]
-			file := writeDockerFile(t, e)
+			file, _ := writeDockerFile(t, e)
 
 			var got struct {
 				Architecture, Os string

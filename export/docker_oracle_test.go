@@ -12,6 +12,8 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -27,14 +29,14 @@ const runnableOutput = "hello from storepack"
 
 // runnableItems is a closure whose entry point prints runnableOutput and
 // checks the image's /tmp and /bin.
-func runnableItems(t testing.TB) []fixtureItem {
+func runnableItems(t testing.TB) []fixture.Item {
 	bb := oracle.Require(t, "busybox")
 	if resolved, err := filepath.EvalSymlinks(bb); err == nil {
 		bb = resolved
 	}
-	return []fixtureItem{
-		{name: "busybox-static", files: map[string]string{"bin/busybox": "copy:" + bb}},
-		{name: "hello-script", refs: []string{"busybox-static"}, files: map[string]string{
+	return []fixture.Item{
+		{Name: "busybox-static", Files: map[string]string{"bin/busybox": "copy:" + bb}},
+		{Name: "hello-script", Refs: []string{"busybox-static"}, Files: map[string]string{
 			"bin/hello": "x:#!@busybox-static@/bin/busybox sh\n" +
 				"test -d /tmp -a -w /tmp || exit 3\n" +
 				"echo " + runnableOutput + " \"$@\"\n",
@@ -44,10 +46,10 @@ func runnableItems(t testing.TB) []fixtureItem {
 }
 
 // runnableExport plans an image of the runnable closure in dir.
-func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, systems ...string) (*gen.Export, *storeFixture) {
+func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, systems ...string) (*gen.Export, *fixture.Store) {
 	t.Helper()
-	f := writeStore(t, dir, "", runnableItems(t))
-	hello := string(f.byNam["hello-script"])
+	f := fixture.Write(t, dir, "", runnableItems(t))
+	hello := string(f.ByName["hello-script"])
 	e := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{
 		Tag:        tag,
 		Entrypoint: []string{hello + "/bin/hello"},
@@ -55,23 +57,25 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 		Env:        map[string]string{"LANG": "C.UTF-8"},
 		Labels:     map[string]string{"org.example.test": "yes"},
 		MaxLayers:  maxLayers,
-		Symlinks:   map[string]string{"/bin": string(f.byNam["busybox-static"]) + "/bin"},
+		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
 	}}
 	out := &gen.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
-		out.Systems = append(out.Systems, *f.system(t, s, e, fixedEnv(""), "hello-script"))
+		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))
 	}
 	return out, f
 }
 
-// writeDockerFile writes e to a file in a temporary folder.
-func writeDockerFile(t testing.TB, e *gen.Export) string {
+// writeDockerFile writes e to a file in a temporary folder and returns
+// its path and the images.
+func writeDockerFile(t testing.TB, e *gen.Export) (string, []*image.Image) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image.tar")
-	if err := os.WriteFile(p, writeDockerBytes(t, e), 0o644); err != nil {
+	b, imgs := writeDockerBytes(t, e)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, imgs
 }
 
 func run(t testing.TB, name string, args ...string) []byte {
@@ -101,8 +105,8 @@ func TestDockerSkopeoInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := runnableExport(t, tt.dir, "localhost/runnable:1.0", tt.maxLayers, tt.systems...)
-			file := writeDockerFile(t, e)
-			for _, sys := range e.Systems {
+			file, imgs := writeDockerFile(t, e)
+			for j, sys := range e.Systems {
 				img := sys.Image
 				ref := "docker-archive:" + file
 				if len(e.Systems) > 1 {
@@ -125,8 +129,8 @@ func TestDockerSkopeoInspect(t *testing.T) {
 					t.Errorf("%s: %d layers, want %d", sys.Name, len(got.Layers), len(img.Layers))
 				}
 				for i := range got.Layers {
-					if i < len(img.Layers) && got.Layers[i] != string(img.Layers[i].DiffID) {
-						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, got.Layers[i], img.Layers[i].DiffID)
+					if i < len(img.Layers) && got.Layers[i] != string(imgs[j].Blobs[i].DiffID) {
+						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, got.Layers[i], imgs[j].Blobs[i].DiffID)
 					}
 				}
 				var cfg struct {
@@ -135,7 +139,7 @@ func TestDockerSkopeoInspect(t *testing.T) {
 				if err := json.Unmarshal(run(t, skopeo, "inspect", "--config", ref), &cfg); err != nil {
 					t.Fatal(err)
 				}
-				if strings.Join(cfg.Config.Entrypoint, " ") != strings.Join(img.Config.Config.Entrypoint, " ") ||
+				if strings.Join(cfg.Config.Entrypoint, " ") != strings.Join(img.Config.Entrypoint, " ") ||
 					strings.Join(cfg.Config.Cmd, " ") != "from cmd" || strings.Join(cfg.Config.Env, " ") != "LANG=C.UTF-8" {
 					t.Errorf("%s: config %+v", sys.Name, cfg.Config)
 				}
@@ -160,7 +164,7 @@ func TestDockerPodmanRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tag := "localhost/storepack-test-podman:" + string(rune('a'+i))
 			e, _ := runnableExport(t, tt.dir, tag, tt.maxLayers, "x86_64-linux")
-			file := writeDockerFile(t, e)
+			file, _ := writeDockerFile(t, e)
 			run(t, podman, "load", "-i", file)
 			defer exec.Command(podman, "rmi", "-f", tag).Run()
 			out := strings.TrimSpace(string(run(t, podman, "run", "--rm", "--network", "none", tag)))
@@ -183,16 +187,16 @@ func TestDockerUmociUnpack(t *testing.T) {
 		t.Run(string(dir), func(t *testing.T) {
 			e, f := runnableExport(t, dir, "localhost/runnable:1.0", 0, "x86_64-linux")
 			// The hello fixture adds hard links, long and non-ASCII names.
-			more := writeStore(t, dir, f.root, helloItems())
-			e.Systems[0].Closure = append(e.Systems[0].Closure, more.items...)
+			more := fixture.Write(t, dir, f.Root, fixture.Hello())
+			e.Systems[0].Closure = append(e.Systems[0].Closure, more.Items...)
 			sys := &e.Systems[0]
 			spe := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{Tag: "localhost/runnable:1.0"}}
-			img, err := gen.PlanImage(spe, sys, fixedEnv(""))
+			img, err := gen.PlanImage(spe, sys)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sys.Image = img
-			file := writeDockerFile(t, e)
+			file, _ := writeDockerFile(t, e)
 			tmp := t.TempDir()
 			layout, bundle := filepath.Join(tmp, "oci"), filepath.Join(tmp, "bundle")
 			run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":test")

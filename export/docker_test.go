@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -87,93 +90,88 @@ var dockerCases = []dockerCase{
 
 // build plans c as a docker export (output hello.tar) over a fixture
 // written below root (a new temporary folder when empty).
-func (c dockerCase) build(t testing.TB, root string, getenv func(string) string) *gen.Export {
+func (c dockerCase) build(t testing.TB, root string) *gen.Export {
 	t.Helper()
-	e := buildImages(t, c, format.Docker, "", root, getenv)
+	e := buildImages(t, c, format.Docker, "", root)
 	e.Output = "hello.tar"
 	return e
 }
 
-func expandAll(ss []string, byName map[string]store.Path) []string {
-	if ss == nil {
-		return nil
-	}
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = expand(s, byName)
-	}
-	return out
-}
-
-// writeDockerBytes writes e as a docker archive in memory.
-func writeDockerBytes(t testing.TB, e *gen.Export) []byte {
+// writeDockerBytes writes e as a docker archive in memory and returns it
+// and its images.
+func writeDockerBytes(t testing.TB, e *gen.Export) ([]byte, []*image.Image) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := WriteDocker(&buf, e); err != nil {
+	imgs, err := writeDocker(&buf, e, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return buf.Bytes(), imgs
 }
 
 // archive is a docker archive read back: files by name, in order.
 type archive struct {
 	names   []string
-	entries map[string]tarEntry
+	entries map[string]fixture.TarEntry
 }
 
 func readArchive(t testing.TB, b []byte) *archive {
 	t.Helper()
-	a := &archive{entries: map[string]tarEntry{}}
-	for _, e := range readTar(t, b) {
-		if _, dup := a.entries[e.hdr.Name]; dup {
-			t.Errorf("%s twice in the archive", e.hdr.Name)
+	a := &archive{entries: map[string]fixture.TarEntry{}}
+	for _, e := range fixture.ReadTar(t, b) {
+		if _, dup := a.entries[e.Hdr.Name]; dup {
+			t.Errorf("%s twice in the archive", e.Hdr.Name)
 		}
-		a.names = append(a.names, e.hdr.Name)
-		a.entries[e.hdr.Name] = e
+		a.names = append(a.names, e.Hdr.Name)
+		a.entries[e.Hdr.Name] = e
 	}
 	return a
 }
 
-// checkArchive verifies what any docker archive of ours must satisfy and
-// returns its manifest and configs.
-func checkArchive(t testing.TB, e *gen.Export, a *archive) ([]gen.ManifestEntry, []ocispec.Image) {
+// checkArchive verifies what any docker archive of ours must satisfy,
+// with imgs the images its writer returned, and returns its manifest and
+// configs.
+func checkArchive(t testing.TB, e *gen.Export, imgs []*image.Image, a *archive) ([]image.DockerEntry, []ocispec.Image) {
 	t.Helper()
-	var manifest []gen.ManifestEntry
-	if err := json.Unmarshal(a.entries["manifest.json"].data, &manifest); err != nil {
+	var manifest []image.DockerEntry
+	if err := json.Unmarshal(a.entries["manifest.json"].Data, &manifest); err != nil {
 		t.Fatalf("manifest.json: %v", err)
 	}
 	if len(manifest) != len(e.Systems) {
 		t.Fatalf("manifest.json has %d images, want %d", len(manifest), len(e.Systems))
 	}
 	var configs []ocispec.Image
+	if len(imgs) != len(e.Systems) {
+		t.Fatalf("the writer returned %d images for %d systems", len(imgs), len(e.Systems))
+	}
 	for i, m := range manifest {
-		img := e.Systems[i].Image
-		raw := a.entries[m.Config].data
+		img := imgs[i]
+		raw := a.entries[m.Config].Data
 		if m.Config != digest.FromBytes(raw).Encoded()+".json" {
 			t.Errorf("config %s hashes to %s", m.Config, digest.FromBytes(raw))
 		}
-		if want, _ := img.ConfigJSON(); !bytes.Equal(raw, want) || img.ConfigDigest != digest.FromBytes(raw) {
-			t.Errorf("config %s differs from the plan's", m.Config)
+		if !bytes.Equal(raw, img.Config) || img.ConfigDigest != digest.FromBytes(raw) {
+			t.Errorf("config %s differs from the image's the writer returned", m.Config)
 		}
 		var cfg ocispec.Image
 		if err := json.Unmarshal(raw, &cfg); err != nil {
 			t.Fatal(err)
 		}
 		configs = append(configs, cfg)
-		if len(m.Layers) != len(cfg.RootFS.DiffIDs) || len(m.Layers) != len(cfg.History) || len(m.Layers) != len(img.Layers) {
-			t.Errorf("image %d: %d layers, %d diff ids, %d history entries, %d planned", i, len(m.Layers), len(cfg.RootFS.DiffIDs), len(cfg.History), len(img.Layers))
+		if len(m.Layers) != len(cfg.RootFS.DiffIDs) || len(m.Layers) != len(cfg.History) || len(m.Layers) != len(img.Blobs) {
+			t.Errorf("image %d: %d layers, %d diff ids, %d history entries, %d written", i, len(m.Layers), len(cfg.RootFS.DiffIDs), len(cfg.History), len(img.Blobs))
 			continue
 		}
 		for j, l := range m.Layers {
-			data := a.entries[l].data
-			if got := digest.FromBytes(data); got != cfg.RootFS.DiffIDs[j] || got != img.Layers[j].DiffID || int64(len(data)) != img.Layers[j].Size {
-				t.Errorf("%s: digest %s size %d; config says %s, plan %s %d", l, got, len(data), cfg.RootFS.DiffIDs[j], img.Layers[j].DiffID, img.Layers[j].Size)
+			data := a.entries[l].Data
+			if got := digest.FromBytes(data); got != cfg.RootFS.DiffIDs[j] || got != img.Blobs[j].DiffID || int64(len(data)) != img.Blobs[j].Size {
+				t.Errorf("%s: digest %s size %d; config says %s, the writer %s %d", l, got, len(data), cfg.RootFS.DiffIDs[j], img.Blobs[j].DiffID, img.Blobs[j].Size)
 			}
 		}
 	}
-	mtime := e.Systems[0].Image.MTime
+	mtime := e.Systems[0].Image.MTime()
 	for _, n := range a.names {
-		h := a.entries[n].hdr
+		h := a.entries[n].Hdr
 		if h.ModTime.Unix() != mtime || h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" {
 			t.Errorf("%s: mtime %v owner %d:%d %q:%q", n, h.ModTime, h.Uid, h.Gid, h.Uname, h.Gname)
 		}
@@ -188,37 +186,38 @@ func checkArchive(t testing.TB, e *gen.Export, a *archive) ([]gen.ManifestEntry,
 func TestDockerGolden(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			e := c.build(t, "", fixedEnv(""))
-			a := readArchive(t, writeDockerBytes(t, e))
-			manifest, _ := checkArchive(t, e, a)
+			e := c.build(t, "")
+			b, imgs := writeDockerBytes(t, e)
+			a := readArchive(t, b)
+			manifest, _ := checkArchive(t, e, imgs, a)
 
 			files := map[string]string{
-				"manifest.json": string(a.entries["manifest.json"].data),
-				"repositories":  string(a.entries["repositories"].data),
+				"manifest.json": string(a.entries["manifest.json"].Data),
+				"repositories":  string(a.entries["repositories"].Data),
 			}
 			var layers, outer strings.Builder
 			for _, n := range a.names {
-				h := a.entries[n].hdr
-				outer.WriteString(strings.TrimSuffix(listing(t, mustTar(t, h, a.entries[n].data)), "\n") + "\n")
+				h := a.entries[n].Hdr
+				outer.WriteString(strings.TrimSuffix(fixture.Listing(t, mustTar(t, h, a.entries[n].Data)), "\n") + "\n")
 			}
 			for i, m := range manifest {
 				sys := &e.Systems[i]
 				var pretty bytes.Buffer
-				if err := json.Indent(&pretty, a.entries[m.Config].data, "", "  "); err != nil {
+				if err := json.Indent(&pretty, a.entries[m.Config].Data, "", "  "); err != nil {
 					t.Fatal(err)
 				}
 				files["config-"+sys.Name+".json"] = pretty.String() + "\n"
 				layers.WriteString("image " + sys.Image.Tag + "\n")
 				for j, l := range m.Layers {
 					pl := sys.Image.Layers[j]
-					layers.WriteString("\nlayer " + l + " " + string(pl.DiffID) + " (" + pl.CreatedBy + ")\n")
-					layers.WriteString(listing(t, a.entries[l].data))
+					layers.WriteString("\nlayer " + l + " " + string(imgs[i].Blobs[j].DiffID) + " (" + pl.CreatedBy + ")\n")
+					layers.WriteString(fixture.Listing(t, a.entries[l].Data))
 				}
 				layers.WriteString("\n")
 			}
 			files["layers.txt"] = layers.String()
 			files["archive.txt"] = outer.String()
-			plan, err := json.MarshalIndent(e, "", "  ")
+			plan, err := json.MarshalIndent(describe(e, imgs), "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,9 +275,10 @@ func compareGolden(t *testing.T, dir string, files map[string]string) {
 func TestDockerSharedLayersWrittenOnce(t *testing.T) {
 	// Two systems with the same closure: the item layers are the same
 	// (the extra layers differ by their /bin symlink: same here too).
-	e := dockerCases[3].build(t, "", fixedEnv(""))
-	a := readArchive(t, writeDockerBytes(t, e))
-	checkArchive(t, e, a)
+	e := dockerCases[3].build(t, "")
+	b, imgs := writeDockerBytes(t, e)
+	a := readArchive(t, b)
+	checkArchive(t, e, imgs, a)
 	layerTars := 0
 	for _, n := range a.names {
 		if strings.HasSuffix(n, "/layer.tar") {
@@ -296,7 +296,7 @@ func TestDockerSharedLayersWrittenOnce(t *testing.T) {
 func TestDockerReproducible(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			want := writeDockerBytes(t, c.build(t, "", fixedEnv("")))
+			want, _ := writeDockerBytes(t, c.build(t, ""))
 
 			oldUmask := syscall.Umask(0o022 ^ 0o077)
 			defer syscall.Umask(oldUmask)
@@ -306,7 +306,7 @@ func TestDockerReproducible(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 			t.Chdir(t.TempDir())
 			root := t.TempDir()
-			e := c.build(t, root, fixedEnv(""))
+			e := c.build(t, root)
 			when := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 			err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 				if err != nil || fi.Mode()&os.ModeSymlink != 0 {
@@ -322,35 +322,39 @@ func TestDockerReproducible(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := writeDockerBytes(t, e); !bytes.Equal(want, got) {
+			if got, _ := writeDockerBytes(t, e); !bytes.Equal(want, got) {
 				t.Errorf("archives differ: %d and %d bytes", len(want), len(got))
 			}
 		})
 	}
 }
 
-// TestDockerSourceDateEpoch: SOURCE_DATE_EPOCH changes the config's
-// created times, the mtimes and what depends on them (digests), nothing
-// else; the spec's created wins over it.
-func TestDockerSourceDateEpoch(t *testing.T) {
+// TestDockerCreated: the creation time (the spec's created, or
+// SOURCE_DATE_EPOCH's: spec.Load's rule) changes the config's created
+// times, the mtimes and what depends on them (digests), nothing else.
+func TestDockerCreated(t *testing.T) {
 	c := dockerCases[0]
 	const epoch = 1700000000
-	base := c.build(t, "", fixedEnv(""))
-	later := c.build(t, "", fixedEnv("1700000000"))
-	a, b := readArchive(t, writeDockerBytes(t, base)), readArchive(t, writeDockerBytes(t, later))
-	_, ca := checkArchive(t, base, a)
-	mb, cb := checkArchive(t, later, b)
+	base := c.build(t, "")
+	laterCase := c
+	laterCase.image.Created = time.Unix(epoch, 0).UTC().Format(time.RFC3339)
+	later := laterCase.build(t, "")
+	ab, aimgs := writeDockerBytes(t, base)
+	bb, bimgs := writeDockerBytes(t, later)
+	a, b := readArchive(t, ab), readArchive(t, bb)
+	_, ca := checkArchive(t, base, aimgs, a)
+	mb, cb := checkArchive(t, later, bimgs, b)
 	if want := time.Unix(epoch, 0).UTC(); !cb[0].Created.Equal(want) {
 		t.Errorf("created %v, want %v", cb[0].Created, want)
 	}
 	for _, m := range mb {
 		for _, l := range m.Layers {
-			for _, e := range readTar(t, b.entries[l].data) {
-				if e.hdr.ModTime.Unix() != epoch {
-					t.Errorf("%s: %s has mtime %v", l, e.hdr.Name, e.hdr.ModTime)
+			for _, e := range fixture.ReadTar(t, b.entries[l].Data) {
+				if e.Hdr.ModTime.Unix() != epoch {
+					t.Errorf("%s: %s has mtime %v", l, e.Hdr.Name, e.Hdr.ModTime)
 				}
 			}
-			if listing(t, a.entries[l].data) != listing(t, b.entries[l].data) {
+			if fixture.Listing(t, a.entries[l].Data) != fixture.Listing(t, b.entries[l].Data) {
 				t.Errorf("%s: listings differ", l)
 			}
 		}
@@ -363,46 +367,48 @@ func TestDockerSourceDateEpoch(t *testing.T) {
 		}
 	}
 	if diff := cmp.Diff(ca[0], cb[0]); diff != "" {
-		t.Errorf("configs differ beyond created (-without +with SOURCE_DATE_EPOCH):\n%s", diff)
-	}
-
-	withCreated := c
-	withCreated.image.Created = "2020-02-02T02:02:02Z"
-	e := withCreated.build(t, "", fixedEnv("1700000000"))
-	if got := e.Systems[0].Image.Config.Created.Format(time.RFC3339); got != "2020-02-02T02:02:02Z" {
-		t.Errorf("created %s, want the spec's", got)
+		t.Errorf("configs differ beyond created (-earlier +later):\n%s", diff)
 	}
 }
 
-func TestDigestLayersMatchesWriteDocker(t *testing.T) {
+// TestDescribeMatchesWriteDocker: the images that Describe computes (what
+// storepack plan prints) are those the writer writes, and the plan is
+// left as it was.
+func TestDescribeMatchesWriteDocker(t *testing.T) {
 	c := dockerCases[1]
-	written := c.build(t, "", fixedEnv(""))
-	writeDockerBytes(t, written)
-	planned := c.build(t, "", fixedEnv(""))
-	if err := DigestLayers(planned); err != nil {
+	written := c.build(t, "")
+	_, imgs := writeDockerBytes(t, written)
+	planned := c.build(t, "")
+	before, err := json.Marshal(planned)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(written.Systems[0].Image, planned.Systems[0].Image); diff != "" {
-		t.Errorf("plan after DigestLayers differs from the one after WriteDocker (-written +planned):\n%s", diff)
+	d, err := Describe(&gen.Plan{Exports: []gen.Export{*planned}}, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if planned.Systems[0].Image.ConfigDigest == "" {
-		t.Error("no config digest after DigestLayers")
+	got := d.Exports[0].Systems[0].Image
+	if diff := cmp.Diff(imgs[0], got, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
+		t.Errorf("image described differs from the one written (-written +described):\n%s", diff)
+	}
+	if after, _ := json.Marshal(planned); !bytes.Equal(before, after) {
+		t.Error("Describe changed the plan")
 	}
 }
 
 func TestWriteDockerErrors(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteDocker(&buf, &gen.Export{Name: "x"}); err == nil {
+	if _, err := writeDocker(&buf, &gen.Export{Name: "x"}, nil, nil); err == nil {
 		t.Error("export without systems: no error")
 	}
-	if err := WriteDocker(&buf, &gen.Export{Name: "x", Systems: []gen.System{{Name: "x86_64-linux"}}}); err == nil || !strings.Contains(err.Error(), "no image plan") {
+	if _, err := writeDocker(&buf, &gen.Export{Name: "x", Systems: []gen.System{{Name: "x86_64-linux"}}}, nil, nil); err == nil || !strings.Contains(err.Error(), "no image plan") {
 		t.Errorf("system without image: %v", err)
 	}
-	e := dockerCases[0].build(t, "", fixedEnv(""))
+	e := dockerCases[0].build(t, "")
 	if err := os.RemoveAll(e.Systems[0].Closure[0].FSPath); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteDocker(&buf, e); err == nil {
+	if _, err := writeDocker(&buf, e, nil, nil); err == nil {
 		t.Error("missing store item: no error")
 	}
 }
@@ -426,11 +432,12 @@ func TestWriteDockerWriterFails(t *testing.T) {
 	// Fail inside the first layer, inside a later one, and in the
 	// closing files: the error comes back and no goroutine is left
 	// blocked (the race detector and the test's end would show it).
-	e := dockerCases[0].build(t, "", fixedEnv(""))
-	total := len(writeDockerBytes(t, e))
+	e := dockerCases[0].build(t, "")
+	b, _ := writeDockerBytes(t, e)
+	total := len(b)
 	for _, n := range []int{0, 700, total / 2, total - 600} {
 		before := runtime.NumGoroutine()
-		err := WriteDocker(&dockerFailingWriter{n: n}, e)
+		_, err := writeDocker(&dockerFailingWriter{n: n}, e, nil, nil)
 		if !errors.Is(err, errFull) {
 			t.Errorf("failing after %d of %d bytes: error %v, want %v", n, total, err, errFull)
 		}

@@ -1,7 +1,15 @@
-// Package export writes plans: NAR export bundles, Docker archives and OCI
-// layouts. Every output is written to a temporary name in the output folder
-// and renamed into place, so a failed export leaves no partial file and the
-// previous output intact.
+// Package export writes plans. One table (formats.go) maps each format of
+// package format to its writer, each in a file of its own: store outputs
+// (nar.go: export bundles; binarycache.go: Nix binary caches) and images
+// (docker.go: Docker archives; oci.go: OCI layouts and oci-archives;
+// push.go: registries), built on the plumbing of their kind (packages nar,
+// binarycache, image, tree).
+//
+// Export reads the plan and never writes into it: what it computes (the
+// digests and sizes of files, layers and images) it returns. Every output
+// is written to a temporary name in the output folder and renamed into
+// place, so a failed export leaves no partial file and the previous output
+// intact.
 package export
 
 import (
@@ -16,7 +24,9 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
 )
 
@@ -36,6 +46,20 @@ type File struct {
 // writes (distinct from the spec's storepack.lock, which records digests).
 const OutLockFile = ".storepack-export.lock"
 
+// Options are the settings of Write and Describe; the zero value writes
+// without a cache and shows no progress.
+type Options struct {
+	// Cache, when not nil, supplies layers already built by earlier
+	// exports (their diff ids, sizes, digests and blobs) and keeps the
+	// layers built now: see docs/cache.md. Outputs are byte-identical with
+	// and without it.
+	Cache *layercache.Cache
+	// Progress, when not nil, is told when each export begins and ends,
+	// with its totals, and given the bytes and store items done as its
+	// store files are read: see docs/progress.md.
+	Progress progress.Reporter
+}
+
 // Write writes every export of plan into outDir, which is created when
 // missing. It returns the files written, in plan order.
 //
@@ -44,12 +68,7 @@ const OutLockFile = ".storepack-export.lock"
 // second Write (in this process or another) waits for it. Holding the lock,
 // it first removes the temporary files and folders ".<output>.tmp-*" that
 // an export killed while writing those outputs left behind.
-func Write(plan *gen.Plan, outDir string) ([]File, error) {
-	return WriteWith(plan, outDir, Options{})
-}
-
-// WriteWith is Write with options (a layer cache, a progress reporter).
-func WriteWith(plan *gen.Plan, outDir string, o Options) ([]File, error) {
+func Write(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 	if err := os.MkdirAll(outDir, 0o777); err != nil {
 		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
 	}
@@ -70,11 +89,6 @@ func WriteWith(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 		files = append(files, fs...)
 	}
 	return files, nil
-}
-
-// WriteExport writes one export of a plan into outDir.
-func WriteExport(e *gen.Export, outDir string) ([]File, error) {
-	return writeExport(e, outDir, Options{})
 }
 
 // writeExport writes e with its format's writer, telling o.Progress (when
@@ -120,27 +134,12 @@ func closureTotals(e *gen.Export, distinct bool) (bytes, items int64) {
 	return bytes, items
 }
 
-// itemDone counts on count (which may be nil) a store item of planned NAR
-// size narSize whose files were streamed as streamed bytes (which count's
-// byte counter has seen): the difference, so that the bytes done add up
-// to the planned total. An item of unknown size (0) keeps the bytes
-// streamed.
-func itemDone(count nar.Counter, narSize, streamed int64) {
-	if count == nil {
-		return
-	}
-	if narSize <= 0 {
-		narSize = streamed
-	}
-	count.Done(1, narSize-streamed)
-}
-
 // writeAtomic writes rel inside outDir through fill: into a temporary file
 // in the same folder, synced, then renamed over rel. On any error the
 // temporary file is removed and rel is untouched. The digest and size are
-// computed while writing. fill is given an *atomicFile, which writers that
-// can use its other methods (docker archives and oci-archives, resume.go)
-// look for.
+// computed while writing. fill is given an *outFile, an image.Resumable,
+// which writers that can resume an archive (docker archives and
+// oci-archives) look for.
 func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
@@ -155,8 +154,8 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 	}
 	defer tmp.Abort()
 	// The file is written and hashed in two goroutines of their own
-	// (atomicFile), so that neither holds up fill.
-	af := newAtomicFile(tmp.File)
+	// (outFile), so that neither holds up fill.
+	af := newOutFile(tmp.File)
 	err = fill(af)
 	if ferr := af.close(); err == nil {
 		err = ferr

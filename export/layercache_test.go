@@ -6,14 +6,11 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/spec"
-	"github.com/storepack/storepack/store"
 )
 
 // outputBytes writes e into a new folder with o and returns every file
@@ -63,7 +60,7 @@ func TestCacheSameBytes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "store")
-			e := buildImages(t, c.c, c.format, c.compression, root, fixedEnv(""))
+			e := buildImages(t, c.c, c.format, c.compression, root)
 			e.Output = c.output
 			want := outputBytes(t, e, Options{})
 			cache, err := layercache.Open(filepath.Join(t.TempDir(), "cache"))
@@ -110,94 +107,29 @@ func TestCacheSameBytes(t *testing.T) {
 	}
 }
 
-// TestCacheKeyCoversInputs checks that everything a layer's bytes depend
-// on changes its cache key.
-func TestCacheKeyCoversInputs(t *testing.T) {
-	f := writeStore(t, "/nix/store", "", helloItems())
-	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
-	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "hello-2.12")
-	base := uniqueLayers(&gen.Export{Systems: []gen.System{*sys}})[0]
-	key := func(ul uniqueLayer, compression format.Compression) layercache.Key {
-		k, ok := cacheKey(ul, compression)
-		if !ok {
-			t.Fatal("no key")
-		}
-		return k
-	}
-	want := key(base, format.None)
-	otherHash := base
-	otherHash.narHashes = map[store.Path]string{}
-	for p, h := range base.narHashes {
-		otherHash.narHashes[p] = h
-	}
-	p0 := base.layer.Items[0]
-	otherHash.narHashes[p0] = strings.Replace(base.narHashes[p0], "sha256:", "sha256:0", 1)
-	otherMTime := base
-	otherMTime.mtime++
-	otherEntries := base
-	l := *base.layer
-	l.Entries = append([]gen.Entry{}, l.Entries...)
-	l.Entries[0].Mode = 0o700
-	otherEntries.layer = &l
-	tests := []struct {
-		name string
-		ul   uniqueLayer
-		c    format.Compression
-	}{
-		{"NAR hash", otherHash, format.None},
-		{"mtime", otherMTime, format.None},
-		{"entries", otherEntries, format.None},
-		{"compression", base, format.Gzip},
-	}
-	for _, tt := range tests {
-		if key(tt.ul, tt.c) == want {
-			t.Errorf("changing the %s keeps the key", tt.name)
-		}
-	}
-	noHash := base
-	noHash.narHashes = nil
-	if _, ok := cacheKey(noHash, format.None); ok {
-		t.Error("a layer whose items have no NAR hash got a key")
-	}
-}
-
-// TestCacheDigestLayers: planning with a warm cache reads no store file
-// and gives the digests writing gives.
-func TestCacheDigestLayers(t *testing.T) {
+// TestCacheDescribe: describing a plan with a warm cache reads no store
+// file and gives the digests writing gives.
+func TestCacheDescribe(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
-	e := buildImages(t, dockerCases[1], format.OCI, "gzip", root, fixedEnv(""))
+	e := buildImages(t, dockerCases[1], format.OCI, "gzip", root)
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := DigestLayersWith(e, Options{Cache: cache}); err != nil {
+	plan := &gen.Plan{Exports: []gen.Export{*e}}
+	d, err := Describe(plan, Options{Cache: cache})
+	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := e.Systems[0].Image.ManifestJSON()
+	want := d.Exports[0].Systems[0].Image.Manifest
 	if err := os.Rename(root, root+".away"); err != nil {
 		t.Fatal(err)
 	}
-	e2 := buildImagesNoFS(e)
-	if err := DigestLayersWith(e2, Options{Cache: cache}); err != nil {
-		t.Fatalf("planning from the cache read the store: %v", err)
+	d, err = Describe(plan, Options{Cache: cache})
+	if err != nil {
+		t.Fatalf("describing from the cache read the store: %v", err)
 	}
-	got, _ := e2.Systems[0].Image.ManifestJSON()
-	if !bytes.Equal(want, got) {
+	if got := d.Exports[0].Systems[0].Image.Manifest; !bytes.Equal(want, got) {
 		t.Errorf("manifest from the cache:\n%s\nwant\n%s", got, want)
 	}
-}
-
-// buildImagesNoFS copies e's plan with its digests cleared.
-func buildImagesNoFS(e *gen.Export) *gen.Export {
-	out := *e
-	out.Systems = append([]gen.System{}, e.Systems...)
-	for i := range out.Systems {
-		img := *out.Systems[i].Image
-		img.Layers = append([]gen.Layer{}, img.Layers...)
-		for j := range img.Layers {
-			img.Layers[j].DiffID, img.Layers[j].Digest = "", ""
-		}
-		out.Systems[i].Image = &img
-	}
-	return &out
 }

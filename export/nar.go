@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strings"
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
@@ -55,30 +54,17 @@ func (narWriter) write(e *gen.Export, outDir string, o Options, count nar.Counte
 	return files, nil
 }
 
-// WriteBundle writes the export bundle of a plan's closure to w, the items in
-// the order given (a closure lists dependencies first), as
-// `nix-store --export` and `guix archive --export` write it. Each item's NAR
-// hash, when known, is checked while its files are read.
-func WriteBundle(w io.Writer, closure []gen.Item) error {
-	return writeBundle(w, closure, nil)
-}
-
-// writeBundle is WriteBundle counting each item on count (nil for none).
+// writeBundle writes the export bundle of a plan's closure to w, the
+// items in the order given (a closure lists dependencies first), as
+// `nix-store --export` and `guix archive --export` write it, counting each
+// item on count (which may be nil). Each item's NAR hash and size are
+// checked while its files are read.
 func writeBundle(w io.Writer, closure []gen.Item, count nar.Counter) error {
 	bw := newBundleWriter(w)
 	bw.count = count
 	for i := range closure {
 		it := &closure[i]
-		bi := bundleItem{Path: it.Path, FSPath: it.FSPath, References: it.References, Deriver: it.Deriver, NarSize: it.NarSize}
-		if h, ok := strings.CutPrefix(it.NarHash, "sha256:"); ok {
-			d, err := store.Decode32(h)
-			if err != nil || len(d) != sha256.Size {
-				return fmt.Errorf("%s: NAR hash %q is not a sha256 digest in Nix base32", it.Path, it.NarHash)
-			}
-			bi.NarHash = d
-		} else if it.NarHash != "" {
-			return fmt.Errorf("%s: NAR hash %q is not sha256:<nix base32>", it.Path, it.NarHash)
-		}
+		bi := bundleItem{Path: it.Path, FSPath: it.FSPath, References: it.References, Deriver: it.Deriver, NarHash: it.NarHash[:], NarSize: it.NarSize}
 		if err := bw.item(&bi); err != nil {
 			return err
 		}
@@ -151,7 +137,7 @@ func (b *bundleWriter) item(it *bundleItem) error {
 	if it.NarSize != 0 && n != it.NarSize {
 		return fmt.Errorf("%s: its files have changed since it was planned: NAR size %d, but the plan recorded %d", what, n, it.NarSize)
 	}
-	itemDone(b.count, it.NarSize, n)
+	nar.ItemDone(b.count, it.NarSize, n)
 	return b.bw.WriteTrailer(e)
 }
 

@@ -9,21 +9,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/tree"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:
@@ -40,15 +38,18 @@ import (
 // Layer blobs are written once each, into temporary files in blobs/sha256
 // while their compressed digest and their diff id (the uncompressed tar's
 // sha256) are computed in the same pass, then renamed to their digest.
-// Distinct layers are compressed in parallel (up to GOMAXPROCS at once);
-// every layer's bytes depend only on its plan and compression, so the
-// layout is the same whatever the parallelism.
+// Distinct layers are compressed in parallel (image.Each); every layer's
+// bytes depend only on its plan and compression, so the layout is the same
+// whatever the parallelism.
+//
+// An oci-archive is the layout as a tar (writeOCIArchive), its layer blobs
+// first and resumable, as a docker archive's.
 
 // ociWriter writes oci exports: an image layout folder, or an oci-archive
 // when the output ends with ".tar".
 type ociWriter struct{}
 
-func (ociWriter) totals(e *gen.Export) (bytes, items int64) { return imageTotals(e) }
+func (ociWriter) totals(e *gen.Export) (bytes, items int64) { return image.Totals(e) }
 
 func (ociWriter) tempDirs() []string { return nil }
 
@@ -68,195 +69,19 @@ func (ociWriter) write(e *gen.Export, outDir string, o Options, count nar.Counte
 	return []File{f}, nil
 }
 
-// LayoutVersion is the oci-layout file's contents.
-const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
-
-// Compression settings: fixed so that blobs are byte-identical across runs,
-// machines and GOMAXPROCS values. gzip: level 6, no name, no mtime in the
-// header. zstd: the default level, one encoding goroutine per stream (the
-// parallelism is across layers), CRC on.
-const (
-	gzipLevel = 6
-)
-
-// compressor wraps w in the compression named (none, gzip, zstd).
-func compressor(w io.Writer, compression format.Compression) (io.WriteCloser, error) {
-	switch compression {
-	case "", format.None:
-		return nopWriteCloser{w}, nil
-	case format.Gzip:
-		return gzip.NewWriterLevel(w, gzipLevel)
-	case format.Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(zstd.MaxWindowSize>>(30-23)), // 8 MiB
-			zstd.WithEncoderCRC(true),
-			zstd.WithZeroFrames(true),
-		)
-	}
-	return nil, fmt.Errorf("unknown layer compression %q", compression)
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
-
-// blobResult is a written layer blob: its diff id and tar length, and the
-// digest and length of the (compressed) blob.
-type blobResult struct {
-	diffID   digest.Digest
-	size     int64
-	digest   digest.Digest
-	blobSize int64
-}
-
-// writeLayerBlob streams ul's layer tar, compressed, to w, computing the
-// diff id and the blob digest in the same pass. Compression runs in a
-// goroutine of its own, fed through a fanout, so that it overlaps reading
-// and hashing the tar.
-func writeLayerBlob(w io.Writer, ul uniqueLayer, compression format.Compression) (blobResult, error) {
-	if compression == "" || compression == format.None {
-		id, n, err := writeLayer(w, ul)
-		return blobResult{id, n, id, n}, err
-	}
-	dw := newDigestWriter(w)
-	cw, err := compressor(dw, compression)
-	if err != nil {
-		return blobResult{}, err
-	}
-	fo := newFanout(cw)
-	id, n, err := writeLayer(fo, ul)
-	ferr := fo.Close()
-	cerr := cw.Close()
-	for _, e := range []error{err, ferr, cerr} {
-		if e != nil {
-			return blobResult{}, fmt.Errorf("layer %s: %w", ul.layer.ID, e)
-		}
-	}
-	return blobResult{id, n, dw.digest(), dw.n}, nil
-}
-
-// exportCompression is the compression of e's layer blobs: the images'
-// (oci exports), or none (docker exports).
-func exportCompression(e *gen.Export) (format.Compression, error) {
-	c := e.Systems[0].Image.Compression
-	for i := range e.Systems {
-		if e.Systems[i].Image.Compression != c {
-			return "", fmt.Errorf("export %q: systems %s and %s have different compressions", e.Name, e.Systems[0].Name, e.Systems[i].Name)
-		}
-	}
-	if c == "" {
-		c = format.None
-	}
-	return c, nil
-}
-
-// eachLayer runs do for every layer of layers, up to GOMAXPROCS at once,
-// and collects the results by layer ID. The first error stops the layers
-// not yet started and is returned.
-func eachLayer(layers []uniqueLayer, do func(ul uniqueLayer) (blobResult, error)) (map[string]blobResult, error) {
-	workers := min(runtime.GOMAXPROCS(0), len(layers))
-	var (
-		mu      sync.Mutex
-		results = make(map[string]blobResult, len(layers))
-		first   error
-		next    int
-		wg      sync.WaitGroup
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				if first != nil || next == len(layers) {
-					mu.Unlock()
-					return
-				}
-				ul := layers[next]
-				next++
-				mu.Unlock()
-				r, err := do(ul)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				results[ul.layer.ID] = r
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return results, first
-}
-
-// setBlobs gives every image of e its layers' diff ids and blobs, which
-// also fixes its config and manifest digests.
-func setBlobs(e *gen.Export, done map[string]blobResult) error {
-	diffs := make(map[string]layerResult, len(done))
-	for id, r := range done {
-		diffs[id] = layerResult{r.diffID, r.size}
-	}
-	if err := setDiffIDs(e, diffs); err != nil {
-		return err
-	}
-	for i := range e.Systems {
-		img := e.Systems[i].Image
-		ds := make([]digest.Digest, len(img.Layers))
-		sizes := make([]int64, len(img.Layers))
-		for j := range img.Layers {
-			r := done[img.Layers[j].ID]
-			ds[j], sizes[j] = r.digest, r.blobSize
-		}
-		if err := img.SetBlobs(ds, sizes); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// digestBlobs computes the diff ids and blob digests of e's images by
-// streaming (and compressing) every layer into the hashes only, and fills
-// them in: what planning and pushing need before any blob is written.
-func digestBlobs(e *gen.Export, c *layercache.Cache) error {
-	if _, err := imagesMTime(e); err != nil {
-		return err
-	}
-	compression, err := exportCompression(e)
-	if err != nil {
-		return err
-	}
-	done, err := eachLayer(uniqueLayers(e), func(ul uniqueLayer) (blobResult, error) {
-		hit, k, ok := lookup(c, ul, compression, false)
-		if ok {
-			return hit.result(), nil
-		}
-		r, err := writeLayerBlob(io.Discard, ul, compression)
-		if err == nil {
-			remember(c, k, r)
-		}
-		return r, err
-	})
-	if err != nil {
-		return err
-	}
-	return setBlobs(e, done)
-}
-
 // ociFile is a small file of a layout: a config, a manifest, an index.
 type ociFile struct {
 	name string // relative to the layout: blobs/sha256/<hex>, index.json
 	data []byte
 }
 
-// ociMetadata lists the blobs besides layers (configs, manifests, the
-// image index), sorted by name, and index.json, once setBlobs has run.
-func ociMetadata(e *gen.Export) (blobs []ociFile, index []byte, err error) {
+// ociMetadata lists the blobs of e's images besides layers (configs,
+// manifests, the image index), sorted by name, and index.json.
+func ociMetadata(e *gen.Export, imgs []*image.Image) (blobs []ociFile, index []byte, err error) {
 	seen := map[string]bool{}
 	add := func(b []byte) digest.Digest {
 		d := digest.FromBytes(b)
-		name := blobPath(d)
+		name := image.BlobPath(d)
 		if !seen[name] {
 			seen[name] = true
 			blobs = append(blobs, ociFile{name, b})
@@ -264,24 +89,13 @@ func ociMetadata(e *gen.Export) (blobs []ociFile, index []byte, err error) {
 		return d
 	}
 	var root ocispec.Descriptor
-	for i := range e.Systems {
-		img := e.Systems[i].Image
-		cfg, err := img.ConfigJSON()
-		if err != nil {
-			return nil, nil, err
-		}
-		add(cfg)
-		m, err := img.ManifestJSON()
-		if err != nil {
-			return nil, nil, err
-		}
-		add(m)
-		if root, err = img.ManifestDescriptor(); err != nil {
-			return nil, nil, err
-		}
+	for _, img := range imgs {
+		add(img.Config)
+		add(img.Manifest)
+		root = img.Descriptor()
 	}
-	if len(e.Systems) > 1 {
-		ib, err := e.IndexJSON()
+	if len(imgs) > 1 {
+		ib, err := image.Index(e, imgs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -297,97 +111,68 @@ func ociMetadata(e *gen.Export) (blobs []ociFile, index []byte, err error) {
 		}
 	}
 	slices.SortFunc(blobs, func(a, b ociFile) int { return strings.Compare(a.name, b.name) })
-	index, err = indexJSON([]ocispec.Descriptor{root})
+	index, err = image.LayoutIndex([]ocispec.Descriptor{root})
 	return blobs, index, err
 }
 
-// indexJSON is an index.json listing manifests.
-func indexJSON(manifests []ocispec.Descriptor) ([]byte, error) {
-	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: manifests}
-	idx.SchemaVersion = 2
-	b, err := compactJSON(idx)
+// writeOCILayout writes e as an OCI image layout into dir, which must not
+// exist or be empty, and returns its images. Every store file is read once
+// (per layer holding it). With a layer cache (c not nil), a layer blob the
+// cache holds is put in the layout as a reflink or hard link of the cached
+// file (layercache.Link), with its digests from its record, without
+// reading the store; the others are written into the cache first and
+// linked the same way. The items read, or skipped for a cached layer, are
+// counted on count (which may be nil).
+func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter) ([]*image.Image, error) {
+	_, compression, err := image.Check(e)
 	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
-	}
-	return b, nil
-}
-
-// blobPath is where a blob goes in a layout: blobs/sha256/<hex>.
-func blobPath(d digest.Digest) string {
-	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
-}
-
-// WriteOCILayout writes e as an OCI image layout into dir, which must not
-// exist or be empty. It fills in the plan's diff ids, blob digests and
-// config and manifest digests. Every store file is read once (per layer
-// holding it).
-func WriteOCILayout(dir string, e *gen.Export) error {
-	return writeOCILayout(dir, e, nil, nil)
-}
-
-// writeOCILayout is WriteOCILayout with a layer cache (nil for none): a
-// layer blob the cache holds is put in the layout as a reflink or hard link
-// of the cached file (layercache.Link), with its digests from its record,
-// without reading the store; the others are written into the cache first
-// and linked the same way. The items read, or skipped for a cached layer,
-// are counted on count (nil for none).
-func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
-	if len(e.Systems) == 0 {
-		return fmt.Errorf("export %q has no system", e.Name)
-	}
-	if _, err := imagesMTime(e); err != nil {
-		return err
-	}
-	compression, err := exportCompression(e)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	blobDir := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	layers := uniqueLayers(e)
-	setCounter(layers, count)
-	done, err := eachLayer(layers, func(ul uniqueLayer) (blobResult, error) {
-		if hit, k, ok := lookup(c, ul, compression, true); ok {
-			ul.skipped()
-			return hit.result(), linkBlob(hit.blob, blobDir, hit.rec.Digest.Encoded())
-		} else if c != nil && k != "" {
-			if r, p, err := cacheLayerBlob(c, ul, compression); err != nil {
-				return r, err
+	done, err := image.Each(image.Layers(e), func(l image.Layer) (image.Blob, error) {
+		if hit, k, ok := image.Lookup(c, l, compression, true); ok {
+			l.Skipped(count)
+			return hit.Blob, linkBlob(hit.Path, blobDir, hit.Blob.Digest.Encoded())
+		} else if c != nil {
+			if b, p, err := image.CacheBlob(c, l, compression, count); err != nil {
+				return b, err
 			} else if p != "" {
-				remember(c, k, r)
-				return r, linkBlob(p, blobDir, r.digest.Encoded())
+				image.Remember(c, k, b)
+				return b, linkBlob(p, blobDir, b.Digest.Encoded())
 			}
 		}
-		var r blobResult
+		var b image.Blob
 		err := writeBlobFile(blobDir, func(w io.Writer) (digest.Digest, error) {
 			var err error
-			r, err = writeLayerBlob(w, ul, compression)
-			return r.digest, err
+			b, err = l.WriteBlob(w, compression, count)
+			return b.Digest, err
 		})
-		return r, err
+		return b, err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := setBlobs(e, done); err != nil {
-		return err
-	}
-	blobs, index, err := ociMetadata(e)
+	imgs, err := image.Images(e, done)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	blobs = append(blobs, ociFile{"oci-layout", []byte(LayoutVersion)}, ociFile{"index.json", index})
+	blobs, index, err := ociMetadata(e, imgs)
+	if err != nil {
+		return nil, err
+	}
+	blobs = append(blobs, ociFile{"oci-layout", []byte(image.LayoutVersion)}, ociFile{"index.json", index})
 	for _, b := range blobs {
 		if err := atomicfile.WriteFile(filepath.Join(dir, filepath.FromSlash(b.name)), b.data, 0o644); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := syncDir(blobDir); err != nil {
-		return err
+		return nil, err
 	}
-	return syncDir(dir)
+	return imgs, syncDir(dir)
 }
 
 // writeBlobFile writes a blob through fill into a temporary file in
@@ -398,7 +183,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 		return err
 	}
 	defer tmp.Abort()
-	fo := newFanout(tmp)
+	fo := fanout.New(tmp)
 	d, err := fill(fo)
 	if ferr := fo.Close(); err == nil && ferr != nil {
 		err = fmt.Errorf("%s: %w", tmp.Name(), ferr)
@@ -430,7 +215,7 @@ func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count n
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return File{}, err
 	}
-	if err := writeOCILayout(tmp, e, c, count); err != nil {
+	if _, err := writeOCILayout(tmp, e, c, count); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
@@ -509,29 +294,30 @@ func syncDir(dir string) error {
 // file read once), then copied into the tar: oci-layout, "blobs/",
 // "blobs/sha256/", the layer blobs in image order (the first image's from
 // the bottom up, then the next images' not written yet), each starting at
-// a multiple of 4096 bytes (resume.go), then the other blobs (configs,
-// manifests, the image index) sorted by name, and index.json. Entries have
-// the images' mtime, uid and gid 0, files 0644, folders 0755. With a layer
-// cache, a re-export appends the unchanged first layer blobs without
-// hashing them, as docker archives do.
+// a multiple of 4096 bytes (image.AlignedHead), then the other blobs
+// (configs, manifests, the image index) sorted by name, and index.json.
+// Entries have the images' mtime, uid and gid 0, files 0644, folders 0755.
+// With a layer cache, a re-export appends the unchanged first layer blobs
+// without hashing them, as docker archives do.
 func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeOCILayout(tmp, e, c, count); err != nil {
+	imgs, err := writeOCILayout(tmp, e, c, count)
+	if err != nil {
 		return err
 	}
-	mtime := e.Systems[0].Image.MTime
-	af, _ := w.(*atomicFile)
+	mtime := imgs[0].Plan.MTime()
+	af, _ := w.(image.Resumable)
 	var start bytes.Buffer
 	tw := tar.NewWriter(&start)
-	if err := writeFile(tw, "oci-layout", []byte(LayoutVersion), mtime); err != nil {
+	if err := image.WriteFile(tw, "oci-layout", []byte(image.LayoutVersion), mtime); err != nil {
 		return err
 	}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(outerHeader(d, 0, mtime)); err != nil {
+		if err := tw.WriteHeader(image.Header(d, 0, mtime)); err != nil {
 			return err
 		}
 	}
@@ -541,13 +327,13 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache
 	if _, err := w.Write(start.Bytes()); err != nil {
 		return err
 	}
-	// The layer blobs, bottom first, resumable (resume.go).
+	// The layer blobs, bottom first, resumable (image.Resume).
 	blobDir := filepath.Join(tmp, "blobs", "sha256")
 	written := map[string]bool{}
-	var chunks []fileChunk
-	for i := range e.Systems {
-		for _, l := range e.Systems[i].Image.Layers {
-			name := l.Digest.Encoded()
+	var chunks []image.Chunk
+	for _, img := range imgs {
+		for _, b := range img.Blobs {
+			name := b.Digest.Encoded()
 			if written[name] {
 				continue
 			}
@@ -557,29 +343,29 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache
 			if err != nil {
 				return err
 			}
-			chunks = append(chunks, fileChunk{[]*tar.Header{outerHeader("blobs/sha256/"+name, fi.Size(), mtime)}, p, fi.Size(), l.Digest})
+			chunks = append(chunks, image.Chunk{Headers: []*tar.Header{image.Header("blobs/sha256/"+name, fi.Size(), mtime)}, Blob: p, Size: fi.Size(), Digest: b.Digest})
 		}
 	}
-	key := archiveStart("oci archive", start.Bytes())
+	key := image.ArchiveStart("oci archive", start.Bytes())
 	off := int64(start.Len())
 	first := 0
 	if c != nil && af != nil {
-		if first, key, err = resumeArchive(af, c, key, chunks); err != nil {
+		if first, key, err = image.Resume(af, c, key, chunks); err != nil {
 			return err
 		}
-		off = af.n
+		off = af.Len()
 	}
 	for _, ch := range chunks[first:] {
-		head, err := alignedHead(ch.hdrs, off)
+		head, err := image.AlignedHead(ch.Headers, off)
 		if err != nil {
 			return err
 		}
-		if err := writeChunk(w, head, ch.blob, ch.size); err != nil {
-			return fmt.Errorf("%s: %w", ch.blob, err)
+		if err := image.WriteChunk(w, head, ch.Blob, ch.Size); err != nil {
+			return fmt.Errorf("%s: %w", ch.Blob, err)
 		}
-		off += int64(len(head)) + ch.size + tarPad(ch.size)
-		key = prefixKey(key, head, ch.d, ch.size)
-		keepState(af, c, key)
+		off += int64(len(head)) + ch.Size + tree.Padding(ch.Size)
+		key = image.PrefixKey(key, head, ch.Digest, ch.Size)
+		image.KeepState(af, c, key)
 	}
 	// Then configs, manifests and the image index, sorted by name.
 	des, err := os.ReadDir(blobDir) // sorted
@@ -599,7 +385,7 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache
 	if err != nil {
 		return err
 	}
-	if err := writeFile(tw, "index.json", index, mtime); err != nil {
+	if err := image.WriteFile(tw, "index.json", index, mtime); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -616,39 +402,13 @@ func copyIntoTar(tw *tar.Writer, p, name string, mtime int64) error {
 	if err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(outerHeader(name, fi.Size(), mtime)); err != nil {
+	if err := tw.WriteHeader(image.Header(name, fi.Size(), mtime)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if _, err := io.Copy(tw, f); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
-}
-
-// cacheLayerBlob writes ul's blob into a new cache blob and returns its
-// result and path; the path is "" when the cache could not keep it (the
-// caller then writes the blob into the layout itself).
-func cacheLayerBlob(c *layercache.Cache, ul uniqueLayer, compression format.Compression) (blobResult, string, error) {
-	bw, err := c.NewBlob()
-	if err != nil {
-		return blobResult{}, "", nil
-	}
-	fo := newFanout(bw)
-	r, err := writeLayerBlob(fo, ul, compression)
-	if ferr := fo.Close(); err == nil && ferr != nil {
-		// The cache's disk failed, not the layer: write it without.
-		bw.Abort()
-		return blobResult{}, "", nil
-	}
-	if err != nil {
-		bw.Abort()
-		return r, "", err
-	}
-	p, err := bw.Commit(r.digest)
-	if err != nil {
-		return blobResult{}, "", nil
-	}
-	return r, p, nil
 }
 
 // linkBlob puts the cached blob at p into blobDir as name; an existing

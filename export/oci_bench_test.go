@@ -11,13 +11,15 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
 // benchLayer plans one layer holding a large store item (BENCH_TREE,
 // default GOROOT, read in place) compressed as compression says.
-func benchLayer(b *testing.B, compression format.Compression) uniqueLayer {
+func benchLayer(b *testing.B, compression format.Compression) image.Layer {
 	tree := os.Getenv("BENCH_TREE")
 	if tree == "" {
 		tree = build.Default.GOROOT
@@ -25,15 +27,16 @@ func benchLayer(b *testing.B, compression format.Compression) uniqueLayer {
 	if _, err := os.Stat(tree); err != nil {
 		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
 	}
-	p := fakeStorePath("/nix/store", "bench-tree")
+	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
-		Closure: []gen.Item{{Path: p, FSPath: tree, NarHash: "sha256:x", References: []store.Path{}}}}
+		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
 	e := &spec.Export{Name: "bench", Format: format.OCI, Image: spec.Image{Symlinks: map[string]string{}, MaxLayers: 1, Compression: compression}}
-	img, err := gen.PlanImage(e, sys, fixedEnv(""))
+	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return uniqueLayer{layer: &img.Layers[0], mtime: img.MTime, fsPaths: closureFS(sys), narHashes: map[store.Path]string{p: "sha256:x"}}
+	sys.Image = img
+	return image.Layers(&gen.Export{Name: "bench", Format: format.OCI, Systems: []gen.System{*sys}})[0]
 }
 
 // BenchmarkOCILayerBlob writes one layer of a large tree as a blob file,
@@ -42,20 +45,20 @@ func benchLayer(b *testing.B, compression format.Compression) uniqueLayer {
 func BenchmarkOCILayerBlob(b *testing.B) {
 	for _, c := range []format.Compression{format.None, format.Gzip, format.Zstd} {
 		b.Run(string(c), func(b *testing.B) {
-			ul := benchLayer(b, c)
+			l := benchLayer(b, c)
 			dir := b.TempDir()
 			for b.Loop() {
-				var r blobResult
+				var r image.Blob
 				err := writeBlobFile(dir, func(w io.Writer) (d digest.Digest, err error) {
-					r, err = writeLayerBlob(w, ul, c)
-					return r.digest, err
+					r, err = l.WriteBlob(w, c, nil)
+					return r.Digest, err
 				})
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.SetBytes(r.size)
-				b.ReportMetric(float64(r.blobSize)/float64(r.size), "blob/tar")
-				os.Remove(filepath.Join(dir, r.digest.Encoded()))
+				b.SetBytes(r.Size)
+				b.ReportMetric(float64(r.BlobSize)/float64(r.Size), "blob/tar")
+				os.Remove(filepath.Join(dir, r.Digest.Encoded()))
 			}
 		})
 	}

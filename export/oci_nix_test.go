@@ -29,14 +29,14 @@ func TestOCINixClosure(t *testing.T) {
 			Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 			Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, Compression: "gzip"},
 		}
-		img, err := gen.PlanImage(spe, sys, fixedEnv(""))
+		img, err := gen.PlanImage(spe, sys)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sys.Image = img
 		e.Format = format.OCI
-		layout, archive := writeOCIOutputs(t, e)
-		checkLayout(t, e, layoutFiles(t, layout))
+		layout, archive, imgs := writeOCIOutputs(t, e)
+		checkLayout(t, e, imgs, layoutFiles(t, layout))
 
 		bundle := filepath.Join(t.TempDir(), "bundle")
 		run(t, umoci, "unpack", "--image", layout+":"+tag, bundle)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -24,40 +26,45 @@ import (
 // docker_oracle_test.go.
 
 // runnableOCI plans an oci export of the runnable closure in dir.
-func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Compression, systems ...string) (*gen.Export, *storeFixture) {
+func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Compression, systems ...string) (*gen.Export, *fixture.Store) {
 	t.Helper()
-	f := writeStore(t, dir, "", runnableItems(t))
-	hello := string(f.byNam["hello-script"])
+	f := fixture.Write(t, dir, "", runnableItems(t))
+	hello := string(f.ByName["hello-script"])
 	e := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{
 		Tag:         tag,
 		Entrypoint:  []string{hello + "/bin/hello"},
 		Cmd:         []string{"from", "cmd"},
 		Env:         map[string]string{"LANG": "C.UTF-8"},
-		Symlinks:    map[string]string{"/bin": string(f.byNam["busybox-static"]) + "/bin"},
+		Symlinks:    map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
 		Compression: compression,
 	}}
 	for _, s := range systems {
-		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{f.byNam["hello-script"]}})
+		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{f.ByName["hello-script"]}})
 	}
 	out := &gen.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
-		out.Systems = append(out.Systems, *f.system(t, s, e, fixedEnv(""), "hello-script"))
+		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))
 	}
 	return out, f
 }
 
 // writeOCIOutputs writes e as a layout folder and as an oci-archive
-// through WriteExport, returning both paths.
-func writeOCIOutputs(t testing.TB, e *gen.Export) (dir, archive string) {
+// through writeExport, returning both paths and e's images as
+// image.Digest computes them.
+func writeOCIOutputs(t testing.TB, e *gen.Export) (dir, archive string, imgs []*image.Image) {
 	t.Helper()
 	out := t.TempDir()
 	for _, o := range []string{"layout", "image.tar"} {
 		e.Output = o
-		if _, err := WriteExport(e, out); err != nil {
+		if _, err := writeExport(e, out, Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return filepath.Join(out, "layout"), filepath.Join(out, "image.tar")
+	imgs, err := image.Digest(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(out, "layout"), filepath.Join(out, "image.tar"), imgs
 }
 
 func TestOCISkopeoInspect(t *testing.T) {
@@ -75,7 +82,7 @@ func TestOCISkopeoInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", tt.compression, tt.systems...)
-			dir, archive := writeOCIOutputs(t, e)
+			dir, archive, imgs := writeOCIOutputs(t, e)
 			for _, ref := range []string{"oci:" + dir, "oci-archive:" + archive, "oci:" + dir + ":localhost/runnable:1.0"} {
 				raw := run(t, skopeo, "inspect", "--raw", ref)
 				var m struct {
@@ -87,8 +94,8 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Fatal(err)
 				}
 				if len(e.Systems) == 1 {
-					img := e.Systems[0].Image
-					if digest.FromBytes(raw) != img.ManifestDigest || m.MediaType != ocispec.MediaTypeImageManifest || len(m.Layers) != len(img.Layers) {
+					img := imgs[0]
+					if digest.FromBytes(raw) != img.ManifestDigest || m.MediaType != ocispec.MediaTypeImageManifest || len(m.Layers) != len(img.Blobs) {
 						t.Errorf("%s: %s with %d layers, want the manifest %s", ref, m.MediaType, len(m.Layers), img.ManifestDigest)
 					}
 					continue
@@ -97,24 +104,24 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Fatalf("%s: %s with %d manifests, want an index of %d", ref, m.MediaType, len(m.Manifests), len(e.Systems))
 				}
 				for i, d := range m.Manifests {
-					img := e.Systems[i].Image
-					if d.Digest != img.ManifestDigest || d.Platform == nil || d.Platform.Architecture != img.Platform.Architecture || d.Platform.Variant != img.Platform.Variant {
-						t.Errorf("%s: manifest %d is %+v, want %s for %+v", ref, i, d, img.ManifestDigest, img.Platform)
+					img, plan := imgs[i], e.Systems[i].Image
+					if d.Digest != img.ManifestDigest || d.Platform == nil || d.Platform.Architecture != plan.Platform.Architecture || d.Platform.Variant != plan.Platform.Variant {
+						t.Errorf("%s: manifest %d is %+v, want %s for %+v", ref, i, d, img.ManifestDigest, plan.Platform)
 					}
 				}
 			}
 			// skopeo picks each system's image out of the layout; its
 			// Digest is that of what the reference names: the index when
 			// there is one.
-			top := e.Systems[0].Image.ManifestDigest
+			top := imgs[0].ManifestDigest
 			if len(e.Systems) > 1 {
-				b, err := e.IndexJSON()
+				b, err := image.Index(e, imgs)
 				if err != nil {
 					t.Fatal(err)
 				}
 				top = digest.FromBytes(b)
 			}
-			for _, sys := range e.Systems {
+			for j, sys := range e.Systems {
 				p := sys.Image.Platform
 				args := []string{"inspect", "--override-os", "linux", "--override-arch", p.Architecture}
 				if p.Variant != "" {
@@ -132,8 +139,8 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Errorf("%s: inspect says %s %s %d layers; want %s %s %d", sys.Name, got.Digest, got.Architecture, len(got.Layers), top, p.Architecture, len(sys.Image.Layers))
 				}
 				for i, l := range got.Layers {
-					if l != string(sys.Image.Layers[i].Digest) {
-						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, l, sys.Image.Layers[i].Digest)
+					if l != string(imgs[j].Blobs[i].Digest) {
+						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, l, imgs[j].Blobs[i].Digest)
 					}
 				}
 			}
@@ -152,16 +159,16 @@ func TestOCIUmociUnpack(t *testing.T) {
 		for _, dir := range []store.Dir{"/nix/store", "/gnu/store"} {
 			t.Run(string(compression)+string(dir), func(t *testing.T) {
 				e, f := runnableOCI(t, dir, "localhost/runnable:1.0", compression, "x86_64-linux")
-				more := writeStore(t, dir, f.root, helloItems())
+				more := fixture.Write(t, dir, f.Root, fixture.Hello())
 				sys := &e.Systems[0]
-				sys.Closure = append(sys.Closure, more.items...)
+				sys.Closure = append(sys.Closure, more.Items...)
 				spe := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{Tag: "localhost/runnable:1.0", Compression: compression}}
-				img, err := gen.PlanImage(spe, sys, fixedEnv(""))
+				img, err := gen.PlanImage(spe, sys)
 				if err != nil {
 					t.Fatal(err)
 				}
 				sys.Image = img
-				layout, _ := writeOCIOutputs(t, e)
+				layout, _, _ := writeOCIOutputs(t, e)
 				if compression == "zstd" {
 					gz := filepath.Join(t.TempDir(), "gzip")
 					run(t, skopeo, "copy", "--dest-compress-format", "gzip", "oci:"+layout+":localhost/runnable:1.0", "oci:"+gz+":localhost/runnable:1.0")
@@ -206,10 +213,10 @@ func TestOCIPodmanRun(t *testing.T) {
 			var file string
 			if tt.docker {
 				e, _ := runnableExport(t, "/gnu/store", tag, 0, "x86_64-linux")
-				file = writeDockerFile(t, e)
+				file, _ = writeDockerFile(t, e)
 			} else {
 				e, _ := runnableOCI(t, "/gnu/store", tag, tt.compression, "x86_64-linux")
-				_, file = writeOCIOutputs(t, e)
+				_, file, _ = writeOCIOutputs(t, e)
 			}
 			exec.Command(podman, "rmi", "-f", tag).Run()
 			defer exec.Command(podman, "rmi", "-f", tag).Run()
@@ -238,8 +245,8 @@ func TestOCIUmociMultiSystem(t *testing.T) {
 	umoci := oracle.Require(t, "umoci")
 	skopeo := oracle.Require(t, "skopeo")
 	e, _ := runnableOCI(t, "/nix/store", "localhost/runnable:1.0", "gzip", "x86_64-linux", "aarch64-linux")
-	layout, _ := writeOCIOutputs(t, e)
-	for _, sys := range e.Systems {
+	layout, _, imgs := writeOCIOutputs(t, e)
+	for j, sys := range e.Systems {
 		p := sys.Image.Platform
 		one := filepath.Join(t.TempDir(), "one")
 		run(t, skopeo, "copy", "--override-os", "linux", "--override-arch", p.Architecture, "oci:"+layout+":localhost/runnable:1.0", "oci:"+one+":"+sys.Image.Tag)
@@ -247,8 +254,8 @@ func TestOCIUmociMultiSystem(t *testing.T) {
 		if err := json.Unmarshal(run(t, skopeo, "inspect", "--raw", "oci:"+one), &m); err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Layers) != len(sys.Image.Layers) || m.Layers[0].Digest != sys.Image.Layers[0].Digest {
-			t.Errorf("%s: skopeo copied %+v, want the layers of %s", sys.Name, m.Layers, sys.Image.ManifestDigest)
+		if len(m.Layers) != len(sys.Image.Layers) || m.Layers[0].Digest != imgs[j].Blobs[0].Digest {
+			t.Errorf("%s: skopeo copied %+v, want the layers of %s", sys.Name, m.Layers, imgs[j].ManifestDigest)
 		}
 		bundle := filepath.Join(t.TempDir(), "bundle")
 		run(t, umoci, "unpack", "--image", one+":"+sys.Image.Tag, bundle)

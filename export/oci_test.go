@@ -23,6 +23,8 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -45,46 +47,48 @@ func (c ociCase) name() string { return c.dockerCase.name + "-" + string(c.compr
 
 // buildImages plans an export of format over the hello fixture written
 // below root (a new temporary folder when empty).
-func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string, getenv func(string) string) *gen.Export {
+func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string) *gen.Export {
 	t.Helper()
-	st := writeStore(t, c.dir, root, helloItems())
+	st := fixture.Write(t, c.dir, root, fixture.Hello())
 	img := c.image
 	img.Compression = compression
-	img.Entrypoint = expandAll(img.Entrypoint, st.byNam)
+	img.Entrypoint = fixture.ExpandAll(img.Entrypoint, st.ByName)
 	if img.Symlinks != nil {
 		links := map[string]string{}
 		for k, v := range img.Symlinks {
-			links[k] = expand(v, st.byNam)
+			links[k] = fixture.Expand(v, st.ByName)
 		}
 		img.Symlinks = links
 	}
 	e := &spec.Export{Name: "hello", Format: f, Output: "hello", Image: img}
 	var paths []store.Path
 	for _, r := range c.roots {
-		paths = append(paths, st.byNam[r])
+		paths = append(paths, st.ByName[r])
 	}
 	for _, s := range c.systems {
-		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: expandAll(c.entrypoints[s], st.byNam)})
+		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: fixture.ExpandAll(c.entrypoints[s], st.ByName)})
 	}
 	out := &gen.Export{Name: e.Name, Format: e.Format, Output: e.Output}
 	for _, s := range c.systems {
-		out.Systems = append(out.Systems, *st.system(t, s, e, getenv, c.roots...))
+		out.Systems = append(out.Systems, *st.System(t, s, e, c.roots...))
 	}
 	return out
 }
 
-func (c ociCase) build(t testing.TB, root string, getenv func(string) string) *gen.Export {
-	return buildImages(t, c.dockerCase, format.OCI, c.compression, root, getenv)
+func (c ociCase) build(t testing.TB, root string) *gen.Export {
+	return buildImages(t, c.dockerCase, format.OCI, c.compression, root)
 }
 
-// writeLayout writes e as a layout into a new temporary folder.
-func writeLayout(t testing.TB, e *gen.Export) string {
+// writeLayout writes e as a layout into a new temporary folder and returns
+// the folder and the images.
+func writeLayout(t testing.TB, e *gen.Export) (string, []*image.Image) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
-	if err := WriteOCILayout(dir, e); err != nil {
+	imgs, err := writeOCILayout(dir, e, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, imgs
 }
 
 // layoutFiles reads every file of a layout by relative name.
@@ -168,13 +172,13 @@ func checkSchema(t testing.TB, kind, name string, b []byte) {
 	}
 }
 
-// checkLayout verifies a layout of e against the plan, the schemas and
-// its own digests: every blob hashes to its name, each layer blob
-// decompresses to the tar of its diff id, every manifest names blobs that
-// exist. It returns the layout's files.
-func checkLayout(t testing.TB, e *gen.Export, files map[string][]byte) {
+// checkLayout verifies a layout of e against the plan, the images its
+// writer returned, the schemas and its own digests: every blob hashes to
+// its name, each layer blob decompresses to the tar of its diff id, every
+// manifest names blobs that exist.
+func checkLayout(t testing.TB, e *gen.Export, imgs []*image.Image, files map[string][]byte) {
 	t.Helper()
-	if got := string(files["oci-layout"]); got != LayoutVersion {
+	if got := string(files["oci-layout"]); got != image.LayoutVersion {
 		t.Errorf("oci-layout is %q", got)
 	}
 	checkSchema(t, "layout", "oci-layout", files["oci-layout"])
@@ -201,7 +205,7 @@ func checkLayout(t testing.TB, e *gen.Export, files map[string][]byte) {
 		if root.MediaType != ocispec.MediaTypeImageIndex {
 			t.Fatalf("index.json lists a %s, want an image index", root.MediaType)
 		}
-		b := files[blobPath(root.Digest)]
+		b := files[image.BlobPath(root.Digest)]
 		checkSchema(t, "index", "image index", b)
 		var idx ocispec.Index
 		if err := json.Unmarshal(b, &idx); err != nil {
@@ -219,33 +223,36 @@ func checkLayout(t testing.TB, e *gen.Export, files map[string][]byte) {
 	if len(manifests) != len(e.Systems) {
 		t.Fatalf("%d manifests for %d systems", len(manifests), len(e.Systems))
 	}
+	if len(imgs) != len(e.Systems) {
+		t.Fatalf("%d images for %d systems", len(imgs), len(e.Systems))
+	}
 	for i, md := range manifests {
-		img := e.Systems[i].Image
-		if md.Digest != img.ManifestDigest || md.Platform == nil || md.Platform.Architecture != img.Platform.Architecture ||
-			md.Platform.Variant != img.Platform.Variant || md.Platform.OS != "linux" {
-			t.Errorf("%s: descriptor %+v, plan %s %+v", e.Systems[i].Name, md, img.ManifestDigest, img.Platform)
+		img, plan := imgs[i], e.Systems[i].Image
+		if md.Digest != img.ManifestDigest || md.Platform == nil || md.Platform.Architecture != plan.Platform.Architecture ||
+			md.Platform.Variant != plan.Platform.Variant || md.Platform.OS != "linux" {
+			t.Errorf("%s: descriptor %+v, image %s %+v", e.Systems[i].Name, md, img.ManifestDigest, plan.Platform)
 		}
-		mb := files[blobPath(md.Digest)]
+		mb := files[image.BlobPath(md.Digest)]
 		checkSchema(t, "manifest", "manifest "+md.Digest.String(), mb)
 		var m ocispec.Manifest
 		if err := json.Unmarshal(mb, &m); err != nil {
 			t.Fatal(err)
 		}
-		cb := files[blobPath(m.Config.Digest)]
+		cb := files[image.BlobPath(m.Config.Digest)]
 		checkSchema(t, "config", "config "+m.Config.Digest.String(), cb)
-		if want, _ := img.ConfigJSON(); !bytes.Equal(cb, want) {
-			t.Errorf("%s: config differs from the plan's", e.Systems[i].Name)
+		if !bytes.Equal(cb, img.Config) {
+			t.Errorf("%s: config differs from the image's", e.Systems[i].Name)
 		}
-		wantType, _ := gen.LayerMediaType(img.Compression)
+		wantType, _ := image.MediaType(plan.Compression)
 		for j, ld := range m.Layers {
-			b, ok := files[blobPath(ld.Digest)]
+			b, ok := files[image.BlobPath(ld.Digest)]
 			if !ok || int64(len(b)) != ld.Size || ld.MediaType != wantType {
 				t.Errorf("layer %d: %+v: present %v, %d bytes, want type %s", j, ld, ok, len(b), wantType)
 				continue
 			}
-			tarBytes := decompress(t, img.Compression, b)
-			if d := digest.FromBytes(tarBytes); d != img.Layers[j].DiffID {
-				t.Errorf("layer %d decompresses to %s, diff id %s", j, d, img.Layers[j].DiffID)
+			tarBytes := decompress(t, plan.Compression, b)
+			if d := digest.FromBytes(tarBytes); d != img.Blobs[j].DiffID {
+				t.Errorf("layer %d decompresses to %s, diff id %s", j, d, img.Blobs[j].DiffID)
 			}
 		}
 	}
@@ -292,9 +299,10 @@ func prettyJSON(t testing.TB, b []byte) string {
 func TestOCIGolden(t *testing.T) {
 	for _, c := range ociCases {
 		t.Run(c.name(), func(t *testing.T) {
-			e := c.build(t, "", fixedEnv(""))
-			files := layoutFiles(t, writeLayout(t, e))
-			checkLayout(t, e, files)
+			e := c.build(t, "")
+			dir, imgs := writeLayout(t, e)
+			files := layoutFiles(t, dir)
+			checkLayout(t, e, imgs, files)
 			golden := map[string]string{"index.json": prettyJSON(t, files["index.json"])}
 			var blobs strings.Builder
 			names := make([]string, 0, len(files))
@@ -306,13 +314,13 @@ func TestOCIGolden(t *testing.T) {
 				fmt.Fprintf(&blobs, "%s %d\n", n, len(files[n]))
 			}
 			golden["files.txt"] = blobs.String()
-			for _, sys := range e.Systems {
-				img := sys.Image
-				golden["manifest-"+sys.Name+".json"] = prettyJSON(t, files[blobPath(img.ManifestDigest)])
-				golden["config-"+sys.Name+".json"] = prettyJSON(t, files[blobPath(img.ConfigDigest)])
+			for i, sys := range e.Systems {
+				img := imgs[i]
+				golden["manifest-"+sys.Name+".json"] = prettyJSON(t, files[image.BlobPath(img.ManifestDigest)])
+				golden["config-"+sys.Name+".json"] = prettyJSON(t, files[image.BlobPath(img.ConfigDigest)])
 			}
 			if len(e.Systems) > 1 {
-				b, err := e.IndexJSON()
+				b, err := image.Index(e, imgs)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -387,7 +395,8 @@ func TestOCIReproducible(t *testing.T) {
 			var layouts []map[string][]byte
 			for _, procs := range []int{1, 2, 1, 2} {
 				old := runtime.GOMAXPROCS(procs)
-				files := layoutFiles(t, writeLayout(t, c.build(t, "", fixedEnv(""))))
+				dir, _ := writeLayout(t, c.build(t, ""))
+				files := layoutFiles(t, dir)
 				runtime.GOMAXPROCS(old)
 				layouts = append(layouts, files)
 			}
@@ -412,21 +421,21 @@ func sameFiles(a, b map[string][]byte) bool {
 	return true
 }
 
-// TestOCIDigestBlobsMatchesLayout: the digests DigestLayers computes
-// without writing are those of the written layout.
-func TestOCIDigestBlobsMatchesLayout(t *testing.T) {
+// TestOCIDescribeMatchesLayout: the digests Describe computes without
+// writing are those of the written layout.
+func TestOCIDescribeMatchesLayout(t *testing.T) {
 	for _, c := range ociCases {
 		t.Run(c.name(), func(t *testing.T) {
-			written := c.build(t, "", fixedEnv(""))
-			writeLayout(t, written)
-			planned := c.build(t, "", fixedEnv(""))
-			if err := DigestLayers(planned); err != nil {
+			_, written := writeLayout(t, c.build(t, ""))
+			planned := c.build(t, "")
+			d, err := Describe(&gen.Plan{Exports: []gen.Export{*planned}}, Options{})
+			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range written.Systems {
-				w, p := written.Systems[i].Image, planned.Systems[i].Image
+			for i := range written {
+				w, p := written[i], d.Exports[0].Systems[i].Image
 				if w.ManifestDigest == "" || w.ManifestDigest != p.ManifestDigest || w.ConfigDigest != p.ConfigDigest {
-					t.Errorf("%s: written manifest %s config %s, planned %s %s", written.Systems[i].Name, w.ManifestDigest, w.ConfigDigest, p.ManifestDigest, p.ConfigDigest)
+					t.Errorf("%s: written manifest %s config %s, described %s %s", planned.Systems[i].Name, w.ManifestDigest, w.ConfigDigest, p.ManifestDigest, p.ConfigDigest)
 				}
 			}
 		})
@@ -436,8 +445,8 @@ func TestOCIDigestBlobsMatchesLayout(t *testing.T) {
 func TestWriteExportOCI(t *testing.T) {
 	c := ociCases[3] // two systems
 	out := t.TempDir()
-	e := c.build(t, "", fixedEnv(""))
-	files, err := WriteExport(e, out)
+	e := c.build(t, "")
+	files, err := writeExport(e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,21 +457,29 @@ func TestWriteExportOCI(t *testing.T) {
 	}
 	want := File{Export: "hello", Path: "hello/index.json", SHA256: digest.FromBytes(index).Encoded(), Size: int64(len(index))}
 	if len(files) != 1 || files[0] != want {
-		t.Errorf("WriteExport returned %+v, want %+v", files, want)
+		t.Errorf("writeExport returned %+v, want %+v", files, want)
 	}
-	checkLayout(t, e, layoutFiles(t, layout))
+	imgs, err := image.Digest(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, e, imgs, layoutFiles(t, layout))
 
 	// A second export replaces the layout: same index, no stray blob or
 	// temporary folder, even when the previous layout had extra files.
 	if err := os.WriteFile(filepath.Join(layout, "blobs", "sha256", "stale"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	other := ociCases[0].build(t, "", fixedEnv(""))
+	other := ociCases[0].build(t, "")
 	other.Output = "hello"
-	if _, err := WriteExport(other, out); err != nil {
+	if _, err := writeExport(other, out, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	checkLayout(t, other, layoutFiles(t, layout))
+	otherImgs, err := image.Digest(other, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, other, otherImgs, layoutFiles(t, layout))
 	if des, _ := os.ReadDir(out); len(des) != 1 {
 		t.Errorf("the output folder holds %d entries after replacing, want 1", len(des))
 	}
@@ -476,7 +493,7 @@ func TestWriteExportOCI(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Output = "mine"
-	if _, err := WriteExport(other, out); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
+	if _, err := writeExport(other, out, Options{}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
 		t.Errorf("replacing a foreign folder: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "keep" {
@@ -485,7 +502,7 @@ func TestWriteExportOCI(t *testing.T) {
 
 	// An output ending in .tar is an oci-archive of the same layout.
 	e.Output = "hello.tar"
-	files, err = WriteExport(e, out)
+	files, err = writeExport(e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,17 +516,17 @@ func TestWriteExportOCI(t *testing.T) {
 	a := readArchive(t, b)
 	archived := map[string][]byte{}
 	for _, n := range a.names {
-		if h := a.entries[n].hdr; h.Typeflag == tar.TypeReg {
-			archived[n] = a.entries[n].data
+		if h := a.entries[n].Hdr; h.Typeflag == tar.TypeReg {
+			archived[n] = a.entries[n].Data
 		}
-		if h := a.entries[n].hdr; h.ModTime.Unix() != e.Systems[0].Image.MTime || h.Uid != 0 || h.Uname != "" {
+		if h := a.entries[n].Hdr; h.ModTime.Unix() != e.Systems[0].Image.MTime() || h.Uid != 0 || h.Uname != "" {
 			t.Errorf("%s: mtime %v owner %d %q", n, h.ModTime, h.Uid, h.Uname)
 		}
 	}
 	if a.names[0] != "oci-layout" || a.names[len(a.names)-1] != "index.json" {
 		t.Errorf("archive order %v", a.names)
 	}
-	checkLayout(t, e, archived)
+	checkLayout(t, e, imgs, archived)
 	if des, _ := os.ReadDir(out); len(des) != 3 {
 		t.Errorf("the output folder holds %d entries, want hello, hello.tar, mine", len(des))
 	}
@@ -520,20 +537,21 @@ func TestWriteExportOCI(t *testing.T) {
 func TestDockerArchiveOCI(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			e := c.build(t, "", fixedEnv(""))
-			a := readArchive(t, writeDockerBytes(t, e))
+			e := c.build(t, "")
+			b, imgs := writeDockerBytes(t, e)
+			a := readArchive(t, b)
 			files := map[string][]byte{}
 			for _, n := range a.names {
-				h := a.entries[n].hdr
+				h := a.entries[n].Hdr
 				switch {
 				case h.Typeflag == tar.TypeLink:
 					target, ok := a.entries[h.Linkname]
 					if !ok || !slices.Contains(a.names[:slices.Index(a.names, n)], h.Linkname) {
 						t.Errorf("%s links to %s, not an earlier entry", n, h.Linkname)
 					}
-					files[n] = target.data
+					files[n] = target.Data
 				case strings.HasPrefix(n, "blobs/") && h.Typeflag == tar.TypeReg, n == "index.json", n == "oci-layout":
-					files[n] = a.entries[n].data
+					files[n] = a.entries[n].Data
 				}
 			}
 			var index ocispec.Index
@@ -545,25 +563,25 @@ func TestDockerArchiveOCI(t *testing.T) {
 			}
 			checkSchema(t, "index", "index.json", files["index.json"])
 			for i, md := range index.Manifests {
-				img := e.Systems[i].Image
-				if md.Digest != img.ManifestDigest || md.Annotations[ocispec.AnnotationRefName] != img.Tag || md.Platform.Architecture != img.Platform.Architecture {
-					t.Errorf("manifest %d: %+v; plan %s %s", i, md, img.ManifestDigest, img.Tag)
+				img, plan := imgs[i], e.Systems[i].Image
+				if md.Digest != img.ManifestDigest || md.Annotations[ocispec.AnnotationRefName] != plan.Tag || md.Platform.Architecture != plan.Platform.Architecture {
+					t.Errorf("manifest %d: %+v; image %s %s", i, md, img.ManifestDigest, plan.Tag)
 				}
 				// Check each image as a one-system layout.
 				one := *e
 				one.Systems = e.Systems[i : i+1]
 				sub := map[string][]byte{"oci-layout": files["oci-layout"]}
-				sub["index.json"], _ = indexJSON([]ocispec.Descriptor{md})
-				m := files[blobPath(md.Digest)]
-				sub[blobPath(md.Digest)] = m
+				sub["index.json"], _ = image.LayoutIndex([]ocispec.Descriptor{md})
+				m := files[image.BlobPath(md.Digest)]
+				sub[image.BlobPath(md.Digest)] = m
 				var man ocispec.Manifest
 				if err := json.Unmarshal(m, &man); err != nil {
 					t.Fatal(err)
 				}
 				for _, d := range append([]ocispec.Descriptor{man.Config}, man.Layers...) {
-					sub[blobPath(d.Digest)] = files[blobPath(d.Digest)]
+					sub[image.BlobPath(d.Digest)] = files[image.BlobPath(d.Digest)]
 				}
-				checkLayout(t, &one, sub)
+				checkLayout(t, &one, imgs[i:i+1], sub)
 			}
 		})
 	}
@@ -571,21 +589,21 @@ func TestDockerArchiveOCI(t *testing.T) {
 
 func TestWriteOCIErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")
-	if err := WriteOCILayout(dir, &gen.Export{Name: "x"}); err == nil {
+	if _, err := writeOCILayout(dir, &gen.Export{Name: "x"}, nil, nil); err == nil {
 		t.Error("export without systems: no error")
 	}
-	e := ociCases[0].build(t, "", fixedEnv(""))
+	e := ociCases[0].build(t, "")
 	e.Systems[0].Image.Compression = "lz4"
-	if err := WriteOCILayout(dir, e); err == nil || !strings.Contains(err.Error(), "lz4") {
+	if _, err := writeOCILayout(dir, e, nil, nil); err == nil || !strings.Contains(err.Error(), "lz4") {
 		t.Errorf("unknown compression: %v", err)
 	}
-	e = ociCases[0].build(t, "", fixedEnv(""))
+	e = ociCases[0].build(t, "")
 	if err := os.RemoveAll(e.Systems[0].Closure[1].FSPath); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
 	e.Output = "broken"
-	if _, err := WriteExport(e, out); err == nil {
+	if _, err := writeExport(e, out, Options{}); err == nil {
 		t.Error("missing store item: no error")
 	}
 	if des, _ := os.ReadDir(out); len(des) != 0 {

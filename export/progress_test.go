@@ -9,6 +9,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/progress"
 	"github.com/storepack/storepack/store"
@@ -88,17 +89,17 @@ func TestProgressReachesTotals(t *testing.T) {
 	}
 	images := func(c dockerCase, f format.Format, compression format.Compression, output string) func(*testing.T, string) *gen.Export {
 		return func(t *testing.T, root string) *gen.Export {
-			e := buildImages(t, c, f, compression, root, fixedEnv(""))
+			e := buildImages(t, c, f, compression, root)
 			e.Output = output
 			return e
 		}
 	}
 	cases := []tc{
 		{"nar two systems", func(t *testing.T, root string) *gen.Export {
-			f := writeStore(t, "/nix/store", root, helloItems())
+			f := fixture.Write(t, "/nix/store", root, fixture.Hello())
 			return &gen.Export{Name: "bundle", Format: "nar", Systems: []gen.System{
-				{Name: "x86_64-linux", Output: "a.nar", Closure: f.items},
-				{Name: "aarch64-linux", Output: "b.nar", Closure: f.items[:2]},
+				{Name: "x86_64-linux", Output: "a.nar", Closure: f.Items},
+				{Name: "aarch64-linux", Output: "b.nar", Closure: f.Items[:2]},
 			}}
 		}, false},
 		{"binary cache", func(t *testing.T, root string) *gen.Export { return cacheTestExport(t) }, true},
@@ -128,7 +129,7 @@ func TestProgressReachesTotals(t *testing.T) {
 				t.Helper()
 				rec := &recorder{}
 				plan := &gen.Plan{Exports: []gen.Export{*e}}
-				if _, err := WriteWith(plan, out, Options{Cache: cache, Progress: rec}); err != nil {
+				if _, err := Write(plan, out, Options{Cache: cache, Progress: rec}); err != nil {
 					t.Fatalf("%s: %v", stage, err)
 				}
 				if len(rec.tasks) != 1 {
@@ -162,12 +163,12 @@ func TestProgressReachesTotals(t *testing.T) {
 // TestProgressFailure checks that an export that fails ends its count
 // with the error, short of its totals.
 func TestProgressFailure(t *testing.T) {
-	f := writeStore(t, "/nix/store", "", helloItems())
-	items := append([]gen.Item{}, f.items...)
+	f := fixture.Write(t, "/nix/store", "", fixture.Hello())
+	items := append([]gen.Item{}, f.Items...)
 	items[1].NarSize++ // the second item's files "changed"
 	plan := &gen.Plan{Exports: []gen.Export{{Name: "bundle", Format: "nar", Systems: []gen.System{{Name: "x86_64-linux", Output: "a.nar", Closure: items}}}}}
 	rec := &recorder{}
-	if _, err := WriteWith(plan, t.TempDir(), Options{Progress: rec}); err == nil {
+	if _, err := Write(plan, t.TempDir(), Options{Progress: rec}); err == nil {
 		t.Fatal("the export of a changed item succeeded")
 	}
 	if len(rec.tasks) != 1 || rec.ended[rec.tasks[0]] == nil {

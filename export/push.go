@@ -19,6 +19,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
 )
 
 // Pushing sends an export's images to a registry straight from the plan,
@@ -29,7 +30,7 @@ import (
 // The layers' digests must be known before uploading (the registry is
 // asked whether it has each blob, and an upload is committed under its
 // digest), so a push first streams every layer into the hashes
-// (DigestLayers), then streams again only the blobs the registry lacks.
+// (image.Digest), then streams again only the blobs the registry lacks.
 // When the registry already holds the tagged manifest, nothing is uploaded.
 
 // PushReport says what a push did.
@@ -58,8 +59,7 @@ type PushOptions struct {
 
 // Push uploads e's image (one system) or image index (several) to e.Push,
 // tagged as it says, over plain http when e.Insecure. Blobs the registry
-// already has are not sent. It fills in the plan's digests as DigestLayers
-// does.
+// already has are not sent.
 func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error) {
 	if e.Push == "" {
 		return nil, fmt.Errorf("export %q has no push reference", e.Name)
@@ -75,25 +75,33 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	if err != nil {
 		return nil, fmt.Errorf("export %q: push = %q: %w", e.Name, e.Push, err)
 	}
-	if err := digestBlobs(e, nil); err != nil {
-		return nil, fmt.Errorf("export %q: %w", e.Name, err)
-	}
-	compression, err := exportCompression(e)
+	_, compression, err := image.Check(e)
 	if err != nil {
 		return nil, err
 	}
+	imgs, err := image.Digest(e, nil)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: %w", e.Name, err)
+	}
 	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
+	blobs := map[string]image.Blob{}
+	for _, img := range imgs {
+		for i, l := range img.Plan.Layers {
+			blobs[l.ID] = img.Blobs[i]
+		}
+	}
 	layers := map[digest.Digest]*pushLayer{}
-	for _, ul := range uniqueLayers(e) {
-		layers[ul.layer.Digest] = &pushLayer{ul: ul, compression: compression, rec: rec}
+	for _, l := range image.Layers(e) {
+		b := blobs[l.Plan.ID]
+		layers[b.Digest] = &pushLayer{l: l, blob: b, compression: compression, rec: rec}
 	}
 	images := map[digest.Digest]v1.Image{}
-	for i := range e.Systems {
-		img, err := newPushImage(e.Systems[i].Image, layers)
+	for _, img := range imgs {
+		pi, err := partial.CompressedToImage(&pushImage{config: img.Config, manifest: img.Manifest, layers: layers})
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
 		}
-		images[e.Systems[i].Image.ManifestDigest] = img
+		images[img.ManifestDigest] = pi
 	}
 	keychain := o.Keychain
 	if keychain == nil {
@@ -105,12 +113,12 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain), remote.WithJobs(jobs)}
 	report := &PushReport{Ref: ref.String()}
-	if len(e.Systems) == 1 {
-		report.Digest = e.Systems[0].Image.ManifestDigest
+	if len(imgs) == 1 {
+		report.Digest = imgs[0].ManifestDigest
 		err = remote.Write(ref, images[report.Digest], opts...)
 	} else {
 		var raw []byte
-		if raw, err = e.IndexJSON(); err != nil {
+		if raw, err = image.Index(e, imgs); err != nil {
 			return nil, err
 		}
 		report.Digest = digest.FromBytes(raw)
@@ -154,34 +162,35 @@ func (r *uploadRecorder) wasSent(d digest.Digest) bool {
 // implements partial.CompressedLayer (and DiffID and Uncompressed) by
 // streaming the layer writer through the compressor into a pipe.
 type pushLayer struct {
-	ul          uniqueLayer
+	l           image.Layer
+	blob        image.Blob
 	compression format.Compression
 	rec         *uploadRecorder
 }
 
 // Digest is the blob's digest.
-func (l *pushLayer) Digest() (v1.Hash, error) { return v1.NewHash(string(l.ul.layer.Digest)) }
+func (l *pushLayer) Digest() (v1.Hash, error) { return v1.NewHash(string(l.blob.Digest)) }
 
 // DiffID is the uncompressed tar's digest.
-func (l *pushLayer) DiffID() (v1.Hash, error) { return v1.NewHash(string(l.ul.layer.DiffID)) }
+func (l *pushLayer) DiffID() (v1.Hash, error) { return v1.NewHash(string(l.blob.DiffID)) }
 
 // Size is the blob's length.
-func (l *pushLayer) Size() (int64, error) { return l.ul.layer.BlobSize, nil }
+func (l *pushLayer) Size() (int64, error) { return l.blob.BlobSize, nil }
 
 // MediaType is the OCI layer media type of the compression.
 func (l *pushLayer) MediaType() (types.MediaType, error) {
-	mt, err := gen.LayerMediaType(l.compression)
+	mt, err := image.MediaType(l.compression)
 	return types.MediaType(mt), err
 }
 
 // Compressed streams the blob. The reader fails if the bytes produced
 // do not hash to the planned digest (a store file changed meanwhile).
 func (l *pushLayer) Compressed() (io.ReadCloser, error) {
-	l.rec.record(l.ul.layer.Digest)
+	l.rec.record(l.blob.Digest)
 	return pipeFrom(func(w io.Writer) error {
-		r, err := writeLayerBlob(w, l.ul, l.compression)
-		if err == nil && r.digest != l.ul.layer.Digest {
-			err = fmt.Errorf("layer %s: the blob hashes to %s now, %s when planned: store files changed", l.ul.layer.ID, r.digest, l.ul.layer.Digest)
+		b, err := l.l.WriteBlob(w, l.compression, nil)
+		if err == nil && b.Digest != l.blob.Digest {
+			err = fmt.Errorf("layer %s: the blob hashes to %s now, %s when planned: store files changed", l.l.Plan.ID, b.Digest, l.blob.Digest)
 		}
 		return err
 	}), nil
@@ -190,7 +199,7 @@ func (l *pushLayer) Compressed() (io.ReadCloser, error) {
 // Uncompressed streams the layer tar.
 func (l *pushLayer) Uncompressed() (io.ReadCloser, error) {
 	return pipeFrom(func(w io.Writer) error {
-		_, _, err := WriteLayer(w, l.ul.layer, l.ul.mtime, l.ul.fsPaths)
+		_, _, err := l.l.WriteTar(w, nil)
 		return err
 	}), nil
 }
@@ -209,18 +218,6 @@ func pipeFrom(fill func(io.Writer) error) io.ReadCloser {
 type pushImage struct {
 	config, manifest []byte
 	layers           map[digest.Digest]*pushLayer
-}
-
-func newPushImage(img *gen.Image, layers map[digest.Digest]*pushLayer) (v1.Image, error) {
-	cfg, err := img.ConfigJSON()
-	if err != nil {
-		return nil, err
-	}
-	m, err := img.ManifestJSON()
-	if err != nil {
-		return nil, err
-	}
-	return partial.CompressedToImage(&pushImage{config: cfg, manifest: m, layers: layers})
 }
 
 // RawConfigFile is the config's bytes.

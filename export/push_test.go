@@ -16,21 +16,28 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/oracle"
 )
 
-// layerDigests lists the distinct layer blobs of e's images, sorted.
-func layerDigests(e *gen.Export) []digest.Digest {
+// pushedImages are e's images as image.Digest computes them, and their
+// distinct layer blobs, sorted.
+func pushedImages(t *testing.T, e *gen.Export) ([]*image.Image, []digest.Digest) {
+	t.Helper()
+	imgs, err := image.Digest(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []digest.Digest
-	for _, s := range e.Systems {
-		for _, l := range s.Image.Layers {
-			if !slices.Contains(out, l.Digest) {
-				out = append(out, l.Digest)
+	for _, img := range imgs {
+		for _, b := range img.Blobs {
+			if !slices.Contains(out, b.Digest) {
+				out = append(out, b.Digest)
 			}
 		}
 	}
 	slices.Sort(out)
-	return out
+	return imgs, out
 }
 
 func TestPushRegistry(t *testing.T) {
@@ -59,7 +66,7 @@ func TestPushRegistry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			all := layerDigests(e)
+			imgs, all := pushedImages(t, e)
 			if !slices.Equal(rep.Uploaded, all) || len(rep.Skipped) != 0 {
 				t.Errorf("first push: uploaded %v skipped %v, want every layer %v uploaded", rep.Uploaded, rep.Skipped, all)
 			}
@@ -72,19 +79,19 @@ func TestPushRegistry(t *testing.T) {
 				t.Errorf("the registry holds %s, the push reported %s", got, rep.Digest)
 			}
 			if len(e.Systems) == 1 {
-				if want, _ := e.Systems[0].Image.ManifestJSON(); !bytes.Equal(raw, want) {
-					t.Errorf("the registry's manifest differs from the plan's:\n%s\n%s", raw, want)
+				if want := imgs[0].Manifest; !bytes.Equal(raw, want) {
+					t.Errorf("the registry's manifest differs from the image's:\n%s\n%s", raw, want)
 				}
 			} else {
 				var idx ocispec.Index
 				if err := json.Unmarshal(raw, &idx); err != nil {
 					t.Fatal(err)
 				}
-				if want, _ := e.IndexJSON(); !bytes.Equal(raw, want) || len(idx.Manifests) != len(e.Systems) {
-					t.Errorf("the registry's index differs from the plan's:\n%s\n%s", raw, want)
+				if want, _ := image.Index(e, imgs); !bytes.Equal(raw, want) || len(idx.Manifests) != len(e.Systems) {
+					t.Errorf("the registry's index differs from the images':\n%s\n%s", raw, want)
 				}
 			}
-			for _, sys := range e.Systems {
+			for j, sys := range e.Systems {
 				p := sys.Image.Platform
 				args := []string{"inspect", "--tls-verify=false", "--override-os", "linux", "--override-arch", p.Architecture, "docker://" + ref}
 				var got struct{ Layers []digest.Digest }
@@ -92,8 +99,8 @@ func TestPushRegistry(t *testing.T) {
 					t.Fatal(err)
 				}
 				var want []digest.Digest
-				for _, l := range sys.Image.Layers {
-					want = append(want, l.Digest)
+				for _, b := range imgs[j].Blobs {
+					want = append(want, b.Digest)
 				}
 				if !slices.Equal(got.Layers, want) {
 					t.Errorf("%s: the registry has layers %v, the plan %v", sys.Name, got.Layers, want)
@@ -119,7 +126,7 @@ func TestPushRegistry(t *testing.T) {
 			changed := plan()
 			for i := range changed.Systems {
 				img := changed.Systems[i].Image
-				img.Config.Config.Cmd = []string{"changed"}
+				img.Config.Cmd = []string{"changed"}
 			}
 			changed.Push = strings.Replace(ref, ":1.0", ":changed", 1)
 			rep, err = Push(context.Background(), changed, PushOptions{Keychain: authn.NewMultiKeychain()})

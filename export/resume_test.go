@@ -19,9 +19,12 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/tree"
 )
 
 // countingReader counts the bytes read through it: after tar.Reader.Next,
@@ -58,56 +61,57 @@ func entryOffsets(t *testing.T, b []byte) (names []string, offsets map[string]in
 }
 
 // TestLayerHead writes a layer's headers at every offset a tar entry can
-// start at modulo cloneAlign: the layer's bytes start on a multiple of
-// cloneAlign, and tar readers see the folder and the file only.
+// start at modulo image.CloneAlign: the layer's bytes start on a multiple of
+// image.CloneAlign, and tar readers see the folder and the file only.
 func TestLayerHead(t *testing.T) {
 	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	data := []byte("layer bytes")
-	for off := int64(0); off < 3*cloneAlign; off += 512 {
-		head, err := layerHead(id, int64(len(data)), 1, off)
+	for off := int64(0); off < 3*image.CloneAlign; off += 512 {
+		head, err := image.AlignedHead(dockerLayerHeaders(id, int64(len(data)), 1), off)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (off+int64(len(head)))%cloneAlign != 0 {
+		if (off+int64(len(head)))%image.CloneAlign != 0 {
 			t.Errorf("offset %d: the layer starts at %d", off, off+int64(len(head)))
 		}
-		if len(head) > 1024+cloneAlign+512 {
+		if len(head) > 1024+image.CloneAlign+512 {
 			t.Errorf("offset %d: %d bytes of headers", off, len(head))
 		}
 		var b bytes.Buffer
 		b.Write(head)
 		b.Write(data)
-		b.Write(make([]byte, tarPad(int64(len(data)))))
+		b.Write(make([]byte, tree.Padding(int64(len(data)))))
 		b.Write(make([]byte, 1024))
-		entries := readTar(t, b.Bytes())
-		if len(entries) != 2 || entries[0].hdr.Name != id+"/" || entries[1].hdr.Name != id+"/layer.tar" || !bytes.Equal(entries[1].data, data) {
+		entries := fixture.ReadTar(t, b.Bytes())
+		if len(entries) != 2 || entries[0].Hdr.Name != id+"/" || entries[1].Hdr.Name != id+"/layer.tar" || !bytes.Equal(entries[1].Data, data) {
 			t.Fatalf("offset %d: read back %d entries", off, len(entries))
 		}
-		if c, ok := entries[0].hdr.PAXRecords["comment"]; ok != (len(head) > 1024) || (ok && !strings.HasPrefix(c, "storepack: padding")) {
+		if c, ok := entries[0].Hdr.PAXRecords["comment"]; ok != (len(head) > 1024) || (ok && !strings.HasPrefix(c, "storepack: padding")) {
 			t.Errorf("offset %d: comment record %q with %d bytes of headers", off, c, len(head))
 		}
 	}
 }
 
 // TestDockerLayersAligned checks every docker case: each layer's bytes
-// start on a multiple of cloneAlign in the archive, in image order.
+// start on a multiple of image.CloneAlign in the archive, in image order.
 func TestDockerLayersAligned(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			e := c.build(t, "", fixedEnv(""))
-			names, offsets := entryOffsets(t, writeDockerBytes(t, e))
+			e := c.build(t, "")
+			b, _ := writeDockerBytes(t, e)
+			names, offsets := entryOffsets(t, b)
 			var order []string
 			for _, name := range names {
 				if id, ok := strings.CutSuffix(name, "/layer.tar"); ok {
 					order = append(order, id)
-					if offsets[name]%cloneAlign != 0 {
+					if offsets[name]%image.CloneAlign != 0 {
 						t.Errorf("%s starts at %d", name, offsets[name])
 					}
 				}
 			}
 			var want []string
-			for _, ul := range uniqueLayers(e) {
-				want = append(want, ul.layer.ID)
+			for _, l := range image.Layers(e) {
+				want = append(want, l.Plan.ID)
 			}
 			if strings.Join(order, " ") != strings.Join(want, " ") || want[0] != e.Systems[0].Image.Layers[0].ID {
 				t.Errorf("layers in the archive: %v, want the image order %v", order, want)
@@ -118,22 +122,26 @@ func TestDockerLayersAligned(t *testing.T) {
 
 // TestOCIArchiveLayersAligned checks oci-archives as the docker test
 // does: after oci-layout and the folders, the layer blobs in image order,
-// each starting on a multiple of cloneAlign.
+// each starting on a multiple of image.CloneAlign.
 func TestOCIArchiveLayersAligned(t *testing.T) {
 	for _, c := range ociCases {
 		t.Run(c.name(), func(t *testing.T) {
-			e := buildImages(t, c.dockerCase, format.OCI, c.compression, "", fixedEnv(""))
+			e := buildImages(t, c.dockerCase, format.OCI, c.compression, "")
 			e.Output = "hello.tar"
 			files := outputBytes(t, e, Options{})
 			names, offsets := entryOffsets(t, files["hello.tar"])
 			want := []string{"oci-layout", "blobs/", "blobs/sha256/"}
 			seen := map[string]bool{}
-			for i := range e.Systems {
-				for _, l := range e.Systems[i].Image.Layers {
-					if n := "blobs/sha256/" + l.Digest.Encoded(); !seen[n] {
+			imgs, err := image.Digest(e, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range imgs {
+				for _, b := range img.Blobs {
+					if n := "blobs/sha256/" + b.Digest.Encoded(); !seen[n] {
 						seen[n] = true
 						want = append(want, n)
-						if offsets[n]%cloneAlign != 0 {
+						if offsets[n]%image.CloneAlign != 0 {
 							t.Errorf("%s starts at %d", n, offsets[n])
 						}
 					}
@@ -156,13 +164,13 @@ func resumable(t *testing.T, e *gen.Export, c *layercache.Cache) int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	layers := uniqueLayers(e)
-	hits := make([]cached, len(layers))
-	for i, ul := range layers {
-		hits[i], _, _ = lookup(c, ul, format.None, true)
+	layers := image.Layers(e)
+	hits := make([]image.Cached, len(layers))
+	for i, l := range layers {
+		hits[i], _, _ = image.Lookup(c, l, format.None, true)
 	}
-	af := newAtomicFile(f)
-	n, _, err := resumeDocker(af, c, layers, hits, e.Systems[0].Image.MTime, map[string]blobResult{})
+	af := newOutFile(f)
+	n, _, err := resumeDocker(af, c, layers, hits, e.Systems[0].Image.MTime(), map[string]image.Blob{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +195,13 @@ func TestDockerResume(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "store")
-			e := c.build(t, root, fixedEnv(""))
+			e := c.build(t, root)
 			want := outputBytes(t, e, Options{})
 			cache, err := layercache.Open(filepath.Join(t.TempDir(), "cache"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			layers := uniqueLayers(e)
+			layers := image.Layers(e)
 			// check exports with the cache, compares the output with the
 			// uncached one, and checks that every layer is then resumable.
 			check := func(stage string) {
@@ -213,11 +221,11 @@ func TestDockerResume(t *testing.T) {
 			// A layer to rebuild (as when one of its items changed):
 			// the archive resumes after the layers below it.
 			for k := len(layers) - 1; k >= 0; k-- {
-				hit, _, ok := lookup(cache, layers[k], format.None, true)
+				hit, _, ok := image.Lookup(cache, layers[k], format.None, true)
 				if !ok {
 					t.Fatalf("layer %d not cached", k)
 				}
-				if err := os.Remove(hit.blob); err != nil {
+				if err := os.Remove(hit.Path); err != nil {
 					t.Fatal(err)
 				}
 				if n := resumable(t, e, cache); n != k {
@@ -262,7 +270,7 @@ func TestArchiveResumeUsesStates(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := buildImages(t, tc.c, tc.format, tc.compression, "", fixedEnv(""))
+			e := buildImages(t, tc.c, tc.format, tc.compression, "")
 			e.Output = "hello.tar"
 			want := outputBytes(t, e, Options{})
 			cache, err := layercache.Open(filepath.Join(t.TempDir(), "cache"))
@@ -363,13 +371,13 @@ func checkClones(t *testing.T, mnt string) {
 	const big = 8 << 20
 	random := make([]byte, big)
 	rand.Read(random)
-	items := append(helloItems(), fixtureItem{name: "big", files: map[string]string{"data": string(random)}})
-	f := writeStore(t, "/nix/store", filepath.Join(mnt, "store"), items)
+	items := append(fixture.Hello(), fixture.Item{Name: "big", Files: map[string]string{"data": string(random)}})
+	f := fixture.Write(t, "/nix/store", filepath.Join(mnt, "store"), items)
 	for _, ff := range []format.Format{format.Docker, format.OCI} {
 		t.Run(string(ff), func(t *testing.T) {
 			se := &spec.Export{Name: "big", Format: ff, Output: "big.tar", Image: spec.Image{}}
 			e := &gen.Export{Name: "big", Format: ff, Output: "big.tar",
-				Systems: []gen.System{*f.system(t, "x86_64-linux", se, fixedEnv(""), "hello-2.12", "big")}}
+				Systems: []gen.System{*f.System(t, "x86_64-linux", se, "hello-2.12", "big")}}
 			want := outputBytes(t, e, Options{})
 			cache, err := layercache.Open(filepath.Join(mnt, string(ff), "cache"))
 			if err != nil {
@@ -449,10 +457,10 @@ func sharedBytes(t *testing.T, p string) int64 {
 	}
 }
 
-// TestAtomicFileUnhashed: bytes appended without hashing must be followed
+// TestOutFileUnhashed: bytes appended without hashing must be followed
 // by the state of the same bytes, else writing, asking for the state and
 // closing fail; with the state, the hash is the file's.
-func TestAtomicFileUnhashed(t *testing.T) {
+func TestOutFileUnhashed(t *testing.T) {
 	dir := t.TempDir()
 	blob := filepath.Join(dir, "blob")
 	if err := os.WriteFile(blob, []byte("blob bytes"), 0o444); err != nil {
@@ -460,21 +468,21 @@ func TestAtomicFileUnhashed(t *testing.T) {
 	}
 	head := []byte("head ")
 	// The state of an archive holding the same bytes.
-	ref := newAtomicFile(must(os.Create(filepath.Join(dir, "ref"))))
+	ref := newOutFile(mustCreate(t, filepath.Join(dir, "ref")))
 	ref.Write(head)
 	ref.Write([]byte("blob bytes"))
 	ref.Write(make([]byte, 3))
-	state, err := ref.hashState()
+	state, err := ref.HashState()
 	if err != nil {
 		t.Fatal(err)
 	}
-	shorter := newAtomicFile(must(os.Create(filepath.Join(dir, "short"))))
+	shorter := newOutFile(mustCreate(t, filepath.Join(dir, "short")))
 	shorter.Write(head)
-	shortState, _ := shorter.hashState()
+	shortState, _ := shorter.HashState()
 
-	open := func(t *testing.T) *atomicFile {
-		af := newAtomicFile(must(os.Create(filepath.Join(t.TempDir(), "out"))))
-		if err := af.appendUnhashed(head, blob, 10, 3); err != nil {
+	open := func(t *testing.T) *outFile {
+		af := newOutFile(mustCreate(t, filepath.Join(t.TempDir(), "out")))
+		if err := af.AppendUnhashed(head, blob, 10, 3); err != nil {
 			t.Fatal(err)
 		}
 		return af
@@ -484,7 +492,7 @@ func TestAtomicFileUnhashed(t *testing.T) {
 		if _, err := af.Write([]byte("x")); err == nil {
 			t.Error("a write after unhashed bytes succeeded")
 		}
-		if _, err := af.hashState(); err == nil {
+		if _, err := af.HashState(); err == nil {
 			t.Error("a state after unhashed bytes was given")
 		}
 		if err := af.close(); err == nil {
@@ -493,19 +501,19 @@ func TestAtomicFileUnhashed(t *testing.T) {
 	})
 	t.Run("state of another length", func(t *testing.T) {
 		af := open(t)
-		if err := af.restoreHash(shortState); err == nil || !strings.Contains(err.Error(), "after 5 bytes, not 18") {
+		if err := af.RestoreHash(shortState); err == nil || !strings.Contains(err.Error(), "after 5 bytes, not 18") {
 			t.Errorf("restoring a state of 5 bytes after 18: %v", err)
 		}
 	})
 	t.Run("garbage state", func(t *testing.T) {
 		af := open(t)
-		if err := af.restoreHash([]byte("not a state")); err == nil {
+		if err := af.RestoreHash([]byte("not a state")); err == nil {
 			t.Error("restoring garbage succeeded")
 		}
 	})
 	t.Run("restored", func(t *testing.T) {
 		af := open(t)
-		if err := af.restoreHash(state); err != nil {
+		if err := af.RestoreHash(state); err != nil {
 			t.Fatal(err)
 		}
 		af.Write([]byte("tail"))
@@ -521,4 +529,14 @@ func TestAtomicFileUnhashed(t *testing.T) {
 			t.Errorf("file %q, %d bytes counted, hash %x, want %x", b, af.n, af.sum(), sum)
 		}
 	})
+}
+
+// mustCreate creates the file p.
+func mustCreate(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

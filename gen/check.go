@@ -16,9 +16,9 @@ type CheckError struct {
 	// Path is the item; FSPath where its files were read from.
 	Path   store.Path
 	FSPath string
-	// Recorded and Actual are "sha256:<nix base32>" NAR hashes; the sizes
-	// are the NARs' lengths.
-	Recorded, Actual         string
+	// Recorded and Actual are the NAR hashes; the sizes are the NARs'
+	// lengths.
+	Recorded, Actual         store.Hash
 	RecordedSize, ActualSize int64
 }
 
@@ -88,7 +88,7 @@ func checkItem(it *Item) error {
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", it.Path, err)
 	}
-	actual := "sha256:" + store.Encode32(sum[:])
+	actual := store.Hash(sum)
 	if actual != it.NarHash || (it.NarSize != 0 && size != it.NarSize) {
 		return &CheckError{Path: it.Path, FSPath: fsPath, Recorded: it.NarHash, Actual: actual, RecordedSize: it.NarSize, ActualSize: size}
 	}

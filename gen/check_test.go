@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/storepack/storepack/store"
 )
 
 func TestCheckContents(t *testing.T) {
@@ -20,7 +22,7 @@ func TestCheckContents(t *testing.T) {
 		}
 	}
 	actual := hello.NarHash
-	hello.NarHash = "sha256:0000000000000000000000000000000000000000000000000000"
+	hello.NarHash = store.Hash{}
 	err := CheckContents(plan)
 	var ce *CheckError
 	if !errors.As(err, &ce) {

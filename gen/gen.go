@@ -2,12 +2,12 @@ package gen
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/spec"
@@ -64,9 +64,9 @@ func (g *generator) export(e *spec.Export) (*Export, error) {
 			sys.Closure = append(sys.Closure, *it)
 			fmt.Fprintf(h, "%s %s\n", it.Path, it.NarHash)
 		}
-		sys.ClosureDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		sys.ClosureDigest = digest.NewDigest(digest.SHA256, h)
 		if e.Format.Kind() == format.Image {
-			img, err := planImage(e, sys)
+			img, err := PlanImage(e, sys)
 			if err != nil {
 				return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
 			}
@@ -103,7 +103,7 @@ func (g *generator) item(p store.Path) (*Item, error) {
 	if src, ok := g.sources[p]; ok {
 		it.Source = src.Name
 		it.FSPath = src.Path
-		it.NarHash = "sha256:" + store.Encode32(src.NarHash[:])
+		it.NarHash = store.Hash(src.NarHash)
 		it.NarSize = src.NarSize
 		it.References = src.References
 	} else {
@@ -115,13 +115,13 @@ func (g *generator) item(p store.Path) (*Item, error) {
 		it.Deriver = info.Deriver
 		it.NarSize = info.NarSize
 		if info.NarHash != nil {
-			it.NarHash = "sha256:" + store.Encode32(info.NarHash)
+			it.NarHash = store.Hash(info.NarHash)
 		} else {
 			sum, size, err := nar.Hash(it.FSPath)
 			if err != nil {
 				return nil, err
 			}
-			it.NarHash = "sha256:" + store.Encode32(sum[:])
+			it.NarHash = sum
 			it.NarSize = size
 		}
 	}

@@ -21,7 +21,7 @@ func fakePath(dir store.Dir, name string) store.Path {
 func fakeClosure(dir store.Dir, graph map[string][]string) []Item {
 	var items []Item
 	for name, refs := range graph {
-		it := Item{Path: fakePath(dir, name), NarHash: "sha256:" + name, References: []store.Path{}}
+		it := Item{Path: fakePath(dir, name), NarHash: sha256.Sum256([]byte(name)), References: []store.Path{}}
 		for _, r := range refs {
 			it.References = append(it.References, fakePath(dir, r))
 		}

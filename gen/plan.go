@@ -1,9 +1,17 @@
 // Package gen evaluates a spec against a store into a deterministic Plan:
-// closures, layers, image configs and manifests, output names. It writes no
-// archive; export writes plans.
+// the closure of each export and system, and for images their layers, the
+// folders and symlinks beside the store items, tags and settings. It reads
+// the store but writes nothing.
+//
+// The plan is data that flows one way: export reads it and never writes
+// into it. It says what to write, not how a format encodes it: image
+// configs, manifests and indexes are package image's, the digests of what
+// is written are export's results.
 package gen
 
 import (
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
 )
@@ -23,8 +31,6 @@ type Export struct {
 	Format format.Format `json:"format"`
 	// Output is the output file or folder, relative to the output folder.
 	Output string `json:"output"`
-	// Systems are the export's systems in spec order.
-	Systems []System `json:"systems"`
 	// Push is the registry reference the image goes to, or "".
 	Push     string `json:"push,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
@@ -32,6 +38,8 @@ type Export struct {
 	// none); SignKey the secret key file that signs its narinfos.
 	Compression format.Compression `json:"compression,omitempty"`
 	SignKey     string             `json:"sign_key,omitempty"`
+	// Systems are the export's systems in spec order.
+	Systems []System `json:"systems"`
 }
 
 // System is the plan of one export for one target system.
@@ -42,23 +50,23 @@ type System struct {
 	Roots []store.Path `json:"roots"`
 	// Closure is every item the roots need, dependencies first.
 	Closure []Item `json:"closure"`
-	// ClosureDigest identifies the closure: "sha256:<hex>" over each item's
-	// path and NAR hash, in closure order.
-	ClosureDigest string `json:"closure_digest"`
+	// ClosureDigest identifies the closure: the sha256 of each item's path
+	// and NAR hash, one a line, in closure order.
+	ClosureDigest digest.Digest `json:"closure_digest"`
 	// Output is the file this system's archive goes to, relative to the
 	// output folder, for formats that write one file per system (nar);
 	// empty when the export's Output holds every system.
 	Output string `json:"output,omitempty"`
-	// Image is the image plan for docker and oci exports.
+	// Image is the image plan for images (docker and oci exports).
 	Image *Image `json:"image,omitempty"`
 }
 
 // Item is one store item of a closure.
 type Item struct {
 	Path store.Path `json:"path"`
-	// NarHash is "sha256:<nix base32>" of the item's NAR serialisation.
-	NarHash string `json:"nar_hash"`
-	NarSize int64  `json:"nar_size"`
+	// NarHash and NarSize are those of the item's NAR serialisation.
+	NarHash store.Hash `json:"nar_hash"`
+	NarSize int64      `json:"nar_size"`
 	// References are the items it refers to, sorted, itself included.
 	References []store.Path `json:"references"`
 	Deriver    string       `json:"deriver,omitempty"`
@@ -68,4 +76,13 @@ type Item struct {
 	// FSPath is where the item's files are read from: the store path, or
 	// the source's local path.
 	FSPath string `json:"-"`
+}
+
+// Items indexes a closure's items by store path.
+func Items(closure []Item) map[store.Path]*Item {
+	m := make(map[store.Path]*Item, len(closure))
+	for i := range closure {
+		m[closure[i].Path] = &closure[i]
+	}
+	return m
 }

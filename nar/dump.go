@@ -43,6 +43,21 @@ type Counter interface {
 	Done(items, bytes int64)
 }
 
+// ItemDone counts on c (which may be nil) a store item of planned NAR size
+// narSize that was streamed (Stream) as streamed bytes, which c's byte
+// counter has seen: the difference, so that the bytes done add up to the
+// planned total (0 for a NAR; the framing's difference for a tar). An item
+// of unknown size (0) keeps the bytes streamed.
+func ItemDone(c Counter, narSize, streamed int64) {
+	if c == nil {
+		return
+	}
+	if narSize <= 0 {
+		narSize = streamed
+	}
+	c.Done(1, narSize-streamed)
+}
+
 // Discard is the Counter that counts nothing.
 var Discard Counter = discard{}
 

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -168,7 +169,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	l.image(d)
 	if push, set, ok := l.evalString(attrs["push"]); ok && set {
 		e.Push = push
-		if err := CheckReference(push); err != nil {
+		if _, _, err := ParseReference(push); err != nil {
 			l.errorf(attrs["push"].Expr.Range().Ptr(), "Invalid push reference", "push is a registry reference such as registry.example.org/hello:1.0: %v.", err)
 		}
 	}
@@ -356,7 +357,7 @@ func (l *loader) image(d *exportDecl) {
 	e, attrs, im := &d.e, d.attrs, &d.e.Image
 	if tag, set, ok := l.evalString(attrs["tag"]); ok && set {
 		im.Tag = tag
-		if err := CheckReference(tag); err != nil {
+		if _, _, err := ParseReference(tag); err != nil {
 			l.errorf(attrs["tag"].Expr.Range().Ptr(), "Invalid tag", "A tag is name[:tag] as docker and OCI tools take it: %v.", err)
 		}
 	} else if ok && !refPathComponent.MatchString(e.Name) {
@@ -435,12 +436,12 @@ func (l *loader) image(d *exportDecl) {
 	}
 	im.Compression = l.compression(d)
 	if c, set, ok := l.evalString(attrs["created"]); ok && set {
-		t, err := time.Parse(time.RFC3339Nano, c)
+		_, err := parseCreated(c)
 		switch {
+		case errors.Is(err, errBefore1970):
+			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is before 1970.", c)
 		case err != nil:
 			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is not an RFC 3339 time such as %s.", c, DefaultCreated)
-		case t.Unix() < 0:
-			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is before 1970.", c)
 		default:
 			im.Created = c
 		}

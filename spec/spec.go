@@ -47,8 +47,10 @@ package spec
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -158,7 +160,40 @@ type Image struct {
 	Symlinks    map[string]string
 	MaxLayers   int                // 1..127, default 100
 	Compression format.Compression // "none", "gzip" or "zstd"
-	Created     string             // RFC 3339; "" means SOURCE_DATE_EPOCH or 1970-01-01T00:00:01Z
+	// Created is the image's creation time, RFC 3339: the spec's created,
+	// else SOURCE_DATE_EPOCH's time, else DefaultCreated (Load applies
+	// that rule); "" means DefaultCreated.
+	Created string
+}
+
+// CreatedTime is Created as a UTC time, DefaultCreated when empty: what
+// an image's config records and, rounded down to the second, the mtime of
+// every entry of its layers.
+func (im *Image) CreatedTime() (time.Time, error) {
+	c := im.Created
+	if c == "" {
+		c = DefaultCreated
+	}
+	t, err := parseCreated(c)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("created = %q: %w", c, err)
+	}
+	return t, nil
+}
+
+// errBefore1970 is a created time before 1970, which tar cannot hold.
+var errBefore1970 = errors.New("the time is before 1970")
+
+// parseCreated reads a created time: RFC 3339, not before 1970; UTC.
+func parseCreated(c string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, c)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not an RFC 3339 time: %w", err)
+	}
+	if t.Unix() < 0 {
+		return time.Time{}, errBefore1970
+	}
+	return t.UTC(), nil
 }
 
 // Digest is a sha256 digest. It is written as text (and JSON) as

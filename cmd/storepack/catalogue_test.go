@@ -553,7 +553,7 @@ func TestChangedAfterPlan(t *testing.T) {
 				} else {
 					tamper(t, c)
 				}
-				_, err = export.Write(plan, c.out)
+				_, err = export.Write(plan, c.out, export.Options{})
 				t.Logf("export.Write: %v", err)
 				if change == "changed" && (format == "docker" || format == "oci") {
 					if err != nil {

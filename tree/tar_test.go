@@ -1,4 +1,4 @@
-package export
+package tree
 
 import (
 	"archive/tar"
@@ -11,51 +11,53 @@ import (
 	"testing"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
-// oneLayer plans the fixture as a single layer (everything in it).
-func oneLayer(t *testing.T, f *storeFixture) (*gen.Layer, map[store.Path]string, int64) {
+// oneTree plans the fixture as an image of a single layer, whose tree
+// holds everything.
+func oneTree(t *testing.T, f *fixture.Store) (*gen.Tree, Source, int64) {
 	t.Helper()
 	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
-	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "hello-2.12")
-	return &sys.Image.Layers[0], closureFS(sys), sys.Image.MTime
+	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
+	return &sys.Image.Layers[0].Tree, Source{Items: gen.Items(sys.Closure)}, sys.Image.MTime()
 }
 
-func writeLayerBytes(t *testing.T, l *gen.Layer, fsPaths map[store.Path]string, mtime int64) []byte {
+// writeTarBytes writes t's tar, checking the length WriteTar reports and
+// the one Size computes.
+func writeTarBytes(t *testing.T, tr *gen.Tree, mtime int64, src Source) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	id, n, err := WriteLayer(&buf, l, mtime, fsPaths)
+	n, err := WriteTar(&buf, tr, mtime, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != int64(buf.Len()) || id != digest.FromBytes(buf.Bytes()) {
-		t.Fatalf("WriteLayer reported %s %d; the bytes are %s %d", id, n, digest.FromBytes(buf.Bytes()), buf.Len())
+	if n != int64(buf.Len()) {
+		t.Fatalf("WriteTar reported %d bytes and wrote %d", n, buf.Len())
 	}
-	size, err := LayerSize(l, mtime, fsPaths)
+	size, err := Size(tr, mtime, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if size != n {
-		t.Fatalf("LayerSize = %d, WriteLayer wrote %d", size, n)
+		t.Fatalf("Size = %d, WriteTar wrote %d", size, n)
 	}
 	return buf.Bytes()
 }
 
-func TestLayerEntries(t *testing.T) {
-	f := writeStore(t, "/gnu/store", "", helloItems())
-	l, fsPaths, mtime := oneLayer(t, f)
-	entries := readTar(t, writeLayerBytes(t, l, fsPaths, mtime))
-	hello := strings.TrimPrefix(string(f.byNam["hello-2.12"]), "/")
-	byName := map[string]tarEntry{}
+func TestTarEntries(t *testing.T) {
+	f := fixture.Write(t, "/gnu/store", "", fixture.Hello())
+	tr, src, mtime := oneTree(t, f)
+	entries := fixture.ReadTar(t, writeTarBytes(t, tr, mtime, src))
+	hello := strings.TrimPrefix(string(f.ByName["hello-2.12"]), "/")
+	byName := map[string]fixture.TarEntry{}
 	var prev string
 	for i, e := range entries {
-		h := e.hdr
+		h := e.Hdr
 		byName[h.Name] = e
 		name := strings.TrimSuffix(h.Name, "/")
 		// Parents first: every entry's folder came before it.
@@ -94,16 +96,16 @@ func TestLayerEntries(t *testing.T) {
 		{"tmp/", tar.TypeDir, 0o1777, "", ""},
 		{"bin", tar.TypeSymlink, 0o777, "", "/" + hello + "/bin"},
 		{hello + "/", tar.TypeDir, 0o555, "", ""},
-		{hello + "/bin/hello", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.byNam["libc-2.39"]) + "\n", ""},
-		{hello + "/bin/hello-again", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.byNam["libc-2.39"]) + "\n", ""},
+		{hello + "/bin/hello", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.ByName["libc-2.39"]) + "\n", ""},
+		{hello + "/bin/hello-again", tar.TypeReg, 0o555, "#!/bin/sh\necho hello, uses " + string(f.ByName["libc-2.39"]) + "\n", ""},
 		{hello + "/share/doc/README", tar.TypeReg, 0o444, "hello's readme\n", ""},
 		{hello + "/share/doc/LIESMICH", tar.TypeSymlink, 0o777, "", "README"},
 		{hello + "/share/doc/café.txt", tar.TypeReg, 0o444, "non-ASCII name\n", ""},
 		{hello + "/share/doc/" + strings.Repeat("very-long-folder-name/", 6) + "file.txt", tar.TypeReg, 0o444, "deep\n", ""},
-		{hello + "/share/libc", tar.TypeSymlink, 0o777, "", string(f.byNam["libc-2.39"]) + "/lib"},
-		{strings.TrimPrefix(string(f.byNam["libc-2.39"]), "/") + "/share/empty/", tar.TypeDir, 0o555, "", ""},
-		{strings.TrimPrefix(string(f.byNam["greeting"]), "/"), tar.TypeReg, 0o555, "#!" + string(f.byNam["libc-2.39"]) + "/bin/sh\n", ""},
-		{strings.TrimPrefix(string(f.byNam["libc-link"]), "/"), tar.TypeSymlink, 0o777, "", string(f.byNam["libc-2.39"])},
+		{hello + "/share/libc", tar.TypeSymlink, 0o777, "", string(f.ByName["libc-2.39"]) + "/lib"},
+		{strings.TrimPrefix(string(f.ByName["libc-2.39"]), "/") + "/share/empty/", tar.TypeDir, 0o555, "", ""},
+		{strings.TrimPrefix(string(f.ByName["greeting"]), "/"), tar.TypeReg, 0o555, "#!" + string(f.ByName["libc-2.39"]) + "/bin/sh\n", ""},
+		{strings.TrimPrefix(string(f.ByName["libc-link"]), "/"), tar.TypeSymlink, 0o777, "", string(f.ByName["libc-2.39"])},
 	}
 	for _, tt := range tests {
 		e, ok := byName[tt.name]
@@ -111,17 +113,17 @@ func TestLayerEntries(t *testing.T) {
 			t.Errorf("%s: missing", tt.name)
 			continue
 		}
-		if e.hdr.Typeflag != tt.typ || e.hdr.Mode != tt.mode || string(e.data) != tt.data || e.hdr.Linkname != tt.target {
-			t.Errorf("%s: type %c mode %o data %q target %q; want %c %o %q %q", tt.name, e.hdr.Typeflag, e.hdr.Mode, e.data, e.hdr.Linkname, tt.typ, tt.mode, tt.data, tt.target)
+		if e.Hdr.Typeflag != tt.typ || e.Hdr.Mode != tt.mode || string(e.Data) != tt.data || e.Hdr.Linkname != tt.target {
+			t.Errorf("%s: type %c mode %o data %q target %q; want %c %o %q %q", tt.name, e.Hdr.Typeflag, e.Hdr.Mode, e.Data, e.Hdr.Linkname, tt.typ, tt.mode, tt.data, tt.target)
 		}
 	}
 	// A long name USTAR can split goes in its prefix field; one it cannot
 	// goes in a PAX record.
-	if e := byName[hello+"/share/doc/"+strings.Repeat("very-long-folder-name/", 6)+"file.txt"]; e.hdr == nil || len(e.hdr.PAXRecords) != 0 {
-		t.Errorf("splittable long name: %v", e.hdr)
+	if e := byName[hello+"/share/doc/"+strings.Repeat("very-long-folder-name/", 6)+"file.txt"]; e.Hdr == nil || len(e.Hdr.PAXRecords) != 0 {
+		t.Errorf("splittable long name: %v", e.Hdr)
 	}
-	if e := byName[hello+"/share/doc/"+strings.Repeat("n", 120)]; e.hdr == nil || e.hdr.PAXRecords["path"] != e.hdr.Name || e.hdr.Format != tar.FormatPAX {
-		t.Errorf("unsplittable long name: %v", e.hdr)
+	if e := byName[hello+"/share/doc/"+strings.Repeat("n", 120)]; e.Hdr == nil || e.Hdr.PAXRecords["path"] != e.Hdr.Name || e.Hdr.Format != tar.FormatPAX {
+		t.Errorf("unsplittable long name: %v", e.Hdr)
 	}
 	if len(entries) != len(byName) {
 		t.Errorf("%d entries, %d distinct names", len(entries), len(byName))
@@ -149,7 +151,7 @@ func isASCII(s string) bool {
 	return true
 }
 
-func TestLayerSizeMatches(t *testing.T) {
+func TestSizeMatches(t *testing.T) {
 	// Names around the USTAR limits, long symlink targets, empty files,
 	// sizes on and around block boundaries.
 	files := map[string]string{
@@ -163,48 +165,49 @@ func TestLayerSizeMatches(t *testing.T) {
 		"ünïcödé": "x:exec",
 	}
 	for _, dir := range []store.Dir{"/gnu/store", "/nix/store", store.Dir("/" + strings.Repeat("s", 90) + "/store")} {
-		f := writeStore(t, dir, "", []fixtureItem{{name: "sizes", files: files}})
+		f := fixture.Write(t, dir, "", []fixture.Item{{Name: "sizes", Files: files}})
 		e := &spec.Export{Name: "sizes", Format: format.Docker}
-		sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "sizes")
+		sys := f.System(t, "x86_64-linux", e, "sizes")
 		for i := range sys.Image.Layers {
-			writeLayerBytes(t, &sys.Image.Layers[i], closureFS(sys), sys.Image.MTime)
+			writeTarBytes(t, &sys.Image.Layers[i].Tree, sys.Image.MTime(), Source{Items: gen.Items(sys.Closure)})
 		}
 	}
 }
 
-func TestLayerErrors(t *testing.T) {
-	f := writeStore(t, "/gnu/store", "", []fixtureItem{{name: "fifo", files: map[string]string{"a": "a"}}})
-	if err := syscall.Mkfifo(filepath.Join(f.items[0].FSPath, "pipe"), 0o644); err != nil {
+func TestTarErrors(t *testing.T) {
+	f := fixture.Write(t, "/gnu/store", "", []fixture.Item{{Name: "fifo", Files: map[string]string{"a": "a"}}})
+	if err := syscall.Mkfifo(filepath.Join(f.Items[0].FSPath, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := &spec.Export{Name: "x", Format: format.Docker}
-	sys := f.system(t, "x86_64-linux", e, fixedEnv(""), "fifo")
+	sys := f.System(t, "x86_64-linux", e, "fifo")
+	src := Source{Items: gen.Items(sys.Closure)}
 	var buf bytes.Buffer
-	if _, _, err := WriteLayer(&buf, &sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "FIFO") {
-		t.Errorf("layer with a FIFO: error %v", err)
+	if _, err := WriteTar(&buf, &sys.Image.Layers[0].Tree, 1, src); err == nil || !strings.Contains(err.Error(), "FIFO") {
+		t.Errorf("tree with a FIFO: error %v", err)
 	}
-	if _, err := LayerSize(&sys.Image.Layers[0], 1, closureFS(sys)); err == nil || !strings.Contains(err.Error(), "pipe") {
-		t.Errorf("size of a layer with a FIFO: error %v", err)
+	if _, err := Size(&sys.Image.Layers[0].Tree, 1, src); err == nil || !strings.Contains(err.Error(), "pipe") {
+		t.Errorf("size of a tree with a FIFO: error %v", err)
 	}
-	bad := []gen.Layer{
-		{Items: []store.Path{fakeStorePath("/gnu/store", "missing")}, Entries: []gen.Entry{{Path: "/gnu", Type: gen.EntryDirectory}, {Path: "/gnu/store", Type: gen.EntryDirectory}}},
+	bad := []gen.Tree{
+		{Items: []store.Path{fixture.StorePath("/gnu/store", "missing")}, Entries: []gen.Entry{{Path: "/gnu", Type: gen.EntryDirectory}, {Path: "/gnu/store", Type: gen.EntryDirectory}}},
 		{Items: sys.Image.Layers[0].Items},
 		{Entries: []gen.Entry{{Path: "/a/b", Type: gen.EntryDirectory}}},
 		{Entries: []gen.Entry{{Path: "/a", Type: gen.EntrySymlink, Target: "x"}, {Path: "/a/b", Type: gen.EntryDirectory}}},
 		{Entries: []gen.Entry{{Path: "relative", Type: gen.EntryDirectory}}},
 		{Entries: []gen.Entry{{Path: "/a", Type: "fifo"}}},
 	}
-	for _, l := range bad {
-		if _, _, err := WriteLayer(&buf, &l, 1, closureFS(sys)); err == nil {
-			t.Errorf("layer %+v: no error", l)
+	for _, tr := range bad {
+		if _, err := WriteTar(&buf, &tr, 1, src); err == nil {
+			t.Errorf("tree %+v: no error", tr)
 		}
 	}
 }
 
-// TestTarHeaderMatches checks appendTarHeader, which builds plain USTAR
+// TestHeaderMatches checks appendHeader, which builds plain USTAR
 // headers itself, against archive/tar writing the same header in the PAX
 // format: byte for byte, around every field's limits.
-func TestTarHeaderMatches(t *testing.T) {
+func TestHeaderMatches(t *testing.T) {
 	long := strings.Repeat("n", 100)
 	tests := []struct {
 		name, link string
@@ -232,7 +235,7 @@ func TestTarHeaderMatches(t *testing.T) {
 		if err := tar.NewWriter(&want).WriteHeader(hdr); err != nil {
 			t.Fatalf("%q: archive/tar: %v", tt.name, err)
 		}
-		got, err := appendTarHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, tt.size, tt.mtime, tt.link)
+		got, err := appendHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, tt.size, tt.mtime, tt.link)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.name, err)
 		}
@@ -242,20 +245,20 @@ func TestTarHeaderMatches(t *testing.T) {
 	}
 }
 
-// TestLayerReproducible writes the same layer from the same items and
+// TestTarReproducible writes the same tree from the same items and
 // from copies of them with other modes, owners and mtimes, under another
 // umask, time zone, working folder and GOMAXPROCS: the bytes are equal.
-func TestLayerReproducible(t *testing.T) {
-	f := writeStore(t, "/nix/store", "", helloItems())
-	l, fsPaths, mtime := oneLayer(t, f)
-	want := writeLayerBytes(t, l, fsPaths, mtime)
+func TestTarReproducible(t *testing.T) {
+	f := fixture.Write(t, "/nix/store", "", fixture.Hello())
+	tr, src, mtime := oneTree(t, f)
+	want := writeTarBytes(t, tr, mtime, src)
 
 	// A copy with other metadata: files group/world writable, folders
 	// 0700, another owner, mtimes all over the place.
 	oldUmask := syscall.Umask(0o077)
 	defer syscall.Umask(oldUmask)
 	copyRoot := t.TempDir()
-	g := writeStore(t, "/nix/store", copyRoot, helloItems())
+	g := fixture.Write(t, "/nix/store", copyRoot, fixture.Hello())
 	when := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
 	err := filepath.Walk(copyRoot, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || p == copyRoot {
@@ -287,9 +290,9 @@ func TestLayerReproducible(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	t.Chdir(t.TempDir())
 
-	l2, fsPaths2, mtime2 := oneLayer(t, g)
-	got := writeLayerBytes(t, l2, fsPaths2, mtime2)
+	tr2, src2, mtime2 := oneTree(t, g)
+	got := writeTarBytes(t, tr2, mtime2, src2)
 	if !bytes.Equal(want, got) {
-		t.Errorf("layers differ:\nfirst:\n%s\ncopy:\n%s", listing(t, want), listing(t, got))
+		t.Errorf("tars differ:\nfirst:\n%s\ncopy:\n%s", fixture.Listing(t, want), fixture.Listing(t, got))
 	}
 }

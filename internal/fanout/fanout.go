@@ -1,4 +1,6 @@
-package export
+// Package fanout hands what is written to it to several writers, each
+// written from a goroutine of its own.
+package fanout
 
 import (
 	"errors"
@@ -7,15 +9,15 @@ import (
 	"sync/atomic"
 )
 
-// fanout is an io.Writer that hands what is written to it, in order, to
+// Writer is an io.Writer that hands what is written to it, in order, to
 // several sinks, each written from a goroutine of its own: writing an
 // archive to its file and hashing it run on different cores, and neither
 // holds up the goroutine producing the bytes. Bytes are copied into a ring
-// of buffers (fanoutBuffers of fanoutBufferSize bytes, memory bounded
-// whatever the length); a buffer is reused once every sink has taken it.
-// Sinks are called with whole buffers; after a sink fails, nothing more is
-// written to any sink and Write and Close return its error.
-type fanout struct {
+// of buffers (buffers of bufferSize bytes, memory bounded whatever the
+// length); a buffer is reused once every sink has taken it. Sinks are
+// called with whole buffers; after a sink fails, nothing more is written
+// to any sink and Write and Close return its error.
+type Writer struct {
 	cur    *fanBuf
 	free   chan *fanBuf
 	sinks  []chan *fanBuf
@@ -28,8 +30,8 @@ type fanout struct {
 }
 
 const (
-	fanoutBuffers    = 6
-	fanoutBufferSize = 1 << 20
+	buffers    = 6
+	bufferSize = 1 << 20
 )
 
 type fanBuf struct {
@@ -37,14 +39,14 @@ type fanBuf struct {
 	left atomic.Int32
 }
 
-// newFanout starts one goroutine per sink.
-func newFanout(sinks ...io.Writer) *fanout {
-	f := &fanout{free: make(chan *fanBuf, fanoutBuffers)}
-	for range fanoutBuffers {
-		f.free <- &fanBuf{b: make([]byte, 0, fanoutBufferSize)}
+// New starts one goroutine per sink.
+func New(sinks ...io.Writer) *Writer {
+	f := &Writer{free: make(chan *fanBuf, buffers)}
+	for range buffers {
+		f.free <- &fanBuf{b: make([]byte, 0, bufferSize)}
 	}
 	for _, w := range sinks {
-		ch := make(chan *fanBuf, fanoutBuffers)
+		ch := make(chan *fanBuf, buffers)
 		f.sinks = append(f.sinks, ch)
 		f.wg.Add(1)
 		go func() {
@@ -65,7 +67,7 @@ func newFanout(sinks ...io.Writer) *fanout {
 	return f
 }
 
-func (f *fanout) fail(err error) {
+func (f *Writer) fail(err error) {
 	f.mu.Lock()
 	if f.err == nil {
 		f.err = err
@@ -74,16 +76,16 @@ func (f *fanout) fail(err error) {
 	f.failed.Store(true)
 }
 
-func (f *fanout) firstErr() error {
+func (f *Writer) firstErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err
 }
 
 // Write copies p into the buffers, handing each on when full.
-func (f *fanout) Write(p []byte) (int, error) {
+func (f *Writer) Write(p []byte) (int, error) {
 	if f.closed {
-		return 0, errors.New("write to a closed fanout")
+		return 0, errors.New("fanout: write after Close")
 	}
 	n := 0
 	for len(p) > 0 {
@@ -105,7 +107,7 @@ func (f *fanout) Write(p []byte) (int, error) {
 }
 
 // ReadFrom copies r into the buffers, reading straight into them.
-func (f *fanout) ReadFrom(r io.Reader) (int64, error) {
+func (f *Writer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		if f.failed.Load() {
@@ -130,7 +132,7 @@ func (f *fanout) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-func (f *fanout) send() {
+func (f *Writer) send() {
 	f.cur.left.Store(int32(len(f.sinks)))
 	for _, ch := range f.sinks {
 		ch <- f.cur
@@ -142,7 +144,7 @@ func (f *fanout) send() {
 // everything written so far: then the sinks are idle until the next Write,
 // and the caller may use them directly. It returns the first error a sink
 // returned.
-func (f *fanout) Flush() error {
+func (f *Writer) Flush() error {
 	if f.closed {
 		return f.firstErr()
 	}
@@ -150,11 +152,11 @@ func (f *fanout) Flush() error {
 		f.send()
 	}
 	// Every buffer is back in the free ring once every sink is done with it.
-	held := make([]*fanBuf, 0, fanoutBuffers)
+	held := make([]*fanBuf, 0, buffers)
 	if f.cur != nil {
 		held = append(held, f.cur)
 	}
-	for len(held) < fanoutBuffers {
+	for len(held) < buffers {
 		held = append(held, <-f.free)
 	}
 	for _, fb := range held {
@@ -167,7 +169,7 @@ func (f *fanout) Flush() error {
 
 // Close hands on what is left, waits for every sink and returns the first
 // error a sink returned.
-func (f *fanout) Close() error {
+func (f *Writer) Close() error {
 	if f.closed {
 		return f.firstErr()
 	}

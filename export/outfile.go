@@ -1,0 +1,143 @@
+package export
+
+import (
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/fanout"
+)
+
+// outFile is the temporary file writeAtomic fills, with the sha256 of its
+// bytes. Writes go through a fanout to the file and to the hash, each in a
+// goroutine of its own.
+//
+// It is an image.Resumable: archives that copy cached blobs (docker
+// archives, oci-archives) can also append bytes without hashing them
+// (AppendUnhashed) and then restore the hash state those bytes lead to,
+// saved by an earlier export that wrote the same bytes (HashState,
+// RestoreHash): a re-export then neither reads nor hashes the unchanged
+// start of the archive, and the cached blobs are copied into it by the
+// kernel (copy_file_range), which clones them on btrfs and XFS.
+type outFile struct {
+	f  *os.File
+	h  hash.Hash
+	fo *fanout.Writer
+	// n counts the bytes in the file, written and appended.
+	n int64
+	// unhashed is set while bytes were appended that the hash has not
+	// seen and no state was restored since.
+	unhashed bool
+}
+
+var _ image.Resumable = (*outFile)(nil)
+
+func newOutFile(f *os.File) *outFile {
+	h := sha256.New()
+	return &outFile{f: f, h: h, fo: fanout.New(f, h)}
+}
+
+// Write writes p to the file and the hash.
+func (o *outFile) Write(p []byte) (int, error) {
+	if o.unhashed {
+		return 0, errors.New("archive written after unhashed bytes without restoring the hash")
+	}
+	n, err := o.fo.Write(p)
+	o.n += int64(n)
+	return n, err
+}
+
+// ReadFrom writes what r reads to the file and the hash.
+func (o *outFile) ReadFrom(r io.Reader) (int64, error) {
+	if o.unhashed {
+		return 0, errors.New("archive written after unhashed bytes without restoring the hash")
+	}
+	n, err := o.fo.ReadFrom(r)
+	o.n += n
+	return n, err
+}
+
+// Len is the number of bytes in the file.
+func (o *outFile) Len() int64 { return o.n }
+
+// close waits for the file and hash writers and returns their first error.
+func (o *outFile) close() error {
+	err := o.fo.Close()
+	if err == nil && o.unhashed {
+		err = errors.New("archive ends with unhashed bytes")
+	}
+	return err
+}
+
+// sum is the sha256 of the file's bytes, after close.
+func (o *outFile) sum() []byte { return o.h.Sum(nil) }
+
+// HashState returns the state of the hash after every byte written so
+// far (sha256's binary marshaling, which holds the length hashed).
+func (o *outFile) HashState() ([]byte, error) {
+	if err := o.fo.Flush(); err != nil {
+		return nil, err
+	}
+	if o.unhashed {
+		return nil, errors.New("hash state asked after unhashed bytes")
+	}
+	return o.h.(encoding.BinaryMarshaler).MarshalBinary()
+}
+
+// AppendUnhashed appends head, the first size bytes of the file at blob
+// and pad zero bytes to the file without hashing them. The caller must
+// then RestoreHash with the state of an archive that starts with the same
+// bytes. The blob is copied with copy_file_range, which on btrfs and XFS
+// clones the blocks instead (when head ends on a multiple of their block
+// size in the file, as resumable archives make it: image.CloneAlign).
+func (o *outFile) AppendUnhashed(head []byte, blob string, size int64, pad int) error {
+	if err := o.fo.Flush(); err != nil {
+		return err
+	}
+	o.unhashed = true
+	if _, err := o.f.Write(head); err != nil {
+		return err
+	}
+	o.n += int64(len(head))
+	src, err := os.Open(blob)
+	if err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	defer src.Close()
+	n, err := io.Copy(o.f, io.LimitReader(src, size))
+	o.n += n
+	// The final fsync then waits for less: the copy's writeback starts now.
+	startWriteback(o.f, o.n-n, n)
+	if err != nil {
+		return fmt.Errorf("layer cache: %s: %w", blob, err)
+	}
+	if n != size {
+		return fmt.Errorf("layer cache: %s: %d bytes, %d expected: the cached blob changed while being read; export again, or with --no-cache", blob, n, size)
+	}
+	if pad > 0 {
+		_, err = o.f.Write(make([]byte, pad))
+		o.n += int64(pad)
+	}
+	return err
+}
+
+// RestoreHash sets the hash to state, which must cover exactly the bytes
+// in the file (image.CheckState).
+func (o *outFile) RestoreHash(state []byte) error {
+	if err := o.fo.Flush(); err != nil {
+		return err
+	}
+	if err := image.CheckState(state, o.n); err != nil {
+		return err
+	}
+	if err := o.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return fmt.Errorf("cached hash state: %w", err)
+	}
+	o.unhashed = false
+	return nil
+}

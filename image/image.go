@@ -1,0 +1,313 @@
+// Package image is the plumbing that storepack's image outputs share
+// (docker archives, OCI layouts and archives, registry pushes; their
+// writers are export's): an image is layers of a tree plus a config.
+//
+//   - layers.go: an export's distinct layers, their tars (package tree)
+//     and blobs (compressed, hashed on the way), written in parallel;
+//   - image.go (this file): the encoding of an image once its layers'
+//     blobs are known: the config, the OCI manifest, the image index, the
+//     docker archive's manifest entry, media types;
+//   - cache.go: layers kept in the layer cache between exports;
+//   - resume.go: tar archives whose first layers a re-export copies from
+//     the cache without reading or hashing them again.
+//
+// The encoding is fixed: JSON without HTML escaping, map keys sorted, no
+// trailing newline, so that the same plan gives the same bytes.
+package image
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/spec"
+)
+
+// Blob is a written layer: the diff id (sha256 of the uncompressed tar)
+// and length of its tar, and the digest and length of its blob (the tar
+// compressed as the image says; the same again when uncompressed).
+type Blob struct {
+	DiffID   digest.Digest `json:"diff_id"`
+	Size     int64         `json:"size"`
+	Digest   digest.Digest `json:"digest"`
+	BlobSize int64         `json:"blob_size"`
+}
+
+// Image is one system's image once its layers are written: its plan, the
+// blob of each layer, and the config and OCI manifest they give.
+type Image struct {
+	// Plan is the image's plan.
+	Plan *gen.Image
+	// Blobs are its layers' blobs, one per layer of the plan, bottom first.
+	Blobs []Blob
+	// Config is the config's bytes; ConfigDigest their digest.
+	Config       []byte
+	ConfigDigest digest.Digest
+	// Manifest is the OCI manifest's bytes; ManifestDigest their digest.
+	Manifest       []byte
+	ManifestDigest digest.Digest
+}
+
+// New encodes the config and manifest of the image plan p whose layers'
+// blobs are blobs (one per layer, bottom first).
+func New(p *gen.Image, blobs []Blob) (*Image, error) {
+	if len(blobs) != len(p.Layers) {
+		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
+	}
+	img := &Image{Plan: p, Blobs: slices.Clone(blobs)}
+	var err error
+	if img.Config, err = Marshal(img.config()); err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", p.Tag, err)
+	}
+	img.ConfigDigest = digest.FromBytes(img.Config)
+	m, err := img.manifest()
+	if err != nil {
+		return nil, err
+	}
+	if img.Manifest, err = Marshal(m); err != nil {
+		return nil, fmt.Errorf("image %s: manifest: %w", p.Tag, err)
+	}
+	img.ManifestDigest = digest.FromBytes(img.Manifest)
+	return img, nil
+}
+
+// config is the image's config, as docker and OCI tools read it.
+func (img *Image) config() ocispec.Image {
+	p := img.Plan
+	created := p.Created
+	c := ocispec.Image{
+		Created: &created,
+		Platform: ocispec.Platform{
+			Architecture: p.Platform.Architecture,
+			OS:           p.Platform.OS,
+			Variant:      p.Platform.Variant,
+		},
+		Config: ocispec.ImageConfig{
+			User:         p.Config.User,
+			ExposedPorts: set(p.Config.ExposedPorts),
+			Env:          envList(p.Config.Env),
+			Entrypoint:   p.Config.Entrypoint,
+			Cmd:          p.Config.Cmd,
+			Volumes:      set(p.Config.Volumes),
+			WorkingDir:   p.Config.WorkingDir,
+			Labels:       p.Config.Labels,
+		},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: make([]digest.Digest, 0, len(img.Blobs))},
+	}
+	for i, l := range p.Layers {
+		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, img.Blobs[i].DiffID)
+		c.History = append(c.History, ocispec.History{Created: &created, CreatedBy: l.CreatedBy, Comment: l.Comment})
+	}
+	return c
+}
+
+// manifest is the image's OCI manifest: the config and the layer blobs,
+// bottom first.
+func (img *Image) manifest() (*ocispec.Manifest, error) {
+	mt, err := MediaType(img.Plan.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Plan.Tag, err)
+	}
+	m := &ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{
+			MediaType: ocispec.MediaTypeImageConfig,
+			Digest:    img.ConfigDigest,
+			Size:      int64(len(img.Config)),
+		},
+		Layers: make([]ocispec.Descriptor, 0, len(img.Blobs)),
+	}
+	for _, b := range img.Blobs {
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.BlobSize})
+	}
+	return m, nil
+}
+
+// Descriptor describes the image's manifest as an index lists it: media
+// type, digest, size, platform, and the image's tag as
+// org.opencontainers.image.ref.name.
+func (img *Image) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Digest:    img.ManifestDigest,
+		Size:      int64(len(img.Manifest)),
+		Platform: &ocispec.Platform{
+			Architecture: img.Plan.Platform.Architecture,
+			OS:           img.Plan.Platform.OS,
+			Variant:      img.Plan.Platform.Variant,
+		},
+		Annotations: map[string]string{ocispec.AnnotationRefName: img.Plan.Tag},
+	}
+}
+
+// DockerEntry is one image of a docker archive's manifest.json.
+type DockerEntry struct {
+	// Config is the config file's name in the archive: "<hex>.json".
+	Config string `json:"Config"`
+	// RepoTags holds the image's tag.
+	RepoTags []string `json:"RepoTags"`
+	// Layers are the layer tars' names, bottom first: "<layer id>/layer.tar".
+	Layers []string `json:"Layers"`
+}
+
+// DockerEntry is the image's entry in a docker archive's manifest.json.
+func (img *Image) DockerEntry() DockerEntry {
+	e := DockerEntry{Config: img.ConfigDigest.Encoded() + ".json", RepoTags: []string{img.Plan.Tag}}
+	for _, l := range img.Plan.Layers {
+		e.Layers = append(e.Layers, DockerLayerTar(l.ID))
+	}
+	return e
+}
+
+// DockerLayerTar is the name of a layer's tar in a docker archive:
+// "<layer id>/layer.tar".
+func DockerLayerTar(id string) string { return id + "/layer.tar" }
+
+// NameTag splits the image's tag into its name and tag parts.
+func (img *Image) NameTag() (name, tag string, err error) { return spec.ParseReference(img.Plan.Tag) }
+
+// Index is the OCI image index of a multi-system export: one manifest
+// descriptor per image, in system order, with its platform; annotated with
+// the export's index tag (gen.Export.IndexTag).
+func Index(e *gen.Export, imgs []*Image) ([]byte, error) {
+	idx := &ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: make([]ocispec.Descriptor, 0, len(imgs)),
+	}
+	for _, img := range imgs {
+		idx.Manifests = append(idx.Manifests, img.Descriptor())
+	}
+	tag, err := e.IndexTag()
+	if err != nil {
+		return nil, err
+	}
+	idx.Annotations = map[string]string{ocispec.AnnotationRefName: tag}
+	b, err := Marshal(idx)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: index: %w", e.Name, err)
+	}
+	return b, nil
+}
+
+// LayoutVersion is an OCI layout's oci-layout file.
+const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
+
+// LayoutIndex is an OCI layout's index.json listing manifests (a newline
+// after the JSON).
+func LayoutIndex(manifests []ocispec.Descriptor) ([]byte, error) {
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: manifests}
+	idx.SchemaVersion = 2
+	b, err := Marshal(idx)
+	if err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// BlobPath is where a blob goes in a layout: blobs/sha256/<hex>.
+func BlobPath(d digest.Digest) string {
+	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
+}
+
+// MediaType is the OCI media type of layers compressed as compression
+// says ("" or "none", "gzip", "zstd").
+func MediaType(compression format.Compression) (string, error) {
+	switch compression {
+	case "", format.None:
+		return ocispec.MediaTypeImageLayer, nil
+	case format.Gzip:
+		return ocispec.MediaTypeImageLayerGzip, nil
+	case format.Zstd:
+		return ocispec.MediaTypeImageLayerZstd, nil
+	}
+	return "", fmt.Errorf("unknown layer compression %q: want none, gzip or zstd", compression)
+}
+
+// Marshal encodes v as the JSON of images and archives: compact, map keys
+// sorted, no HTML escaping, no trailing newline.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// set turns a list ("8080/tcp", "/data") into the config's set.
+func set(list []string) map[string]struct{} {
+	if len(list) == 0 {
+		return nil
+	}
+	s := make(map[string]struct{}, len(list))
+	for _, v := range list {
+		s[v] = struct{}{}
+	}
+	return s
+}
+
+// envList writes env as "K=V" sorted by key.
+func envList(env map[string]string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// MarshalJSON writes the image as `storepack plan` shows it: its plan,
+// each layer with its blob's digests, the config, the docker archive's
+// manifest entry and the OCI manifest's digest and size.
+func (img *Image) MarshalJSON() ([]byte, error) {
+	type layer struct {
+		*gen.Layer
+		Blob
+	}
+	p := img.Plan
+	v := struct {
+		Platform       gen.Platform       `json:"platform"`
+		Tag            string             `json:"tag"`
+		MTime          int64              `json:"mtime"`
+		Layers         []layer            `json:"layers"`
+		Config         ocispec.Image      `json:"config"`
+		ConfigDigest   digest.Digest      `json:"config_digest"`
+		Manifest       DockerEntry        `json:"manifest"`
+		Compression    format.Compression `json:"compression,omitempty"`
+		ManifestDigest digest.Digest      `json:"manifest_digest"`
+		ManifestSize   int64              `json:"manifest_size"`
+	}{
+		Platform:       p.Platform,
+		Tag:            p.Tag,
+		MTime:          p.MTime(),
+		Config:         img.config(),
+		ConfigDigest:   img.ConfigDigest,
+		Manifest:       img.DockerEntry(),
+		Compression:    p.Compression,
+		ManifestDigest: img.ManifestDigest,
+		ManifestSize:   int64(len(img.Manifest)),
+	}
+	for i := range p.Layers {
+		v.Layers = append(v.Layers, layer{&p.Layers[i], img.Blobs[i]})
+	}
+	// No HTML escaping here: the encoder calling this escapes when it is
+	// set to.
+	return Marshal(v)
+}
