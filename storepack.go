@@ -39,11 +39,17 @@ const LockFile = "storepack.lock"
 // Options says which spec to load and where its outputs go. Empty fields
 // take their defaults from the environment, then from the rules above.
 type Options struct {
-	// SpecDir is the folder holding the spec's *.hcl files.
+	// Dir is the folder the other relative paths are taken from, as if
+	// storepack were started there (storepack -C DIR, as git -C, make -C
+	// and go -C); "" is the current folder.
+	Dir string
+	// SpecDir is the folder holding the spec's *.hcl files (and the lock
+	// file); default: STOREPACK_SPEC, else Dir itself.
 	SpecDir string
 	// Vars override the spec's variables (--var name=value).
 	Vars map[string]string
-	// OutDir is the output folder.
+	// OutDir is the output folder; default: STOREPACK_OUT, else out (in
+	// Dir).
 	OutDir string
 	// Exports restricts the run to these export names.
 	Exports []string
@@ -61,7 +67,7 @@ type Options struct {
 	// STOREPACK_NO_CACHE=1): every layer is read from the store.
 	NoCache bool
 	// CacheDir is the layer cache folder (default: layercache.DefaultDir,
-	// $XDG_CACHE_HOME/storepack).
+	// $XDG_CACHE_HOME/storepack; relative: in Dir).
 	CacheDir string
 	// Progress, when not nil, shows the progress of each export (Export
 	// only): the front ends set progress.Auto(Stderr), a bar on a
@@ -81,7 +87,8 @@ func Quiet() bool {
 var ErrSpec = errors.New("the spec has errors")
 
 // WithDefaults fills the empty fields of o from the environment and the
-// built-in defaults.
+// built-in defaults, and takes relative paths from o.Dir, which it then
+// clears (so that it is idempotent).
 func (o Options) WithDefaults() Options {
 	if o.SpecDir == "" {
 		o.SpecDir = os.Getenv(EnvSpec)
@@ -107,7 +114,21 @@ func (o Options) WithDefaults() Options {
 	if !o.NoCache {
 		o.NoCache = layercache.Disabled()
 	}
+	o.SpecDir, o.OutDir = o.InDir(o.SpecDir), o.InDir(o.OutDir)
+	if o.CacheDir != "" {
+		o.CacheDir = o.InDir(o.CacheDir)
+	}
+	o.Dir = ""
 	return o
+}
+
+// InDir is the path p as storepack started in o.Dir sees it: p itself
+// when absolute or when Dir is empty, else p below Dir.
+func (o Options) InDir(p string) string {
+	if o.Dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(o.Dir, p)
 }
 
 // Load loads and checks the spec, printing every diagnostic to o.Stderr.

@@ -40,7 +40,7 @@ func benchLayer(b *testing.B, compression format.Compression) image.Layer {
 }
 
 // BenchmarkOCILayerBlob writes one layer of a large tree as a blob file,
-// as WriteOCILayout does (diff id and blob digest computed on the way),
+// as writeOCILayout does (diff id and blob digest computed on the way),
 // for each compression. Compare with `tar -c TREE | gzip -6 >/dev/null`.
 func BenchmarkOCILayerBlob(b *testing.B) {
 	for _, c := range []format.Compression{format.None, format.Gzip, format.Zstd} {

@@ -24,7 +24,7 @@ import (
 
 // Pushing sends an export's images to a registry straight from the plan,
 // with no tarball or layout written first: the same manifests, configs and
-// layer blobs (compressed as the export says) as WriteOCILayout writes, so
+// layer blobs (compressed as the export says) as writeOCILayout writes, so
 // the registry ends up with the digests the layout has.
 //
 // The layers' digests must be known before uploading (the registry is

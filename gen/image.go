@@ -134,7 +134,7 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 			CreatedBy: fmt.Sprintf("storepack: %d store items, folders and symlinks", len(paths)),
 		}}
 	} else {
-		groups, err := GroupItems(RankItems(sys.Closure), maxLayers-1)
+		groups, err := groupItems(rankItems(sys.Closure), maxLayers-1)
 		if err != nil {
 			return nil, err
 		}

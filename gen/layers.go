@@ -19,7 +19,7 @@ import (
 // max_layers-2 get layers of their own, while the rest share the last item
 // layer.
 //
-// Popularity is the nixpkgs idea (buildLayeredImage's "popularity
+// popularity is the nixpkgs idea (buildLayeredImage's "popularity
 // contest"): an item that many items of the closure depend on (glibc, bash,
 // the C++ runtime) is an item that other images built from the same store
 // are likely to hold too, so it should be a layer of its own that registries
@@ -46,10 +46,10 @@ import (
 // the bottom of the image, where engines share the longest chains), then the
 // merged layer; the extra layer is the top one.
 
-// Popularity counts, for each item of closure, the closure items that depend
+// popularity counts, for each item of closure, the closure items that depend
 // on it, directly or through others, itself included. References outside
 // the closure and self-references are ignored.
-func Popularity(closure []Item) map[store.Path]int {
+func popularity(closure []Item) map[store.Path]int {
 	n := len(closure)
 	index := make(map[store.Path]int, n)
 	for i := range closure {
@@ -102,11 +102,11 @@ func Popularity(closure []Item) map[store.Path]int {
 	return pop
 }
 
-// RankItems orders the closure's items for layering: most popular first,
+// rankItems orders the closure's items for layering: most popular first,
 // then store items before the items of the spec's sources, then by name
 // (the store path without its hash part), then by path.
-func RankItems(closure []Item) []store.Path {
-	pop := Popularity(closure)
+func rankItems(closure []Item) []store.Path {
+	pop := popularity(closure)
 	ranked := make([]store.Path, 0, len(closure))
 	source := map[store.Path]bool{}
 	for i := range closure {
@@ -131,10 +131,10 @@ func RankItems(closure []Item) []store.Path {
 	return slices.Compact(ranked)
 }
 
-// GroupItems spreads ranked items over at most slots layers: one item per
+// groupItems spreads ranked items over at most slots layers: one item per
 // layer when they fit, else the first slots-1 items alone and the rest
 // together in the last group, sorted by path. slots must be at least 1.
-func GroupItems(ranked []store.Path, slots int) ([][]store.Path, error) {
+func groupItems(ranked []store.Path, slots int) ([][]store.Path, error) {
 	if slots < 1 {
 		return nil, fmt.Errorf("%d layers for store items: need at least 1", slots)
 	}

@@ -64,7 +64,7 @@ func TestPopularity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := map[string]int{}
-			for p, n := range Popularity(fakeClosure(d, tt.graph)) {
+			for p, n := range popularity(fakeClosure(d, tt.graph)) {
 				got[p.Name()] = n
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -85,7 +85,7 @@ func TestPopularityLarge(t *testing.T) {
 		}
 		graph[fmt.Sprintf("item%03d", i)] = refs
 	}
-	pop := Popularity(fakeClosure("/nix/store", graph))
+	pop := popularity(fakeClosure("/nix/store", graph))
 	for i := 0; i < n; i++ {
 		if got := pop[fakePath("/nix/store", fmt.Sprintf("item%03d", i))]; got != i+1 {
 			t.Errorf("item%03d: popularity %d, want %d", i, got, i+1)
@@ -100,7 +100,7 @@ func TestRankItems(t *testing.T) {
 		"zlib": {"glibc"}, "glibc": nil, "extra-root": nil,
 	}
 	var got []string
-	for _, p := range RankItems(fakeClosure(d, graph)) {
+	for _, p := range rankItems(fakeClosure(d, graph)) {
 		got = append(got, p.Name())
 	}
 	// glibc 5; libx, liby, zlib 2 each (by name); app and extra-root 1 (by name).
@@ -125,7 +125,7 @@ func TestRankItemsSourcesLast(t *testing.T) {
 		}
 	}
 	var got []string
-	for _, p := range RankItems(closure) {
+	for _, p := range rankItems(closure) {
 		got = append(got, p.Name())
 	}
 	// glibc 3, then app 2 (a source, but more popular), then the items of
@@ -146,7 +146,7 @@ func TestRankItemsStableAcrossRebuilds(t *testing.T) {
 	}
 	rebuilt := []Item{base[0], {Path: d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a")}}
 	for _, items := range [][]Item{base, rebuilt} {
-		r := RankItems(items)
+		r := rankItems(items)
 		if r[0].Name() != "a" || r[1].Name() != "b" {
 			t.Errorf("rank of %v: %v, want a then b", items, r)
 		}
@@ -172,7 +172,7 @@ func TestGroupItems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.slots), func(t *testing.T) {
-			groups, err := GroupItems(ranked, tt.slots)
+			groups, err := groupItems(ranked, tt.slots)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,11 +189,11 @@ func TestGroupItems(t *testing.T) {
 			}
 		})
 	}
-	if _, err := GroupItems(ranked, 0); err == nil {
-		t.Error("GroupItems with 0 slots: no error")
+	if _, err := groupItems(ranked, 0); err == nil {
+		t.Error("groupItems with 0 slots: no error")
 	}
-	if g, err := GroupItems(nil, 3); err != nil || g != nil {
-		t.Errorf("GroupItems of nothing = %v, %v; want nil, nil", g, err)
+	if g, err := groupItems(nil, 3); err != nil || g != nil {
+		t.Errorf("groupItems of nothing = %v, %v; want nil, nil", g, err)
 	}
 }
 

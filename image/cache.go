@@ -16,7 +16,7 @@ import (
 )
 
 // Layers in the layer cache (package layercache): a layer's key hashes
-// everything its blob's bytes depend on (Key), the cache keeps its record
+// everything its blob's bytes depend on (key), the cache keeps its record
 // (Blob) and blob under it. Every function here takes a nil cache as none.
 
 // layerFormat names the version of the layer tar encoding (package tree):
@@ -48,9 +48,9 @@ func compressModuleVersion() string {
 	return compressVersion
 }
 
-// Key is the cache key of l's blob compressed as compression: everything
+// key is the cache key of l's blob compressed as compression: everything
 // its bytes depend on.
-func Key(l Layer, compression format.Compression) layercache.Key {
+func key(l Layer, compression format.Compression) layercache.Key {
 	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(l.MTime, 10), "compression " + string(compression)}
 	switch compression {
 	case format.Gzip:
@@ -87,7 +87,7 @@ func Lookup(c *layercache.Cache, l Layer, compression format.Compression, withBl
 	if c == nil {
 		return Cached{}, "", false
 	}
-	k := Key(l, compression)
+	k := key(l, compression)
 	rec, ok := c.Get(k)
 	if !ok {
 		return Cached{}, k, false
@@ -192,8 +192,8 @@ func CacheBlob(c *layercache.Cache, l Layer, compression format.Compression, cou
 	return b, p, nil
 }
 
-// CopyBlob copies the cached blob at p, which must hold size bytes, to w.
-func CopyBlob(w io.Writer, p string, size int64) error {
+// copyBlob copies the cached blob at p, which must hold size bytes, to w.
+func copyBlob(w io.Writer, p string, size int64) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("layer cache: %w", err)

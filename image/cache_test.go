@@ -17,7 +17,7 @@ func TestKeyCoversInputs(t *testing.T) {
 	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
 	base := Layers(&gen.Export{Systems: []gen.System{*sys}})[0]
-	want := Key(base, format.None)
+	want := key(base, format.None)
 	otherHash := base
 	otherHash.Items = map[store.Path]*gen.Item{}
 	for p, it := range base.Items {
@@ -45,7 +45,7 @@ func TestKeyCoversInputs(t *testing.T) {
 		{"compression", base, format.Gzip},
 	}
 	for _, tt := range tests {
-		if Key(tt.l, tt.c) == want {
+		if key(tt.l, tt.c) == want {
 			t.Errorf("changing the %s keeps the key", tt.name)
 		}
 	}

@@ -55,9 +55,9 @@ type Image struct {
 	ManifestDigest digest.Digest
 }
 
-// New encodes the config and manifest of the image plan p whose layers'
+// newImage encodes the config and manifest of the image plan p whose layers'
 // blobs are blobs (one per layer, bottom first).
-func New(p *gen.Image, blobs []Blob) (*Image, error) {
+func newImage(p *gen.Image, blobs []Blob) (*Image, error) {
 	if len(blobs) != len(p.Layers) {
 		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
 	}

@@ -54,7 +54,7 @@ func TestConfig(t *testing.T) {
 		Created:      "2024-05-06T07:08:09+02:00",
 	}})
 	p := e.Systems[0].Image
-	img, err := New(p, fakeBlobs(p))
+	img, err := newImage(p, fakeBlobs(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +98,11 @@ func TestConfig(t *testing.T) {
 func TestNew(t *testing.T) {
 	e := helloExport(t, &spec.Export{Image: spec.Image{Tag: "hello:1.0"}})
 	p := e.Systems[0].Image
-	if _, err := New(p, fakeBlobs(p)[1:]); err == nil {
+	if _, err := newImage(p, fakeBlobs(p)[1:]); err == nil {
 		t.Error("New with too few blobs: no error")
 	}
 	blobs := fakeBlobs(p)
-	img, err := New(p, blobs)
+	img, err := newImage(p, blobs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
 			}
 			bs[j] = b
 		}
-		img, err := New(p, bs)
+		img, err := newImage(p, bs)
 		if err != nil {
 			return nil, err
 		}

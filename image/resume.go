@@ -190,7 +190,7 @@ func WriteChunk(w io.Writer, head []byte, blob string, size int64) error {
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
-	if err := CopyBlob(w, blob, size); err != nil {
+	if err := copyBlob(w, blob, size); err != nil {
 		return err
 	}
 	_, err := w.Write(make([]byte, tree.Padding(size)))

@@ -81,6 +81,9 @@ type loader struct {
 	cands []store.Path
 	// badEpoch is set once a bad SOURCE_DATE_EPOCH is reported.
 	badEpoch bool
+	// exportBlocks are the export blocks, whose paths may give the store
+	// folder (storeDirOfPaths).
+	exportBlocks []*hcl.Block
 }
 
 func newLoader(opts LoadOptions) *loader {
@@ -168,6 +171,7 @@ func (l *loader) load() *Spec {
 		}
 	}
 	l.checkVarOptions()
+	l.exportBlocks = exportBlocks
 	l.declareStore(storeBlocks)
 
 	// Evaluate everything that can be referred to, in an order that does
@@ -369,6 +373,7 @@ func (l *loader) declareStore(blocks []*hcl.Block) {
 }
 
 // evalStore evaluates the store block, applying the defaults: dir from
+// the exports' paths when they are all in one store folder, else
 // NIX_STORE_DIR, else /gnu/store when it exists, else /nix/store; db
 // "auto".
 func (l *loader) evalStore() {
@@ -434,9 +439,13 @@ func (l *loader) evalStore() {
 	}
 }
 
-// defaultStoreDir is $NIX_STORE_DIR, else /gnu/store when it exists, else
+// defaultStoreDir is the store folder of the exports' paths when they
+// all share one, else $NIX_STORE_DIR, else /gnu/store when it exists, else
 // /nix/store.
 func (l *loader) defaultStoreDir() string {
+	if d := l.storeDirOfPaths(); d != "" {
+		return d
+	}
 	if d, ok := l.env("NIX_STORE_DIR"); ok && d != "" {
 		if _, err := store.ParseDir(d); err != nil {
 			l.errorf(nil, "Invalid NIX_STORE_DIR", "%v.", err)
@@ -525,4 +534,117 @@ func sortDiagnostics(diags hcl.Diagnostics) {
 		}
 		return a.Subject.Start.Byte - b.Subject.Start.Byte
 	})
+}
+
+// storeDirOfPaths is the store folder of every store path that the paths
+// of the export and system blocks list, when there is one and it is the
+// same for all, else "". The paths are evaluated as far as they can be
+// before the store folder is known: what refers to a source (whose store
+// path needs the store folder) is unknown then, and left out; nothing is
+// reported, as the paths are evaluated again, with diagnostics, later.
+func (l *loader) storeDirOfPaths() string {
+	ctx := l.probeContext()
+	dirs := map[string]bool{}
+	paths := func(body hcl.Body) hcl.Blocks {
+		content, _, _ := body.PartialContent(&hcl.BodySchema{
+			Attributes: []hcl.AttributeSchema{{Name: "paths"}},
+			Blocks:     []hcl.BlockHeaderSchema{{Type: "system", LabelNames: []string{"name"}}},
+		})
+		a := content.Attributes["paths"]
+		if a == nil {
+			return content.Blocks
+		}
+		v, diags := a.Expr.Value(ctx)
+		if diags.HasErrors() || !v.IsKnown() || v.IsNull() || !v.CanIterateElements() {
+			return content.Blocks
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, ev := it.Element()
+			if ev.IsKnown() && !ev.IsNull() && ev.Type() == cty.String {
+				if d := storeDirOf(ev.AsString()); d != "" {
+					dirs[d] = true
+				}
+			}
+		}
+		return content.Blocks
+	}
+	for _, b := range l.exportBlocks {
+		for _, sb := range paths(b.Body) {
+			paths(sb.Body)
+		}
+	}
+	if len(dirs) != 1 {
+		return ""
+	}
+	for d := range dirs {
+		return d
+	}
+	return ""
+}
+
+// storeDirOf is the store folder of p when p is a store item or a path
+// inside one (its first component of the form <hash>-<name> is an item
+// of the folder above it), else "".
+func storeDirOf(p string) string {
+	parts := strings.Split(p, "/")
+	if len(parts) < 3 || parts[0] != "" {
+		return ""
+	}
+	for i := 2; i < len(parts); i++ {
+		if store.ValidBase(parts[i]) == nil {
+			d, err := store.ParseDir(strings.Join(parts[:i], "/"))
+			if err != nil {
+				return ""
+			}
+			return string(d)
+		}
+	}
+	return ""
+}
+
+// probeContext is the evaluation context of storeDirOfPaths: the
+// variables, the locals evaluated as far as they can be without the
+// store, and every source unknown. It evaluates nothing for good and
+// reports nothing.
+func (l *loader) probeContext() *hcl.EvalContext {
+	vars := map[string]cty.Value{}
+	for name, v := range l.vars {
+		vars[name] = v.value
+	}
+	locals := map[string]cty.Value{}
+	for name := range l.locals {
+		locals[name] = cty.DynamicVal
+	}
+	sources := map[string]cty.Value{}
+	for name := range l.sources {
+		sources[name] = cty.DynamicVal
+	}
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{
+			"var":    cty.ObjectVal(vars),
+			"local":  cty.ObjectVal(locals),
+			"source": cty.ObjectVal(sources),
+		},
+		Functions: l.functions(),
+	}
+	// Locals may refer to each other: evaluate them again until none
+	// becomes known (at most once per local).
+	for range len(l.locals) {
+		changed := false
+		for _, name := range sortedKeys(l.locals) {
+			if locals[name].IsWhollyKnown() {
+				continue
+			}
+			v, diags := l.locals[name].attr.Expr.Value(ctx)
+			if !diags.HasErrors() && v.IsWhollyKnown() {
+				locals[name] = v
+				changed = true
+			}
+		}
+		if !changed {
+			break
+		}
+		ctx.Variables["local"] = cty.ObjectVal(locals)
+	}
+	return ctx
 }

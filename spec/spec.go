@@ -46,10 +46,8 @@
 package spec
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -201,18 +199,17 @@ func parseCreated(c string) (time.Time, error) {
 type Digest [32]byte
 
 // String gives d as "sha256:<hex>".
-func (d Digest) String() string { return "sha256:" + hex.EncodeToString(d[:]) }
+func (d Digest) String() string { return "sha256:" + store.Hash(d).Hex() }
 
 // MarshalText gives d as "sha256:<hex>".
 func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // UnmarshalText reads "sha256:<hex>".
 func (d *Digest) UnmarshalText(b []byte) error {
-	s, ok := strings.CutPrefix(string(b), "sha256:")
-	raw, err := hex.DecodeString(s)
-	if !ok || err != nil || len(raw) != len(d) {
+	h, err := store.ParseHexHash(string(b))
+	if err != nil {
 		return fmt.Errorf("digest %q is not sha256:<64 hex digits>", b)
 	}
-	copy(d[:], raw)
+	*d = Digest(h)
 	return nil
 }

@@ -400,3 +400,72 @@ func TestFunctionNames(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreDirFromPaths: without store.dir, the store folder is the one
+// that every store path of the exports is in, before NIX_STORE_DIR and the
+// machine's default; paths in several folders leave the default.
+func TestStoreDirFromPaths(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "other", "store")
+	const base = "qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"
+	if err := os.MkdirAll(filepath.Join(other, base, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testStore, err := filepath.Abs("testdata/store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, text string
+		wantDir    string
+		wantErr    string
+	}{
+		{"literal path", `export "x" {
+  format = "nar"
+  paths  = ["` + other + "/" + base + `"]
+}
+`, other, ""},
+		{"through a local and a system block, with a source", `locals {
+  hello = "` + other + "/" + base + `"
+}
+source "app" {
+  path = "storepack.hcl"
+}
+export "x" {
+  format  = "docker"
+  systems = ["x86_64-linux", "aarch64-linux"]
+  paths   = [source.app.store_path]
+  entrypoint = ["${local.hello}/bin"]
+  system "aarch64-linux" {
+    paths = [local.hello]
+  }
+}
+`, other, ""},
+		{"two folders: NIX_STORE_DIR's", `export "x" {
+  format = "nar"
+  paths  = ["` + other + "/" + base + `", "` + testStore + "/" + helloBase + `"]
+}
+`, testStore, "is not in the store folder " + testStore},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp, diags, _ := loadText(t, map[string]string{"storepack.hcl": tt.text}, nil, nil)
+			if tt.wantErr != "" {
+				if sp != nil || !strings.Contains(diags, tt.wantErr) {
+					t.Fatalf("diagnostics %s, want one with %q", diags, tt.wantErr)
+				}
+				return
+			}
+			if sp == nil {
+				t.Fatalf("Load failed:\n%s", diags)
+			}
+			if string(sp.Store.Dir) != tt.wantDir {
+				t.Errorf("store folder %s, want %s", sp.Store.Dir, tt.wantDir)
+			}
+			for _, s := range sp.Sources {
+				if s.StorePath.Dir() != store.Dir(tt.wantDir) {
+					t.Errorf("source %s: store path %s, not in %s", s.Name, s.StorePath, tt.wantDir)
+				}
+			}
+		})
+	}
+}

@@ -277,8 +277,11 @@ func (d *database) info(p Path) (*PathInfo, error) {
 // parseNarHash reads a database hash: "sha256:" and 64 hex digits (what
 // Nix and Guix write) or 52 Nix base32 digits.
 func parseNarHash(s string) ([]byte, error) {
-	h, err := ParseHash(s)
+	h, err := ParseHexHash(s)
 	if err != nil {
+		if h32, err32 := ParseHash(s); err32 == nil {
+			return h32[:], nil
+		}
 		return nil, fmt.Errorf("NAR %w", err)
 	}
 	return h[:], nil

@@ -30,9 +30,15 @@ func (h *Hash) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParseHash reads "sha256:" followed by 52 Nix base32 digits (narinfo
-// files, plans) or 64 hexadecimal digits (Nix's and Guix's databases).
-func ParseHash(s string) (Hash, error) {
+// ParseHash reads a hash as String writes it: "sha256:" and 52 Nix base32
+// digits, the only form narinfo files and plans hold.
+func ParseHash(s string) (Hash, error) { return parseHash(s, false) }
+
+// ParseHexHash reads "sha256:" and 64 hexadecimal digits: the form of
+// Nix's and Guix's databases, and of a source's nar_hash in a spec.
+func ParseHexHash(s string) (Hash, error) { return parseHash(s, true) }
+
+func parseHash(s string, hexDigits bool) (Hash, error) {
 	var h Hash
 	digits, ok := strings.CutPrefix(s, "sha256:")
 	if !ok {
@@ -40,13 +46,15 @@ func ParseHash(s string) (Hash, error) {
 	}
 	var b []byte
 	var err error
-	switch len(digits) {
-	case hex.EncodedLen(len(h)):
+	switch {
+	case hexDigits && len(digits) == hex.EncodedLen(len(h)):
 		b, err = hex.DecodeString(digits)
-	case EncodedLen32(len(h)):
+	case hexDigits:
+		return h, fmt.Errorf("hash %q is not sha256:<%d hexadecimal digits>", s, hex.EncodedLen(len(h)))
+	case len(digits) == EncodedLen32(len(h)):
 		b, err = Decode32(digits)
 	default:
-		return h, fmt.Errorf("hash %q is not sha256:<%d Nix base32 or %d hexadecimal digits>", s, EncodedLen32(len(h)), hex.EncodedLen(len(h)))
+		return h, fmt.Errorf("hash %q is not sha256:<%d Nix base32 digits>", s, EncodedLen32(len(h)))
 	}
 	if err != nil {
 		return h, fmt.Errorf("hash %q: %w", s, err)

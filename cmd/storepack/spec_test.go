@@ -206,3 +206,50 @@ func mustTime(s string) time.Time {
 	}
 	return tm
 }
+
+// TestDirFlag: -C DIR runs as if started in DIR, as git -C does: the
+// spec, the default output folder, a relative --out, storepack.lock and
+// fmt's files are taken from DIR, and nothing is written where the
+// command was started.
+func TestDirFlag(t *testing.T) {
+	dir := specDir(t)
+	elsewhere := t.TempDir()
+	runIn := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = cleanEnv()
+		cmd.Dir = elsewhere
+		r := runCmd(t, cmd)
+		if r.code != 0 {
+			t.Fatalf("storepack %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+		return r
+	}
+	r := runIn("export", "-q", "-C", dir)
+	if want := filepath.Join(dir, "out", "app.nar"); !strings.HasPrefix(string(r.stdout), want+"\t") {
+		t.Errorf("export -C printed %q, want %s first", r.stdout, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "app.nar")); err != nil {
+		t.Errorf("export -C DIR did not write DIR/out: %v", err)
+	}
+	runIn("export", "-q", "-C", dir, "--out", "rel")
+	if _, err := os.Stat(filepath.Join(dir, "rel", "app.nar")); err != nil {
+		t.Errorf("export -C DIR --out rel did not write DIR/rel: %v", err)
+	}
+	runIn("lock", "-C", dir)
+	if _, err := os.Stat(filepath.Join(dir, "storepack.lock")); err != nil {
+		t.Errorf("lock -C DIR did not write DIR/storepack.lock: %v", err)
+	}
+	runIn("verify", "-C", dir)
+	ugly := "export \"y\" {\nformat=\"nar\"\n  paths = [ \"/gnu/store/9zbcl14iyclshi05nwjk9z9cbvllybap-tzdata\" ]\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "ugly.hcl"), []byte(ugly), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runIn("fmt", "-C", dir, "ugly.hcl")
+	if b, _ := os.ReadFile(filepath.Join(dir, "ugly.hcl")); string(b) == ugly {
+		t.Error("fmt -C DIR FILE did not format DIR/FILE")
+	}
+	if des, _ := os.ReadDir(elsewhere); len(des) != 0 {
+		t.Errorf("the commands wrote %d entries where they were started", len(des))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -22,16 +21,21 @@ type specFlags struct {
 }
 
 func (f *specFlags) register(fs *flag.FlagSet, withOut bool) {
-	fs.StringVar(&f.dir, "C", "", "the spec folder (default: $STOREPACK_SPEC, else the current folder)")
+	dirFlag(fs, &f.dir)
 	fs.Var(&f.vars, "var", "set a variable: --var name=value (repeatable; overrides STOREPACK_VAR_name)")
 	if withOut {
-		fs.StringVar(&f.out, "out", "", "the output folder (default: $STOREPACK_OUT, else out)")
+		fs.StringVar(&f.out, "out", "", "the output folder (default: $STOREPACK_OUT, else out; a relative one in the -C folder)")
 	}
+}
+
+// dirFlag registers -C on fs.
+func dirFlag(fs *flag.FlagSet, dir *string) {
+	fs.StringVar(dir, "C", "", "run as if started in `DIR`, as git -C: the spec (default: $STOREPACK_SPEC, else DIR), relative outputs and storepack.lock are taken from there")
 }
 
 // options gives the pipeline options; names are the exports to run.
 func (f *specFlags) options(e *env, names []string) sp.Options {
-	return sp.Options{SpecDir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr}.WithDefaults()
+	return sp.Options{Dir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr}.WithDefaults()
 }
 
 // progressDelay, when set at link time (go build -ldflags
@@ -194,16 +198,15 @@ var fmtVerb = &verb{
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		var dir string
 		var check bool
-		fs.StringVar(&dir, "C", "", "the spec folder (default: $STOREPACK_SPEC, else the current folder)")
+		dirFlag(fs, &dir)
 		fs.BoolVar(&check, "check", false, "write nothing; exit 1 when a file is not formatted")
 		return func(e *env, args []string) error {
-			if dir == "" {
-				dir = os.Getenv(sp.EnvSpec)
+			o := sp.Options{Dir: dir}
+			files := make([]string, len(args))
+			for i, a := range args {
+				files[i] = o.InDir(a)
 			}
-			if dir == "" {
-				dir = "."
-			}
-			changed, diags, err := spec.Format(dir, args, check)
+			changed, diags, err := spec.Format(o.WithDefaults().SpecDir, files, check)
 			for _, c := range changed {
 				fmt.Fprintln(e.stdout, c)
 			}
