@@ -47,7 +47,7 @@ type generator struct {
 
 func (g *generator) export(e *spec.Export) (*Export, error) {
 	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
-		Compression: e.NarCompression, SignKey: e.SignKey}
+		Compression: e.Compression, SignKey: e.SignKey}
 	for i := range e.Systems {
 		ss := &e.Systems[i]
 		sys := &System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}
@@ -73,7 +73,7 @@ func (g *generator) export(e *spec.Export) (*Export, error) {
 			sys.Image = img
 		}
 		if e.Format.Def().PerSystem {
-			sys.Output = systemOutput(e.Output, ss.Name, len(e.Systems))
+			sys.Output = systemOutput(e.Format, e.Output, ss.Name, len(e.Systems))
 		}
 		out.Systems = append(out.Systems, *sys)
 	}
@@ -135,11 +135,16 @@ func (g *generator) item(p store.Path) (*Item, error) {
 
 // systemOutput names the file of one system's archive: the export's output
 // when it has one system, else the output with "-<system>" before its
-// extension (hello.nar, hello-x86_64-linux.nar).
-func systemOutput(output, system string, systems int) string {
+// extension: the format's (hello.tar.gz, hello-x86_64-linux.tar.gz) when
+// the output ends with it, else the last one (hello.nar,
+// hello-x86_64-linux.nar).
+func systemOutput(f format.Format, output, system string, systems int) string {
 	if systems == 1 {
 		return output
 	}
-	ext := path.Ext(output)
+	ext := f.Def().Ext
+	if ext == "" || !strings.HasSuffix(output, ext) {
+		ext = path.Ext(output)
+	}
 	return strings.TrimSuffix(output, ext) + "-" + system + ext
 }

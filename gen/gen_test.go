@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -137,4 +138,22 @@ func mustGenerate(t *testing.T, sp *spec.Spec) *Plan {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestSystemOutput(t *testing.T) {
+	tests := []struct {
+		output  string
+		systems int
+		want    string
+	}{
+		{"hello.nar", 1, "hello.nar"},
+		{"hello.nar", 2, "hello-aarch64-linux.nar"},
+		{"dir/bundle", 2, "dir/bundle-aarch64-linux"},
+		{"hello.tar.gz", 2, "hello.tar-aarch64-linux.gz"}, // not the format's extension: the last one
+	}
+	for _, tt := range tests {
+		if got := systemOutput(format.NAR, tt.output, "aarch64-linux", tt.systems); got != tt.want {
+			t.Errorf("systemOutput(%q, %d systems) = %q, want %q", tt.output, tt.systems, got, tt.want)
+		}
+	}
 }

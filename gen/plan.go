@@ -34,8 +34,9 @@ type Export struct {
 	// Push is the registry reference the image goes to, or "".
 	Push     string `json:"push,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
-	// Compression is how a binary cache compresses its NARs (xz, zstd,
-	// none); SignKey the secret key file that signs its narinfos.
+	// Compression is the compression of what a format other than an
+	// image's compresses (a binary cache's NARs: xz, zstd, none); SignKey
+	// the secret key file that signs a binary cache's narinfos.
 	Compression format.Compression `json:"compression,omitempty"`
 	SignKey     string             `json:"sign_key,omitempty"`
 	// Systems are the export's systems in spec order.

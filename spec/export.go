@@ -162,7 +162,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	}
 	if !image {
 		if def.Compressions != nil {
-			e.NarCompression = l.compression(d)
+			e.Compression = l.compression(d)
 		}
 		return d
 	}

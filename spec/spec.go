@@ -119,9 +119,11 @@ type Export struct {
 	Push string
 	// Insecure allows plain http for Push.
 	Insecure bool
-	// NarCompression is the NARs' compression of a binary-cache export:
-	// "xz" (the default, as Nix), "zstd" or "none"; "" for other formats.
-	NarCompression format.Compression `json:",omitempty"`
+	// Compression is the compression of what a format other than an
+	// image's compresses, one of the format's (the default first): the
+	// NARs of a binary cache ("xz", as Nix, "zstd" or "none"); "" for
+	// formats that take none. Images have theirs in Image.
+	Compression format.Compression `json:"NarCompression,omitempty"`
 	// SignKey is the secret key file (absolute) that signs a binary-cache
 	// export's narinfos, or "" for unsigned ones. Load checks it; the
 	// export reads it again when it writes.

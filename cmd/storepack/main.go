@@ -1,4 +1,5 @@
-// Command storepack reads Guix and Nix stores and writes what Nix's own
+// Command storepack turns declarative HCL specs into reproducible archives
+// of store closures, and reads Guix and Nix stores to write what Nix's own
 // tools write, byte for byte, without writing to the store:
 //
 //	storepack dump PATH                  the NAR of PATH, as nix-store --dump
@@ -7,14 +8,25 @@
 //	storepack bundle PATH...             the export bundle of the closure, as nix-store --export $(nix-store -qR PATH...)
 //	storepack add [--name NAME] FILE     the store path nix-store --add FILE would give (nothing is written)
 //	storepack restore DIR                a NAR from stdin into DIR, which must not exist
+//	storepack export [EXPORT...]         writes the spec's exports into the output folder
+//	storepack plan [EXPORT...]           prints the evaluated plan as JSON; writes nothing
+//	storepack lock                       records the digests of every output in storepack.lock
+//	storepack verify [EXPORT...]         rebuilds and fails, with a diff, on a difference from storepack.lock
+//	storepack push [EXPORT...]           uploads images to their push registry reference
+//	storepack validate                   checks the spec, printing every problem with file:line:column
+//	storepack fmt [-check] [FILE...]     formats the spec's files
+//	storepack keygen NAME [SECRET PUBLIC] makes a binary cache key pair, as nix-store --generate-binary-cache-key
+//	storepack verify-cache DIR --key K   checks a binary cache's narinfos, signatures and NARs
 //
 // dump, hash and add take any path; closure and bundle take store paths.
 // Verbs that read a store take --store DIR (default: $NIX_STORE_DIR, else
 // /gnu/store when it exists, else /nix/store) and --db auto|none|PATH
 // (auto: the store's database when found, else scanning; none: find
 // references by scanning store items as Nix does; a path: that database);
-// add takes --store. Flags may come before or after the operands; "--" ends
-// them.
+// add takes --store. Verbs that read a spec take -C DIR (run as if started
+// in DIR, as git -C) and --var name=value; export also --out DIR, -q,
+// --check and --no-cache. Flags may come before or after the operands;
+// "--" ends them. "storepack help VERB" describes a verb and its flags.
 //
 // Exit status: 0 on success; 1 on failure, with one line
 // "storepack: <path>: <what is wrong>" on stderr; 2 for a usage error, with
@@ -223,8 +235,12 @@ func writeUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: storepack VERB [flags] OPERANDS...")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "verbs:")
+	width := 0
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
+		width = max(width, len(v.name))
+	}
+	for _, v := range verbs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, v.name, v.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `"storepack help VERB" or "storepack VERB --help" describes a verb and its flags.`)

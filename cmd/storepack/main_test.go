@@ -478,3 +478,29 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryVerbDocumented: the usage, the package documentation and the
+// README's table of verbs name every verb.
+func TestEveryVerbDocumented(t *testing.T) {
+	var usage bytes.Buffer
+	writeUsage(&usage)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range verbs {
+		if !strings.Contains(usage.String(), "  "+v.name+" ") {
+			t.Errorf("the usage does not list %s", v.name)
+		}
+		if !strings.Contains(string(doc), "//\tstorepack "+v.name+" ") {
+			t.Errorf("the package documentation does not list %s", v.name)
+		}
+		if !strings.Contains(string(readme), "storepack "+v.name) {
+			t.Errorf("README.md does not list %s", v.name)
+		}
+	}
+}
