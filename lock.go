@@ -58,7 +58,7 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 // what it wrote.
 func build(o Options) (*Lock, error) {
 	o = o.WithDefaults()
-	plan, err := plan(o)
+	plan, err := generate(o)
 	if err != nil {
 		return nil, err
 	}

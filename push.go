@@ -15,7 +15,7 @@ import (
 // returns one report per push, in plan order.
 func PushExports(ctx context.Context, o Options) ([]*export.PushReport, error) {
 	o = o.WithDefaults()
-	p, err := plan(o)
+	p, err := generate(o)
 	if err != nil {
 		return nil, err
 	}

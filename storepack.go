@@ -173,16 +173,16 @@ func selectExports(sp *spec.Spec, names []string) error {
 // file of the images, but those of layers the cache has records of);
 // nothing is written.
 func Plan(o Options) (*export.Description, error) {
-	plan, err := plan(o)
+	plan, err := generate(o)
 	if err != nil {
 		return nil, err
 	}
 	return export.Describe(plan, exportOptions(o))
 }
 
-// plan is Plan without the layer digests, which writing the archives
-// computes anyway.
-func plan(o Options) (*gen.Plan, error) {
+// generate loads the spec and evaluates it into a plan: Plan without the
+// images' digests, which writing the archives computes anyway.
+func generate(o Options) (*gen.Plan, error) {
 	sp, err := Load(o)
 	if err != nil {
 		return nil, err
@@ -194,7 +194,7 @@ func plan(o Options) (*gen.Plan, error) {
 // the files written.
 func Export(o Options) ([]export.File, error) {
 	o = o.WithDefaults()
-	p, err := plan(o)
+	p, err := generate(o)
 	if err != nil {
 		return nil, err
 	}

@@ -45,13 +45,14 @@ func Describe(plan *gen.Plan, o Options) (*Description, error) {
 				return nil, fmt.Errorf("export %q: %w", e.Name, err)
 			}
 		}
-		d.Exports = append(d.Exports, describe(e, imgs))
+		d.Exports = append(d.Exports, describeExport(e, imgs))
 	}
 	return d, nil
 }
 
-// describe is e with imgs, its systems' images (nil for other formats).
-func describe(e *gen.Export, imgs []*image.Image) ExportDescription {
+// describeExport is e with imgs, its systems' images (nil for other
+// formats).
+func describeExport(e *gen.Export, imgs []*image.Image) ExportDescription {
 	ed := ExportDescription{Export: e}
 	for j := range e.Systems {
 		sd := SystemDescription{System: &e.Systems[j]}

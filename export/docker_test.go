@@ -217,7 +217,7 @@ func TestDockerGolden(t *testing.T) {
 			}
 			files["layers.txt"] = layers.String()
 			files["archive.txt"] = outer.String()
-			plan, err := json.MarshalIndent(describe(e, imgs), "", "  ")
+			plan, err := json.MarshalIndent(describeExport(e, imgs), "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}

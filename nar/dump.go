@@ -19,7 +19,7 @@ import (
 // goroutine, with chunks of up to 256 KiB. Wrapping w in a bufio.Writer
 // gains nothing.
 func Dump(w io.Writer, path string) error {
-	_, err := dump(w, path)
+	_, err := DumpCounting(w, path, nil)
 	return err
 }
 
@@ -80,7 +80,7 @@ func bytesOf(c Counter) *atomic.Int64 {
 // stays bounded whatever the size of the tree.
 func Hash(path string) (digest [32]byte, narSize int64, err error) {
 	h := sha256.New()
-	n, err := dump(h, path)
+	n, err := DumpCounting(h, path, nil)
 	if err != nil {
 		return digest, 0, err
 	}

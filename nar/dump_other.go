@@ -11,11 +11,6 @@ import (
 	"sync/atomic"
 )
 
-// dump writes the NAR of path to w and returns its length.
-func dump(w io.Writer, path string) (int64, error) {
-	return Stream(w, path, narFramer{}, nil)
-}
-
 // Stream walks the file, folder or symlink at path and writes to w the
 // bytes f frames for each node, with the contents of every regular file
 // (read once) between its Begin and End; it returns the number of bytes
