@@ -177,7 +177,7 @@ func (n *NarInfo) check() error {
 			return fmt.Errorf("Deriver: %w", err)
 		}
 	}
-	if n.System != "" && !isToken(n.System) {
+	if n.System != "" && !signing.Printable(n.System) {
 		return fmt.Errorf("System %q holds white space or control characters", n.System)
 	}
 	for _, s := range n.Sigs {
@@ -185,7 +185,7 @@ func (n *NarInfo) check() error {
 			return fmt.Errorf("Sig: %w", err)
 		}
 	}
-	if n.CA != "" && !isToken(n.CA) {
+	if n.CA != "" && !signing.Printable(n.CA) {
 		return fmt.Errorf("CA %q holds white space or control characters", n.CA)
 	}
 	return nil
@@ -195,24 +195,12 @@ func (n *NarInfo) check() error {
 // relative path, such as nar/<filehash>.nar.xz.
 func checkURL(u string) error {
 	if u == "" || path.IsAbs(u) || path.Clean(u) != u || u == "." || u == ".." || strings.HasPrefix(u, "../") ||
-		!isToken(u) || strings.ContainsAny(u, "\\?#") || strings.Contains(u, "://") {
+		!signing.Printable(u) || strings.ContainsAny(u, "\\?#") || strings.Contains(u, "://") {
 		return fmt.Errorf("URL %q is not a clean relative path inside the cache folder", u)
 	}
 	return nil
 }
 
-// isToken reports whether s is non-empty printable ASCII without spaces.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // narInfoFields are the fields a narinfo may have; those marked true are
 // required.

@@ -24,7 +24,7 @@ const signatureSize = ed25519.SignatureSize
 // ParseSignature splits a signature "<key name>:<base64 of 64 bytes>".
 func ParseSignature(s string) (name string, sig []byte, err error) {
 	name, b64, ok := strings.Cut(s, ":")
-	if !ok || name == "" || !printable(s) {
+	if !ok || name == "" || !Printable(s) {
 		return "", nil, fmt.Errorf("signature %q is not <key name>:<base64>", s)
 	}
 	sig, err = base64.StdEncoding.Strict().DecodeString(b64)
@@ -34,9 +34,9 @@ func ParseSignature(s string) (name string, sig []byte, err error) {
 	return name, sig, nil
 }
 
-// printable reports whether s is non-empty printable ASCII without
-// spaces.
-func printable(s string) bool {
+// Printable reports whether s is non-empty printable ASCII without spaces:
+// what a key name and a signature are, and the fields of a narinfo.
+func Printable(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -94,7 +94,7 @@ func checkKeyName(name string) error {
 	if name == "" {
 		return errors.New("the key name is empty")
 	}
-	if !printable(name) || strings.Contains(name, ":") {
+	if !Printable(name) || strings.Contains(name, ":") {
 		return fmt.Errorf("the key name %q holds a ':', white space or a control character", name)
 	}
 	return nil

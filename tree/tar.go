@@ -252,7 +252,7 @@ func isASCIIName(s string) bool {
 type walker struct {
 	w       io.Writer // nil when measuring
 	mtime   int64
-	n       int64 // bytes counted when measuring
+	n       int64 // bytes written, or counted when measuring
 	scratch []byte
 	src     Source
 }
@@ -264,20 +264,12 @@ func walk(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	tw := &walker{mtime: mtime, src: src}
-	var cw *countingWriter
-	if w != nil {
-		cw = &countingWriter{w: w}
-		tw.w = cw
-	}
+	tw := &walker{w: w, mtime: mtime, src: src}
 	err = tw.node(root, "")
 	for range 2 { // the two zero blocks that end a tar
 		if err == nil {
 			err = tw.emit(zeroBlock[:])
 		}
-	}
-	if cw != nil {
-		return cw.n, err
 	}
 	return tw.n, err
 }
@@ -286,17 +278,16 @@ func (tw *walker) node(n *node, name string) error {
 	if n.fsPath != "" {
 		f := &framer{prefix: name, mtime: tw.mtime}
 		var err error
+		var k int64
 		if tw.w == nil {
-			var k int64
 			k, err = nar.Measure(n.fsPath, f)
-			tw.n += k
 		} else {
-			var k int64
 			k, err = nar.Stream(tw.w, n.fsPath, f, tw.src.Counter)
 			if err == nil && f.err == nil {
 				nar.ItemDone(tw.src.Counter, tw.src.Items[n.item].NarSize, k)
 			}
 		}
+		tw.n += k
 		if err == nil {
 			err = f.err
 		}
@@ -332,18 +323,7 @@ func (tw *walker) emit(p []byte) error {
 		tw.n += int64(len(p))
 		return nil
 	}
-	_, err := tw.w.Write(p)
+	n, err := tw.w.Write(p)
+	tw.n += int64(n)
 	return err
-}
-
-// countingWriter counts what w takes.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
