@@ -201,7 +201,6 @@ func checkURL(u string) error {
 	return nil
 }
 
-
 // narInfoFields are the fields a narinfo may have; those marked true are
 // required.
 var narInfoFields = map[string]bool{
