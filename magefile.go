@@ -39,11 +39,14 @@ func Examples() error {
 	return nil
 }
 
-// Test runs go vet, checks that go mod tidy changes nothing, then the whole test suite with the real tools required (bash .ci/run --install-only installs them), and lists every skipped test with its reason.
+// Test runs go vet, checks that gofmt and go mod tidy change nothing, then the whole test suite with the real tools required (bash .ci/run --install-only installs them), and lists every skipped test with its reason.
 func Test() error {
 	mg.Deps(Examples)
 	if err := sh.RunV("go", "vet", "./..."); err != nil {
 		return err
+	}
+	if out, err := sh.Output("gofmt", "-l", "."); err != nil || out != "" {
+		return fmt.Errorf("gofmt -l lists files to format:\n%s (%v)", out, err)
 	}
 	if err := sh.RunV("go", "mod", "tidy", "-diff"); err != nil {
 		return fmt.Errorf("go.mod or go.sum is not tidy (the diff above): run go mod tidy")

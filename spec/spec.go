@@ -20,16 +20,22 @@
 //     (FunctionNames lists them; replace takes a /regex/ too), try, can,
 //     env(NAME) ("" when unset) and file(PATH) (relative to the folder).
 //   - store.dir and store.db, when relative, are taken from the spec
-//     folder; a source's references are the items of the store folder
-//     whose hash parts its NAR mentions (none when the folder is missing).
+//     folder. Without store.dir, the store folder is the one every store
+//     path of the exports' paths is in (as far as they can be evaluated
+//     before the store is known), when they name one; else NIX_STORE_DIR,
+//     else /gnu/store when it exists, else /nix/store. A source's
+//     references are the items of the store folder whose hash parts its
+//     NAR mentions (none when the folder is missing).
 //   - paths lists store items: a path inside an item is an error naming
 //     the item. Paths must be in the store folder on disk or be a
 //     source's store path. An entry point's first element, when in the
 //     store, must exist; symlink targets in the store need their item.
-//   - Image attributes (tag ... insecure, and entrypoint and cmd of system
-//     blocks) on a nar export are errors, not warnings; on a binary-cache
-//     export too, but for compression, which there is the NARs' ("xz",
-//     "zstd" or "none"). sign_key, only on binary-cache exports, names a
+//   - Formats, their kinds, default outputs and compressions are package
+//     format's. Image attributes (tag ... insecure, and entrypoint and cmd
+//     of system blocks) on an export of another kind are errors, not
+//     warnings, but for compression on the formats that take one (a binary
+//     cache's NARs: "xz", "zstd" or "none"). sign_key, only on
+//     binary-cache exports, names a
 //     secret key file (relative to the spec folder) in the format of
 //     `nix-store --generate-binary-cache-key`; a missing or bad key is an
 //     error at load time, and the export reads the file again when it
