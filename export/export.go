@@ -98,20 +98,20 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 	if !ok {
 		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
 	}
-	if o.Progress == nil {
-		files, err := w.write(e, outDir, o, nar.Discard)
-		if err != nil {
-			err = fmt.Errorf("export %q: %w", e.Name, err)
-		}
-		return files, err
+	var count nar.Counter = nar.Discard
+	var task *progress.Task
+	if o.Progress != nil {
+		bytes, items := w.totals(e)
+		task = o.Progress.Begin(e.Name, bytes, items)
+		count = task // a nil *Task counts nothing
 	}
-	bytes, items := w.totals(e)
-	task := o.Progress.Begin(e.Name, bytes, items)
-	files, err := w.write(e, outDir, o, task)
+	files, err := w.write(e, outDir, o, count)
 	if err != nil {
 		err = fmt.Errorf("export %q: %w", e.Name, err)
 	}
-	o.Progress.End(task, err)
+	if o.Progress != nil {
+		o.Progress.End(task, err)
+	}
 	return files, err
 }
 
