@@ -1,9 +1,14 @@
 package export
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/layercache"
 )
 
 // TestEveryFormatHasAWriter: every format of package format's table has
@@ -16,5 +21,44 @@ func TestEveryFormatHasAWriter(t *testing.T) {
 	}
 	if len(writers) != len(format.All()) {
 		t.Errorf("%d writers for %d formats", len(writers), len(format.All()))
+	}
+}
+
+// TestWriteLeavesThePlan: writing an export of every format, twice (the
+// second time from a warm layer cache), leaves its plan as it was: what
+// export computes it returns, it never writes into the plan.
+func TestWriteLeavesThePlan(t *testing.T) {
+	st := fixture.Write(t, "/nix/store", "", fixture.Hello())
+	docker, oci, archive := dockerCases[0].build(t, ""), ociCases[1].build(t, ""), ociCases[3].build(t, "")
+	archive.Output = "hello.tar"
+	exports := []*gen.Export{
+		{Name: "bundle", Format: format.NAR, Output: "b.nar", Systems: []gen.System{{Name: "x86_64-linux", Output: "b.nar", Closure: st.Items}}},
+		cacheTestExport(t),
+		docker, oci, archive,
+	}
+	cache, err := layercache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	formats := map[format.Format]bool{}
+	for _, e := range exports {
+		formats[e.Format] = true
+		before, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := writeExport(e, t.TempDir(), Options{Cache: cache}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if after, _ := json.Marshal(e); !bytes.Equal(before, after) {
+			t.Errorf("%s export %q: writing it changed its plan", e.Format, e.Name)
+		}
+	}
+	for _, f := range format.All() {
+		if !formats[f] {
+			t.Errorf("no %s export checked", f)
+		}
 	}
 }
