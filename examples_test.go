@@ -138,4 +138,20 @@ func TestExamplesRun(t *testing.T) {
 			t.Errorf("podman run %s: %q, %v", tag, b, err)
 		}
 	})
+	t.Run("tarball extracts and runs under chroot", func(t *testing.T) {
+		oracle.RequireRoot(t)
+		tar := oracle.Require(t, "tar")
+		oracle.Require(t, "chroot")
+		root := t.TempDir()
+		if b, err := exec.Command(tar, "-xf", out["app-tarball"], "-C", root).CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf: %v\n%s", err, b)
+		}
+		b, err := exec.Command("chroot", root, "/bin/app").CombinedOutput()
+		if err != nil || string(b) != "hello from storepack (linux/amd64)\n" {
+			t.Errorf("chroot %s /bin/app: %q, %v", root, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "var/guix/db/db.sqlite")); err != nil {
+			t.Errorf("no store database: %v", err)
+		}
+	})
 }

@@ -143,7 +143,7 @@ func TestFailedExportKeepsPreviousOutput(t *testing.T) {
 
 func TestSpecErrorsWriteNothing(t *testing.T) {
 	dir := writeSpec(t)
-	must(t, os.WriteFile(filepath.Join(dir, "broken.hcl"), []byte("export \"x\" {\n  format = \"tarball\"\n}\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "broken.hcl"), []byte("export \"x\" {\n  format = \"zip\"\n}\n"), 0o644))
 	var stderr bytes.Buffer
 	out := filepath.Join(dir, "out")
 	_, err := Export(Options{SpecDir: dir, OutDir: out, Stderr: &stderr})

@@ -32,7 +32,7 @@ func BenchmarkWriteDocker(b *testing.B) {
 	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: format.Docker, Image: spec.Image{Symlinks: map[string]string{}}}
+	e := &spec.Export{Name: "bench", Format: format.Docker, Symlinks: map[string]string{}, Image: spec.Image{}}
 	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)
@@ -88,7 +88,7 @@ func BenchmarkDockerReexport(b *testing.B) {
 				{Path: big, FSPath: tree, NarHash: sha256.Sum256([]byte("bench-tree")), References: []store.Path{}},
 				{Path: app, FSPath: appDir, NarHash: sha256.Sum256([]byte("app-" + strconv.Itoa(run))), References: []store.Path{}, Source: "app"},
 			}}
-		e := &spec.Export{Name: "bench", Format: format.Docker, Output: "bench.tar", Image: spec.Image{Symlinks: map[string]string{}}}
+		e := &spec.Export{Name: "bench", Format: format.Docker, Output: "bench.tar", Symlinks: map[string]string{}, Image: spec.Image{}}
 		img, err := gen.PlanImage(e, sys)
 		if err != nil {
 			b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +22,24 @@ import (
 // `nix-store -q` reports it, and plans its image, entry point bin/hello.
 func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen.Export {
 	t.Helper()
+	sys := nixClosure(t, c)
+	e := &spec.Export{
+		Name: "nixtest", Format: format.Docker,
+		Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+		Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: tag, MaxLayers: maxLayers},
+	}
+	img, err := gen.PlanImage(e, &sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Image = img
+	return &gen.Export{Name: e.Name, Format: e.Format, Systems: []gen.System{sys}}
+}
+
+// nixClosure describes a real Nix-built closure (internal/nixtest) as
+// `nix-store -q` reports it: the closure of a system, not yet planned.
+func nixClosure(t testing.TB, c *nixtest.Closure) gen.System {
+	t.Helper()
 	sys := gen.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: digest.Digest("sha256:" + strings.Repeat("0", 64))}
 	for _, p := range c.Paths(t) {
 		it := gen.Item{Path: store.Path(p), FSPath: p, References: []store.Path{}}
@@ -29,22 +48,27 @@ func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen
 			t.Fatal(err)
 		}
 		it.NarHash = h
+		it.NarSize = nixSize(t, c, p)
+		if d := strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--deriver", p))); d != "unknown-deriver" {
+			it.Deriver = d
+		}
 		for _, r := range c.Lines(t, "nix-store", "-q", "--references", p) {
 			it.References = append(it.References, store.Path(r))
 		}
 		sys.Closure = append(sys.Closure, it)
 	}
-	e := &spec.Export{
-		Name: "nixtest", Format: format.Docker,
-		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
-		Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, MaxLayers: maxLayers},
-	}
-	img, err := gen.PlanImage(e, &sys)
+	return sys
+}
+
+// nixSize is the NAR size of p as Nix records it.
+func nixSize(t testing.TB, c *nixtest.Closure, p string) int64 {
+	t.Helper()
+	out := strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--size", p)))
+	n, err := strconv.ParseInt(out, 10, 64)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("nix-store -q --size %s: %q", p, out)
 	}
-	sys.Image = img
-	return &gen.Export{Name: e.Name, Format: e.Format, Systems: []gen.System{sys}}
+	return n
 }
 
 // TestDockerNixClosure checks images of a real Nix closure, in a /nix/store

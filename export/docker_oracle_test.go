@@ -50,15 +50,15 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 	t.Helper()
 	f := fixture.Write(t, dir, "", runnableItems(t))
 	hello := string(f.ByName["hello-script"])
-	e := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{
-		Tag:        tag,
+	e := &spec.Export{
+		Name:       "runnable",
+		Format:     format.Docker,
 		Entrypoint: []string{hello + "/bin/hello"},
 		Cmd:        []string{"from", "cmd"},
 		Env:        map[string]string{"LANG": "C.UTF-8"},
-		Labels:     map[string]string{"org.example.test": "yes"},
-		MaxLayers:  maxLayers,
 		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
-	}}
+		Image:      spec.Image{Tag: tag, Labels: map[string]string{"org.example.test": "yes"}, MaxLayers: maxLayers},
+	}
 	out := &gen.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
 		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))

@@ -35,7 +35,7 @@ type dockerCase struct {
 	dir     store.Dir
 	systems []string
 	roots   []string
-	image   spec.Image
+	export  spec.Export // the settings; Name, Format, Output and Systems are set by build
 	// perSystem entry points, by system name; @name@ expands.
 	entrypoints map[string][]string
 }
@@ -46,26 +46,20 @@ var dockerCases = []dockerCase{
 		dir:     "/nix/store",
 		systems: []string{"x86_64-linux"},
 		roots:   []string{"hello-2.12", "libc-link"},
-		image:   spec.Image{Entrypoint: []string{"@hello-2.12@/bin/hello"}},
+		export:  spec.Export{Entrypoint: []string{"@hello-2.12@/bin/hello"}, Image: spec.Image{}},
 	},
 	{
 		name:    "gnu-merged",
 		dir:     "/gnu/store",
 		systems: []string{"aarch64-linux"},
 		roots:   []string{"hello-2.12", "libc-link"},
-		image: spec.Image{
-			Tag:          "registry.example:5000/team/hello:2.12",
-			Entrypoint:   []string{"@hello-2.12@/bin/hello"},
-			Cmd:          []string{"--greeting", "a && b <c>"},
-			Env:          map[string]string{"PATH": "/bin", "LANG": "C.UTF-8"},
-			WorkingDir:   "/tmp",
-			User:         "1000:1000",
-			Labels:       map[string]string{"org.opencontainers.image.source": "https://example.org/hello"},
-			ExposedPorts: []string{"8080/tcp", "53/udp"},
-			Volumes:      []string{"/data"},
-			Symlinks:     map[string]string{"/usr/bin/hello": "@hello-2.12@/bin/hello", "/etc/greeting": "@greeting@"},
-			MaxLayers:    3,
-			Created:      "2024-01-02T03:04:05Z",
+		export: spec.Export{
+			Entrypoint: []string{"@hello-2.12@/bin/hello"},
+			Cmd:        []string{"--greeting", "a && b <c>"},
+			Env:        map[string]string{"PATH": "/bin", "LANG": "C.UTF-8"},
+			Symlinks:   map[string]string{"/usr/bin/hello": "@hello-2.12@/bin/hello", "/etc/greeting": "@greeting@"},
+			Created:    "2024-01-02T03:04:05Z",
+			Image:      spec.Image{Tag: "registry.example:5000/team/hello:2.12", WorkingDir: "/tmp", User: "1000:1000", Labels: map[string]string{"org.opencontainers.image.source": "https://example.org/hello"}, ExposedPorts: []string{"8080/tcp", "53/udp"}, Volumes: []string{"/data"}, MaxLayers: 3},
 		},
 	},
 	{
@@ -73,14 +67,14 @@ var dockerCases = []dockerCase{
 		dir:     "/gnu/store",
 		systems: []string{"x86_64-linux"},
 		roots:   []string{"hello-2.12"},
-		image:   spec.Image{Tag: "hello", MaxLayers: 1, Symlinks: map[string]string{}},
+		export:  spec.Export{Symlinks: map[string]string{}, Image: spec.Image{Tag: "hello", MaxLayers: 1}},
 	},
 	{
 		name:    "nix-multi-system",
 		dir:     "/nix/store",
 		systems: []string{"x86_64-linux", "armhf-linux"},
 		roots:   []string{"hello-2.12"},
-		image:   spec.Image{Tag: "hello:1.0", Cmd: []string{"hi"}},
+		export:  spec.Export{Cmd: []string{"hi"}, Image: spec.Image{Tag: "hello:1.0"}},
 		entrypoints: map[string][]string{
 			"x86_64-linux": {"@hello-2.12@/bin/hello"},
 			"armhf-linux":  {"@greeting@"},
@@ -337,7 +331,7 @@ func TestDockerCreated(t *testing.T) {
 	const epoch = 1700000000
 	base := c.build(t, "")
 	laterCase := c
-	laterCase.image.Created = time.Unix(epoch, 0).UTC().Format(time.RFC3339)
+	laterCase.export.Created = time.Unix(epoch, 0).UTC().Format(time.RFC3339)
 	later := laterCase.build(t, "")
 	ab, aimgs := writeDockerBytes(t, base)
 	bb, bimgs := writeDockerBytes(t, later)

@@ -35,6 +35,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 		{Name: "bundle", Format: format.NAR, Output: "b.nar", Systems: []gen.System{{Name: "x86_64-linux", Output: "b.nar", Closure: st.Items}}},
 		cacheTestExport(t),
 		docker, oci, archive,
+		helloTarball(t, "", format.Gzip),
 	}
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {

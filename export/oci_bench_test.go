@@ -30,7 +30,7 @@ func benchLayer(b *testing.B, compression format.Compression) image.Layer {
 	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: format.OCI, Image: spec.Image{Symlinks: map[string]string{}, MaxLayers: 1, Compression: compression}}
+	e := &spec.Export{Name: "bench", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{MaxLayers: 1, Compression: compression}}
 	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)

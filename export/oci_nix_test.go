@@ -26,8 +26,8 @@ func TestOCINixClosure(t *testing.T) {
 		sys := &e.Systems[0]
 		spe := &spec.Export{
 			Name: "nixtest", Format: format.OCI,
-			Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
-			Image:   spec.Image{Tag: tag, Entrypoint: []string{c.HelloScript}, Compression: "gzip"},
+			Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+			Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: tag, Compression: "gzip"},
 		}
 		img, err := gen.PlanImage(spe, sys)
 		if err != nil {

@@ -30,14 +30,15 @@ func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Com
 	t.Helper()
 	f := fixture.Write(t, dir, "", runnableItems(t))
 	hello := string(f.ByName["hello-script"])
-	e := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{
-		Tag:         tag,
-		Entrypoint:  []string{hello + "/bin/hello"},
-		Cmd:         []string{"from", "cmd"},
-		Env:         map[string]string{"LANG": "C.UTF-8"},
-		Symlinks:    map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
-		Compression: compression,
-	}}
+	e := &spec.Export{
+		Name:       "runnable",
+		Format:     format.OCI,
+		Entrypoint: []string{hello + "/bin/hello"},
+		Cmd:        []string{"from", "cmd"},
+		Env:        map[string]string{"LANG": "C.UTF-8"},
+		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
+		Image:      spec.Image{Tag: tag, Compression: compression},
+	}
 	for _, s := range systems {
 		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{f.ByName["hello-script"]}})
 	}

@@ -50,17 +50,18 @@ func (c ociCase) name() string { return c.dockerCase.name + "-" + string(c.compr
 func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string) *gen.Export {
 	t.Helper()
 	st := fixture.Write(t, c.dir, root, fixture.Hello())
-	img := c.image
-	img.Compression = compression
-	img.Entrypoint = fixture.ExpandAll(img.Entrypoint, st.ByName)
-	if img.Symlinks != nil {
+	e := &spec.Export{}
+	*e = c.export
+	e.Name, e.Format, e.Output = "hello", f, "hello"
+	e.Image.Compression = compression
+	e.Entrypoint = fixture.ExpandAll(e.Entrypoint, st.ByName)
+	if e.Symlinks != nil {
 		links := map[string]string{}
-		for k, v := range img.Symlinks {
+		for k, v := range e.Symlinks {
 			links[k] = fixture.Expand(v, st.ByName)
 		}
-		img.Symlinks = links
+		e.Symlinks = links
 	}
-	e := &spec.Export{Name: "hello", Format: f, Output: "hello", Image: img}
 	var paths []store.Path
 	for _, r := range c.roots {
 		paths = append(paths, st.ByName[r])

@@ -11,6 +11,8 @@ package format
 import (
 	"slices"
 	"strings"
+
+	"github.com/storepack/storepack/platform"
 )
 
 // Format is an export's format, as a spec names it.
@@ -29,6 +31,9 @@ const (
 	// BinaryCache is a Nix binary cache folder: nix-cache-info, narinfos
 	// and compressed NARs.
 	BinaryCache Format = "binary-cache"
+	// Tarball is a tar of the file system tree, compressed; one file per
+	// system.
+	Tarball Format = "tarball"
 )
 
 // Kind is the kind of output a format writes.
@@ -75,8 +80,10 @@ type Def struct {
 	// Kind is the kind of output it writes.
 	Kind Kind
 	// Ext is the default output's extension after the export's name
-	// (".nar"); "" for formats that write a folder.
-	Ext string
+	// (".nar"); "" for formats that write a folder. Exts, when set, gives
+	// it by compression instead (".tar.gz").
+	Ext  string
+	Exts map[Compression]string
 	// PerSystem is set for formats that write one output per system
 	// (named by Output); the others hold every system in one.
 	PerSystem bool
@@ -92,6 +99,25 @@ type Def struct {
 	Uncompressed bool
 	// Signs is set for formats that sign their outputs with sign_key.
 	Signs bool
+	// Database is set for formats that can hold the store database of
+	// their closure (database = true).
+	Database bool
+	// Runs is set for formats that say how their program runs
+	// (entrypoint, cmd, env): images, and squashfs's runscript.
+	Runs bool
+	// Package is set for formats that take a package block (deb, rpm);
+	// PackageArch names a platform's architecture as the format does.
+	Package     bool
+	PackageArch func(platform.Platform) string
+}
+
+// Compression is the default compression of outputs of the format, or
+// "" for formats that take none.
+func (d Def) Compression() Compression {
+	if len(d.Compressions) == 0 {
+		return ""
+	}
+	return d.Compressions[0]
 }
 
 // imageCompressions are the layer compressions of images.
@@ -103,9 +129,12 @@ var defs = []struct {
 	def Def
 }{
 	{NAR, Def{Kind: Store, Ext: ".nar", PerSystem: true}},
-	{Docker, Def{Kind: Image, Ext: ".tar", Compressions: imageCompressions, Uncompressed: true}},
-	{OCI, Def{Kind: Image, Compressions: imageCompressions}},
+	{Docker, Def{Kind: Image, Ext: ".tar", Compressions: imageCompressions, Uncompressed: true, Database: true, Runs: true}},
+	{OCI, Def{Kind: Image, Compressions: imageCompressions, Database: true, Runs: true}},
 	{BinaryCache, Def{Kind: Store, Compressions: []Compression{XZ, Zstd, None}, CompressionOf: "a binary cache's NARs", Signs: true}},
+	{Tarball, Def{Kind: Tree, PerSystem: true, Database: true,
+		Compressions: []Compression{Gzip, Zstd, XZ, None},
+		Exts:         map[Compression]string{Gzip: ".tar.gz", Zstd: ".tar.zst", XZ: ".tar.xz", None: ".tar"}}},
 }
 
 // All lists every format, in the order messages list them.
@@ -145,26 +174,31 @@ func (f Format) Kind() Kind { return f.Def().Kind }
 // String is the format's name.
 func (f Format) String() string { return string(f) }
 
-// Output is the default output of an export named name: a file named
-// with the format's extension, or a folder.
-func (f Format) Output(name string) string { return name + f.Def().Ext }
+// Output is the default output of an export named name whose compression
+// is c: a file named with the format's extension (for c, when it depends
+// on the compression), or a folder.
+func (f Format) Output(name string, c Compression) string { return name + f.Ext(c) }
 
-// OfKind lists the formats of kind k, in the order of All.
-func OfKind(k Kind) []Format {
-	var out []Format
-	for _, d := range defs {
-		if d.def.Kind == k {
-			out = append(out, d.f)
-		}
+// Ext is the extension of the format's outputs compressed as c.
+func (f Format) Ext(c Compression) string {
+	d := f.Def()
+	if ext, ok := d.Exts[c]; ok {
+		return ext
 	}
-	return out
+	return d.Ext
 }
 
+// OfKind lists the formats of kind k, in the order of All.
+func OfKind(k Kind) []Format { return Where(func(d Def) bool { return d.Kind == k }) }
+
 // Signing lists the formats that take sign_key.
-func Signing() []Format {
+func Signing() []Format { return Where(func(d Def) bool { return d.Signs }) }
+
+// Where lists the formats whose Def satisfies pred, in the order of All.
+func Where(pred func(Def) bool) []Format {
 	var out []Format
 	for _, d := range defs {
-		if d.def.Signs {
+		if pred(d.def) {
 			out = append(out, d.f)
 		}
 	}

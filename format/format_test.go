@@ -13,6 +13,7 @@ func TestTable(t *testing.T) {
 		{Docker, Image, "hello.tar", []Compression{None, Gzip, Zstd}},
 		{OCI, Image, "hello", []Compression{None, Gzip, Zstd}},
 		{BinaryCache, Store, "hello", []Compression{XZ, Zstd, None}},
+		{Tarball, Tree, "hello.tar.gz", []Compression{Gzip, Zstd, XZ, None}},
 	}
 	if got := All(); len(got) != len(tests) {
 		t.Fatalf("All() = %v, want %d formats", got, len(tests))
@@ -28,7 +29,7 @@ func TestTable(t *testing.T) {
 		if f.Kind() != tt.kind {
 			t.Errorf("%s: kind %s, want %s", f, f.Kind(), tt.kind)
 		}
-		if got := f.Output("hello"); got != tt.output {
+		if got := f.Output("hello", f.Def().Compression()); got != tt.output {
 			t.Errorf("%s: default output %q, want %q", f, got, tt.output)
 		}
 		for _, c := range tt.comp {
@@ -39,14 +40,27 @@ func TestTable(t *testing.T) {
 		if len(tt.comp) > 0 && f.Def().Compressions[0] != tt.comp[0] {
 			t.Errorf("%s: default compression %s, want %s", f, f.Def().Compressions[0], tt.comp[0])
 		}
-		if f.Takes(XZ) != (f == BinaryCache) {
-			t.Errorf("%s takes xz: %v", f, f.Takes(XZ))
-		}
 	}
 	for _, bad := range []string{"", "tar", "Docker", "binary_cache"} {
 		if _, ok := Parse(bad); ok {
 			t.Errorf("Parse(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestExtByCompression(t *testing.T) {
+	for _, tt := range []struct {
+		c    Compression
+		want string
+	}{
+		{Gzip, "hello.tar.gz"}, {Zstd, "hello.tar.zst"}, {XZ, "hello.tar.xz"}, {None, "hello.tar"},
+	} {
+		if got := Tarball.Output("hello", tt.c); got != tt.want {
+			t.Errorf("tarball output with %s = %q, want %q", tt.c, got, tt.want)
+		}
+	}
+	if got := NAR.Output("hello", ""); got != "hello.nar" {
+		t.Errorf("nar output = %q", got)
 	}
 }
 
@@ -58,7 +72,7 @@ func TestJoin(t *testing.T) {
 		{nil, ""},
 		{[]Format{NAR}, "nar"},
 		{OfKind(Image), "docker and oci"},
-		{All(), "nar, docker, oci and binary-cache"},
+		{All(), "nar, docker, oci, binary-cache and tarball"},
 		{Signing(), "binary-cache"},
 	} {
 		if got := Join(tt.in); got != tt.want {

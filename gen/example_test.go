@@ -25,8 +25,8 @@ func ExamplePlanImage() {
 		},
 	}
 	e := &spec.Export{
-		Name: "hello", Format: format.OCI,
-		Image: spec.Image{Tag: "hello:2.12", Entrypoint: []string{string(hello) + "/bin/hello"}, Compression: format.Gzip},
+		Name: "hello", Format: format.OCI, Entrypoint: []string{string(hello) + "/bin/hello"},
+		Image: spec.Image{Tag: "hello:2.12", Compression: format.Gzip},
 	}
 	img, err := gen.PlanImage(e, sys)
 	if err != nil {

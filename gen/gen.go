@@ -72,8 +72,15 @@ func (g *generator) export(e *spec.Export) (*Export, error) {
 			}
 			sys.Image = img
 		}
+		if e.Format.Kind() == format.Tree {
+			t, err := PlanTree(e, sys)
+			if err != nil {
+				return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
+			}
+			sys.Tree = t
+		}
 		if e.Format.Def().PerSystem {
-			sys.Output = systemOutput(e.Format, e.Output, ss.Name, len(e.Systems))
+			sys.Output = systemOutput(e.Format.Ext(e.Compression), e.Output, ss.Name, len(e.Systems))
 		}
 		out.Systems = append(out.Systems, *sys)
 	}
@@ -135,14 +142,13 @@ func (g *generator) item(p store.Path) (*Item, error) {
 
 // systemOutput names the file of one system's archive: the export's output
 // when it has one system, else the output with "-<system>" before its
-// extension: the format's (hello.tar.gz, hello-x86_64-linux.tar.gz) when
-// the output ends with it, else the last one (hello.nar,
+// extension: the format's, ext (hello.tar.gz, hello-x86_64-linux.tar.gz),
+// when the output ends with it, else the last one (hello.nar,
 // hello-x86_64-linux.nar).
-func systemOutput(f format.Format, output, system string, systems int) string {
+func systemOutput(ext, output, system string, systems int) string {
 	if systems == 1 {
 		return output
 	}
-	ext := f.Def().Ext
 	if ext == "" || !strings.HasSuffix(output, ext) {
 		ext = path.Ext(output)
 	}

@@ -142,17 +142,20 @@ func mustGenerate(t *testing.T, sp *spec.Spec) *Plan {
 
 func TestSystemOutput(t *testing.T) {
 	tests := []struct {
+		ext     string
 		output  string
 		systems int
 		want    string
 	}{
-		{"hello.nar", 1, "hello.nar"},
-		{"hello.nar", 2, "hello-aarch64-linux.nar"},
-		{"dir/bundle", 2, "dir/bundle-aarch64-linux"},
-		{"hello.tar.gz", 2, "hello.tar-aarch64-linux.gz"}, // not the format's extension: the last one
+		{".nar", "hello.nar", 1, "hello.nar"},
+		{".nar", "hello.nar", 2, "hello-aarch64-linux.nar"},
+		{".nar", "dir/bundle", 2, "dir/bundle-aarch64-linux"},
+		{".nar", "hello.tar.gz", 2, "hello.tar-aarch64-linux.gz"}, // not the format's extension: the last one
+		{format.Tarball.Ext(format.Gzip), "hello.tar.gz", 2, "hello-aarch64-linux.tar.gz"},
+		{format.Tarball.Ext(format.None), "hello.tar", 2, "hello-aarch64-linux.tar"},
 	}
 	for _, tt := range tests {
-		if got := systemOutput(format.NAR, tt.output, "aarch64-linux", tt.systems); got != tt.want {
+		if got := systemOutput(tt.ext, tt.output, "aarch64-linux", tt.systems); got != tt.want {
 			t.Errorf("systemOutput(%q, %d systems) = %q, want %q", tt.output, tt.systems, got, tt.want)
 		}
 	}

@@ -5,11 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/storepack/storepack/format"
@@ -87,7 +84,7 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		return nil, err
 	}
 	ss := specSystem(e, sys.Name)
-	created, err := e.Image.CreatedTime()
+	created, err := e.CreatedTime()
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +102,15 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 	items := Items(sys.Closure)
 	storeDir := sys.Closure[0].Path.Dir()
 	parents := storeParents(storeDir)
-	links, err := imageSymlinks(e, ss, sys, items, storeDir)
+	links, err := symlinks(e, ss, sys, items, storeDir)
 	if err != nil {
 		return nil, err
 	}
-	extra, err := extraEntries(parents, links, storeDir)
+	fixed := append(slices.Clone(parents), Entry{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777})
+	if e.Database {
+		fixed = append(fixed, databaseEntry(storeDir))
+	}
+	extra, err := treeEntries(fixed, links, storeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		img.Layers[i].ID = layerID(&img.Layers[i], items)
 	}
 
-	entrypoint, cmd := e.Image.Entrypoint, e.Image.Cmd
+	entrypoint, cmd := e.Entrypoint, e.Cmd
 	if ss != nil && ss.Entrypoint != nil {
 		entrypoint = ss.Entrypoint
 	}
@@ -164,7 +165,7 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 	img.Config = ImageConfig{
 		Entrypoint:   slices.Clone(entrypoint),
 		Cmd:          slices.Clone(cmd),
-		Env:          e.Image.Env,
+		Env:          e.Env,
 		WorkingDir:   e.Image.WorkingDir,
 		User:         e.Image.User,
 		Labels:       e.Image.Labels,
@@ -257,114 +258,46 @@ func (e *Export) IndexTag() (string, error) {
 	return e.Name + ":" + hex.EncodeToString(h.Sum(nil))[:10], nil
 }
 
-// storeParents are the folders above the store's items: /gnu and
-// /gnu/store for /gnu/store, at 0755.
-func storeParents(d store.Dir) []Entry {
-	var out []Entry
-	for p := string(d); p != "/"; p = path.Dir(p) {
-		out = append(out, Entry{Path: p, Type: EntryDirectory, Mode: 0o755})
-	}
-	slices.Reverse(out)
-	return out
-}
-
-// imageSymlinks is the spec's symlinks, or the default: /bin to the first
-// path's bin when it is a folder (or a symlink) in that store item.
-func imageSymlinks(e *spec.Export, ss *spec.System, sys *System, items map[store.Path]*Item, storeDir store.Dir) (map[string]string, error) {
-	if e.Image.Symlinks != nil {
-		for link, target := range e.Image.Symlinks {
-			if !strings.HasPrefix(target, string(storeDir)+"/") {
-				continue
-			}
-			item, _, err := storeDir.ParseInside(target)
-			if err != nil {
-				return nil, fmt.Errorf("symlink %s -> %s: %w", link, target, err)
-			}
-			if _, ok := items[item]; !ok {
-				return nil, fmt.Errorf("symlink %s -> %s: %s is not in the closure", link, target, item)
-			}
-		}
-		return e.Image.Symlinks, nil
-	}
-	var first store.Path
-	if ss != nil && len(ss.Paths) > 0 {
-		first = ss.Paths[0]
-	} else if len(sys.Roots) > 0 {
-		first = sys.Roots[0]
-	}
-	it, ok := items[first]
-	if !ok {
-		return nil, nil
-	}
-	fi, err := os.Lstat(it.FSPath + "/bin")
-	if err != nil {
-		// No bin folder, or a first root that is a file, not a folder.
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("%s: %w", first, err)
-	}
-	if !fi.IsDir() && fi.Mode()&os.ModeSymlink == 0 {
-		return nil, nil
-	}
-	return map[string]string{"/bin": string(first) + "/bin"}, nil
-}
-
-// extraEntries lists the extra layer: the store's parents, /tmp, the
-// symlinks and the folders above them, sorted by path.
-func extraEntries(parents []Entry, links map[string]string, storeDir store.Dir) ([]Entry, error) {
-	byPath := map[string]Entry{}
-	for _, p := range parents {
-		byPath[p.Path] = p
-	}
-	byPath["/tmp"] = Entry{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777}
-	linkPaths := make([]string, 0, len(links))
-	for l := range links {
-		linkPaths = append(linkPaths, l)
-	}
-	slices.Sort(linkPaths)
-	for _, l := range linkPaths {
-		switch {
-		case l == "" || l[0] != '/' || path.Clean(l) != l || l == "/":
-			return nil, fmt.Errorf("symlink %q: not a clean absolute path below /", l)
-		case l == "/tmp" || strings.HasPrefix(l, "/tmp/"):
-			return nil, fmt.Errorf("symlink %s: /tmp is the image's temporary folder", l)
-		case l == string(storeDir) || strings.HasPrefix(l, string(storeDir)+"/"):
-			return nil, fmt.Errorf("symlink %s: inside the store folder %s", l, storeDir)
-		case links[l] == "":
-			return nil, fmt.Errorf("symlink %s: empty target", l)
-		}
-		if e, ok := byPath[l]; ok {
-			return nil, fmt.Errorf("symlink %s: the image needs %s as a folder", l, e.Path)
-		}
-		for dir := path.Dir(l); dir != "/"; dir = path.Dir(dir) {
-			if _, ok := links[dir]; ok {
-				return nil, fmt.Errorf("symlink %s is inside symlink %s", l, dir)
-			}
-			byPath[dir] = Entry{Path: dir, Type: EntryDirectory, Mode: 0o755}
-		}
-		byPath[l] = Entry{Path: l, Type: EntrySymlink, Mode: 0o777, Target: links[l]}
-	}
-	out := make([]Entry, 0, len(byPath))
-	for _, e := range byPath {
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
-	return out, nil
-}
-
-// layerID hashes what determines a layer's bytes besides the mtime: the tar
-// format's version, the entries, and the items with their NAR hashes. The
-// mtime is left out so that SOURCE_DATE_EPOCH changes the layers' bytes and
-// digests but not their names.
+// layerID hashes what determines a layer's bytes besides the mtime (and
+// the compression): the tar format's version and LayerInputs. The mtime is
+// left out so that SOURCE_DATE_EPOCH changes the layers' bytes and digests
+// but not their names.
 func layerID(l *Layer, items map[store.Path]*Item) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "storepack layer 1\n")
-	for _, e := range l.Entries {
-		fmt.Fprintf(h, "entry %s %04o %q %q\n", e.Type, uint32(e.Mode), e.Path, e.Target)
-	}
-	for _, p := range l.Items {
-		fmt.Fprintf(h, "item %q %s\n", string(p), items[p].NarHash)
+	for _, line := range LayerInputs(l, items) {
+		fmt.Fprintf(h, "%s\n", line)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// LayerInputs describes, a line each, what the tar of layer l depends on
+// besides its mtime: its entries (with a file's contents), its items with
+// their NAR hashes, and, for a layer with the store database, every item
+// of the closure (items, by path) with what the database records. Layer IDs
+// and layer cache keys hash them.
+func LayerInputs(l *Layer, items map[store.Path]*Item) []string {
+	var out []string
+	db := false
+	for _, e := range l.Entries {
+		out = append(out, fmt.Sprintf("entry %s %04o %q %q", e.Type, uint32(e.Mode), e.Path, e.Target))
+		if e.Type == EntryFile {
+			out = append(out, fmt.Sprintf("content %q", e.Content))
+		}
+		db = db || e.Type == EntryDatabase
+	}
+	for _, p := range l.Items {
+		out = append(out, fmt.Sprintf("item %q %s", string(p), items[p].NarHash))
+	}
+	if db {
+		paths := make([]store.Path, 0, len(items))
+		for p := range items {
+			paths = append(paths, p)
+		}
+		for _, p := range store.SortPaths(paths) {
+			it := items[p]
+			out = append(out, fmt.Sprintf("registered %q %s %d %q %q", string(it.Path), it.NarHash, it.NarSize, it.Deriver, it.References))
+		}
+	}
+	return out
 }

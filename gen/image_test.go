@@ -225,7 +225,7 @@ func TestPlanImageEntries(t *testing.T) {
 					links[k] = strings.ReplaceAll(v, "ROOT", string(root))
 				}
 			}
-			e := dockerExport(sys, func(e *spec.Export) { e.Image.Symlinks = links })
+			e := dockerExport(sys, func(e *spec.Export) { e.Symlinks = links })
 			img, err := PlanImage(e, sys)
 			if err != nil {
 				t.Fatal(err)
@@ -263,7 +263,7 @@ func TestPlanImageSymlinkErrors(t *testing.T) {
 		{map[string]string{"/bin": string(outside) + "/bin"}, "not in the closure"},
 	}
 	for _, tt := range tests {
-		e := dockerExport(sys, func(e *spec.Export) { e.Image.Symlinks = tt.links })
+		e := dockerExport(sys, func(e *spec.Export) { e.Symlinks = tt.links })
 		_, err := PlanImage(e, sys)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("symlinks %v: error %v, want one with %q", tt.links, err, tt.want)
@@ -339,7 +339,7 @@ func TestPlanImageCreated(t *testing.T) {
 	}
 	for _, tt := range tests {
 		sys := imageFixture(t, "/gnu/store", 2)
-		e := dockerExport(sys, func(e *spec.Export) { e.Image.Created = tt.created })
+		e := dockerExport(sys, func(e *spec.Export) { e.Created = tt.created })
 		img, err := PlanImage(e, sys)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -362,10 +362,10 @@ func TestPlanImageConfig(t *testing.T) {
 	sys := imageFixture(t, "/gnu/store", 2)
 	root := string(sys.Roots[0])
 	e := dockerExport(sys, func(e *spec.Export) {
+		e.Entrypoint = []string{"/default/entry"}
+		e.Cmd = []string{"--help"}
+		e.Env = map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"}
 		e.Image = spec.Image{
-			Entrypoint:   []string{"/default/entry"},
-			Cmd:          []string{"--help"},
-			Env:          map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"},
 			WorkingDir:   "/work",
 			User:         "1000:1000",
 			Labels:       map[string]string{"org.opencontainers.image.source": "https://example.org"},
@@ -428,7 +428,7 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 		}
 	}
 	// And the mtime changes no layer ID.
-	e.Image.Created = "2023-11-14T22:13:20Z"
+	e.Created = "2023-11-14T22:13:20Z"
 	later, err := PlanImage(e, sys)
 	if err != nil {
 		t.Fatal(err)

@@ -35,8 +35,9 @@ type Export struct {
 	Push     string `json:"push,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
 	// Compression is the compression of what a format other than an
-	// image's compresses (a binary cache's NARs: xz, zstd, none); SignKey
-	// the secret key file that signs a binary cache's narinfos.
+	// image's compresses (a binary cache's NARs: xz, zstd, none; a
+	// tree's output); SignKey the secret key file that signs a binary
+	// cache's narinfos.
 	Compression format.Compression `json:"compression,omitempty"`
 	SignKey     string             `json:"sign_key,omitempty"`
 	// Systems are the export's systems in spec order.
@@ -55,11 +56,15 @@ type System struct {
 	// and NAR hash, one a line, in closure order.
 	ClosureDigest digest.Digest `json:"closure_digest"`
 	// Output is the file this system's archive goes to, relative to the
-	// output folder, for formats that write one file per system (nar);
+	// output folder, for formats that write one file per system (nar,
+	// the file system trees);
 	// empty when the export's Output holds every system.
 	Output string `json:"output,omitempty"`
 	// Image is the image plan for images (docker and oci exports).
 	Image *Image `json:"image,omitempty"`
+	// Tree is the output's plan for file system tree formats (tarball,
+	// squashfs, deb, rpm).
+	Tree *TreeOutput `json:"tree,omitempty"`
 }
 
 // Item is one store item of a closure.

@@ -5,11 +5,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
-	"sync"
 
+	"github.com/storepack/storepack/compress"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/nar"
@@ -24,47 +24,12 @@ import (
 // blobs encoded the old way. Bump it with any change to a layer's bytes.
 const layerFormat = "storepack layer tar 1"
 
-var (
-	compressVersionOnce sync.Once
-	compressVersion     string
-)
-
-// compressModuleVersion is the version of klauspost/compress built in,
-// which fixes the bytes of gzip and zstd blobs.
-func compressModuleVersion() string {
-	compressVersionOnce.Do(func() {
-		compressVersion = "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, m := range bi.Deps {
-				if m.Path == "github.com/klauspost/compress" {
-					compressVersion = m.Version
-					if m.Replace != nil {
-						compressVersion = m.Replace.Path + "@" + m.Replace.Version
-					}
-				}
-			}
-		}
-	})
-	return compressVersion
-}
-
 // key is the cache key of l's blob compressed as compression: everything
 // its bytes depend on.
 func key(l Layer, compression format.Compression) layercache.Key {
-	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(l.MTime, 10), "compression " + string(compression)}
-	switch compression {
-	case format.Gzip:
-		parts = append(parts, fmt.Sprintf("gzip level %d klauspost/compress %s", gzipLevel, compressModuleVersion()))
-	case format.Zstd:
-		parts = append(parts, "zstd default level window 8MiB crc single-goroutine klauspost/compress "+compressModuleVersion())
-	}
-	for _, e := range l.Plan.Entries {
-		parts = append(parts, fmt.Sprintf("entry %s %04o %q %q", e.Type, uint32(e.Mode), e.Path, e.Target))
-	}
-	for _, p := range l.Plan.Items {
-		parts = append(parts, fmt.Sprintf("item %q %s", string(p), l.Items[p].NarHash))
-	}
-	k, err := layercache.KeyOf(parts...)
+	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(l.MTime, 10),
+		"compression " + compress.Settings(compression, layerCompression)}
+	k, err := layercache.KeyOf(append(parts, gen.LayerInputs(l.Plan, l.Items)...)...)
 	if err != nil {
 		// No part holds a newline: %q quotes paths and targets.
 		panic(err)

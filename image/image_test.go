@@ -41,18 +41,13 @@ func fakeBlobs(p *gen.Image) []Blob {
 // TestConfig checks the config an image's settings encode to: the exact
 // JSON, the platform, the rootfs and one history entry per layer.
 func TestConfig(t *testing.T) {
-	e := helloExport(t, &spec.Export{Image: spec.Image{
-		Entrypoint:   []string{"/entry"},
-		Cmd:          []string{"--help"},
-		Env:          map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"},
-		WorkingDir:   "/work",
-		User:         "1000:1000",
-		Labels:       map[string]string{"org.opencontainers.image.source": "https://example.org"},
-		ExposedPorts: []string{"8080/tcp", "53/udp", "9000/tcp"},
-		Volumes:      []string{"/data"},
-		MaxLayers:    3,
-		Created:      "2024-05-06T07:08:09+02:00",
-	}})
+	e := helloExport(t, &spec.Export{
+		Entrypoint: []string{"/entry"},
+		Cmd:        []string{"--help"},
+		Env:        map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"},
+		Created:    "2024-05-06T07:08:09+02:00",
+		Image:      spec.Image{WorkingDir: "/work", User: "1000:1000", Labels: map[string]string{"org.opencontainers.image.source": "https://example.org"}, ExposedPorts: []string{"8080/tcp", "53/udp", "9000/tcp"}, Volumes: []string{"/data"}, MaxLayers: 3},
+	})
 	p := e.Systems[0].Image
 	img, err := newImage(p, fakeBlobs(p))
 	if err != nil {

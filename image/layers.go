@@ -9,10 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/compress"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fanout"
@@ -121,12 +120,19 @@ func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
 	return imgs, nil
 }
 
-// source is where l's items are read from, counted on c.
-func (l Layer) source(c nar.Counter) tree.Source { return tree.Source{Items: l.Items, Counter: c} }
+// source is where l's items are read from, counted on c, with the store
+// database of the closure when the layer holds it.
+func (l Layer) source(c nar.Counter) (tree.Source, error) {
+	return tree.Source{Items: l.Items, Counter: c}.WithDB(&l.Plan.Tree, l.MTime)
+}
 
 // Size is the length of l's tar, from the items' metadata alone.
 func (l Layer) Size() (int64, error) {
-	n, err := tree.Size(&l.Plan.Tree, l.MTime, l.source(nil))
+	src, err := l.source(nil)
+	if err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Plan.ID, err)
+	}
+	n, err := tree.Size(&l.Plan.Tree, l.MTime, src)
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Plan.ID, err)
 	}
@@ -137,8 +143,12 @@ func (l Layer) Size() (int64, error) {
 // nil), and returns its diff id (the tar's sha256) and length, computed
 // while writing.
 func (l Layer) WriteTar(w io.Writer, c nar.Counter) (digest.Digest, int64, error) {
+	src, err := l.source(c)
+	if err != nil {
+		return "", 0, fmt.Errorf("layer %s: %w", l.Plan.ID, err)
+	}
 	dw := newDigestWriter(w)
-	if _, err := tree.WriteTar(dw, &l.Plan.Tree, l.MTime, l.source(c)); err != nil {
+	if _, err := tree.WriteTar(dw, &l.Plan.Tree, l.MTime, src); err != nil {
 		return "", 0, fmt.Errorf("layer %s: %w", l.Plan.ID, err)
 	}
 	return dw.digest(), dw.n, nil
@@ -155,7 +165,7 @@ func (l Layer) WriteBlob(w io.Writer, compression format.Compression, c nar.Coun
 		return Blob{id, n, id, n}, err
 	}
 	dw := newDigestWriter(w)
-	cw, err := compressor(dw, compression)
+	cw, err := compress.NewWriter(dw, compression, layerCompression)
 	if err != nil {
 		return Blob{}, err
 	}
@@ -184,35 +194,10 @@ func (l Layer) Skipped(c nar.Counter) {
 	c.Done(int64(len(l.Plan.Items)), bytes)
 }
 
-// Compression settings: fixed so that blobs are byte-identical across runs,
-// machines and GOMAXPROCS values. gzip: level 6, no name, no mtime in the
-// header. zstd: the default level, one encoding goroutine per stream (the
-// parallelism is across layers), an 8 MiB window, CRC on. Any change here
-// must change compressionKey too.
-const gzipLevel = 6
-
-// compressor wraps w in the compression named (none, gzip, zstd).
-func compressor(w io.Writer, compression format.Compression) (io.WriteCloser, error) {
-	switch compression {
-	case "", format.None:
-		return nopWriteCloser{w}, nil
-	case format.Gzip:
-		return gzip.NewWriterLevel(w, gzipLevel)
-	case format.Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(zstd.MaxWindowSize>>(30-23)), // 8 MiB
-			zstd.WithEncoderCRC(true),
-			zstd.WithZeroFrames(true),
-		)
-	}
-	return nil, fmt.Errorf("unknown layer compression %q", compression)
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
+// layerCompression is how layer blobs are compressed: one goroutine per
+// layer (the parallelism is across layers). A change changes every
+// compressed layer's bytes.
+var layerCompression = compress.Options{}
 
 // Each runs do for every layer of layers, up to GOMAXPROCS at once, and
 // collects the blobs by layer ID. The first error stops the layers not yet

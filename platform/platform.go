@@ -95,3 +95,25 @@ func Host() (string, bool) {
 // TagSuffix is what a tag gets for this platform in multi-system exports:
 // the architecture and variant, e.g. amd64, arm64, armv7.
 func (p Platform) TagSuffix() string { return p.Architecture + p.Variant }
+
+// packageArches maps image architectures and variants to the
+// architecture names of Debian and RPM packages.
+var packageArches = map[string]struct{ deb, rpm string }{
+	"amd64":    {"amd64", "x86_64"},
+	"386":      {"i386", "i686"},
+	"arm64":    {"arm64", "aarch64"},
+	"armv7":    {"armhf", "armv7hl"},
+	"armv6":    {"armel", "armv6hl"},
+	"mips64le": {"mips64el", "mips64el"},
+	"ppc64le":  {"ppc64el", "ppc64le"},
+	"riscv64":  {"riscv64", "riscv64"},
+	"s390x":    {"s390x", "s390x"},
+}
+
+// Debian is the platform's architecture as Debian packages name it
+// (amd64, arm64, i386, armhf, ...); "" when it has none.
+func (p Platform) Debian() string { return packageArches[p.TagSuffix()].deb }
+
+// RPM is the platform's architecture as RPM packages name it (x86_64,
+// aarch64, i686, armv7hl, ...); "" when it has none.
+func (p Platform) RPM() string { return packageArches[p.TagSuffix()].rpm }

@@ -33,3 +33,26 @@ func TestLookup(t *testing.T) {
 		t.Errorf("Systems() = %v", got)
 	}
 }
+
+// TestPackageArches checks the package architecture of every known system.
+func TestPackageArches(t *testing.T) {
+	want := map[string][2]string{
+		"x86_64-linux": {"amd64", "x86_64"}, "i686-linux": {"i386", "i686"},
+		"aarch64-linux": {"arm64", "aarch64"}, "armhf-linux": {"armhf", "armv7hl"},
+		"armv6l-linux": {"armel", "armv6hl"}, "powerpc64le-linux": {"ppc64el", "ppc64le"},
+		"riscv64-linux": {"riscv64", "riscv64"}, "s390x-linux": {"s390x", "s390x"},
+		"mips64el-linux": {"mips64el", "mips64el"},
+	}
+	for _, s := range Systems() {
+		p, err := Lookup(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Debian() == "" || p.RPM() == "" {
+			t.Errorf("%s: no package architecture (deb %q, rpm %q)", s, p.Debian(), p.RPM())
+		}
+		if w, ok := want[s]; ok && (p.Debian() != w[0] || p.RPM() != w[1]) {
+			t.Errorf("%s: deb %q rpm %q, want %q %q", s, p.Debian(), p.RPM(), w[0], w[1])
+		}
+	}
+}

@@ -22,22 +22,30 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// Defaults and limits of image exports.
+// Defaults and limits of exports.
 const (
 	// DefaultMaxLayers is max_layers when unset.
 	DefaultMaxLayers = 100
 	// MaxLayersLimit is the largest max_layers: engines accept about 127.
 	MaxLayersLimit = 127
-	// DefaultCreated is the images' creation time when neither created
-	// nor SOURCE_DATE_EPOCH is set.
+	// DefaultCreated is the creation time of images and trees when
+	// neither created nor SOURCE_DATE_EPOCH is set.
 	DefaultCreated = "1970-01-01T00:00:01Z"
 )
 
-// imageAttrs are the export attributes that only images have.
-var imageAttrs = []string{
-	"tag", "entrypoint", "cmd", "env", "working_dir", "user", "labels",
-	"exposed_ports", "volumes", "symlinks", "max_layers", "compression",
-	"created", "push", "insecure",
+// formatAttrs are the export attributes that only some formats take: the
+// formats whose Def takes says so.
+var formatAttrs = []struct {
+	names []string
+	takes func(format.Def) bool
+}{
+	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure"},
+		func(d format.Def) bool { return d.Kind == format.Image }},
+	{[]string{"entrypoint", "cmd", "env"}, func(d format.Def) bool { return d.Runs }},
+	{[]string{"symlinks", "created"}, func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }},
+	{[]string{"compression"}, func(d format.Def) bool { return d.Compressions != nil }},
+	{[]string{"database"}, func(d format.Def) bool { return d.Database }},
+	{[]string{"sign_key"}, func(d format.Def) bool { return d.Signs }},
 }
 
 var exportSchema = &hcl.BodySchema{
@@ -48,10 +56,18 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "working_dir"}, {Name: "user"}, {Name: "labels"},
 		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
-		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"},
+		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "system", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "system", LabelNames: []string{"name"}},
+		{Type: "package"},
+	},
 }
+
+var packageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "name"}, {Name: "version", Required: true}, {Name: "release"},
+	{Name: "maintainer"}, {Name: "description"}, {Name: "license"}, {Name: "homepage"},
+}}
 
 var systemSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "paths"}, {Name: "entrypoint"}, {Name: "cmd"},
@@ -137,33 +153,49 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	}
 	def := e.Format.Def()
 	image := def.Kind == format.Image
-	if e.Format != "" && !image {
-		for _, name := range imageAttrs {
-			if a := attrs[name]; a != nil && !(name == "compression" && def.Compressions != nil) {
-				l.onlyForImages(a, e)
+	if e.Format != "" {
+		for _, fa := range formatAttrs {
+			if fa.takes(def) {
+				continue
+			}
+			for _, name := range fa.names {
+				if a := attrs[name]; a != nil {
+					l.notForFormat(a, e, fa.takes)
+				}
 			}
 		}
 	}
 
 	paths, pset, pok := l.storePaths(attrs["paths"])
-	var entrypoint, cmd []string
-	if image {
-		entrypoint, _ = l.entrypoint(attrs["entrypoint"])
-		cmd, _, _ = l.stringList(attrs["cmd"])
-		e.Image.Entrypoint, e.Image.Cmd = entrypoint, cmd
+	if def.Runs {
+		e.Entrypoint, _ = l.entrypoint(attrs["entrypoint"])
+		e.Cmd, _, _ = l.stringList(attrs["cmd"])
+		e.Env = l.stringMap(attrs["env"], "Invalid environment variable", func(k, _ string) string {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return "an environment variable's name must be non-empty, without '='"
+			}
+			return ""
+		})
 	}
-	l.systems(d, content.Blocks, sysDefaults{paths, pset || !pok, entrypoint, cmd})
+	l.systems(d, content.Blocks.OfType("system"), sysDefaults{paths, pset || !pok, e.Entrypoint, e.Cmd})
+	if def.Compressions != nil && !image {
+		e.Compression = l.compression(d)
+	}
 	l.output(d)
-	if a := attrs["sign_key"]; a != nil && !def.Signs && e.Format != "" {
-		l.errorf(a.NameRange.Ptr(), "Attribute only for binary caches", "sign_key applies to %s exports; the export %q has format %q.", format.Join(format.Signing()), e.Name, e.Format)
-	}
 	if def.Signs {
 		l.signKey(d)
 	}
-	if !image {
-		if def.Compressions != nil {
-			e.Compression = l.compression(d)
+	if def.Kind == format.Image || def.Kind == format.Tree {
+		l.symlinks(d)
+		l.created(d)
+	}
+	if a := attrs["database"]; a != nil && def.Database {
+		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
+			e.Database = v.True()
 		}
+	}
+	l.packageBlock(d, content.Blocks.OfType("package"))
+	if !image {
 		return d
 	}
 	l.image(d)
@@ -240,10 +272,10 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
-		if e.Format != "" && e.Format.Kind() != format.Image {
+		if e.Format != "" && !e.Format.Def().Runs {
 			for _, an := range []string{"entrypoint", "cmd"} {
 				if a := content.Attributes[an]; a != nil {
-					l.onlyForImages(a, e)
+					l.notForFormat(a, e, func(d format.Def) bool { return d.Runs })
 				}
 			}
 		}
@@ -263,7 +295,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 			if ps, set, ok := l.storePaths(sb.attrs["paths"]); set || !ok {
 				sys.Paths, given = ps, true
 			}
-			if e.Format.Kind() == format.Image {
+			if e.Format.Def().Runs {
 				if ep, set := l.entrypoint(sb.attrs["entrypoint"]); set {
 					sys.Entrypoint = ep
 				}
@@ -294,7 +326,7 @@ func (l *loader) output(d *exportDecl) {
 	}
 	if !set {
 		if e.Format != "" {
-			e.Output = e.Format.Output(e.Name)
+			e.Output = e.Format.Output(e.Name, e.Compression)
 		}
 		return
 	}
@@ -306,10 +338,26 @@ func (l *loader) output(d *exportDecl) {
 	e.Output = path.Clean(o)
 }
 
-// onlyForImages reports an image attribute set on an export of another
-// kind.
-func (l *loader) onlyForImages(a *hcl.Attribute, e *Export) {
-	l.errorf(a.NameRange.Ptr(), "Attribute only for images", "%s applies to %s exports; the export %q has format %q.", a.Name, format.Join(format.OfKind(format.Image)), e.Name, e.Format)
+// notForFormat reports an attribute set on an export whose format does
+// not take it: the formats that do are those whose Def satisfies takes.
+func (l *loader) notForFormat(a *hcl.Attribute, e *Export, takes func(format.Def) bool) {
+	fs := format.Where(takes)
+	l.errorf(a.NameRange.Ptr(), "Attribute only for "+formatsLabel(fs), "%s applies to %s exports; the export %q has format %q.", a.Name, format.Join(fs), e.Name, e.Format)
+}
+
+// formatsLabel names a set of formats in a summary: "images" when they
+// are the images, "images and file system trees" when they are those,
+// "binary caches" for binary-cache, else their names.
+func formatsLabel(fs []format.Format) string {
+	switch {
+	case slices.Equal(fs, format.OfKind(format.Image)):
+		return "images"
+	case slices.Equal(fs, format.Where(func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree })):
+		return "images and file system trees"
+	case slices.Equal(fs, []format.Format{format.BinaryCache}):
+		return "binary caches"
+	}
+	return format.Join(fs)
 }
 
 // compression decodes the compression attribute of an export whose format
@@ -363,30 +411,12 @@ func (l *loader) image(d *exportDecl) {
 	} else if ok && !refPathComponent.MatchString(e.Name) {
 		l.errorf(d.block.LabelRanges[0].Ptr(), "Invalid default tag", "Without a tag, the image's name is the export's name, and %q is not a valid image name (lower-case letters and digits separated by '.', '_' or '-'): set tag.", e.Name)
 	}
-	im.Env = l.stringMap(attrs["env"], "Invalid environment variable", func(k, _ string) string {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return "an environment variable's name must be non-empty, without '='"
-		}
-		return ""
-	})
 	im.Labels = l.stringMap(attrs["labels"], "Invalid label", func(k, _ string) string {
 		if k == "" {
 			return "a label's name must not be empty"
 		}
 		return ""
 	})
-	im.Symlinks = l.stringMap(attrs["symlinks"], "Invalid symlink", func(k, v string) string {
-		if !path.IsAbs(k) || path.Clean(k) != k || k == "/" {
-			return fmt.Sprintf("the link %q is not a clean absolute path below /", k)
-		}
-		if v == "" {
-			return fmt.Sprintf("the link %q has an empty target", k)
-		}
-		return l.checkInside(v)
-	})
-	if attrs["symlinks"] != nil && im.Symlinks == nil {
-		im.Symlinks = map[string]string{}
-	}
 	if wd, set, ok := l.evalString(attrs["working_dir"]); ok && set {
 		im.WorkingDir = wd
 		if wd != "" && !path.IsAbs(wd) {
@@ -435,20 +465,109 @@ func (l *loader) image(d *exportDecl) {
 		}
 	}
 	im.Compression = l.compression(d)
-	if c, set, ok := l.evalString(attrs["created"]); ok && set {
-		_, err := parseCreated(c)
-		switch {
-		case errors.Is(err, errBefore1970):
-			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is before 1970.", c)
-		case err != nil:
-			l.errorf(attrs["created"].Expr.Range().Ptr(), "Invalid created time", "%q is not an RFC 3339 time such as %s.", c, DefaultCreated)
-		default:
-			im.Created = c
+}
+
+// symlinks decodes the symlinks of an image or tree.
+func (l *loader) symlinks(d *exportDecl) {
+	e, a := &d.e, d.attrs["symlinks"]
+	e.Symlinks = l.stringMap(a, "Invalid symlink", func(k, v string) string {
+		if !path.IsAbs(k) || path.Clean(k) != k || k == "/" {
+			return fmt.Sprintf("the link %q is not a clean absolute path below /", k)
 		}
-	} else if ok {
-		im.Created = l.defaultCreated()
+		if v == "" {
+			return fmt.Sprintf("the link %q has an empty target", k)
+		}
+		return l.checkInside(v)
+	})
+	if a != nil && e.Symlinks == nil {
+		e.Symlinks = map[string]string{}
 	}
 }
+
+// created decodes the creation time of an image or tree: created, else
+// SOURCE_DATE_EPOCH's time, else DefaultCreated.
+func (l *loader) created(d *exportDecl) {
+	e, a := &d.e, d.attrs["created"]
+	c, set, ok := l.evalString(a)
+	switch {
+	case !ok:
+		return
+	case !set:
+		e.Created = l.defaultCreated()
+		return
+	}
+	_, err := parseCreated(c)
+	switch {
+	case errors.Is(err, errBefore1970):
+		l.errorf(a.Expr.Range().Ptr(), "Invalid created time", "%q is before 1970.", c)
+	case err != nil:
+		l.errorf(a.Expr.Range().Ptr(), "Invalid created time", "%q is not an RFC 3339 time such as %s.", c, DefaultCreated)
+	default:
+		e.Created = c
+	}
+}
+
+// packageBlock decodes the package block, which deb and rpm exports need
+// and the others must not have.
+func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
+	e := &d.e
+	if e.Format == "" {
+		return
+	}
+	takes := e.Format.Def().Package
+	for i, b := range blocks {
+		switch {
+		case !takes:
+			l.errorf(b.DefRange.Ptr(), "Block only for "+format.Join(format.Where(func(d format.Def) bool { return d.Package })),
+				"A package block gives the metadata of %s packages; the export %q has format %q.", format.Join(format.Where(func(d format.Def) bool { return d.Package })), e.Name, e.Format)
+			continue
+		case i > 0:
+			l.errorf(b.DefRange.Ptr(), "Duplicate package block", "The export %q already has a package block at %s.", e.Name, pos(blocks[0].DefRange))
+			continue
+		}
+		content, diags := b.Body.Content(packageSchema)
+		l.diags = append(l.diags, diags...)
+		p := &Package{Name: e.Name, Release: "1"}
+		for _, f := range []struct {
+			name string
+			to   *string
+			re   *regexp.Regexp
+			want string
+		}{
+			{"name", &p.Name, packageName, "lower-case letters, digits and '+', '-', '.', starting with a letter or digit"},
+			{"version", &p.Version, packageVersion, "letters, digits and '.', '+', '~', '_', starting with a digit"},
+			{"release", &p.Release, packageVersion, "letters, digits and '.', '+', '~', '_', starting with a digit"},
+			{"maintainer", &p.Maintainer, oneLine, "one line of text"},
+			{"description", &p.Description, nil, ""},
+			{"license", &p.License, oneLine, "one line of text"},
+			{"homepage", &p.Homepage, oneLine, "one line of text"},
+		} {
+			a := content.Attributes[f.name]
+			v, set, ok := l.evalString(a)
+			if !ok || !set {
+				continue
+			}
+			if f.re != nil && !f.re.MatchString(v) {
+				l.errorf(a.Expr.Range().Ptr(), "Invalid package "+f.name, "The package %s %q is not %s.", f.name, v, f.want)
+				continue
+			}
+			*f.to = v
+		}
+		e.Package = p
+	}
+	if takes && len(blocks) == 0 {
+		l.errorf(d.block.DefRange.Ptr(), "Missing package block", "The export %q has format %q, which needs a package block with at least a version.", e.Name, e.Format)
+	}
+}
+
+// The package metadata's syntax: names and versions as both dpkg and rpm
+// take them (Debian policy 5.6.1 and 5.6.12, without '-' and ':' in
+// versions, which rpm refuses).
+var (
+	packageName    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	packageVersion = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~_]*$`)
+	oneLine        = regexp.MustCompile(`^[^\n]*$`)
+)
 
 // defaultCreated is SOURCE_DATE_EPOCH as an RFC 3339 time when set, else
 // DefaultCreated. A bad SOURCE_DATE_EPOCH is reported once.

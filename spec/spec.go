@@ -119,7 +119,28 @@ type Export struct {
 	Systems []System
 	// Output is the output file or folder, relative to the output folder.
 	Output string
-	// Image holds the image settings (docker and oci only).
+	// Entrypoint, Cmd and Env say how the output's program runs, for
+	// formats that say it (format.Def.Runs: an image's config, squashfs's
+	// runscript and environment); a system block may set its own
+	// Entrypoint and Cmd.
+	Entrypoint []string
+	Cmd        []string
+	Env        map[string]string
+	// Symlinks maps a link in the tree (images and file system trees) to
+	// its target; nil means the default (/bin -> <first path>/bin when it
+	// exists), empty none.
+	Symlinks map[string]string
+	// Created is the output's creation time, RFC 3339 (images and trees):
+	// the spec's created, else SOURCE_DATE_EPOCH's time, else
+	// DefaultCreated (Load applies that rule); "" means DefaultCreated.
+	Created string `json:",omitempty"`
+	// Database asks for the store database of the closure inside the
+	// output (formats whose Def has Database).
+	Database bool `json:",omitempty"`
+	// Package is the package metadata of deb and rpm exports; nil for the
+	// other formats.
+	Package *Package `json:",omitempty"`
+	// Image holds the settings only images have (docker and oci).
 	Image Image
 	// Push is the registry reference to push to, or "".
 	Push string
@@ -127,9 +148,10 @@ type Export struct {
 	Insecure bool
 	// Compression is the compression of what a format other than an
 	// image's compresses, one of the format's (the default first): the
-	// NARs of a binary cache ("xz", as Nix, "zstd" or "none"); "" for
+	// NARs of a binary cache ("xz", as Nix, "zstd" or "none"), a tree's
+	// output (a tarball's: "gzip", "zstd", "xz" or "none"); "" for
 	// formats that take none. Images have theirs in Image.
-	Compression format.Compression `json:"NarCompression,omitempty"`
+	Compression format.Compression `json:",omitempty"`
 	// SignKey is the secret key file (absolute) that signs a binary-cache
 	// export's narinfos, or "" for unsigned ones. Load checks it; the
 	// export reads it again when it writes.
@@ -150,33 +172,37 @@ type System struct {
 	Cmd        []string
 }
 
-// Image holds the settings of docker and oci exports.
+// Image holds the settings only docker and oci exports have.
 type Image struct {
 	Tag          string // "" means the default, computed by gen
-	Entrypoint   []string
-	Cmd          []string
-	Env          map[string]string
 	WorkingDir   string
 	User         string
 	Labels       map[string]string
 	ExposedPorts []string
 	Volumes      []string
-	// Symlinks maps a link in the image to its target; nil means the
-	// default (/bin -> <first path>/bin when it exists), empty none.
-	Symlinks    map[string]string
-	MaxLayers   int                // 1..127, default 100
-	Compression format.Compression // "none", "gzip" or "zstd"
-	// Created is the image's creation time, RFC 3339: the spec's created,
-	// else SOURCE_DATE_EPOCH's time, else DefaultCreated (Load applies
-	// that rule); "" means DefaultCreated.
-	Created string
+	MaxLayers    int                // 1..127, default 100
+	Compression  format.Compression // "none", "gzip" or "zstd"
+}
+
+// Package is the package metadata of a deb or rpm export.
+type Package struct {
+	// Name is the package's name, by default the export's.
+	Name string
+	// Version is required; Release is rpm's release, by default "1".
+	Version string
+	Release string
+	// Maintainer, Description, License and Homepage are optional.
+	Maintainer  string `json:",omitempty"`
+	Description string `json:",omitempty"`
+	License     string `json:",omitempty"`
+	Homepage    string `json:",omitempty"`
 }
 
 // CreatedTime is Created as a UTC time, DefaultCreated when empty: what
 // an image's config records and, rounded down to the second, the mtime of
-// every entry of its layers.
-func (im *Image) CreatedTime() (time.Time, error) {
-	c := im.Created
+// every entry of a tree (and of an image's layers).
+func (e *Export) CreatedTime() (time.Time, error) {
+	c := e.Created
 	if c == "" {
 		c = DefaultCreated
 	}

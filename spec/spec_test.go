@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
 )
 
@@ -169,6 +170,12 @@ func TestDiagnostics(t *testing.T) {
 		{"image attribute on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  volumes = []\n}\n", nil, nil, "Attribute only for images", "storepack.hcl:4:3"},
 		{"bad created", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  created = \"1969-12-31T00:00:00Z\"\n}\n", nil, nil, "Invalid created time", "storepack.hcl:4:13"},
 		{"bad compression", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  compression = \"xz\"\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
+		{"bad tarball compression", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  compression = \"lz4\"\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
+		{"database on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  database = true\n}\n", nil, nil, "Attribute only for images and file system trees", "storepack.hcl:4:3"},
+		{"entrypoint on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  entrypoint = [\"/bin/sh\"]\n}\n", nil, nil, "Attribute only for " + formatsLabel(format.Where(func(d format.Def) bool { return d.Runs })), "storepack.hcl:4:3"},
+		{"tag on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  tag = \"x:1\"\n}\n", nil, nil, "Attribute only for images", "storepack.hcl:4:3"},
+		{"package on docker", "export \"x\" {\n  format = \"docker\"\n  paths = [" + hello + "]\n  package {\n    version = \"1.0\"\n  }\n}\n", nil, nil, "Block only for " + format.Join(format.Where(func(d format.Def) bool { return d.Package })), "storepack.hcl:4:3"},
+		{"symlinks on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  symlinks = {}\n}\n", nil, nil, "Attribute only for images and file system trees", "storepack.hcl:4:3"},
 		{"bad port", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  exposed_ports = [\"0/tcp\"]\n}\n", nil, nil, "Invalid exposed port", "storepack.hcl:4:20"},
 		{"absolute output", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  output = \"/x\"\n}\n", nil, nil, "Invalid output", "storepack.hcl:4:12"},
 		{"bad export name", "export \"../x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n}\n", nil, nil, "Invalid export name", "storepack.hcl:1:8"},
@@ -242,7 +249,7 @@ func TestDefaults(t *testing.T) {
 		{"docker", "docker", nil, func(t *testing.T, e *Export) {
 			want := Export{Name: "x", Format: "docker", Output: "x.tar",
 				Systems: []System{{Name: "x86_64-linux", Paths: []store.Path{hello}}},
-				Image:   Image{MaxLayers: DefaultMaxLayers, Compression: "none", Created: DefaultCreated}}
+				Created: DefaultCreated, Image: Image{MaxLayers: DefaultMaxLayers, Compression: "none"}}
 			if diff := cmp.Diff(want, *e, cmpIgnoreRanges); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -250,7 +257,7 @@ func TestDefaults(t *testing.T) {
 		{"oci with SOURCE_DATE_EPOCH", "oci", map[string]string{"SOURCE_DATE_EPOCH": "86400"}, func(t *testing.T, e *Export) {
 			want := Export{Name: "x", Format: "oci", Output: "x",
 				Systems: []System{{Name: "x86_64-linux", Paths: []store.Path{hello}}},
-				Image:   Image{MaxLayers: DefaultMaxLayers, Compression: "none", Created: "1970-01-02T00:00:00Z"}}
+				Created: "1970-01-02T00:00:00Z", Image: Image{MaxLayers: DefaultMaxLayers, Compression: "none"}}
 			if diff := cmp.Diff(want, *e, cmpIgnoreRanges); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

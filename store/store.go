@@ -92,11 +92,10 @@ func DefaultDB(d Dir) string {
 	if s := os.Getenv("NIX_STATE_DIR"); s != "" {
 		return filepath.Join(s, "db", "db.sqlite")
 	}
-	switch {
-	case d == "/gnu/store" || strings.HasSuffix(string(d), "/gnu/store"):
-		return strings.TrimSuffix(string(d), "/gnu/store") + "/var/guix/db/db.sqlite"
-	case d == "/nix/store" || strings.HasSuffix(string(d), "/nix/store"):
-		return strings.TrimSuffix(string(d), "/nix/store") + "/nix/var/nix/db/db.sqlite"
+	for _, std := range []Dir{"/gnu/store", "/nix/store"} {
+		if root, ok := strings.CutSuffix(string(d), string(std)); ok {
+			return root + TreeDB(std)
+		}
 	}
 	return ""
 }

@@ -18,7 +18,9 @@
 //   - Modes are those a store holds, normalised: folders 0555, regular
 //     files 0555 when the owner may execute them else 0444, symlinks 0777
 //     with their target verbatim. Hard links are written as regular files.
-//     The plan's own entries keep their modes (0755, /tmp 1777, 0777).
+//     The plan's own entries keep their modes (0755, /tmp 1777, 0777), and
+//     its files their contents; a database entry holds the store database
+//     of the closure (Source.DB, from StoreDB).
 //   - The format is PAX (POSIX.1-2001) as archive/tar writes it: a USTAR
 //     header (a long name split over its prefix and name fields when it
 //     fits them), preceded by a PAX extended header (named
@@ -62,6 +64,24 @@ type Source struct {
 	// Counter, when not nil, counts the items as they are written: the
 	// bytes as they are read, then each item's planned NAR size.
 	Counter nar.Counter
+	// DB is the contents of the tree's database entry (StoreDB of Items),
+	// when it has one: WithDB sets it.
+	DB []byte
+}
+
+// WithDB returns src with DB set to the store database of src.Items
+// registered at mtime (Unix seconds) when t has a database entry, else
+// src as it is.
+func (src Source) WithDB(t *gen.Tree, mtime int64) (Source, error) {
+	if src.DB != nil || !slices.ContainsFunc(t.Entries, func(e gen.Entry) bool { return e.Type == gen.EntryDatabase }) {
+		return src, nil
+	}
+	db, err := StoreDB(src.Items, mtime)
+	if err != nil {
+		return src, err
+	}
+	src.DB = db
+	return src, nil
 }
 
 // Size is the length of t's tar with every entry's mtime set to mtime
@@ -117,7 +137,9 @@ func build(t *gen.Tree, items map[store.Path]*gen.Item) (*node, error) {
 		if !path.IsAbs(e.Path) || path.Clean(e.Path) != e.Path || e.Path == "/" {
 			return nil, fmt.Errorf("entry %q: not a clean absolute path below /", e.Path)
 		}
-		if e.Type != gen.EntryDirectory && e.Type != gen.EntrySymlink {
+		switch e.Type {
+		case gen.EntryDirectory, gen.EntrySymlink, gen.EntryFile, gen.EntryDatabase:
+		default:
 			return nil, fmt.Errorf("entry %s: unknown type %q", e.Path, e.Type)
 		}
 		if err := attach(e.Path, &node{name: path.Base(e.Path), entry: e}); err != nil {
@@ -295,12 +317,24 @@ func (tw *walker) node(n *node, name string) error {
 	}
 	if name != "" { // the root itself is not an entry
 		var err error
+		var content []byte
 		mode := int64(n.entry.Mode)
 		switch n.entry.Type {
 		case gen.EntryDirectory:
 			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, 0, tw.mtime, "")
 		case gen.EntrySymlink:
 			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, 0, tw.mtime, n.entry.Target)
+		case gen.EntryFile, gen.EntryDatabase:
+			content = []byte(n.entry.Content)
+			if n.entry.Type == gen.EntryDatabase {
+				if tw.src.DB == nil {
+					return fmt.Errorf("%s: the store database was not made (Source.WithDB)", n.entry.Path)
+				}
+				content = tw.src.DB
+			}
+			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeReg, mode, int64(len(content)), tw.mtime, "")
+			tw.scratch = append(tw.scratch, content...)
+			tw.scratch = append(tw.scratch, zeroBlock[:Padding(int64(len(content)))]...)
 		}
 		if err != nil {
 			return err

@@ -98,6 +98,27 @@ export "bench" {
 `), 0o644))
 	row("oci gzip export of the closure (--no-cache)", "< 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", exportOut},
 		[]string{"sh", "-c", "tar -c -C / " + strings.TrimPrefix(item, "/") + " | gzip -6"})
+
+	// The file system tree formats.
+	treeSpec := func(f, compression string) {
+		check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte(`store {
+  dir = "/nix/store"
+}
+
+export "bench" {
+  format      = "`+f+`"
+  compression = "`+compression+`"
+  paths       = ["`+item+`"]
+  systems     = ["x86_64-linux"]
+  symlinks    = {}
+}
+`), 0o644))
+	}
+	treeSpec("tarball", "none")
+	row("tarball, no compression", "<= 1.0", []string{bin, "export", "-C", spec, "--out", exportOut}, append([]string{"nix-store", "--export"}, closure...))
+	treeSpec("tarball", "gzip")
+	row("tarball, gzip", "<= 0.5", []string{bin, "export", "-C", spec, "--out", exportOut},
+		[]string{"sh", "-c", "tar -c -C / " + strings.TrimPrefix(item, "/") + " | gzip -6"})
 	check(tw.Flush())
 
 	// Incremental re-exports: a closure of several large items and one

@@ -92,6 +92,14 @@ func (l Layout) Env() []string {
 	)
 }
 
+// ChrootStore is the --store argument that makes Nix's tools use the
+// tree at root as a store of this layout: its store folder, state (and
+// database) and logs below root. (`--store ROOT` alone puts them at
+// ROOT/nix/store and ROOT/nix/var/nix whatever the store folder.)
+func (l Layout) ChrootStore(root string) string {
+	return "local?root=" + root + "&real=" + root + l.StoreDir() + "&state=" + root + l.StateDir() + "&log=" + root + l.LogDir()
+}
+
 // Attribute names of closure.nix, each one store item.
 const (
 	Leaf    = "leaf"        // a folder: data, an empty file, an empty folder, an executable

@@ -29,10 +29,34 @@ var packages = map[string]string{
 	"script":          "bsdutils",
 	"mkfs.xfs":        "xfsprogs",
 	"mkfs.btrfs":      "btrfs-progs",
+	"tar":             "tar",
+	"gzip":            "gzip",
+	"zstd":            "zstd",
+	"xz":              "xz-utils",
+	"chroot":          "coreutils",
+	"unsquashfs":      "squashfs-tools",
+	"mksquashfs":      "squashfs-tools",
+	"dpkg":            "dpkg",
+	"dpkg-deb":        "dpkg",
+	"rpm":             "rpm",
 }
 
 // Required reports whether missing tools must fail tests.
 func Required() bool { return os.Getenv(RequireEnv) == "require" }
+
+// RequireRoot stops the test unless it runs as root (what extracting a
+// tree with its owners and chroot need): a failure when tools are
+// required, a skip otherwise.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if Required() {
+		t.Fatalf("this test must run as root (as CI does), and %s=require says it must run", RequireEnv)
+	}
+	t.Skipf("this test must run as root; set %s=require to make this a failure", RequireEnv)
+}
 
 // Require returns the path of tool, or stops the test: a failure when tools
 // are required, a skip naming the tool otherwise.

@@ -1,4 +1,4 @@
 export "hello" {
-  format = "tarball"
+  format = "zip"
   paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
 }

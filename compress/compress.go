@@ -1,0 +1,150 @@
+// Package compress holds the compressions storepack writes and reads:
+// gzip, zstd, xz and none, with settings fixed so that the same bytes
+// always compress to the same bytes, on any machine and whatever
+// GOMAXPROCS is.
+//
+//   - gzip: level 6, no name and no mtime in the header (klauspost's
+//     compress/gzip). Parallel: the stream in 1 MiB blocks compressed on
+//     GOMAXPROCS goroutines, each block with the previous one's last 32 KiB
+//     as dictionary, in one gzip member (klauspost/pgzip); its bytes differ
+//     from serial gzip's but not with the number of goroutines.
+//   - zstd: the default level, an 8 MiB window, a CRC, a frame even for
+//     no input; Parallel encodes blocks on GOMAXPROCS goroutines, which
+//     gives the same bytes as one.
+//   - xz: LZMA2 with an 8 MiB dictionary and a CRC64 check, as xz -6
+//     (ulikunitz/xz); always one goroutine.
+//
+// A change to any setting changes outputs: layer caches key their blobs
+// by compression and must change their keys with it.
+package compress
+
+import (
+	"compress/bzip2"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/ulikunitz/xz"
+
+	"github.com/storepack/storepack/format"
+)
+
+// gzipLevel is gzip's level, as gzip -6.
+const gzipLevel = 6
+
+// parallelBlock is the block size of parallel gzip.
+const parallelBlock = 1 << 20
+
+// Options change how a stream is compressed.
+type Options struct {
+	// Parallel compresses one stream on GOMAXPROCS goroutines: for a
+	// single large stream (a tarball) rather than many at once (layers).
+	Parallel bool
+}
+
+// NewWriter returns a writer that compresses into w as c says ("" is
+// none); its Close ends the compressed stream and does not close w.
+func NewWriter(w io.Writer, c format.Compression, o Options) (io.WriteCloser, error) {
+	switch c {
+	case "", format.None:
+		return nopCloser{w}, nil
+	case format.Gzip:
+		if o.Parallel {
+			pw, err := pgzip.NewWriterLevel(w, gzipLevel)
+			if err != nil {
+				return nil, err
+			}
+			if err := pw.SetConcurrency(parallelBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
+				return nil, err
+			}
+			return pw, nil
+		}
+		return gzip.NewWriterLevel(w, gzipLevel)
+	case format.Zstd:
+		workers := 1
+		if o.Parallel {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		return zstd.NewWriter(w,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(workers),
+			zstd.WithWindowSize(8<<20),
+			zstd.WithEncoderCRC(true),
+			zstd.WithZeroFrames(true),
+		)
+	case format.XZ:
+		return xz.WriterConfig{}.NewWriter(w)
+	}
+	return nil, fmt.Errorf("unknown compression %q", c)
+}
+
+// NewReader returns a reader of the decompressed bytes of r, compressed
+// as c says (also "bzip2", which Nix binary caches may hold), and a
+// function that releases its resources.
+func NewReader(r io.Reader, c format.Compression) (io.Reader, func(), error) {
+	switch c {
+	case "", format.None:
+		return r, func() {}, nil
+	case format.XZ:
+		xr, err := xz.NewReader(r)
+		return xr, func() {}, err
+	case format.Zstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, zr.Close, nil
+	case format.Gzip:
+		gr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return gr, func() { gr.Close() }, nil
+	case "bzip2":
+		return bzip2.NewReader(r), func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("cannot read the compression %q", c)
+}
+
+// Settings describes everything the bytes of a stream compressed as c
+// with o depend on besides its input, for cache keys: the settings above
+// and the version of the library built in.
+func Settings(c format.Compression, o Options) string {
+	switch c {
+	case format.Gzip:
+		if o.Parallel {
+			return fmt.Sprintf("gzip level %d parallel %d-byte blocks klauspost/pgzip %s klauspost/compress %s", gzipLevel, parallelBlock, moduleVersion("github.com/klauspost/pgzip"), moduleVersion("github.com/klauspost/compress"))
+		}
+		return fmt.Sprintf("gzip level %d klauspost/compress %s", gzipLevel, moduleVersion("github.com/klauspost/compress"))
+	case format.Zstd:
+		return "zstd default level window 8MiB crc klauspost/compress " + moduleVersion("github.com/klauspost/compress")
+	case format.XZ:
+		return "xz lzma2 8MiB dictionary crc64 ulikunitz/xz " + moduleVersion("github.com/ulikunitz/xz")
+	}
+	return string(c)
+}
+
+// moduleVersion is the version of the module built in, "unknown" when
+// the binary has no build information.
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == path {
+				if m.Replace != nil {
+					return m.Replace.Path + "@" + m.Replace.Version
+				}
+				return m.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+// nopCloser is an io.WriteCloser whose Close does nothing.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

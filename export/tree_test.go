@@ -1,0 +1,187 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// treeCreated is the creation time of the test trees.
+const treeCreated = "2024-01-02T03:04:05Z"
+
+// treeExport plans an export of format f (a file system tree format) of
+// the fixture's closure of roots, one system, in store folder dir with the
+// items below root (a new temporary folder when empty); set changes the
+// spec before planning.
+func treeExport(t testing.TB, f format.Format, dir store.Dir, root string, items []fixture.Item, roots []string, set func(*spec.Export)) (*gen.Export, *fixture.Store) {
+	t.Helper()
+	st := fixture.Write(t, dir, root, items)
+	e := &spec.Export{Name: "hello", Format: f, Compression: f.Def().Compression(), Created: treeCreated}
+	if set != nil {
+		set(e)
+	}
+	e.Output = f.Output(e.Name, e.Compression)
+	sys := st.System(t, "x86_64-linux", e, roots...)
+	sys.Output = e.Output
+	return &gen.Export{Name: e.Name, Format: f, Output: e.Output, Compression: e.Compression, Systems: []gen.System{*sys}}, st
+}
+
+// writeTreeFile writes e (one system) into a new temporary folder and
+// returns the output file's path.
+func writeTreeFile(t testing.TB, e *gen.Export) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := writeExport(e, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Path != e.Systems[0].Output {
+		t.Fatalf("files %+v, want %s", files, e.Systems[0].Output)
+	}
+	return filepath.Join(dir, e.Systems[0].Output)
+}
+
+// extractTar extracts a tar into dir as storepack's trees hold it
+// (folders, regular files, symlinks), then gives every entry its mode, so
+// that read-only folders are filled first.
+func extractTar(t testing.TB, r io.Reader, dir string) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	type modeOf struct {
+		path string
+		mode os.FileMode
+	}
+	var modes []modeOf
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, hdr.Name)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+			modes = append(modes, modeOf{p, os.FileMode(hdr.Mode).Perm()})
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, b, 0o644)
+			}
+			modes = append(modes, modeOf{p, os.FileMode(hdr.Mode).Perm()})
+		case tar.TypeSymlink:
+			err = os.Symlink(hdr.Linkname, p)
+		default:
+			t.Fatalf("%s: unexpected entry type %c", hdr.Name, hdr.Typeflag)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Reverse(modes) // children before their folders
+	for _, m := range modes {
+		if err := os.Chmod(m.path, m.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkItemsIdentical checks that every item of closure is in the tree
+// extracted at root with the NAR hash the store has.
+func checkItemsIdentical(t testing.TB, root string, closure []gen.Item) {
+	t.Helper()
+	for _, it := range closure {
+		sum, size, err := nar.Hash(filepath.Join(root, string(it.Path)))
+		if err != nil {
+			t.Errorf("%s: %v", it.Path, err)
+			continue
+		}
+		if sum != it.NarHash || size != it.NarSize {
+			t.Errorf("%s: NAR %s (%d bytes) in the tree, %s (%d bytes) in the store", it.Path, sum, size, it.NarHash, it.NarSize)
+		}
+	}
+}
+
+// checkTreeDB opens the store database in the tree extracted at root, as
+// a chroot store, and checks that it registers closure as the store did.
+func checkTreeDB(t testing.TB, root string, dir store.Dir, closure []gen.Item) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(root, store.TreeDB(dir))); err != nil {
+		t.Fatalf("no store database in the tree: %v", err)
+	}
+	s, err := store.Open(store.Options{Dir: dir, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, it := range closure {
+		info, err := s.Info(it.Path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if store.Hash(info.NarHash) != it.NarHash || info.NarSize != it.NarSize || !slices.Equal(info.References, it.References) || info.Deriver != it.Deriver {
+			t.Errorf("%s: the tree's database has %+v, the plan %+v", it.Path, info, it)
+		}
+	}
+}
+
+// checkTreeReproducible writes the export build gives twice: from a
+// fixture written normally, and from one with other owners and mtimes
+// written under another umask, time zone, working folder and GOMAXPROCS.
+// read gives what must be equal (the output's bytes, or the part of them
+// that is reproducible).
+func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *gen.Export) {
+	t.Helper()
+	want, err := os.ReadFile(writeTreeFile(t, build(t, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldUmask := syscall.Umask(0o022 ^ 0o077)
+	defer syscall.Umask(oldUmask)
+	oldLocal := time.Local
+	time.Local = time.FixedZone("UTC-11", -11*3600)
+	defer func() { time.Local = oldLocal }()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	t.Chdir(t.TempDir())
+	root := t.TempDir()
+	e := build(t, root)
+	when := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	err = filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			return err
+		}
+		if os.Geteuid() == 0 {
+			if err := os.Lchown(p, 4321, 8765); err != nil {
+				return err
+			}
+		}
+		return os.Chtimes(p, when, when)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(writeTreeFile(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("outputs differ: %d and %d bytes", len(want), len(got))
+	}
+}

@@ -1,0 +1,27 @@
+store {
+  dir  = "/gnu/store"
+  root = "../../root"
+  db   = "none"
+}
+
+# A tarball per system with the store database; the default /bin symlink.
+export "hello" {
+  format   = "tarball"
+  systems  = ["x86_64-linux", "aarch64-linux"]
+  paths    = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  database = true
+  created  = "2024-01-02T03:04:05Z"
+
+  system "aarch64-linux" {
+    paths = ["/gnu/store/bccn8y94f8gq8v2vx3j2rlvg1chb1xhq-greeting"]
+  }
+}
+
+# A plain tar with a symlink of its own and none at /bin.
+export "tz" {
+  format      = "tarball"
+  paths       = ["/gnu/store/9zbcl14iyclshi05nwjk9z9cbvllybap-tzdata"]
+  systems     = ["x86_64-linux"]
+  compression = "none"
+  symlinks    = { "/usr/share/zoneinfo" = "/gnu/store/9zbcl14iyclshi05nwjk9z9cbvllybap-tzdata/share/zoneinfo" }
+}
