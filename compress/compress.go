@@ -58,7 +58,7 @@ func NewWriter(w io.Writer, c format.Compression, o Options) (io.WriteCloser, er
 			if err != nil {
 				return nil, err
 			}
-			if err := pw.SetConcurrency(parallelBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
+			if err := pw.SetConcurrency(parallelBlock, runtime.GOMAXPROCS(0)+1); err != nil {
 				return nil, err
 			}
 			return pw, nil

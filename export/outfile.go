@@ -39,7 +39,33 @@ var _ image.Resumable = (*outFile)(nil)
 
 func newOutFile(f *os.File) *outFile {
 	h := sha256.New()
-	return &outFile{f: f, h: h, fo: fanout.New(f, h)}
+	return &outFile{f: f, h: h, fo: fanout.New(&writebackFile{f: f}, h)}
+}
+
+// writebackChunk is how many bytes written start their writeback.
+const writebackChunk = 8 << 20
+
+// writebackFile writes to a file and starts the writeback of every
+// writebackChunk bytes written (startWriteback), so that the disk works
+// while the export goes on and the fsync before the rename has little
+// left to wait for.
+type writebackFile struct {
+	f       *os.File
+	started int64 // the offset up to which writeback was started
+}
+
+func (w *writebackFile) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		return n, err
+	}
+	// Other writes (outFile.AppendUnhashed) move the offset too: ask the
+	// file where it is.
+	if off, serr := w.f.Seek(0, io.SeekCurrent); serr == nil && off-w.started >= writebackChunk {
+		startWriteback(w.f, w.started, off-w.started)
+		w.started = off
+	}
+	return n, nil
 }
 
 // Write writes p to the file and the hash.

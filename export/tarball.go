@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/nar"
@@ -56,19 +57,28 @@ func treeSource(e *gen.Export, sys *gen.System, count nar.Counter) (*gen.TreeOut
 }
 
 // writeTarball writes t's tar to w, compressed as t says. Compression runs
-// on goroutines of its own, fed through a fanout, so that it overlaps
-// reading the store.
+// on goroutines of its own, so that it overlaps reading the store: gzip
+// and zstd have theirs (compress.Options.Parallel), xz is fed through a
+// fanout.
 func writeTarball(w io.Writer, t *gen.TreeOutput, src tree.Source) error {
 	cw, err := compress.NewWriter(w, t.Compression, compress.Options{Parallel: true})
 	if err != nil {
 		return err
 	}
-	fo := fanout.New(cw)
-	_, err = tree.WriteTar(fo, &t.Tree, t.MTime(), src)
-	for _, e := range []error{fo.Close(), cw.Close()} {
-		if err == nil {
-			err = e
+	tw := io.Writer(cw)
+	var fo *fanout.Writer
+	if t.Compression == format.XZ {
+		fo = fanout.New(cw)
+		tw = fo
+	}
+	_, err = tree.WriteTar(tw, &t.Tree, t.MTime(), src)
+	if fo != nil {
+		if ferr := fo.Close(); err == nil {
+			err = ferr
 		}
+	}
+	if cerr := cw.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }
