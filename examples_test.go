@@ -154,4 +154,24 @@ func TestExamplesRun(t *testing.T) {
 			t.Errorf("no store database: %v", err)
 		}
 	})
+	t.Run("deb installs with dpkg and runs under chroot", func(t *testing.T) {
+		oracle.RequireRoot(t)
+		dpkg := oracle.Require(t, "dpkg")
+		oracle.Require(t, "chroot")
+		root := t.TempDir()
+		for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
+			must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+		}
+		must(t, os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644))
+		if b, err := exec.Command(dpkg, "--root", root, "-i", out["app-deb"]).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg -i: %v\n%s", err, b)
+		}
+		b, err := exec.Command("chroot", root, "/usr/bin/app").CombinedOutput()
+		if err != nil || string(b) != "hello from storepack (linux/amd64)\n" {
+			t.Errorf("chroot %s /usr/bin/app: %q, %v", root, b, err)
+		}
+		if b, err := exec.Command(dpkg, "--root", root, "-r", "app").CombinedOutput(); err != nil {
+			t.Errorf("dpkg -r: %v\n%s", err, b)
+		}
+	})
 }

@@ -36,6 +36,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 		cacheTestExport(t),
 		docker, oci, archive,
 		helloTarball(t, "", format.Gzip),
+		helloDeb(t, "", format.XZ),
 	}
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {

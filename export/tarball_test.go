@@ -208,7 +208,7 @@ func nixTree(t testing.TB, c *nixtest.Closure, f format.Format, set func(*spec.E
 		Name: "nixtest", Format: f, Compression: f.Def().Compression(), Database: true, Created: treeCreated,
 		Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 		Entrypoint: []string{c.HelloScript},
-		Package:    &spec.Package{Name: "nixtest", Version: "1.0", Release: "1"},
+		Package:    &spec.Package{Name: "nixtest", Version: "1.0", Release: "1", Maintainer: "Tests <tests@example.org>"},
 	}
 	if set != nil {
 		set(e)

@@ -34,6 +34,8 @@ const (
 	// Tarball is a tar of the file system tree, compressed; one file per
 	// system.
 	Tarball Format = "tarball"
+	// Deb is a Debian binary package of the tree; one per system.
+	Deb Format = "deb"
 )
 
 // Kind is the kind of output a format writes.
@@ -109,6 +111,10 @@ type Def struct {
 	// PackageArch names a platform's architecture as the format does.
 	Package     bool
 	PackageArch func(platform.Platform) string
+	// Installs is set for formats whose tree is installed into an existing
+	// root (deb, rpm) rather than being one: they get no default /bin
+	// symlink, which would clash with the root's /bin.
+	Installs bool
 }
 
 // Compression is the default compression of outputs of the format, or
@@ -135,6 +141,9 @@ var defs = []struct {
 	{Tarball, Def{Kind: Tree, PerSystem: true, Database: true,
 		Compressions: []Compression{Gzip, Zstd, XZ, None},
 		Exts:         map[Compression]string{Gzip: ".tar.gz", Zstd: ".tar.zst", XZ: ".tar.xz", None: ".tar"}}},
+	{Deb, Def{Kind: Tree, Ext: ".deb", PerSystem: true, Database: true,
+		Compressions: []Compression{XZ, Gzip, Zstd, None}, CompressionOf: "a deb's data.tar",
+		Package: true, PackageArch: platform.Platform.Debian, Installs: true}},
 }
 
 // All lists every format, in the order messages list them.

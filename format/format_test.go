@@ -14,6 +14,7 @@ func TestTable(t *testing.T) {
 		{OCI, Image, "hello", []Compression{None, Gzip, Zstd}},
 		{BinaryCache, Store, "hello", []Compression{XZ, Zstd, None}},
 		{Tarball, Tree, "hello.tar.gz", []Compression{Gzip, Zstd, XZ, None}},
+		{Deb, Tree, "hello.deb", []Compression{XZ, Gzip, Zstd, None}},
 	}
 	if got := All(); len(got) != len(tests) {
 		t.Fatalf("All() = %v, want %d formats", got, len(tests))
@@ -72,7 +73,7 @@ func TestJoin(t *testing.T) {
 		{nil, ""},
 		{[]Format{NAR}, "nar"},
 		{OfKind(Image), "docker and oci"},
-		{All(), "nar, docker, oci, binary-cache and tarball"},
+		{All(), "nar, docker, oci, binary-cache, tarball and deb"},
 		{Signing(), "binary-cache"},
 	} {
 		if got := Join(tt.in); got != tt.want {

@@ -186,7 +186,8 @@ func storeParents(d store.Dir) []Entry {
 }
 
 // symlinks is the spec's symlinks, or the default: /bin to the first
-// path's bin when it is a folder (or a symlink) in that store item.
+// path's bin when it is a folder (or a symlink) in that store item, but
+// none for formats that install into an existing root (deb, rpm).
 func symlinks(e *spec.Export, ss *spec.System, sys *System, items map[store.Path]*Item, storeDir store.Dir) (map[string]string, error) {
 	if e.Symlinks != nil {
 		for link, target := range e.Symlinks {
@@ -202,6 +203,9 @@ func symlinks(e *spec.Export, ss *spec.System, sys *System, items map[store.Path
 			}
 		}
 		return e.Symlinks, nil
+	}
+	if e.Format.Def().Installs {
+		return nil, nil
 	}
 	var first store.Path
 	if ss != nil && len(ss.Paths) > 0 {

@@ -554,6 +554,9 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			*f.to = v
 		}
 		e.Package = p
+		if e.Format == format.Deb && p.Maintainer == "" {
+			l.warnf(b.DefRange.Ptr(), "Package without a maintainer", "Debian packages name their maintainer: dpkg warns when it installs one without. Set maintainer = \"Name <address>\".")
+		}
 	}
 	if takes && len(blocks) == 0 {
 		l.errorf(d.block.DefRange.Ptr(), "Missing package block", "The export %q has format %q, which needs a package block with at least a version.", e.Name, e.Format)

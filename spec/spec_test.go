@@ -175,6 +175,10 @@ func TestDiagnostics(t *testing.T) {
 		{"entrypoint on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  entrypoint = [\"/bin/sh\"]\n}\n", nil, nil, "Attribute only for " + formatsLabel(format.Where(func(d format.Def) bool { return d.Runs })), "storepack.hcl:4:3"},
 		{"tag on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  tag = \"x:1\"\n}\n", nil, nil, "Attribute only for images", "storepack.hcl:4:3"},
 		{"package on docker", "export \"x\" {\n  format = \"docker\"\n  paths = [" + hello + "]\n  package {\n    version = \"1.0\"\n  }\n}\n", nil, nil, "Block only for " + format.Join(format.Where(func(d format.Def) bool { return d.Package })), "storepack.hcl:4:3"},
+		{"deb without version", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  package {\n    maintainer = \"a <b@c>\"\n  }\n}\n", nil, nil, "Missing required argument", "storepack.hcl:4:11"},
+		{"deb without package", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n}\n", nil, nil, "Missing package block", "storepack.hcl:1:1"},
+		{"deb bad version", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  package {\n    version = \"v1\"\n    maintainer = \"a <b@c>\"\n  }\n}\n", nil, nil, "Invalid package version", "storepack.hcl:5:15"},
+		{"deb bad compression", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  compression = \"lz4\"\n  package {\n    version = \"1\"\n    maintainer = \"a <b@c>\"\n  }\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
 		{"symlinks on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  symlinks = {}\n}\n", nil, nil, "Attribute only for images and file system trees", "storepack.hcl:4:3"},
 		{"bad port", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  exposed_ports = [\"0/tcp\"]\n}\n", nil, nil, "Invalid exposed port", "storepack.hcl:4:20"},
 		{"absolute output", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  output = \"/x\"\n}\n", nil, nil, "Invalid output", "storepack.hcl:4:12"},
@@ -474,5 +478,25 @@ export "x" {
 				}
 			}
 		})
+	}
+}
+
+// TestDebWithoutMaintainer: a deb without a maintainer loads, with a
+// warning at its package block.
+func TestDebWithoutMaintainer(t *testing.T) {
+	dir := t.TempDir()
+	text := "export \"x\" {\n  format = \"deb\"\n  paths = [\"${env(\"NIX_STORE_DIR\")}/" + helloBase + "\"]\n  package {\n    version = \"1.0\"\n  }\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, diags := Load(LoadOptions{Dir: dir, Env: testEnv(t, nil), System: "x86_64-linux"})
+	if sp == nil || diags.HasErrors() {
+		t.Fatalf("Load failed:\n%s", FormatDiagnostics(nil, diags))
+	}
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Summary != "Package without a maintainer" || diags[0].Subject.Start.Line != 4 {
+		t.Errorf("diagnostics:\n%s", FormatDiagnostics(nil, diags))
+	}
+	if p := sp.Exports[0].Package; p == nil || p.Name != "x" || p.Version != "1.0" || p.Release != "1" {
+		t.Errorf("package %+v, want x 1.0-1", p)
 	}
 }

@@ -21,7 +21,8 @@
 //     The plan's own entries keep their modes (0755, /tmp 1777, 0777), and
 //     its files their contents; a database entry holds the store database
 //     of the closure (Source.DB, from StoreDB).
-//   - The format is PAX (POSIX.1-2001) as archive/tar writes it: a USTAR
+//   - The format is PAX (POSIX.1-2001) as archive/tar writes it (or, with
+//     Source.GNU, GNU tar's long names where PAX would be needed): a USTAR
 //     header (a long name split over its prefix and name fields when it
 //     fits them), preceded by a PAX extended header (named
 //     "<dir>/PaxHeaders.0/<base>", all its fields zero, records sorted)
@@ -55,8 +56,9 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// Source says where a tree's store items are read from and how reading
-// them is counted.
+// Source is what writing a tree needs besides the tree: where its store
+// items are read from, how reading them is counted, the contents of its
+// database and how its names start.
 type Source struct {
 	// Items are the closure's items by path (gen.Items): their FSPath
 	// says where their files are, their NarSize what Counter expects.
@@ -67,6 +69,13 @@ type Source struct {
 	// DB is the contents of the tree's database entry (StoreDB of Items),
 	// when it has one: WithDB sets it.
 	DB []byte
+	// Prefix, when set ("./", as a deb's data.tar has it), starts every
+	// name, and the tar then starts with that folder (0755).
+	Prefix string
+	// GNU writes the headers USTAR cannot hold (long or non-ASCII names
+	// and link targets) as GNU tar does, with long-name entries, instead
+	// of PAX extended headers: dpkg reads no PAX.
+	GNU bool
 }
 
 // WithDB returns src with DB set to the store database of src.Items
@@ -164,7 +173,8 @@ func build(t *gen.Tree, items map[store.Path]*gen.Item) (*node, error) {
 type framer struct {
 	prefix string
 	mtime  int64
-	err    error // the first header archive/tar refused
+	long   tar.Format // the format of headers USTAR cannot hold
+	err    error      // the first header archive/tar refused
 }
 
 func (f *framer) Begin(b []byte, h *nar.Header) []byte {
@@ -196,7 +206,7 @@ func (f *framer) End(b []byte, h *nar.Header) []byte {
 // header appends one entry's header and records archive/tar's error, if
 // any.
 func (f *framer) header(b []byte, name string, typ byte, mode, size int64, link string) []byte {
-	b, err := appendHeader(b, name, typ, mode, size, f.mtime, link)
+	b, err := appendHeader(b, name, typ, mode, size, f.mtime, link, f.long)
 	if err != nil && f.err == nil {
 		f.err = err
 	}
@@ -213,11 +223,11 @@ var zeroBlock [512]byte
 // archive/tar writes (a PAX extended header, or a name split over the
 // prefix field). Entries have uid and gid 0, no user or group names and
 // mtime in Unix seconds.
-func appendHeader(b []byte, name string, typ byte, mode, size, mtime int64, link string) ([]byte, error) {
+func appendHeader(b []byte, name string, typ byte, mode, size, mtime int64, link string, long tar.Format) ([]byte, error) {
 	const maxOctal11 = 1<<33 - 1
 	if len(name) > 100 || len(link) > 100 || !isASCIIName(name) || !isASCIIName(link) || size > maxOctal11 || mtime < 0 || mtime > maxOctal11 {
 		var buf bytes.Buffer
-		hdr := &tar.Header{Format: tar.FormatPAX, Name: name, Linkname: link, Typeflag: typ, Mode: mode, Size: size, ModTime: time.Unix(mtime, 0)}
+		hdr := &tar.Header{Format: long, Name: name, Linkname: link, Typeflag: typ, Mode: mode, Size: size, ModTime: time.Unix(mtime, 0)}
 		if err := tar.NewWriter(&buf).WriteHeader(hdr); err != nil {
 			return b, fmt.Errorf("%s: %w", name, err)
 		}
@@ -277,6 +287,7 @@ type walker struct {
 	n       int64 // bytes written, or counted when measuring
 	scratch []byte
 	src     Source
+	long    tar.Format // the format of headers USTAR cannot hold
 }
 
 // walk writes t's tar to w and returns its length, or, when w is nil,
@@ -286,8 +297,22 @@ func walk(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	tw := &walker{w: w, mtime: mtime, src: src}
-	err = tw.node(root, "")
+	tw := &walker{w: w, mtime: mtime, src: src, long: tar.FormatPAX}
+	if src.GNU {
+		tw.long = tar.FormatGNU
+	}
+	if src.Prefix != "" {
+		if !strings.HasSuffix(src.Prefix, "/") {
+			return 0, fmt.Errorf("tar name prefix %q does not end with /", src.Prefix)
+		}
+		tw.scratch, err = appendHeader(tw.scratch[:0], src.Prefix, tar.TypeDir, 0o755, 0, tw.mtime, "", tw.long)
+		if err == nil {
+			err = tw.emit(tw.scratch)
+		}
+	}
+	if err == nil {
+		err = tw.node(root, "")
+	}
 	for range 2 { // the two zero blocks that end a tar
 		if err == nil {
 			err = tw.emit(zeroBlock[:])
@@ -296,9 +321,10 @@ func walk(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
 	return tw.n, err
 }
 
-func (tw *walker) node(n *node, name string) error {
+func (tw *walker) node(n *node, rel string) error {
+	name := tw.src.Prefix + rel
 	if n.fsPath != "" {
-		f := &framer{prefix: name, mtime: tw.mtime}
+		f := &framer{prefix: name, mtime: tw.mtime, long: tw.long}
 		var err error
 		var k int64
 		if tw.w == nil {
@@ -315,15 +341,15 @@ func (tw *walker) node(n *node, name string) error {
 		}
 		return err
 	}
-	if name != "" { // the root itself is not an entry
+	if rel != "" { // the root itself is not an entry
 		var err error
 		var content []byte
 		mode := int64(n.entry.Mode)
 		switch n.entry.Type {
 		case gen.EntryDirectory:
-			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, 0, tw.mtime, "")
+			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, 0, tw.mtime, "", tw.long)
 		case gen.EntrySymlink:
-			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, 0, tw.mtime, n.entry.Target)
+			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, 0, tw.mtime, n.entry.Target, tw.long)
 		case gen.EntryFile, gen.EntryDatabase:
 			content = []byte(n.entry.Content)
 			if n.entry.Type == gen.EntryDatabase {
@@ -332,7 +358,7 @@ func (tw *walker) node(n *node, name string) error {
 				}
 				content = tw.src.DB
 			}
-			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeReg, mode, int64(len(content)), tw.mtime, "")
+			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeReg, mode, int64(len(content)), tw.mtime, "", tw.long)
 			tw.scratch = append(tw.scratch, content...)
 			tw.scratch = append(tw.scratch, zeroBlock[:Padding(int64(len(content)))]...)
 		}
@@ -345,7 +371,7 @@ func (tw *walker) node(n *node, name string) error {
 	}
 	slices.SortFunc(n.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
 	for _, c := range n.children {
-		if err := tw.node(c, path.Join(name, c.name)); err != nil {
+		if err := tw.node(c, path.Join(rel, c.name)); err != nil {
 			return err
 		}
 	}

@@ -235,7 +235,7 @@ func TestHeaderMatches(t *testing.T) {
 		if err := tar.NewWriter(&want).WriteHeader(hdr); err != nil {
 			t.Fatalf("%q: archive/tar: %v", tt.name, err)
 		}
-		got, err := appendHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, tt.size, tt.mtime, tt.link)
+		got, err := appendHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, tt.size, tt.mtime, tt.link, tar.FormatPAX)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.name, err)
 		}

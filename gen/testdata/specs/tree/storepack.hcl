@@ -25,3 +25,17 @@ export "tz" {
   compression = "none"
   symlinks    = { "/usr/share/zoneinfo" = "/gnu/store/9zbcl14iyclshi05nwjk9z9cbvllybap-tzdata/share/zoneinfo" }
 }
+
+# A deb per system: no default /bin symlink; architectures as Debian names
+# them.
+export "pkg" {
+  format  = "deb"
+  paths   = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  systems = ["x86_64-linux", "armhf-linux"]
+
+  package {
+    name       = "hello"
+    version    = "2.12"
+    maintainer = "Release Team <release@example.org>"
+  }
+}

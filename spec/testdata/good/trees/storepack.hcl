@@ -16,3 +16,18 @@ export "small" {
   paths       = [local.hello]
   compression = "zstd"
 }
+
+export "pkg" {
+  format  = "deb"
+  paths   = [local.hello]
+  systems = ["x86_64-linux", "armhf-linux"]
+
+  package {
+    name        = "hello-closure"
+    version     = "2.12+1"
+    maintainer  = "Release Team <release@example.org>"
+    description = "GNU Hello\nPacked from its store closure."
+    license     = "GPL-3.0-or-later"
+    homepage    = "https://example.org/hello"
+  }
+}

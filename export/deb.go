@@ -1,0 +1,304 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/tree"
+)
+
+// debWriter writes deb exports: one Debian binary package of each
+// system's tree, as dpkg installs it.
+//
+// A deb is an ar archive of three members: debian-binary ("2.0"),
+// control.tar (the control file and md5sums) and data.tar (the tree, the
+// tar of package tree with "./" before every name, as dpkg-deb writes
+// it), both compressed as the export says. It is written here rather than
+// with a packaging library because its data.tar must be the tree's own
+// reproducible, streamed tar: control.tar holds the data's md5sums, so the
+// data is compressed to a temporary file next to the output while its
+// md5sums are taken from the same stream, then the package is written
+// around it.
+type debWriter struct{}
+
+func (debWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
+
+func (debWriter) tempDirs() []string { return nil }
+
+func (debWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	var files []File
+	for i := range e.Systems {
+		sys := &e.Systems[i]
+		f, err := writeDeb(e, sys, outDir, count)
+		if err != nil {
+			return files, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// writeDeb writes the deb of one system.
+func writeDeb(e *gen.Export, sys *gen.System, outDir string, count nar.Counter) (File, error) {
+	t, src, err := treeSource(e, sys, count)
+	if err != nil {
+		return File{}, err
+	}
+	if t.Package == nil {
+		return File{}, fmt.Errorf("export %q, system %s: no package metadata", e.Name, sys.Name)
+	}
+	final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
+	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	// The data, next to the output under the temporary name removeStale
+	// knows.
+	data, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-data-*")
+	if err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	defer os.Remove(data.Name())
+	defer data.Close()
+	sums, err := writeDebData(data, t, src)
+	if err != nil {
+		return File{}, fmt.Errorf("%s: data.tar: %w", final, err)
+	}
+	control, err := debControl(t, sys, sums)
+	if err != nil {
+		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
+	}
+	f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
+		ext := debTarExt(t.Compression)
+		mtime := t.MTime()
+		if err := writeArMember(w, "!<arch>\n", "debian-binary", mtime, int64(len("2.0\n")), strings.NewReader("2.0\n")); err != nil {
+			return err
+		}
+		if err := writeArMember(w, "", "control.tar"+ext, mtime, int64(len(control)), bytes.NewReader(control)); err != nil {
+			return err
+		}
+		size, err := data.Seek(0, io.SeekEnd)
+		if err != nil {
+			return err
+		}
+		return writeArMember(w, "", "data.tar"+ext, mtime, size, io.NewSectionReader(data, 0, size))
+	})
+	if err != nil {
+		return File{}, err
+	}
+	f.Export, f.System = e.Name, sys.Name
+	return f, nil
+}
+
+// debTarExt is the extension of a deb member tar compressed as c.
+func debTarExt(c format.Compression) string {
+	return map[format.Compression]string{format.XZ: ".xz", format.Gzip: ".gz", format.Zstd: ".zst"}[c]
+}
+
+// debSums is what control.tar says of the data: each regular file's md5
+// (path without "./"), in tar order, and the installed size in KiB.
+type debSums struct {
+	md5sums   []string
+	installed int64
+}
+
+// writeDebData writes t's data.tar, compressed, to w and returns its
+// md5sums, read from the same stream by a tar reader on another
+// goroutine.
+func writeDebData(w io.Writer, t *gen.TreeOutput, src tree.Source) (*debSums, error) {
+	cw, err := compress.NewWriter(w, t.Compression, compress.Options{Parallel: true})
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		sums *debSums
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := readDebSums(pr)
+		pr.CloseWithError(err) // stops the writer if reading failed
+		done <- result{s, err}
+	}()
+	src.Prefix, src.GNU = "./", true
+	_, err = tree.WriteTar(io.MultiWriter(cw, pw), &t.Tree, t.MTime(), src)
+	pw.CloseWithError(err)
+	r := <-done
+	if cerr := cw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = r.err
+	}
+	return r.sums, err
+}
+
+// readDebSums reads a data.tar and sums it up: md5sums of its regular
+// files and dpkg's installed size (each file's size rounded up to KiB, and
+// one KiB for each other entry).
+func readDebSums(r io.Reader) (*debSums, error) {
+	s := &debSums{}
+	tr := tar.NewReader(r)
+	h := md5.New()
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			s.installed++
+			continue
+		}
+		h.Reset()
+		n, err := io.Copy(h, tr)
+		if err != nil {
+			return nil, err
+		}
+		s.installed += (n + 1023) / 1024
+		name := strings.TrimPrefix(hdr.Name, "./")
+		if strings.ContainsAny(name, "\n") {
+			return nil, fmt.Errorf("%q: a file name with a newline cannot be listed in md5sums", name)
+		}
+		s.md5sums = append(s.md5sums, hex.EncodeToString(h.Sum(nil))+"  "+name+"\n")
+	}
+	// What follows the tar's end (nothing, as tree writes it) is read so
+	// that the writer never blocks.
+	_, err := io.Copy(io.Discard, r)
+	return s, err
+}
+
+// debControl is control.tar, compressed as t says: "./", "./control" and
+// "./md5sums", owned by root, at t's time.
+func debControl(t *gen.TreeOutput, sys *gen.System, sums *debSums) ([]byte, error) {
+	var buf bytes.Buffer
+	cw, err := compress.NewWriter(&buf, t.Compression, compress.Options{})
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(cw)
+	mtime := time.Unix(t.MTime(), 0)
+	add := func(name string, mode int64, content string) error {
+		hdr := &tar.Header{Name: name, Mode: mode, ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatGNU, Size: int64(len(content)), Typeflag: tar.TypeReg}
+		if strings.HasSuffix(name, "/") {
+			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := io.WriteString(tw, content)
+		return err
+	}
+	control, err := debControlFile(t.Package, sys, sums.installed)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name    string
+		mode    int64
+		content string
+	}{
+		{"./", 0o755, ""},
+		{"./control", 0o644, control},
+		{"./md5sums", 0o644, strings.Join(sums.md5sums, "")},
+	} {
+		if err := add(f.name, f.mode, f.content); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := cw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// debControlFile is the control file of the package p of sys: Package,
+// Version, Architecture, Maintainer, Installed-Size (KiB), Homepage and
+// Description (by default, the store closure's roots), in the order
+// dpkg-deb lists them.
+func debControlFile(p *gen.Package, sys *gen.System, installed int64) (string, error) {
+	var b strings.Builder
+	field := func(name, value string) error {
+		if strings.ContainsAny(value, "\n\r") {
+			return fmt.Errorf("%s %q: more than one line", name, value)
+		}
+		if value != "" {
+			fmt.Fprintf(&b, "%s: %s\n", name, value)
+		}
+		return nil
+	}
+	for _, f := range [][2]string{
+		{"Package", p.Name},
+		{"Version", p.Version},
+		{"Architecture", p.Architecture},
+		{"Maintainer", p.Maintainer},
+		{"Installed-Size", fmt.Sprint(installed)},
+		{"Homepage", p.Homepage},
+	} {
+		if err := field(f[0], f[1]); err != nil {
+			return "", err
+		}
+	}
+	desc := p.Description
+	if strings.TrimSpace(desc) == "" {
+		var roots []string
+		for _, r := range sys.Roots {
+			roots = append(roots, r.Base())
+		}
+		desc = "the store closure of " + strings.Join(roots, ", ")
+	}
+	lines := strings.Split(strings.TrimRight(desc, "\n"), "\n")
+	fmt.Fprintf(&b, "Description: %s\n", strings.TrimSpace(lines[0]))
+	for _, l := range lines[1:] {
+		// Extended description: each line after a space; an empty line
+		// is " .".
+		if strings.TrimSpace(l) == "" {
+			l = "."
+		}
+		fmt.Fprintf(&b, " %s\n", l)
+	}
+	return b.String(), nil
+}
+
+// writeArMember writes an ar member (after prefix, the archive's magic
+// for the first one): a 60-byte header as dpkg-deb writes it (the name
+// left-aligned in 16 bytes, the mtime, owner 0:0, mode 100644, the size)
+// and size bytes of r, padded to an even length with "\n".
+func writeArMember(w io.Writer, prefix, name string, mtime, size int64, r io.Reader) error {
+	hdr := fmt.Sprintf("%s%-16s%-12d%-6d%-6d%-8s%-10d`\n", prefix, name, mtime, 0, 0, "100644", size)
+	if len(hdr) != len(prefix)+60 {
+		return fmt.Errorf("ar member %s: header of %d bytes", name, len(hdr)-len(prefix))
+	}
+	if _, err := io.WriteString(w, hdr); err != nil {
+		return err
+	}
+	n, err := io.Copy(w, r)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("ar member %s: %d bytes, %d expected", name, n, size)
+	}
+	if size%2 == 1 {
+		_, err = io.WriteString(w, "\n")
+	}
+	return err
+}
