@@ -76,7 +76,7 @@ func writeDeb(e *gen.Export, sys *gen.System, outDir string, count nar.Counter) 
 	if err != nil {
 		return File{}, fmt.Errorf("%s: data.tar: %w", final, err)
 	}
-	control, err := debControl(t, sys, sums)
+	control, err := debControl(t, sums)
 	if err != nil {
 		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
 	}
@@ -185,7 +185,7 @@ func readDebSums(r io.Reader) (*debSums, error) {
 
 // debControl is control.tar, compressed as t says: "./", "./control" and
 // "./md5sums", owned by root, at t's time.
-func debControl(t *gen.TreeOutput, sys *gen.System, sums *debSums) ([]byte, error) {
+func debControl(t *gen.TreeOutput, sums *debSums) ([]byte, error) {
 	var buf bytes.Buffer
 	cw, err := compress.NewWriter(&buf, t.Compression, compress.Options{})
 	if err != nil {
@@ -204,7 +204,7 @@ func debControl(t *gen.TreeOutput, sys *gen.System, sums *debSums) ([]byte, erro
 		_, err := io.WriteString(tw, content)
 		return err
 	}
-	control, err := debControlFile(t.Package, sys, sums.installed)
+	control, err := debControlFile(t.Package, sums.installed)
 	if err != nil {
 		return nil, err
 	}
@@ -230,11 +230,10 @@ func debControl(t *gen.TreeOutput, sys *gen.System, sums *debSums) ([]byte, erro
 	return buf.Bytes(), nil
 }
 
-// debControlFile is the control file of the package p of sys: Package,
-// Version, Architecture, Maintainer, Installed-Size (KiB), Homepage and
-// Description (by default, the store closure's roots), in the order
-// dpkg-deb lists them.
-func debControlFile(p *gen.Package, sys *gen.System, installed int64) (string, error) {
+// debControlFile is the control file of the package p: Package, Version,
+// Architecture, Maintainer, Installed-Size (KiB), Homepage and
+// Description, in the order dpkg-deb lists them.
+func debControlFile(p *gen.Package, installed int64) (string, error) {
 	var b strings.Builder
 	field := func(name, value string) error {
 		if strings.ContainsAny(value, "\n\r") {
@@ -257,15 +256,7 @@ func debControlFile(p *gen.Package, sys *gen.System, installed int64) (string, e
 			return "", err
 		}
 	}
-	desc := p.Description
-	if strings.TrimSpace(desc) == "" {
-		var roots []string
-		for _, r := range sys.Roots {
-			roots = append(roots, r.Base())
-		}
-		desc = "the store closure of " + strings.Join(roots, ", ")
-	}
-	lines := strings.Split(strings.TrimRight(desc, "\n"), "\n")
+	lines := strings.Split(strings.TrimSpace(p.Description), "\n")
 	fmt.Fprintf(&b, "Description: %s\n", strings.TrimSpace(lines[0]))
 	for _, l := range lines[1:] {
 		// Extended description: each line after a space; an empty line

@@ -37,6 +37,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 		docker, oci, archive,
 		helloTarball(t, "", format.Gzip),
 		helloDeb(t, "", format.XZ),
+		helloRPM(t, "", format.Zstd),
 	}
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {

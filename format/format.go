@@ -36,6 +36,8 @@ const (
 	Tarball Format = "tarball"
 	// Deb is a Debian binary package of the tree; one per system.
 	Deb Format = "deb"
+	// RPM is an RPM v4 package of the tree; one per system.
+	RPM Format = "rpm"
 )
 
 // Kind is the kind of output a format writes.
@@ -144,6 +146,9 @@ var defs = []struct {
 	{Deb, Def{Kind: Tree, Ext: ".deb", PerSystem: true, Database: true,
 		Compressions: []Compression{XZ, Gzip, Zstd, None}, CompressionOf: "a deb's data.tar",
 		Package: true, PackageArch: platform.Platform.Debian, Installs: true}},
+	{RPM, Def{Kind: Tree, Ext: ".rpm", PerSystem: true, Database: true,
+		Compressions: []Compression{Zstd, Gzip, XZ}, CompressionOf: "an rpm's payload",
+		Package: true, PackageArch: platform.Platform.RPM, Installs: true}},
 }
 
 // All lists every format, in the order messages list them.

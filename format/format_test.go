@@ -15,6 +15,7 @@ func TestTable(t *testing.T) {
 		{BinaryCache, Store, "hello", []Compression{XZ, Zstd, None}},
 		{Tarball, Tree, "hello.tar.gz", []Compression{Gzip, Zstd, XZ, None}},
 		{Deb, Tree, "hello.deb", []Compression{XZ, Gzip, Zstd, None}},
+		{RPM, Tree, "hello.rpm", []Compression{Zstd, Gzip, XZ}},
 	}
 	if got := All(); len(got) != len(tests) {
 		t.Fatalf("All() = %v, want %d formats", got, len(tests))
@@ -73,7 +74,7 @@ func TestJoin(t *testing.T) {
 		{nil, ""},
 		{[]Format{NAR}, "nar"},
 		{OfKind(Image), "docker and oci"},
-		{All(), "nar, docker, oci, binary-cache, tarball and deb"},
+		{All(), "nar, docker, oci, binary-cache, tarball, deb and rpm"},
 		{Signing(), "binary-cache"},
 	} {
 		if got := Join(tt.in); got != tt.want {

@@ -95,7 +95,8 @@ func (t *TreeOutput) MTime() int64 { return t.Created.Unix() }
 
 // Package is the metadata of a package (deb, rpm) as the spec's package
 // block gives it, with the architecture of its system in the format's
-// naming (amd64 for deb, x86_64 for rpm).
+// naming (amd64 for deb, x86_64 for rpm). The description's first line is
+// the package's summary; by default it names the closure's roots.
 type Package struct {
 	Name         string `json:"name"`
 	Version      string `json:"version"`
@@ -163,6 +164,13 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 			Maintainer: p.Maintainer, Description: p.Description, License: p.License, Homepage: p.Homepage}
 		if out.Package.Architecture == "" {
 			return nil, fmt.Errorf("system %s has no %s architecture", sys.Name, e.Format)
+		}
+		if strings.TrimSpace(out.Package.Description) == "" {
+			var roots []string
+			for _, r := range sys.Roots {
+				roots = append(roots, r.Base())
+			}
+			out.Package.Description = "the store closure of " + strings.Join(roots, ", ")
 		}
 	}
 	return out, nil

@@ -39,3 +39,18 @@ export "pkg" {
     maintainer = "Release Team <release@example.org>"
   }
 }
+
+# An rpm per system: architectures as RPM names them, zstd payload.
+export "rpm" {
+  format  = "rpm"
+  paths   = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  systems = ["x86_64-linux", "armhf-linux"]
+
+  package {
+    name        = "hello"
+    version     = "2.12"
+    release     = "2"
+    license     = "GPL-3.0-or-later"
+    description = "GNU Hello\nPacked from its store closure."
+  }
+}

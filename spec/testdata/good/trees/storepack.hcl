@@ -31,3 +31,15 @@ export "pkg" {
     homepage    = "https://example.org/hello"
   }
 }
+
+export "rpm" {
+  format      = "rpm"
+  paths       = [local.hello]
+  compression = "xz"
+
+  package {
+    version = "2.12"
+    release = "4.el9"
+    license = "GPL-3.0-or-later"
+  }
+}
