@@ -13,11 +13,13 @@
 package export
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,16 +143,9 @@ func closureTotals(e *gen.Export, distinct bool) (bytes, items int64) {
 // which writers that can resume an archive (docker archives and
 // oci-archives) look for.
 func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
-	final := filepath.Join(outDir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
-	}
-	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
-		return File{}, fmt.Errorf("%s: a folder is in the way of the output file (remove it)", final)
-	}
-	tmp, err := atomicfile.Create(final, 0o644)
+	tmp, final, err := createOutput(outDir, rel)
 	if err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
+		return File{}, err
 	}
 	defer tmp.Abort()
 	// The file is written and hashed in two goroutines of their own
@@ -167,6 +162,48 @@ func writeAtomic(outDir, rel string, fill func(io.Writer) error) (File, error) {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(af.sum()), Size: af.n}, nil
+}
+
+// writeAtomicAt is writeAtomic for outputs written out of order (a
+// squashfs image's superblock comes last): fill gets the temporary file
+// itself, and the digest is computed by reading the file back once fill
+// is done.
+func writeAtomicAt(outDir, rel string, fill func(*os.File) error) (File, error) {
+	tmp, final, err := createOutput(outDir, rel)
+	if err != nil {
+		return File{}, err
+	}
+	defer tmp.Abort()
+	err = fill(tmp.File)
+	h := sha256.New()
+	var n int64
+	if err == nil {
+		n, err = io.Copy(h, io.NewSectionReader(tmp.File, 0, math.MaxInt64))
+	}
+	if err == nil {
+		err = tmp.Commit()
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	return File{Path: filepath.ToSlash(rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// createOutput starts the output file rel inside outDir under a
+// temporary name, making its folder; a folder in the way is an error.
+func createOutput(outDir, rel string) (*atomicfile.File, string, error) {
+	final := filepath.Join(outDir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
+		return nil, final, fmt.Errorf("%s: %w", final, err)
+	}
+	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		return nil, final, fmt.Errorf("%s: a folder is in the way of the output file (remove it)", final)
+	}
+	tmp, err := atomicfile.Create(final, 0o644)
+	if err != nil {
+		return nil, final, fmt.Errorf("%s: %w", final, err)
+	}
+	return tmp, final, nil
 }
 
 // removeStale removes what killed exports of plan's outputs left in

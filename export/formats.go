@@ -8,7 +8,7 @@ import (
 
 // writers maps each format to its writer, each in a file of its own:
 // store outputs (nar.go, binarycache.go), file system trees (tarball.go,
-// deb.go, rpm.go) and images (docker.go, oci.go).
+// deb.go, rpm.go, squashfs.go) and images (docker.go, oci.go).
 // A format is added to package format's table and here.
 var writers = map[format.Format]writer{
 	format.NAR:         narWriter{},
@@ -18,6 +18,7 @@ var writers = map[format.Format]writer{
 	format.Tarball:     tarballWriter{},
 	format.Deb:         debWriter{},
 	format.RPM:         rpmWriter{},
+	format.Squashfs:    squashfsWriter{},
 }
 
 // A writer writes the exports of one format.

@@ -38,6 +38,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 		helloTarball(t, "", format.Gzip),
 		helloDeb(t, "", format.XZ),
 		helloRPM(t, "", format.Zstd),
+		helloSquashfs(t, "", format.Gzip),
 	}
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {

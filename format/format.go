@@ -38,6 +38,9 @@ const (
 	Deb Format = "deb"
 	// RPM is an RPM v4 package of the tree; one per system.
 	RPM Format = "rpm"
+	// Squashfs is a squashfs 4.0 image of the tree laid out for
+	// Apptainer and Singularity; one per system.
+	Squashfs Format = "squashfs"
 )
 
 // Kind is the kind of output a format writes.
@@ -149,6 +152,8 @@ var defs = []struct {
 	{RPM, Def{Kind: Tree, Ext: ".rpm", PerSystem: true, Database: true,
 		Compressions: []Compression{Zstd, Gzip, XZ}, CompressionOf: "an rpm's payload",
 		Package: true, PackageArch: platform.Platform.RPM, Installs: true}},
+	{Squashfs, Def{Kind: Tree, Ext: ".squashfs", PerSystem: true, Database: true, Runs: true,
+		Compressions: []Compression{Gzip, Zstd, XZ}, CompressionOf: "a squashfs image"}},
 }
 
 // All lists every format, in the order messages list them.

@@ -16,6 +16,7 @@ func TestTable(t *testing.T) {
 		{Tarball, Tree, "hello.tar.gz", []Compression{Gzip, Zstd, XZ, None}},
 		{Deb, Tree, "hello.deb", []Compression{XZ, Gzip, Zstd, None}},
 		{RPM, Tree, "hello.rpm", []Compression{Zstd, Gzip, XZ}},
+		{Squashfs, Tree, "hello.squashfs", []Compression{Gzip, Zstd, XZ}},
 	}
 	if got := All(); len(got) != len(tests) {
 		t.Fatalf("All() = %v, want %d formats", got, len(tests))
@@ -74,7 +75,7 @@ func TestJoin(t *testing.T) {
 		{nil, ""},
 		{[]Format{NAR}, "nar"},
 		{OfKind(Image), "docker and oci"},
-		{All(), "nar, docker, oci, binary-cache, tarball, deb and rpm"},
+		{All(), "nar, docker, oci, binary-cache, tarball, deb, rpm and squashfs"},
 		{Signing(), "binary-cache"},
 	} {
 		if got := Join(tt.in); got != tt.want {

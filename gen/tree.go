@@ -318,8 +318,11 @@ const (
 	environmentPath = "/.singularity.d/env/90-environment.sh"
 )
 
-// mountPoints are the folders a container runtime mounts over.
+// mountPoints are the folders a container runtime mounts over or fills
+// (Apptainer's action scripts and libraries).
 var mountPoints = []Entry{
+	{Path: "/.singularity.d/actions", Type: EntryDirectory, Mode: 0o755},
+	{Path: "/.singularity.d/libs", Type: EntryDirectory, Mode: 0o755},
 	{Path: "/dev", Type: EntryDirectory, Mode: 0o755},
 	{Path: "/etc", Type: EntryDirectory, Mode: 0o755},
 	{Path: "/home", Type: EntryDirectory, Mode: 0o755},

@@ -345,19 +345,30 @@ func (l *loader) notForFormat(a *hcl.Attribute, e *Export, takes func(format.Def
 	l.errorf(a.NameRange.Ptr(), "Attribute only for "+formatsLabel(fs), "%s applies to %s exports; the export %q has format %q.", a.Name, format.Join(fs), e.Name, e.Format)
 }
 
-// formatsLabel names a set of formats in a summary: "images" when they
-// are the images, "images and file system trees" when they are those,
-// "binary caches" for binary-cache, else their names.
+// formatsLabel names a set of formats in a summary: "images" for the
+// images, then "file system trees" for the trees or the other formats'
+// names ("images and squashfs"); "binary caches" for binary-cache; else
+// the formats' names.
 func formatsLabel(fs []format.Format) string {
-	switch {
-	case slices.Equal(fs, format.OfKind(format.Image)):
-		return "images"
-	case slices.Equal(fs, format.Where(func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree })):
-		return "images and file system trees"
-	case slices.Equal(fs, []format.Format{format.BinaryCache}):
+	if slices.Equal(fs, []format.Format{format.BinaryCache}) {
 		return "binary caches"
 	}
-	return format.Join(fs)
+	images := format.OfKind(format.Image)
+	var rest []format.Format
+	for _, f := range fs {
+		if !slices.Contains(images, f) {
+			rest = append(rest, f)
+		}
+	}
+	switch {
+	case len(fs)-len(rest) != len(images):
+		return format.Join(fs)
+	case len(rest) == 0:
+		return "images"
+	case slices.Equal(rest, format.OfKind(format.Tree)):
+		return "images and file system trees"
+	}
+	return "images and " + format.Join(rest)
 }
 
 // compression decodes the compression attribute of an export whose format

@@ -1,6 +1,7 @@
 // Command bench runs storepack and the real tools side by side on the same
 // inputs and prints wall-time ratios and peak memory: `go run mage.go bench`.
-// It needs Nix (nix-bin) and writes one large item to the Nix store (a copy
+// It needs Nix (nix-bin), GNU tar, gzip and mksquashfs (squashfs-tools),
+// and writes one large item to the Nix store (a copy
 // of GOROOT added with nix-store --add) when BENCH_TREE does not name one,
 // and five more (GOROOT's src, pkg, bin, api and lib) for the incremental
 // rows: cold (empty layer cache) and warm exports of a closure of those
@@ -119,6 +120,10 @@ export "bench" {
 	treeSpec("tarball", "gzip")
 	row("tarball, gzip", "<= 0.5", []string{bin, "export", "-C", spec, "--out", exportOut},
 		[]string{"sh", "-c", "tar -c -C / " + strings.TrimPrefix(item, "/") + " | gzip -6"})
+	treeSpec("squashfs", "gzip")
+	squashfsOut := filepath.Join(tmp, "bench.squashfs")
+	row("squashfs, gzip", "<= 1.0", []string{bin, "export", "-C", spec, "--out", exportOut},
+		[]string{"sh", "-c", "rm -f " + squashfsOut + " && mksquashfs " + item + " " + squashfsOut + " -comp gzip -processors 2 -quiet -no-progress"})
 	check(tw.Flush())
 
 	// Incremental re-exports: a closure of several large items and one

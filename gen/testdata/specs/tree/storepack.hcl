@@ -54,3 +54,14 @@ export "rpm" {
     description = "GNU Hello\nPacked from its store closure."
   }
 }
+
+# A squashfs image for Apptainer: the runscript execs the entry point and
+# cmd; the environment; the mount points.
+export "sif" {
+  format     = "squashfs"
+  paths      = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  systems    = ["x86_64-linux"]
+  entrypoint = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12/bin/hello"]
+  cmd        = ["--greeting", "it's me"]
+  env        = { LANG = "C.UTF-8" }
+}

@@ -43,3 +43,12 @@ export "rpm" {
     license = "GPL-3.0-or-later"
   }
 }
+
+export "sif" {
+  format      = "squashfs"
+  paths       = [local.hello]
+  compression = "zstd"
+  entrypoint  = ["${local.hello}/bin/hello"]
+  env         = { LANG = "C.UTF-8" }
+  database    = true
+}
