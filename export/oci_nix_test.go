@@ -54,3 +54,45 @@ func TestOCINixClosure(t *testing.T) {
 		}
 	})
 }
+
+// TestImageDatabase checks database = true on images of a real Nix
+// closure, in both layouts and with both image formats: the top layer
+// holds the store database, and on the rootfs umoci unpacks, the entry
+// point runs under chroot, Nix verifies the database and lists the
+// closure from it.
+func TestImageDatabase(t *testing.T) {
+	oracle.RequireRoot(t)
+	umoci := oracle.Require(t, "umoci")
+	skopeo := oracle.Require(t, "skopeo")
+	oracle.Require(t, "chroot")
+	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
+		for _, f := range format.OfKind(format.Image) {
+			sys := nixClosure(t, c)
+			spe := &spec.Export{
+				Name: "nixtest", Format: f, Database: true,
+				Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
+				Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: "localhost/storepack-db:1", MaxLayers: 4},
+			}
+			img, err := gen.PlanImage(spe, &sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sys.Image = img
+			e := &gen.Export{Name: spe.Name, Format: f, Output: "nixtest", Systems: []gen.System{sys}}
+			layout := filepath.Join(t.TempDir(), "layout")
+			if f == format.Docker {
+				file, _ := writeDockerFile(t, e)
+				run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":db")
+			} else {
+				var err error
+				if _, err = writeOCILayout(layout, e, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				run(t, skopeo, "copy", "oci:"+layout+":localhost/storepack-db:1", "oci:"+layout+":db")
+			}
+			bundle := filepath.Join(t.TempDir(), "bundle")
+			run(t, umoci, "unpack", "--image", layout+":db", bundle)
+			checkNixTree(t, c, filepath.Join(bundle, "rootfs"), &gen.System{Closure: sys.Closure, Tree: &gen.TreeOutput{Tree: img.Layers[len(img.Layers)-1].Tree}}, []string{c.HelloScript})
+		}
+	})
+}

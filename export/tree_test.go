@@ -16,6 +16,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -184,4 +185,60 @@ func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *
 	if !bytes.Equal(want, got) {
 		t.Errorf("outputs differ: %d and %d bytes", len(want), len(got))
 	}
+}
+
+// TestTreeFormatsPerSystem writes an export of two systems in every file
+// system tree format: one output per system, each with its system's
+// package architecture where the format has one.
+func TestTreeFormatsPerSystem(t *testing.T) {
+	for _, f := range format.OfKind(format.Tree) {
+		t.Run(string(f), func(t *testing.T) {
+			st := fixture.Write(t, "/gnu/store", "", fixture.Hello())
+			e := &spec.Export{Name: "hello", Format: f, Compression: f.Def().Compression(), Created: treeCreated}
+			if f.Def().Package {
+				p := helloPackage
+				e.Package = &p
+			}
+			out := &gen.Export{Name: e.Name, Format: f, Compression: e.Compression}
+			for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
+				sys := st.System(t, s, e, "hello-2.12")
+				sys.Output = "hello-" + s + f.Ext(e.Compression)
+				out.Systems = append(out.Systems, *sys)
+			}
+			dir := t.TempDir()
+			files, err := writeExport(out, dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 2 || files[0].System != "x86_64-linux" || files[1].System != "aarch64-linux" || files[0].SHA256 == files[1].SHA256 && f.Def().Package {
+				t.Fatalf("files %+v", files)
+			}
+			for i, file := range files {
+				if file.Path != out.Systems[i].Output {
+					t.Errorf("file %s, want %s", file.Path, out.Systems[i].Output)
+				}
+				if _, err := os.Stat(filepath.Join(dir, file.Path)); err != nil {
+					t.Error(err)
+				}
+			}
+			if f.Def().Package {
+				want := map[string]string{"x86_64-linux": f.Def().PackageArch(platformOf(t, "x86_64-linux")), "aarch64-linux": f.Def().PackageArch(platformOf(t, "aarch64-linux"))}
+				for _, sys := range out.Systems {
+					if sys.Tree.Package.Architecture != want[sys.Name] {
+						t.Errorf("%s: architecture %s, want %s", sys.Name, sys.Tree.Package.Architecture, want[sys.Name])
+					}
+				}
+			}
+		})
+	}
+}
+
+// platformOf looks system up.
+func platformOf(t testing.TB, system string) platform.Platform {
+	t.Helper()
+	p, err := platform.Lookup(system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -56,7 +56,11 @@ func (c *catEnv) write(t *testing.T, rel, data string) string {
 }
 
 // helloSpec exports hello's closure in format, with extra attributes.
+// Packages get a package block.
 func helloSpec(format, extra string) string {
+	if format == "deb" || format == "rpm" {
+		extra += "  package {\n    version = \"1.0\"\n    maintainer = \"Tests <tests@example.org>\"\n  }\n"
+	}
 	return "{store}\nlocals {\n  hello = \"{hello}\"\n}\n\nexport \"hello\" {\n  format = \"" + format + "\"\n  paths  = [local.hello]\n" + extra + "}\n"
 }
 
@@ -233,6 +237,15 @@ var catalogue = []catCase{
 	{name: "NAR hash mismatch, STOREPACK_CHECK=1, binary-cache", files: map[string]string{"s.hcl": helloSpec("binary-cache", "  compression = \"none\"\n")},
 		setup: tamper, env: []string{"STOREPACK_CHECK=1"},
 		code: 1, want: []string{"{lib}", "recorded sha256:", "actual sha256:"}},
+	{name: "NAR hash mismatch, --check, squashfs", files: map[string]string{"s.hcl": helloSpec("squashfs", "")},
+		setup: tamper, args: []string{"export", "--check", "-C", "{dir}", "--out", "{out}"},
+		code: 1, want: []string{"{lib}", "recorded sha256:", "actual sha256:"}},
+	{name: "package block on docker", files: map[string]string{"s.hcl": helloSpec("docker", "  package {\n    version = \"1\"\n  }\n")},
+		code: 1, want: []string{"s.hcl:12:3", "Block only for deb and rpm"}},
+	{name: "deb without version", files: map[string]string{"s.hcl": helloSpec("tarball", "") + "export \"pkg\" {\n  format = \"deb\"\n  paths = [local.hello]\n  package {\n    maintainer = \"a <b@c>\"\n  }\n}\n"},
+		code: 1, want: []string{"s.hcl:16:11", "Missing required argument", "version"}},
+	{name: "unknown tarball compression", files: map[string]string{"s.hcl": helloSpec("tarball", "  compression = \"lz4\"\n")},
+		code: 1, want: []string{"s.hcl:12:17", "Unknown compression", "lz4"}},
 	{name: "NAR hash mismatch, nar bundle", files: map[string]string{"s.hcl": helloSpec("nar", "")},
 		setup: tamper,
 		code:  1, want: []string{"{lib}", "have changed", "recorded sha256:"}},
@@ -534,7 +547,7 @@ func mksocket(t *testing.T, p string) {
 // Options.Check re-hashes before writing), so a changed item is not an
 // error for them; a vanished one always is.
 func TestChangedAfterPlan(t *testing.T) {
-	for _, format := range []string{"nar", "docker", "oci", "binary-cache"} {
+	for _, format := range []string{"nar", "docker", "oci", "binary-cache", "tarball", "squashfs", "deb", "rpm"} {
 		for _, change := range []string{"vanished", "changed"} {
 			t.Run(format+" "+change, func(t *testing.T) {
 				c := newCatEnv(t)
@@ -555,7 +568,9 @@ func TestChangedAfterPlan(t *testing.T) {
 				}
 				_, err = export.Write(plan, c.out, export.Options{})
 				t.Logf("export.Write: %v", err)
-				if change == "changed" && (format == "docker" || format == "oci") {
+				// Images and trees take the files as they are (--check
+				// checks them first).
+				if change == "changed" && format != "nar" && format != "binary-cache" {
 					if err != nil {
 						t.Errorf("export.Write: %v", err)
 					}
@@ -592,6 +607,10 @@ func TestCatalogueGood(t *testing.T) {
 		{name: "--check docker", files: map[string]string{"s.hcl": helloSpec("docker", "")}, args: []string{"--check"}},
 		{name: "--check oci", files: map[string]string{"s.hcl": helloSpec("oci", "")}, args: []string{"--check"}},
 		{name: "--check binary-cache", files: map[string]string{"s.hcl": helloSpec("binary-cache", "")}, args: []string{"--check"}},
+		{name: "--check tarball", files: map[string]string{"s.hcl": helloSpec("tarball", "  database = true\n")}, args: []string{"--check"}},
+		{name: "--check squashfs", files: map[string]string{"s.hcl": helloSpec("squashfs", "")}, args: []string{"--check"}},
+		{name: "--check deb", files: map[string]string{"s.hcl": helloSpec("deb", "")}, args: []string{"--check"}},
+		{name: "--check rpm", files: map[string]string{"s.hcl": helloSpec("rpm", "")}, args: []string{"--check"}},
 		{name: "WAL database with a writer", files: map[string]string{"s.hcl": helloSpec("nar", "")}, hold: holdExclusive, wal: true},
 	}
 	for _, tt := range tests {

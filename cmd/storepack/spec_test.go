@@ -42,6 +42,46 @@ source "app" {
   systems = ["x86_64-linux"]
 }
 `,
+		// One export of each file system tree format, with the database:
+		// TestExportReproducible compares them too.
+		"trees.hcl": `locals {
+  hello = "/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"
+}
+
+export "tarball" {
+  format   = "tarball"
+  paths    = [local.hello, source.app.store_path]
+  systems  = ["x86_64-linux"]
+  database = true
+}
+
+export "squashfs" {
+  format     = "squashfs"
+  paths      = [local.hello]
+  systems    = ["x86_64-linux"]
+  entrypoint = ["${local.hello}/bin/hello"]
+  database   = true
+}
+
+export "deb" {
+  format  = "deb"
+  paths   = [local.hello]
+  systems = ["x86_64-linux"]
+  package {
+    version    = var.version
+    maintainer = "Tests <tests@example.org>"
+  }
+}
+
+export "rpm" {
+  format  = "rpm"
+  paths   = [local.hello]
+  systems = ["x86_64-linux"]
+  package {
+    version = var.version
+  }
+}
+`,
 		"app/run.sh": "exec /gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12/bin/hello\n",
 	}
 	for name, body := range files {
@@ -81,7 +121,7 @@ func TestSpecVerbs(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := storepack(t, nil, "verify", "-C", dir)
-	if r.code != 1 || !strings.Contains(string(r.stderr), "exports app differ") || !strings.Contains(string(r.stderr), "(-want +got)") {
+	if r.code != 1 || !strings.Contains(string(r.stderr), "exports app, tarball differ") || !strings.Contains(string(r.stderr), "(-want +got)") {
 		t.Errorf("verify after a change: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
