@@ -32,35 +32,17 @@ import (
 // data is compressed to a temporary file next to the output while its
 // md5sums are taken from the same stream, then the package is written
 // around it.
-type debWriter struct{}
-
-func (debWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
-
-func (debWriter) tempDirs() []string { return nil }
+type debWriter struct{ treeWriter }
 
 func (debWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var files []File
-	for i := range e.Systems {
-		sys := &e.Systems[i]
-		f, err := writeDeb(e, sys, outDir, count)
-		if err != nil {
-			return files, err
-		}
-		files = append(files, f)
-	}
-	return files, nil
+	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+		return writeDeb(outDir, sys.Output, t, src)
+	})
 }
 
-// writeDeb writes the deb of one system.
-func writeDeb(e *gen.Export, sys *gen.System, outDir string, count nar.Counter) (File, error) {
-	t, src, err := treeSource(e, sys, count)
-	if err != nil {
-		return File{}, err
-	}
-	if t.Package == nil {
-		return File{}, fmt.Errorf("export %q, system %s: no package metadata", e.Name, sys.Name)
-	}
-	final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
+// writeDeb writes the deb of tree t to the file rel inside outDir.
+func writeDeb(outDir, rel string, t *gen.TreeOutput, src tree.Source) (File, error) {
+	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
@@ -80,7 +62,7 @@ func writeDeb(e *gen.Export, sys *gen.System, outDir string, count nar.Counter) 
 	if err != nil {
 		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
 	}
-	f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
+	return writeAtomic(outDir, rel, func(w io.Writer) error {
 		ext := debTarExt(t.Compression)
 		mtime := t.MTime()
 		if err := writeArMember(w, "!<arch>\n", "debian-binary", mtime, int64(len("2.0\n")), strings.NewReader("2.0\n")); err != nil {
@@ -95,11 +77,6 @@ func writeDeb(e *gen.Export, sys *gen.System, outDir string, count nar.Counter) 
 		}
 		return writeArMember(w, "", "data.tar"+ext, mtime, size, io.NewSectionReader(data, 0, size))
 	})
-	if err != nil {
-		return File{}, err
-	}
-	f.Export, f.System = e.Name, sys.Name
-	return f, nil
 }
 
 // debTarExt is the extension of a deb member tar compressed as c.

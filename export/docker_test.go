@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -290,35 +289,8 @@ func TestDockerSharedLayersWrittenOnce(t *testing.T) {
 func TestDockerReproducible(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			want, _ := writeDockerBytes(t, c.build(t, ""))
-
-			oldUmask := syscall.Umask(0o022 ^ 0o077)
-			defer syscall.Umask(oldUmask)
-			oldLocal := time.Local
-			time.Local = time.FixedZone("UTC-11", -11*3600)
-			defer func() { time.Local = oldLocal }()
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-			t.Chdir(t.TempDir())
-			root := t.TempDir()
-			e := c.build(t, root)
-			when := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-			err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-				if err != nil || fi.Mode()&os.ModeSymlink != 0 {
-					return err
-				}
-				if os.Geteuid() == 0 {
-					if err := os.Lchown(p, 4321, 8765); err != nil {
-						return err
-					}
-				}
-				return os.Chtimes(p, when, when)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, _ := writeDockerBytes(t, e); !bytes.Equal(want, got) {
-				t.Errorf("archives differ: %d and %d bytes", len(want), len(got))
-			}
+			checkReproducible(t, func(t testing.TB, root string) *gen.Export { return c.build(t, root) },
+				func(t testing.TB, e *gen.Export) []byte { b, _ := writeDockerBytes(t, e); return b })
 		})
 	}
 }

@@ -25,35 +25,16 @@ import (
 // memory until it writes the package, and records sizes in 32 bits: an
 // rpm export needs memory for its closure and is limited to 2 GiB of
 // files (docs/trees.md).
-type rpmWriter struct{}
-
-func (rpmWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
-
-func (rpmWriter) tempDirs() []string { return nil }
+type rpmWriter struct{ treeWriter }
 
 func (rpmWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var files []File
-	for i := range e.Systems {
-		sys := &e.Systems[i]
-		t, src, err := treeSource(e, sys, count)
-		if err != nil {
-			return files, err
-		}
-		if t.Package == nil {
-			return files, fmt.Errorf("export %q, system %s: no package metadata", e.Name, sys.Name)
-		}
+	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
 		r, err := buildRPM(t, src)
 		if err != nil {
-			return files, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
+			return File{}, err
 		}
-		f, err := writeAtomic(outDir, sys.Output, r.Write)
-		if err != nil {
-			return files, err
-		}
-		f.Export, f.System = e.Name, sys.Name
-		files = append(files, f)
-	}
-	return files, nil
+		return writeAtomic(outDir, sys.Output, r.Write)
+	})
 }
 
 // rpmMaxSize is the most bytes of files an rpm holds: its header records

@@ -17,30 +17,12 @@ import (
 // system's tree (package squashfs), laid out for Apptainer and
 // Singularity by the plan (its runscript, environment and mount points).
 // The entries come from the tree's own tar, read back as it streams.
-type squashfsWriter struct{}
-
-func (squashfsWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
-
-func (squashfsWriter) tempDirs() []string { return nil }
+type squashfsWriter struct{ treeWriter }
 
 func (squashfsWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var files []File
-	for i := range e.Systems {
-		sys := &e.Systems[i]
-		t, src, err := treeSource(e, sys, count)
-		if err != nil {
-			return files, err
-		}
-		f, err := writeAtomicAt(outDir, sys.Output, func(out *os.File) error {
-			return writeSquashfs(out, t, src)
-		})
-		if err != nil {
-			return files, err
-		}
-		f.Export, f.System = e.Name, sys.Name
-		files = append(files, f)
-	}
-	return files, nil
+	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+		return writeAtomicAt(outDir, sys.Output, func(out *os.File) error { return writeSquashfs(out, t, src) })
+	})
 }
 
 // writeSquashfs writes t's image to out.

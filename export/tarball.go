@@ -1,7 +1,6 @@
 package export
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/storepack/storepack/compress"
@@ -15,45 +14,12 @@ import (
 // tarballWriter writes tarball exports: one tar of each system's tree
 // (package tree), compressed on every core (package compress), as GNU tar
 // extracts it.
-type tarballWriter struct{}
-
-func (tarballWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
-
-func (tarballWriter) tempDirs() []string { return nil }
+type tarballWriter struct{ treeWriter }
 
 func (tarballWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var files []File
-	for i := range e.Systems {
-		sys := &e.Systems[i]
-		t, src, err := treeSource(e, sys, count)
-		if err != nil {
-			return files, err
-		}
-		f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-			return writeTarball(w, t, src)
-		})
-		if err != nil {
-			return files, err
-		}
-		f.Export, f.System = e.Name, sys.Name
-		files = append(files, f)
-	}
-	return files, nil
-}
-
-// treeSource is the tree of one system of a tree export, and where its
-// items are read from, counted on count, with the store database when the
-// tree holds it.
-func treeSource(e *gen.Export, sys *gen.System, count nar.Counter) (*gen.TreeOutput, tree.Source, error) {
-	t := sys.Tree
-	if t == nil {
-		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: no tree plan", e.Name, sys.Name)
-	}
-	src, err := tree.Source{Items: gen.Items(sys.Closure), Counter: count}.WithDB(&t.Tree, t.MTime())
-	if err != nil {
-		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
-	}
-	return t, src, nil
+	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+		return writeAtomic(outDir, sys.Output, func(w io.Writer) error { return writeTarball(w, t, src) })
+	})
 }
 
 // writeTarball writes t's tar to w, compressed as t says. Compression runs

@@ -143,17 +143,26 @@ func checkTreeDB(t testing.TB, root string, dir store.Dir, closure []gen.Item) {
 	}
 }
 
-// checkTreeReproducible writes the export build gives twice: from a
-// fixture written normally, and from one with other owners and mtimes
-// written under another umask, time zone, working folder and GOMAXPROCS.
-// read gives what must be equal (the output's bytes, or the part of them
-// that is reproducible).
+// checkTreeReproducible is checkReproducible of a tree export's output
+// file.
 func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *gen.Export) {
 	t.Helper()
-	want, err := os.ReadFile(writeTreeFile(t, build(t, "")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	checkReproducible(t, build, func(t testing.TB, e *gen.Export) []byte {
+		b, err := os.ReadFile(writeTreeFile(t, e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+// checkReproducible writes the export build gives twice (write returns
+// the bytes written): from a fixture written normally, and from one with
+// other owners and mtimes written under another umask, time zone, working
+// folder and GOMAXPROCS. The bytes are equal.
+func checkReproducible(t *testing.T, build func(t testing.TB, root string) *gen.Export, write func(t testing.TB, e *gen.Export) []byte) {
+	t.Helper()
+	want := write(t, build(t, ""))
 	oldUmask := syscall.Umask(0o022 ^ 0o077)
 	defer syscall.Umask(oldUmask)
 	oldLocal := time.Local
@@ -164,7 +173,7 @@ func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *
 	root := t.TempDir()
 	e := build(t, root)
 	when := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	err = filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
 			return err
 		}
@@ -178,11 +187,7 @@ func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(writeTreeFile(t, e))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(want, got) {
+	if got := write(t, e); !bytes.Equal(want, got) {
 		t.Errorf("outputs differ: %d and %d bytes", len(want), len(got))
 	}
 }

@@ -1,0 +1,57 @@
+package export
+
+import (
+	"fmt"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/tree"
+)
+
+// treeWriter is what the writers of the file system tree formats share:
+// each reads every system's closure once and keeps no temporary folder of
+// its own. Their write is writeTrees with the format's own output.
+type treeWriter struct{}
+
+func (treeWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
+
+func (treeWriter) tempDirs() []string { return nil }
+
+// writeTrees writes one output for each system of the tree export e with
+// one, given the system's tree and the source of its items (counted on
+// count), and returns the files, each with its export and system.
+func writeTrees(e *gen.Export, count nar.Counter, one func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error)) ([]File, error) {
+	var files []File
+	for i := range e.Systems {
+		sys := &e.Systems[i]
+		t, src, err := treeSource(e, sys, count)
+		if err != nil {
+			return files, err
+		}
+		if e.Format.Def().Package && t.Package == nil {
+			return files, fmt.Errorf("export %q, system %s: no package metadata", e.Name, sys.Name)
+		}
+		f, err := one(sys, t, src)
+		if err != nil {
+			return files, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
+		}
+		f.Export, f.System = e.Name, sys.Name
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// treeSource is the tree of one system of a tree export, and where its
+// items are read from, counted on count, with the store database when the
+// tree holds it.
+func treeSource(e *gen.Export, sys *gen.System, count nar.Counter) (*gen.TreeOutput, tree.Source, error) {
+	t := sys.Tree
+	if t == nil {
+		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: no tree plan", e.Name, sys.Name)
+	}
+	src, err := tree.Source{Items: gen.Items(sys.Closure), Counter: count}.WithDB(&t.Tree, t.MTime())
+	if err != nil {
+		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
+	}
+	return t, src, nil
+}
