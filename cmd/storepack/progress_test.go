@@ -33,7 +33,10 @@ func progressSpec(t *testing.T) string {
 // written either way.
 func TestExportProgress(t *testing.T) {
 	dir := progressSpec(t)
-	plainLine := regexp.MustCompile(`^storepack: export (app|app-docker): (\d+ items?, [\d.]+ k?B|done in \d+ms: [\d.]+ k?B, \d+ items?, [\d.]+ [kMG]?B/s)$`)
+	plainLine := regexp.MustCompile(`^storepack: export ([a-z-]+): (\d+ items?, [\d.]+ k?B|done in \d+ms: [\d.]+ k?B, \d+ items?, [\d.]+ [kMG]?B/s)$`)
+	// Every export of the spec, in plan order: images, a bundle and the
+	// file system trees.
+	exports := []string{"app", "app-docker", "deb", "rpm", "squashfs", "tarball"}
 	tests := []struct {
 		name  string
 		args  []string
@@ -72,8 +75,14 @@ func TestExportProgress(t *testing.T) {
 					t.Errorf("not a plain progress line: %q", l)
 				}
 			}
-			if len(lines) != 4 || !strings.Contains(lines[1], "app: done in") || !strings.Contains(lines[3], "app-docker: done in") {
-				t.Errorf("want a start and a done line per export, in plan order:\n%s", stderr)
+			if len(lines) != 2*len(exports) {
+				t.Fatalf("want a start and a done line per export, in plan order:\n%s", stderr)
+			}
+			for i, name := range exports {
+				start, done := plainLine.FindStringSubmatch(lines[2*i]), plainLine.FindStringSubmatch(lines[2*i+1])
+				if start == nil || done == nil || start[1] != name || done[1] != name || strings.HasPrefix(start[2], "done") || !strings.HasPrefix(done[2], "done") {
+					t.Errorf("lines %d and %d: %q, %q; want %s starting, then done", 2*i, 2*i+1, lines[2*i], lines[2*i+1], name)
+				}
 			}
 		})
 	}
