@@ -27,6 +27,7 @@ import (
 type outFile struct {
 	f  *os.File
 	h  hash.Hash
+	wb *writebackFile
 	fo *fanout.Writer
 	// n counts the bytes in the file, written and appended.
 	n int64
@@ -39,19 +40,43 @@ var _ image.Resumable = (*outFile)(nil)
 
 func newOutFile(f *os.File) *outFile {
 	h := sha256.New()
-	return &outFile{f: f, h: h, fo: fanout.New(&writebackFile{f: f}, h)}
+	wb := newWritebackFile(f)
+	return &outFile{f: f, h: h, wb: wb, fo: fanout.New(wb, h)}
 }
 
 // writebackChunk is how many bytes written start their writeback.
 const writebackChunk = 8 << 20
 
-// writebackFile writes to a file and starts the writeback of every
-// writebackChunk bytes written (startWriteback), so that the disk works
-// while the export goes on and the fsync before the rename has little
-// left to wait for.
+// writebackFile writes to a file and has a goroutine of its own start the
+// writeback of what was written, every writebackChunk bytes
+// (startWriteback), so that the disk works while the export goes on and
+// the fsync before the rename has little left to wait for. Starting
+// writeback may block while the disk's queue is full: on its own
+// goroutine, it never holds up the writes.
 type writebackFile struct {
 	f       *os.File
-	started int64 // the offset up to which writeback was started
+	n       int64         // the offset written up to, known to the writer
+	signal  chan int64    // the offset to start writeback up to
+	stopped chan struct{} // closed when the goroutine is done
+}
+
+func newWritebackFile(f *os.File) *writebackFile {
+	w := &writebackFile{f: f, signal: make(chan int64, 1), stopped: make(chan struct{})}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		w.n = off
+	}
+	go func() {
+		defer close(w.stopped)
+		started := w.n
+		for off := range w.signal {
+			if off > started {
+				startWriteback(w.f, started, off-started)
+				started = off
+			}
+		}
+	}()
+	return w
 }
 
 func (w *writebackFile) Write(p []byte) (int, error) {
@@ -60,12 +85,24 @@ func (w *writebackFile) Write(p []byte) (int, error) {
 		return n, err
 	}
 	// Other writes (outFile.AppendUnhashed) move the offset too: ask the
-	// file where it is.
-	if off, serr := w.f.Seek(0, io.SeekCurrent); serr == nil && off-w.started >= writebackChunk {
-		startWriteback(w.f, w.started, off-w.started)
-		w.started = off
+	// file where it is every chunk.
+	w.n += int64(n)
+	if w.n%writebackChunk < int64(n) {
+		if off, serr := w.f.Seek(0, io.SeekCurrent); serr == nil {
+			w.n = off
+			select {
+			case w.signal <- off:
+			default: // the goroutine is busy; the next chunk's signal covers this one
+			}
+		}
 	}
 	return n, nil
+}
+
+// stop ends the writeback goroutine, once nothing writes any more.
+func (w *writebackFile) stop() {
+	close(w.signal)
+	<-w.stopped
 }
 
 // Write writes p to the file and the hash.
@@ -94,6 +131,7 @@ func (o *outFile) Len() int64 { return o.n }
 // close waits for the file and hash writers and returns their first error.
 func (o *outFile) close() error {
 	err := o.fo.Close()
+	o.wb.stop()
 	if err == nil && o.unhashed {
 		err = errors.New("archive ends with unhashed bytes")
 	}
