@@ -225,3 +225,36 @@ func TestOrderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeFolder writes a folder whose listing exceeds what a basic
+// folder inode records (64 KiB), so it gets an extended inode, and whose
+// entries' inodes span many metadata blocks: unsquashfs lists and extracts
+// every entry.
+func TestLargeFolder(t *testing.T) {
+	unsquashfs := oracle.Require(t, "unsquashfs")
+	mtime := time.Unix(1700000000, 0)
+	entries := []entry{{Header: Header{Name: "big", Type: Dir, Mode: 0o755, ModTime: mtime}}}
+	const n = 5000
+	for i := range n {
+		data := []byte(fmt.Sprintf("file %d\n", i))
+		entries = append(entries, entry{Header{Name: fmt.Sprintf("big/entry-with-a-longer-name-%05d", i), Type: Regular, Mode: 0o444, ModTime: mtime, Size: int64(len(data))}, data})
+	}
+	file := writeImage(t, entries, format.Gzip)
+	out, err := exec.Command(unsquashfs, "-l", file).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(out), "squashfs-root/big/entry-with-a-longer-name-"); got != n {
+		t.Errorf("unsquashfs -l lists %d entries of the folder, want %d", got, n)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	if out, err := exec.Command(unsquashfs, "-no-xattrs", "-d", dir, file).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs -d: %v\n%s", err, out)
+	}
+	for _, i := range []int{0, 1234, n - 1} {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("big/entry-with-a-longer-name-%05d", i)))
+		if err != nil || string(b) != fmt.Sprintf("file %d\n", i) {
+			t.Errorf("entry %d: %q, %v", i, b, err)
+		}
+	}
+}
