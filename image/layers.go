@@ -27,6 +27,9 @@ type Layer struct {
 	Plan  *gen.Layer
 	MTime int64
 	Items map[store.Path]*gen.Item
+	// db makes the store database once for the layer that holds it, for
+	// Size and WriteTar both; nil for a Layer not made by Layers.
+	db func() (tree.Source, error)
 }
 
 // Layers lists the distinct layers of e's images (by ID) in image order:
@@ -48,7 +51,11 @@ func Layers(e *gen.Export) []Layer {
 				continue
 			}
 			seen[l.ID] = true
-			out = append(out, Layer{Plan: l, MTime: sys.Image.MTime(), Items: items})
+			layer := Layer{Plan: l, MTime: sys.Image.MTime(), Items: items}
+			layer.db = sync.OnceValues(func() (tree.Source, error) {
+				return tree.Source{Items: items}.WithDB(&l.Tree, sys.Image.MTime())
+			})
+			out = append(out, layer)
 		}
 	}
 	return out
@@ -121,8 +128,13 @@ func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
 }
 
 // source is where l's items are read from, counted on c, with the store
-// database of the closure when the layer holds it.
+// database of the closure when the layer holds it (made once per layer).
 func (l Layer) source(c nar.Counter) (tree.Source, error) {
+	if l.db != nil {
+		src, err := l.db()
+		src.Counter = c
+		return src, err
+	}
 	return tree.Source{Items: l.Items, Counter: c}.WithDB(&l.Plan.Tree, l.MTime)
 }
 

@@ -124,34 +124,32 @@ type Writer struct {
 	err    error      // the first error, which stops everything
 
 	// The producer's state.
-	number   uint32   // the last inode number given
-	dirs     []string // the open folders, the root ("") first
-	last     []string // the last child name seen in each open folder
-	cur      *Header  // the regular file being written
-	written  int64    // its bytes so far
-	buf      []byte   // its block being filled
-	frag     []byte   // the fragment block being filled
-	frags    uint32   // fragment blocks submitted
-	closed   bool
-	size     int64 // the image's length, set by the builder when done
-	workers  sync.WaitGroup
-	bufPool  sync.Pool
-	rootMode uint32
+	number  uint32   // the last inode number given
+	dirs    []string // the open folders, the root ("") first
+	last    []string // the last child name seen in each open folder
+	cur     *Header  // the regular file being written
+	written int64    // its bytes so far
+	buf     []byte   // its block being filled
+	frag    []byte   // the fragment block being filled
+	frags   uint32   // fragment blocks submitted
+	closed  bool
+	size    int64 // the image's length, set by the builder when done
+	workers sync.WaitGroup
+	bufPool sync.Pool
 }
+
+// rootMode is the mode of the image's root folder.
+const rootMode = 0o755
 
 // event is what the table builder does next, in the order of the entries.
 type event struct {
 	kind   eventKind
 	h      *Header
-	number uint32 // the entry's inode number
-	parent uint32 // its folder's
+	number uint32 // the entry's inode number (its folder's is on the builder's stack)
 	job    *job   // a data or fragment block
 	// A file's tail: in fragment frag at offset off, or frag noFragment.
 	frag, off uint32
 }
-
-// The builder gets the entries' numbers from the events and their
-// folders' numbers from its own stack of open folders.
 
 type eventKind int
 
@@ -196,7 +194,7 @@ func NewWriter(w io.WriterAt, opts Options) (*Writer, error) {
 		jobs:   make(chan *job, workers),
 		done:   make(chan error, 1),
 		dirs:   []string{""}, last: []string{""},
-		number: 1, rootMode: 0o755,
+		number: 1,
 	}
 	sw.bufPool.New = func() any { return make([]byte, 0, opts.BlockSize) }
 	for range workers {
@@ -205,7 +203,7 @@ func NewWriter(w io.WriterAt, opts Options) (*Writer, error) {
 	}
 	b := newBuilder(sw)
 	go func() { sw.done <- b.run() }()
-	sw.events <- event{kind: evDirBegin, h: &Header{Type: Dir, Mode: sw.rootMode, ModTime: opts.ModTime}, number: 1}
+	sw.events <- event{kind: evDirBegin, h: &Header{Type: Dir, Mode: rootMode, ModTime: opts.ModTime}, number: 1}
 	return sw, nil
 }
 
