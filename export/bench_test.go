@@ -101,12 +101,12 @@ func BenchmarkDockerReexport(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := b.TempDir()
-	if _, err := writeExport(plan(0), out, Options{Cache: cache}); err != nil {
+	if _, err := writeExport(&gen.Plan{}, plan(0), out, Options{Cache: cache}); err != nil {
 		b.Fatal(err)
 	}
 	run := 1
 	for b.Loop() {
-		files, err := writeExport(plan(run), out, Options{Cache: cache})
+		files, err := writeExport(&gen.Plan{}, plan(run), out, Options{Cache: cache})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -153,7 +153,7 @@ func TestWriteCacheErrors(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(e)
 			}
-			_, err := writeExport(e, tt.out, Options{})
+			_, err := writeExport(&gen.Plan{}, e, tt.out, Options{})
 			if err == nil {
 				t.Fatal("the export succeeded")
 			}

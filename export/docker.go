@@ -71,7 +71,8 @@ func (dockerWriter) tempDirs() []string { return nil }
 
 func (dockerWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error {
-		_, err := writeDocker(w, e, o.Cache, count)
+		imgs, err := writeDocker(w, e, o.Cache, count)
+		o.chain.noteImages(imgs)
 		return err
 	})
 	if err != nil {

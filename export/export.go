@@ -60,6 +60,11 @@ type Options struct {
 	// with its totals, and given the bytes and store items done as its
 	// store files are read: see docs/progress.md.
 	Progress progress.Reporter
+
+	// chain is the supply chain of the export being written (writeExport
+	// sets it): image writers record their images in it, and OCI layouts
+	// take their attachments from it.
+	chain *chain
 }
 
 // Write writes every export of plan into outDir, which is created when
@@ -84,7 +89,7 @@ func Write(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 	}
 	var files []File
 	for i := range plan.Exports {
-		fs, err := writeExport(&plan.Exports[i], outDir, o)
+		fs, err := writeExport(plan, &plan.Exports[i], outDir, o)
 		if err != nil {
 			return files, err
 		}
@@ -93,13 +98,19 @@ func Write(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 	return files, nil
 }
 
-// writeExport writes e with its format's writer, telling o.Progress (when
-// set) how it goes.
-func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
+// writeExport writes e, an export of plan, with its format's writer, then
+// its supply chain's files (SBOMs, provenance, signatures: chain), telling
+// o.Progress (when set) how it goes.
+func writeExport(plan *gen.Plan, e *gen.Export, outDir string, o Options) ([]File, error) {
 	w, ok := writers[e.Format]
 	if !ok {
 		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
 	}
+	c, err := newChain(plan, e)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: %w", e.Name, err)
+	}
+	o.chain = c
 	var count nar.Counter = nar.Discard
 	var task *progress.Task
 	if o.Progress != nil {
@@ -108,6 +119,11 @@ func writeExport(e *gen.Export, outDir string, o Options) ([]File, error) {
 		count = task // a nil *Task counts nothing
 	}
 	files, err := w.write(e, outDir, o, count)
+	if err == nil {
+		var side []File
+		side, err = c.writeFiles(outDir, files, c.images)
+		files = append(files, side...)
+	}
 	if err != nil {
 		err = fmt.Errorf("export %q: %w", e.Name, err)
 	}

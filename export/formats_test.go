@@ -52,7 +52,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if _, err := writeExport(e, t.TempDir(), Options{Cache: cache}); err != nil {
+			if _, err := writeExport(&gen.Plan{}, e, t.TempDir(), Options{Cache: cache}); err != nil {
 				t.Fatal(err)
 			}
 		}

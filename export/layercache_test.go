@@ -19,7 +19,7 @@ import (
 func outputBytes(t *testing.T, e *gen.Export, o Options) map[string][]byte {
 	t.Helper()
 	out := t.TempDir()
-	written, err := writeExport(e, out, o)
+	written, err := writeExport(&gen.Plan{}, e, out, o)
 	if err != nil {
 		t.Fatal(err)
 	}

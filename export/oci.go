@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/attest"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/atomicfile"
@@ -58,9 +60,9 @@ func (ociWriter) write(e *gen.Export, outDir string, o Options, count nar.Counte
 	var err error
 	if strings.HasSuffix(e.Output, ".tar") {
 		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count) })
+		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count, o.chain) })
 	} else {
-		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, count)
+		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, count, o.chain)
 	}
 	if err != nil {
 		return nil, err
@@ -76,8 +78,10 @@ type ociFile struct {
 }
 
 // ociMetadata lists the blobs of e's images besides layers (configs,
-// manifests, the image index), sorted by name, and index.json.
-func ociMetadata(e *gen.Export, imgs []*image.Image) (blobs []ociFile, index []byte, err error) {
+// manifests, the image index, and what the supply chain ch attaches to the
+// image or index: cosign's signatures and attestations, referrers), sorted
+// by name, and index.json.
+func ociMetadata(e *gen.Export, imgs []*image.Image, ch *chain) (blobs []ociFile, index []byte, err error) {
 	seen := map[string]bool{}
 	add := func(b []byte) digest.Digest {
 		d := digest.FromBytes(b)
@@ -89,6 +93,7 @@ func ociMetadata(e *gen.Export, imgs []*image.Image) (blobs []ociFile, index []b
 		return d
 	}
 	var root ocispec.Descriptor
+	kind := attest.ImageKind
 	for _, img := range imgs {
 		add(img.Config)
 		add(img.Manifest)
@@ -109,9 +114,43 @@ func ociMetadata(e *gen.Export, imgs []*image.Image) (blobs []ociFile, index []b
 			Size:        int64(len(ib)),
 			Annotations: map[string]string{ocispec.AnnotationRefName: tag},
 		}
+		kind = attest.IndexKind
+	}
+	entries := []ocispec.Descriptor{root}
+	if ch.active() {
+		subjects, err := imageSubjects(e, imgs)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The root first: the subject cosign checks.
+		subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
+		att, err := ch.attach(root, repository(root.Annotations[ocispec.AnnotationRefName]), subjects)
+		if err != nil {
+			return nil, nil, err
+		}
+		addArtifact := func(a *attest.Artifact, annotations map[string]string) {
+			for _, b := range a.Blobs {
+				add(b.Data)
+			}
+			add(a.Manifest)
+			d := a.Descriptor
+			d.Annotations = annotations
+			entries = append(entries, d)
+		}
+		if att.signatures != nil {
+			entries[0].Annotations = maps.Clone(root.Annotations)
+			entries[0].Annotations[attest.KindAnnotation] = kind
+			addArtifact(att.signatures, map[string]string{attest.KindAnnotation: attest.SignatureKind})
+			if att.attestations != nil {
+				addArtifact(att.attestations, map[string]string{attest.KindAnnotation: attest.AttestationKind})
+			}
+		}
+		for _, r := range att.referrers {
+			addArtifact(r, nil)
+		}
 	}
 	slices.SortFunc(blobs, func(a, b ociFile) int { return strings.Compare(a.name, b.name) })
-	index, err = image.LayoutIndex([]ocispec.Descriptor{root})
+	index, err = image.LayoutIndex(entries)
 	return blobs, index, err
 }
 
@@ -123,7 +162,7 @@ func ociMetadata(e *gen.Export, imgs []*image.Image) (blobs []ociFile, index []b
 // reading the store; the others are written into the cache first and
 // linked the same way. The items read, or skipped for a cached layer, are
 // counted on count (which may be nil).
-func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter) ([]*image.Image, error) {
+func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) ([]*image.Image, error) {
 	_, compression, err := image.Check(e)
 	if err != nil {
 		return nil, err
@@ -159,7 +198,8 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Co
 	if err != nil {
 		return nil, err
 	}
-	blobs, index, err := ociMetadata(e, imgs)
+	ch.noteImages(imgs)
+	blobs, index, err := ociMetadata(e, imgs, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +239,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 // is replaced only when it is an OCI layout (it holds oci-layout) or an
 // empty folder; anything else is an error and stays untouched. The File
 // returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count nar.Counter) (File, error) {
+func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
 		return File{}, err
@@ -215,7 +255,7 @@ func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count n
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return File{}, err
 	}
-	if _, err := writeOCILayout(tmp, e, c, count); err != nil {
+	if _, err := writeOCILayout(tmp, e, c, count, ch); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
@@ -299,13 +339,13 @@ func syncDir(dir string) error {
 // Entries have the images' mtime, uid and gid 0, files 0644, folders 0755.
 // With a layer cache, a re-export appends the unchanged first layer blobs
 // without hashing them, as docker archives do.
-func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, count nar.Counter) error {
+func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	imgs, err := writeOCILayout(tmp, e, c, count)
+	imgs, err := writeOCILayout(tmp, e, c, count, ch)
 	if err != nil {
 		return err
 	}

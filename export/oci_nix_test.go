@@ -85,7 +85,7 @@ func TestImageDatabase(t *testing.T) {
 				run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":db")
 			} else {
 				var err error
-				if _, err = writeOCILayout(layout, e, nil, nil); err != nil {
+				if _, err = writeOCILayout(layout, e, nil, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 				run(t, skopeo, "copy", "oci:"+layout+":localhost/storepack-db:1", "oci:"+layout+":db")

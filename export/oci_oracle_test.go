@@ -57,7 +57,7 @@ func writeOCIOutputs(t testing.TB, e *gen.Export) (dir, archive string, imgs []*
 	out := t.TempDir()
 	for _, o := range []string{"layout", "image.tar"} {
 		e.Output = o
-		if _, err := writeExport(e, out, Options{}); err != nil {
+		if _, err := writeExport(&gen.Plan{}, e, out, Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}

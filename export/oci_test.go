@@ -85,7 +85,7 @@ func (c ociCase) build(t testing.TB, root string) *gen.Export {
 func writeLayout(t testing.TB, e *gen.Export) (string, []*image.Image) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
-	imgs, err := writeOCILayout(dir, e, nil, nil)
+	imgs, err := writeOCILayout(dir, e, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestWriteExportOCI(t *testing.T) {
 	c := ociCases[3] // two systems
 	out := t.TempDir()
 	e := c.build(t, "")
-	files, err := writeExport(e, out, Options{})
+	files, err := writeExport(&gen.Plan{}, e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestWriteExportOCI(t *testing.T) {
 	}
 	other := ociCases[0].build(t, "")
 	other.Output = "hello"
-	if _, err := writeExport(other, out, Options{}); err != nil {
+	if _, err := writeExport(&gen.Plan{}, other, out, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	otherImgs, err := image.Digest(other, nil)
@@ -494,7 +494,7 @@ func TestWriteExportOCI(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Output = "mine"
-	if _, err := writeExport(other, out, Options{}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
+	if _, err := writeExport(&gen.Plan{}, other, out, Options{}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
 		t.Errorf("replacing a foreign folder: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "keep" {
@@ -503,7 +503,7 @@ func TestWriteExportOCI(t *testing.T) {
 
 	// An output ending in .tar is an oci-archive of the same layout.
 	e.Output = "hello.tar"
-	files, err = writeExport(e, out, Options{})
+	files, err = writeExport(&gen.Plan{}, e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,12 +590,12 @@ func TestDockerArchiveOCI(t *testing.T) {
 
 func TestWriteOCIErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")
-	if _, err := writeOCILayout(dir, &gen.Export{Name: "x"}, nil, nil); err == nil {
+	if _, err := writeOCILayout(dir, &gen.Export{Name: "x"}, nil, nil, nil); err == nil {
 		t.Error("export without systems: no error")
 	}
 	e := ociCases[0].build(t, "")
 	e.Systems[0].Image.Compression = "lz4"
-	if _, err := writeOCILayout(dir, e, nil, nil); err == nil || !strings.Contains(err.Error(), "lz4") {
+	if _, err := writeOCILayout(dir, e, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "lz4") {
 		t.Errorf("unknown compression: %v", err)
 	}
 	e = ociCases[0].build(t, "")
@@ -604,7 +604,7 @@ func TestWriteOCIErrors(t *testing.T) {
 	}
 	out := t.TempDir()
 	e.Output = "broken"
-	if _, err := writeExport(e, out, Options{}); err == nil {
+	if _, err := writeExport(&gen.Plan{}, e, out, Options{}); err == nil {
 		t.Error("missing store item: no error")
 	}
 	if des, _ := os.ReadDir(out); len(des) != 0 {

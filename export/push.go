@@ -14,9 +14,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/attest"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/image"
@@ -55,7 +58,89 @@ type PushOptions struct {
 	// Jobs is the number of blobs uploaded at once (default GOMAXPROCS,
 	// at least 2).
 	Jobs int
+	// Plan is the plan the export belongs to, which its provenance
+	// records (spec files, variables); nil records none.
+	Plan *gen.Plan
 }
+
+// pushAttachments pushes what e's supply chain attaches to the pushed
+// image or index (digest root) in ref's repository: with a key, cosign's
+// signature image (tag sha256-<hex>.sig; in a multi-system push also one
+// per manifest) and attestation image (.att); the SBOMs and provenance as
+// OCI 1.1 referrers, through the registry's referrers API or, where it has
+// none, the fallback tag sha256-<hex>.
+func pushAttachments(e *gen.Export, plan *gen.Plan, ref name.Reference, imgs []*image.Image, root digest.Digest, opts []remote.Option) error {
+	if plan == nil {
+		plan = &gen.Plan{}
+	}
+	ch, err := newChain(plan, e)
+	if err != nil || !ch.active() {
+		return err
+	}
+	subjects, err := imageSubjects(e, imgs)
+	if err != nil {
+		return err
+	}
+	subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
+	rootDesc := imgs[0].Descriptor()
+	if len(imgs) > 1 {
+		raw, err := image.Index(e, imgs)
+		if err != nil {
+			return err
+		}
+		rootDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: root, Size: int64(len(raw))}
+	}
+	repo := ref.Context()
+	att, err := ch.attach(rootDesc, repo.Name(), subjects)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, remote.WithReferrersTagFallback(true))
+	put := func(a *attest.Artifact, at name.Reference) error {
+		for _, b := range a.Blobs {
+			if err := remote.WriteLayer(repo, static.NewLayer(b.Data, types.MediaType("application/octet-stream")), opts...); err != nil {
+				return err
+			}
+		}
+		return remote.Put(at, rawManifest{a.Manifest, types.MediaType(a.Descriptor.MediaType)}, opts...)
+	}
+	if att.signatures != nil {
+		if err := put(att.signatures, repo.Tag(attest.SignatureTag(root))); err != nil {
+			return fmt.Errorf("signature: %w", err)
+		}
+		if len(imgs) > 1 {
+			for _, img := range imgs {
+				sig, err := attest.SignatureImage([]attest.Signed{{Repository: repo.Name(), Digest: img.ManifestDigest}}, ch.key)
+				if err != nil {
+					return err
+				}
+				if err := put(sig, repo.Tag(attest.SignatureTag(img.ManifestDigest))); err != nil {
+					return fmt.Errorf("signature: %w", err)
+				}
+			}
+		}
+	}
+	if att.attestations != nil {
+		if err := put(att.attestations, repo.Tag(attest.AttestationTag(root))); err != nil {
+			return fmt.Errorf("attestations: %w", err)
+		}
+	}
+	for _, r := range att.referrers {
+		if err := put(r, repo.Digest(r.Descriptor.Digest.String())); err != nil {
+			return fmt.Errorf("referrer %s: %w", r.Descriptor.ArtifactType, err)
+		}
+	}
+	return nil
+}
+
+// rawManifest is a manifest to put as it is.
+type rawManifest struct {
+	raw       []byte
+	mediaType types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }
 
 // Push uploads e's image (one system) or image index (several) to e.Push,
 // tagged as it says, over plain http when e.Insecure. Blobs the registry
@@ -125,6 +210,9 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 		err = remote.WriteIndex(ref, &pushIndex{raw: raw, images: images}, opts...)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
+	}
+	if err := pushAttachments(e, o.Plan, ref, imgs, report.Digest, opts); err != nil {
 		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
 	for d := range layers {

@@ -296,7 +296,7 @@ func TestArchiveResumeUsesStates(t *testing.T) {
 				}
 			}
 			out := t.TempDir()
-			files, err := writeExport(e, out, Options{Cache: cache})
+			files, err := writeExport(&gen.Plan{}, e, out, Options{Cache: cache})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -385,7 +385,7 @@ func checkClones(t *testing.T, mnt string) {
 			}
 			out := filepath.Join(mnt, string(ff), "out")
 			for _, stage := range []string{"cold", "warm"} {
-				if _, err := writeExport(e, out, Options{Cache: cache}); err != nil {
+				if _, err := writeExport(&gen.Plan{}, e, out, Options{Cache: cache}); err != nil {
 					t.Fatal(err)
 				}
 				shared := sharedBytes(t, filepath.Join(out, "big.tar"))

@@ -46,7 +46,7 @@ func treeExport(t testing.TB, f format.Format, dir store.Dir, root string, items
 func writeTreeFile(t testing.TB, e *gen.Export) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, err := writeExport(e, dir, Options{})
+	files, err := writeExport(&gen.Plan{}, e, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 				out.Systems = append(out.Systems, *sys)
 			}
 			dir := t.TempDir()
-			files, err := writeExport(out, dir, Options{})
+			files, err := writeExport(&gen.Plan{}, out, dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

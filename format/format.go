@@ -104,8 +104,10 @@ type Def struct {
 	// uncompressed whatever compression says: docker archives hold plain
 	// layer tars; they take the attribute as every image does.
 	Uncompressed bool
-	// Signs is set for formats that sign their outputs with sign_key.
-	Signs bool
+	// NixSigned is set for formats whose sign_key is a Nix binary cache
+	// key that signs their narinfos; the others take a PEM key and sign
+	// as cosign verifies (package signing).
+	NixSigned bool
 	// Database is set for formats that can hold the store database of
 	// their closure (database = true).
 	Database bool
@@ -142,7 +144,7 @@ var defs = []struct {
 	{NAR, Def{Kind: Store, Ext: ".nar", PerSystem: true}},
 	{Docker, Def{Kind: Image, Ext: ".tar", Compressions: imageCompressions, Uncompressed: true, Database: true, Runs: true}},
 	{OCI, Def{Kind: Image, Compressions: imageCompressions, Database: true, Runs: true}},
-	{BinaryCache, Def{Kind: Store, Compressions: []Compression{XZ, Zstd, None}, CompressionOf: "a binary cache's NARs", Signs: true}},
+	{BinaryCache, Def{Kind: Store, Compressions: []Compression{XZ, Zstd, None}, CompressionOf: "a binary cache's NARs", NixSigned: true}},
 	{Tarball, Def{Kind: Tree, PerSystem: true, Database: true,
 		Compressions: []Compression{Gzip, Zstd, XZ, None},
 		Exts:         map[Compression]string{Gzip: ".tar.gz", Zstd: ".tar.zst", XZ: ".tar.xz", None: ".tar"}}},
@@ -210,8 +212,8 @@ func (f Format) Ext(c Compression) string {
 // OfKind lists the formats of kind k, in the order of All.
 func OfKind(k Kind) []Format { return Where(func(d Def) bool { return d.Kind == k }) }
 
-// Signing lists the formats that take sign_key.
-func Signing() []Format { return Where(func(d Def) bool { return d.Signs }) }
+// NixSigning lists the formats whose sign_key is a Nix key.
+func NixSigning() []Format { return Where(func(d Def) bool { return d.NixSigned }) }
 
 // Where lists the formats whose Def satisfies pred, in the order of All.
 func Where(pred func(Def) bool) []Format {

@@ -76,7 +76,7 @@ func TestJoin(t *testing.T) {
 		{[]Format{NAR}, "nar"},
 		{OfKind(Image), "docker and oci"},
 		{All(), "nar, docker, oci, binary-cache, tarball, deb, rpm and squashfs"},
-		{Signing(), "binary-cache"},
+		{NixSigning(), "binary-cache"},
 	} {
 		if got := Join(tt.in); got != tt.want {
 			t.Errorf("Join(%v) = %q, want %q", tt.in, got, tt.want)

@@ -28,6 +28,12 @@ func Generate(sp *spec.Spec) (*Plan, error) {
 		g.sources[sp.Sources[i].StorePath] = &sp.Sources[i]
 	}
 	plan := &Plan{StoreDir: sp.Store.Dir}
+	for _, f := range sp.Files {
+		plan.SpecFiles = append(plan.SpecFiles, SpecFile{Path: f, SHA256: sp.FileSHA256[f]})
+	}
+	if len(sp.Variables) > 0 {
+		plan.Variables = sp.Variables
+	}
 	for i := range sp.Exports {
 		e, err := g.export(&sp.Exports[i])
 		if err != nil {
@@ -47,7 +53,7 @@ type generator struct {
 
 func (g *generator) export(e *spec.Export) (*Export, error) {
 	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
-		Compression: e.Compression, SignKey: e.SignKey}
+		Compression: e.Compression, SignKey: e.SignKey, SBOM: e.SBOM, Provenance: e.Provenance}
 	for i := range e.Systems {
 		ss := &e.Systems[i]
 		sys := &System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}

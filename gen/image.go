@@ -5,9 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/platform"
@@ -35,6 +38,10 @@ type Image struct {
 	Compression format.Compression `json:"compression,omitempty"`
 	// Config holds the settings of the image's config.
 	Config ImageConfig `json:"config"`
+	// Annotations go on the image's manifest (and the index's): the
+	// standard OCI ones storepack knows (created; version, from a tag
+	// other than latest) and the spec's, which override them.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // MTime is the modification time of every tar entry of the image, in Unix
@@ -115,7 +122,7 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		return nil, err
 	}
 
-	img := &Image{Platform: plat, Tag: tag, Created: created}
+	img := &Image{Platform: plat, Tag: tag, Created: created, Annotations: annotations(e, created)}
 	if !e.Format.Def().Uncompressed {
 		img.Compression = e.Image.Compression
 		if img.Compression == "" {
@@ -173,6 +180,17 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		Volumes:      slices.Clone(e.Image.Volumes),
 	}
 	return img, nil
+}
+
+// annotations are the manifest annotations of e's images: the version is
+// the tag the spec gives (not a system's tag), unless it is latest.
+func annotations(e *spec.Export, created time.Time) map[string]string {
+	a := map[string]string{ocispec.AnnotationCreated: created.Format(time.RFC3339)}
+	if _, t, err := spec.ParseReference(e.Image.Tag); err == nil && e.Image.Tag != "" && t != "" && t != "latest" {
+		a[ocispec.AnnotationVersion] = t
+	}
+	maps.Copy(a, e.Image.Annotations)
+	return a
 }
 
 // specSystem finds the spec's block for system name, or nil.

@@ -23,6 +23,17 @@ type Plan struct {
 	StoreDir store.Dir `json:"store_dir"`
 	// Exports are the spec's exports, sorted by name.
 	Exports []Export `json:"exports"`
+	// SpecFiles are the spec's files and Variables the values of its
+	// variables (as JSON): what an export's provenance records.
+	SpecFiles []SpecFile        `json:"spec_files,omitempty"`
+	Variables map[string]string `json:"variables,omitempty"`
+}
+
+// SpecFile is one file of the spec, relative to its folder, with the
+// sha256 (hex) of its bytes.
+type SpecFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
 }
 
 // Export is the plan of one export block.
@@ -36,10 +47,15 @@ type Export struct {
 	Insecure bool   `json:"insecure,omitempty"`
 	// Compression is the compression of what a format other than an
 	// image's compresses (a binary cache's NARs: xz, zstd, none; a
-	// tree's output); SignKey the secret key file that signs a binary
-	// cache's narinfos.
+	// tree's output); SignKey the secret key file that signs the outputs
+	// (a binary cache's narinfos with a Nix key; the others with a PEM
+	// key, as cosign verifies).
 	Compression format.Compression `json:"compression,omitempty"`
 	SignKey     string             `json:"sign_key,omitempty"`
+	// SBOM lists the SBOM formats written beside each output ("spdx",
+	// "cyclonedx"); Provenance asks for the in-toto provenance statement.
+	SBOM       []string `json:"sbom,omitempty"`
+	Provenance bool     `json:"provenance,omitempty"`
 	// Systems are the export's systems in spec order.
 	Systems []System `json:"systems"`
 }

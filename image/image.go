@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	digest "github.com/opencontainers/go-digest"
@@ -123,7 +124,8 @@ func (img *Image) manifest() (*ocispec.Manifest, error) {
 			Digest:    img.ConfigDigest,
 			Size:      int64(len(img.Config)),
 		},
-		Layers: make([]ocispec.Descriptor, 0, len(img.Blobs)),
+		Layers:      make([]ocispec.Descriptor, 0, len(img.Blobs)),
+		Annotations: img.Plan.Annotations,
 	}
 	for _, b := range img.Blobs {
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.BlobSize})
@@ -190,7 +192,11 @@ func Index(e *gen.Export, imgs []*Image) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx.Annotations = map[string]string{ocispec.AnnotationRefName: tag}
+	idx.Annotations = map[string]string{}
+	if len(imgs) > 0 {
+		maps.Copy(idx.Annotations, imgs[0].Plan.Annotations)
+	}
+	idx.Annotations[ocispec.AnnotationRefName] = tag
 	b, err := Marshal(idx)
 	if err != nil {
 		return nil, fmt.Errorf("export %q: index: %w", e.Name, err)

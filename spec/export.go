@@ -39,13 +39,12 @@ var formatAttrs = []struct {
 	names []string
 	takes func(format.Def) bool
 }{
-	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure"},
+	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations"},
 		func(d format.Def) bool { return d.Kind == format.Image }},
 	{[]string{"entrypoint", "cmd", "env"}, func(d format.Def) bool { return d.Runs }},
 	{[]string{"symlinks", "created"}, func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }},
 	{[]string{"compression"}, func(d format.Def) bool { return d.Compressions != nil }},
 	{[]string{"database"}, func(d format.Def) bool { return d.Database }},
-	{[]string{"sign_key"}, func(d format.Def) bool { return d.Signs }},
 }
 
 var exportSchema = &hcl.BodySchema{
@@ -57,6 +56,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
 		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
+		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "system", LabelNames: []string{"name"}},
@@ -182,9 +182,8 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		e.Compression = l.compression(d)
 	}
 	l.output(d)
-	if def.Signs {
-		l.signKey(d)
-	}
+	l.signKey(d, def)
+	l.supplyChain(d)
 	if def.Kind == format.Image || def.Kind == format.Tree {
 		l.symlinks(d)
 		l.created(d)
@@ -391,10 +390,10 @@ func (l *loader) compression(d *exportDecl) format.Compression {
 	return format.Compression(c)
 }
 
-// signKey decodes the signing key of a format that signs, which is read
-// and checked here so that a missing or bad key is reported at its
-// attribute.
-func (l *loader) signKey(d *exportDecl) {
+// signKey decodes the signing key, which is read and checked here so that
+// a missing or bad key is reported at its attribute: a Nix key for formats
+// that sign narinfos, a PEM key for the others.
+func (l *loader) signKey(d *exportDecl, def format.Def) {
 	e, attrs := &d.e, d.attrs
 	a := attrs["sign_key"]
 	p, set, ok := l.evalString(a)
@@ -402,12 +401,45 @@ func (l *loader) signKey(d *exportDecl) {
 		return
 	}
 	if p == "" {
-		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "sign_key is the path of a secret key file, not an empty string; leave it out for an unsigned cache.")
+		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "sign_key is the path of a secret key file, not an empty string; leave it out for unsigned outputs.")
 		return
 	}
 	e.SignKey = l.absPath(p)
-	if _, err := signing.ReadSecretKey(e.SignKey); err != nil {
-		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Make a key pair with `storepack keygen NAME` or `nix-store --generate-binary-cache-key NAME SECRET PUBLIC`.", upperFirst(err.Error()))
+	if def.NixSigned {
+		if _, err := signing.ReadSecretKey(e.SignKey); err != nil {
+			l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Make a key pair with `storepack keygen NAME` or `nix-store --generate-binary-cache-key NAME SECRET PUBLIC`.", upperFirst(err.Error()))
+		}
+		return
+	}
+	if _, err := signing.ReadPEMKey(e.SignKey, l.env); err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Exports of format %q are signed with a PEM key: ed25519 or ECDSA P-256 in PKCS#8 (`storepack keygen --pem NAME`), or a cosign key with its password in %s.", upperFirst(err.Error()), e.Format, signing.PasswordEnv)
+	}
+}
+
+// supplyChain decodes sbom and provenance, which every format takes.
+func (l *loader) supplyChain(d *exportDecl) {
+	e, attrs := &d.e, d.attrs
+	if a := attrs["sbom"]; a != nil {
+		list, set, ok := l.stringList(a)
+		if ok && set {
+			seen := map[string]bool{}
+			for _, f := range list {
+				switch {
+				case f != "spdx" && f != "cyclonedx":
+					l.errorf(a.Expr.Range().Ptr(), "Invalid sbom", "%q is not an SBOM format: sbom takes \"spdx\" (SPDX 2.3 JSON) and \"cyclonedx\" (CycloneDX JSON).", f)
+				case seen[f]:
+					l.errorf(a.Expr.Range().Ptr(), "Invalid sbom", "%q is listed twice.", f)
+				default:
+					seen[f] = true
+					e.SBOM = append(e.SBOM, f)
+				}
+			}
+		}
+	}
+	if a := attrs["provenance"]; a != nil {
+		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
+			e.Provenance = v.True()
+		}
 	}
 }
 
@@ -422,6 +454,12 @@ func (l *loader) image(d *exportDecl) {
 	} else if ok && !refPathComponent.MatchString(e.Name) {
 		l.errorf(d.block.LabelRanges[0].Ptr(), "Invalid default tag", "Without a tag, the image's name is the export's name, and %q is not a valid image name (lower-case letters and digits separated by '.', '_' or '-'): set tag.", e.Name)
 	}
+	im.Annotations = l.stringMap(attrs["annotations"], "Invalid annotation", func(k, _ string) string {
+		if k == "" {
+			return "an annotation's key must be non-empty"
+		}
+		return ""
+	})
 	im.Labels = l.stringMap(attrs["labels"], "Invalid label", func(k, _ string) string {
 		if k == "" {
 			return "a label's name must not be empty"

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/storepack/storepack/store"
 )
@@ -184,7 +186,19 @@ func (l *loader) load() *Spec {
 		l.evalSource(l.sources[name])
 	}
 
-	sp := &Spec{Dir: l.absDir, Files: names, Store: l.store.value}
+	sp := &Spec{Dir: l.absDir, Files: names, Store: l.store.value, FileSHA256: map[string]string{}, Variables: map[string]string{}}
+	for _, name := range names {
+		if f := l.parser.Files()[filepath.Join(l.dir, name)]; f != nil {
+			sp.FileSHA256[name] = fmt.Sprintf("%x", sha256.Sum256(f.Bytes))
+		}
+	}
+	for _, name := range sortedKeys(l.vars) {
+		if v := l.vars[name]; v.value.IsWhollyKnown() && v.value != cty.NilVal {
+			if b, err := ctyjson.Marshal(v.value, v.value.Type()); err == nil {
+				sp.Variables[name] = string(b)
+			}
+		}
+	}
 	for _, name := range sortedKeys(l.sources) {
 		if s := l.sources[name]; s.ok {
 			sp.Sources = append(sp.Sources, s.value)

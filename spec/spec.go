@@ -66,8 +66,13 @@ import (
 type Spec struct {
 	// Dir is the folder the spec files were loaded from (absolute).
 	Dir string
-	// Files are the spec files loaded, sorted, relative to Dir.
-	Files []string
+	// Files are the spec files loaded, sorted, relative to Dir, and
+	// FileSHA256 the sha256 (hex) of each, by name: what provenance
+	// records.
+	Files      []string
+	FileSHA256 map[string]string `json:",omitempty"`
+	// Variables are the values of the spec's variables, each as JSON.
+	Variables map[string]string `json:",omitempty"`
 	// Store is the store block, with defaults applied.
 	Store Store
 	// Sources are the source blocks, sorted by name.
@@ -152,10 +157,16 @@ type Export struct {
 	// output (a tarball's: "gzip", "zstd", "xz" or "none"); "" for
 	// formats that take none. Images have theirs in Image.
 	Compression format.Compression `json:",omitempty"`
-	// SignKey is the secret key file (absolute) that signs a binary-cache
-	// export's narinfos, or "" for unsigned ones. Load checks it; the
+	// SignKey is the secret key file (absolute) that signs the export, or
+	// "": a Nix key for a binary cache's narinfos (format.Def.NixSigned),
+	// else a PEM key (ed25519 or ECDSA P-256, PKCS#8, or cosign's
+	// encrypted key) for signatures cosign verifies. Load checks it; the
 	// export reads it again when it writes.
 	SignKey string `json:",omitempty"`
+	// SBOM lists the SBOM formats written beside the output ("spdx",
+	// "cyclonedx"); Provenance asks for an in-toto provenance statement.
+	SBOM       []string `json:",omitempty"`
+	Provenance bool     `json:",omitempty"`
 	// Range is where the block is; Attrs where each attribute set is, by name.
 	Range hcl.Range
 	Attrs map[string]hcl.Range
@@ -182,6 +193,8 @@ type Image struct {
 	Volumes      []string
 	MaxLayers    int                // 1..127, default 100
 	Compression  format.Compression // "none", "gzip" or "zstd"
+	// Annotations go on every image manifest and on the index.
+	Annotations map[string]string `json:",omitempty"`
 }
 
 // Package is the package metadata of a deb or rpm export.

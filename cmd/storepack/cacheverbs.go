@@ -11,10 +11,21 @@ import (
 var keygenVerb = &verb{
 	name:     "keygen",
 	operands: "NAME [SECRET-FILE PUBLIC-FILE]",
-	summary:  "Make a binary cache signing key pair, as nix-store --generate-binary-cache-key: into the two files (never overwritten), or printed secret then public.",
+	summary:  "Make a binary cache signing key pair, as nix-store --generate-binary-cache-key: into the two files (never overwritten), or printed secret then public. With --pem, an ed25519 pair for the other formats' sign_key and cosign: NAME.key (PKCS#8) and NAME.pub.",
 	min:      1, max: 3,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		pemKey := fs.Bool("pem", false, "write an ed25519 PEM pair NAME.key and NAME.pub (what sign_key takes on formats other than binary-cache, and `cosign verify --key NAME.pub`)")
 		return func(e *env, args []string) error {
+			if *pemKey {
+				if len(args) != 1 {
+					return &usageError{msg: "keygen --pem: give NAME alone"}
+				}
+				if err := signing.WritePEMFiles(args[0]+".key", args[0]+".pub"); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s.key\n%s.pub\n", args[0], args[0])
+				return nil
+			}
 			switch len(args) {
 			case 1:
 				sec, pub, err := signing.Keygen(args[0])

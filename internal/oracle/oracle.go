@@ -1,12 +1,14 @@
 // Package oracle finds the real tools that storepack's output is checked
-// against (Nix, skopeo, umoci, podman, a registry) for tests. A missing tool
+// against (Nix, skopeo, umoci, podman, a registry, cosign) for tests. A missing tool
 // fails the test when STOREPACK_ORACLES=require (as in CI) and skips it,
 // naming the tool and its Debian package, otherwise: never silently.
 package oracle
 
 import (
+	"go/build"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -41,6 +43,12 @@ var packages = map[string]string{
 	"rpm":             "rpm",
 }
 
+// goInstalled are the tools built from the Go module proxy, with the
+// command that installs them into GOPATH/bin.
+var goInstalled = map[string]string{
+	"cosign": "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+}
+
 // Required reports whether missing tools must fail tests.
 func Required() bool { return os.Getenv(RequireEnv) == "require" }
 
@@ -66,14 +74,28 @@ func Require(t testing.TB, tool string) string {
 	if err == nil {
 		return p
 	}
-	pkg := packages[tool]
-	if pkg == "" {
-		pkg = tool
+	var msg string
+	if install, ok := goInstalled[tool]; ok {
+		if p := filepath.Join(build.Default.GOPATH, "bin", tool); isExecutable(p) {
+			return p
+		}
+		msg = tool + " is not installed (" + install + "; bash .ci/run --install-only installs it)"
+	} else {
+		pkg := packages[tool]
+		if pkg == "" {
+			pkg = tool
+		}
+		msg = tool + " is not installed (Debian package " + pkg + "; bash .ci/run --install-only installs it)"
 	}
-	msg := tool + " is not installed (Debian package " + pkg + "; bash .ci/run --install-only installs it)"
 	if Required() {
 		t.Fatalf("%s, and %s=require says the real tools must be present", msg, RequireEnv)
 	}
 	t.Skipf("%s; set %s=require to make this a failure", msg, RequireEnv)
 	return ""
+}
+
+// isExecutable reports whether p is an executable file.
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/internal/oracle"
+)
+
+// supplySpec adds exports with SBOMs, provenance and signatures by the
+// key dir/release.key to the test spec in dir.
+func supplySpec(t *testing.T, dir, push string) {
+	t.Helper()
+	ok(t, nil, "keygen", "--pem", filepath.Join(dir, "release"))
+	spec := `locals {
+  greeting = "/gnu/store/bccn8y94f8gq8v2vx3j2rlvg1chb1xhq-greeting"
+}
+
+export "signed-tarball" {
+  format     = "tarball"
+  paths      = [local.greeting, source.app.store_path]
+  systems    = ["x86_64-linux"]
+  sbom       = ["spdx", "cyclonedx"]
+  provenance = true
+  sign_key   = "release.key"
+}
+
+export "signed-layout" {
+  format      = "oci"
+  paths       = [local.greeting]
+  systems     = ["x86_64-linux", "aarch64-linux"]
+  tag         = "greeting:1.0"
+  sbom        = ["spdx", "cyclonedx"]
+  provenance  = true
+  sign_key    = "release.key"
+  annotations = { "org.opencontainers.image.source" = "https://example.org/greeting" }
+}
+
+export "signed-docker" {
+  format   = "docker"
+  paths    = [local.greeting]
+  systems  = ["x86_64-linux"]
+  sbom     = ["cyclonedx"]
+  sign_key = "release.key"
+}
+`
+	if push != "" {
+		spec += `
+export "signed-push" {
+  format     = "oci"
+  paths      = [local.greeting]
+  systems    = ["x86_64-linux", "aarch64-linux"]
+  tag        = "greeting:1.0"
+  sbom       = ["spdx", "cyclonedx"]
+  provenance = true
+  sign_key   = "release.key"
+  push       = "` + push + `"
+  insecure   = true
+}
+`
+	}
+	if err := os.WriteFile(filepath.Join(dir, "supply.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cosign runs the real cosign offline (no transparency log, a TUF root of
+// its own) and returns its combined output; want says whether it must
+// succeed.
+func cosign(t *testing.T, want bool, args ...string) string {
+	t.Helper()
+	bin := oracle.Require(t, "cosign")
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TUF_ROOT="+t.TempDir(), "SIGSTORE_NO_CACHE=true")
+	out, err := cmd.CombinedOutput()
+	if (err == nil) != want {
+		t.Errorf("cosign %s: %v (want success %v)\n%s", strings.Join(args, " "), err, want, out)
+	}
+	return string(out)
+}
+
+// TestSupplyChainFiles: SBOMs, provenance and blob signatures beside the
+// outputs, checked by the real cosign; an OCI layout that cosign verifies
+// itself, signatures and attestations of each predicate type.
+func TestSupplyChainFiles(t *testing.T) {
+	oracle.Require(t, "cosign")
+	dir := specDir(t)
+	supplySpec(t, dir, "")
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, nil, "export", "-q", "-C", dir, "--out", out, "signed-tarball", "signed-layout", "signed-docker")
+	pub := filepath.Join(dir, "release.pub")
+	o := func(name string) string { return filepath.Join(out, name) }
+
+	// Blob signatures of every file written beside an output, and of the
+	// outputs that are files.
+	for _, f := range []string{
+		"signed-tarball.tar.gz", "signed-tarball.tar.gz.spdx.json", "signed-tarball.tar.gz.cdx.json", "signed-tarball.tar.gz.intoto.json",
+		"signed-layout.spdx.json", "signed-layout.cdx.json", "signed-layout.intoto.json",
+		"signed-docker.tar", "signed-docker.tar.cdx.json",
+	} {
+		cosign(t, true, "verify-blob", "--insecure-ignore-tlog", "--key", pub, "--signature", o(f+".sig"), o(f))
+	}
+	// A changed byte fails.
+	b, err := os.ReadFile(o("signed-tarball.tar.gz.spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := filepath.Join(t.TempDir(), "tampered.json")
+	os.WriteFile(tampered, bytes.Replace(b, []byte("SPDX-2.3"), []byte("SPDX-2.2"), 1), 0o644)
+	cosign(t, false, "verify-blob", "--insecure-ignore-tlog", "--key", pub, "--signature", o("signed-tarball.tar.gz.spdx.json.sig"), tampered)
+
+	// The layout: the index signed, the three attestations.
+	cosign(t, true, "verify", "--insecure-ignore-tlog", "--key", pub, "--local-image", o("signed-layout"))
+	for _, typ := range []string{"spdxjson", "cyclonedx", "slsaprovenance1"} {
+		cosign(t, true, "verify-attestation", "--insecure-ignore-tlog", "--key", pub, "--type", typ, "--local-image", o("signed-layout"))
+	}
+	// Another key fails.
+	other := filepath.Join(t.TempDir(), "other")
+	ok(t, nil, "keygen", "--pem", other)
+	cosign(t, false, "verify", "--insecure-ignore-tlog", "--key", other+".pub", "--local-image", o("signed-layout"))
+	cosign(t, false, "verify-blob", "--insecure-ignore-tlog", "--key", other+".pub", "--signature", o("signed-docker.tar.sig"), o("signed-docker.tar"))
+
+	// The provenance names the output file and every image.
+	var st struct {
+		Type    string `json:"_type"`
+		Subject []struct {
+			Name   string
+			Digest map[string]string
+		}
+		PredicateType string
+	}
+	pb, _ := os.ReadFile(o("signed-layout.intoto.json"))
+	if err := json.Unmarshal(pb, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != "https://in-toto.io/Statement/v1" || st.PredicateType != "https://slsa.dev/provenance/v1" || len(st.Subject) != 4 {
+		t.Errorf("provenance: %s %s, %d subjects (want index.json, two manifests and the index):\n%s", st.Type, st.PredicateType, len(st.Subject), pb)
+	}
+	if bytes.Contains(pb, []byte("2026-")) || bytes.Contains(pb, []byte("startedOn")) {
+		t.Errorf("the provenance holds a time:\n%s", pb)
+	}
+	// skopeo still reads the layout's image by its tag, with the
+	// annotations.
+	raw := oracleOutput(t, "skopeo", "inspect", "--raw", "oci:"+o("signed-layout")+":greeting:1.0")
+	for _, want := range []string{`"org.opencontainers.image.source":"https://example.org/greeting"`, `"org.opencontainers.image.created":`, `"org.opencontainers.image.version":"1.0"`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("skopeo inspect --raw: no %s in\n%s", want, raw)
+		}
+	}
+}
+
+// TestSupplyChainPush: a pushed image's signatures and attestations, as
+// cosign finds them in a registry, and the SBOM and provenance referrers
+// under the fallback tag (the loopback registry has no referrers API).
+func TestSupplyChainPush(t *testing.T) {
+	oracle.Require(t, "cosign")
+	host := oracle.StartRegistry(t).Host
+	dir := specDir(t)
+	ref := host + "/team/greeting:1.0"
+	supplySpec(t, dir, ref)
+	ok(t, nil, "push", "-C", dir, "signed-push")
+	pub := filepath.Join(dir, "release.pub")
+	cosign(t, true, "verify", "--insecure-ignore-tlog", "--allow-insecure-registry", "--key", pub, ref)
+	for _, typ := range []string{"spdxjson", "cyclonedx", "slsaprovenance1"} {
+		cosign(t, true, "verify-attestation", "--insecure-ignore-tlog", "--allow-insecure-registry", "--key", pub, "--type", typ, ref)
+	}
+	// Each system's manifest is signed too.
+	var idx struct{ Manifests []struct{ Digest string } }
+	if err := json.Unmarshal([]byte(oracleOutput(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+ref)), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 2 {
+		t.Fatalf("the pushed index lists %d manifests", len(idx.Manifests))
+	}
+	for _, m := range idx.Manifests {
+		cosign(t, true, "verify", "--insecure-ignore-tlog", "--allow-insecure-registry", "--key", pub, host+"/team/greeting@"+m.Digest)
+	}
+	// The referrers fallback tag lists the SBOMs and the provenance.
+	digest := strings.TrimSpace(oracleOutput(t, "skopeo", "inspect", "--format", "{{.Digest}}", "--tls-verify=false", "docker://"+ref))
+	fallback := host + "/team/greeting:" + strings.Replace(digest, ":", "-", 1)
+	var refs struct {
+		Manifests []struct{ ArtifactType string }
+	}
+	if err := json.Unmarshal([]byte(oracleOutput(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+fallback)), &refs); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, m := range refs.Manifests {
+		types = append(types, m.ArtifactType)
+	}
+	got := strings.Join(types, " ")
+	for _, want := range []string{"application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the referrers fallback tag lists %q, want %s among them", got, want)
+		}
+	}
+}
+
+// oracleOutput runs a real tool and returns its standard output.
+func oracleOutput(t *testing.T, tool string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(oracle.Require(t, tool), args...).Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v", tool, strings.Join(args, " "), err)
+	}
+	return string(out)
+}

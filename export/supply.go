@@ -1,0 +1,346 @@
+package export
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/attest"
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/version"
+	"github.com/storepack/storepack/sbom"
+	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/spec"
+)
+
+// chain is the supply chain of one export: what is written beside its
+// outputs (SBOMs, the provenance statement, signatures; docs/supply-chain.md)
+// and, for OCI layouts and pushes, attached to its images (cosign's
+// signature and attestation images, and OCI 1.1 referrers). It reads the
+// plan; the images' digests are what the image writers computed.
+type chain struct {
+	plan *gen.Plan
+	e    *gen.Export
+	// key signs (a PEM key); nil for unsigned exports and for binary
+	// caches, whose narinfos their writer signs with a Nix key.
+	key *signing.Key
+	// images are the export's images, as its writer computed them.
+	images []*image.Image
+}
+
+// noteImages records the images an image writer wrote; c may be nil.
+func (c *chain) noteImages(imgs []*image.Image) {
+	if c != nil {
+		c.images = imgs
+	}
+}
+
+// newChain reads e's signing key, when it has a PEM one.
+func newChain(plan *gen.Plan, e *gen.Export) (*chain, error) {
+	c := &chain{plan: plan, e: e}
+	if e.SignKey != "" && !e.Format.Def().NixSigned {
+		k, err := signing.ReadPEMKey(e.SignKey, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.key = k
+	}
+	return c, nil
+}
+
+// active reports whether the export asks for anything of the chain.
+func (c *chain) active() bool {
+	return c != nil && (c.key != nil || len(c.e.SBOM) > 0 || c.e.Provenance)
+}
+
+// created is the time SBOMs record: the export's created time (that of
+// its images or trees), else spec.DefaultCreated's.
+func (c *chain) created() time.Time {
+	for _, s := range c.e.Systems {
+		switch {
+		case s.Image != nil:
+			return s.Image.Created
+		case s.Tree != nil:
+			return s.Tree.Created
+		}
+	}
+	t, _ := time.Parse(time.RFC3339, spec.DefaultCreated)
+	return t
+}
+
+// sboms returns the export's SBOM documents of sys (every system when
+// nil), named name, in the order the spec lists their formats.
+func (c *chain) sboms(sys *gen.System, name string) ([]sbomDoc, error) {
+	var docs []sbomDoc
+	cl := sbom.Of(c.e, sys, name, c.created(), version.Get())
+	for _, f := range c.e.SBOM {
+		b, err := sbom.Write(sbom.Format(f), cl)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, sbomDoc{sbom.Format(f), b})
+	}
+	return docs, nil
+}
+
+// sbomDoc is one SBOM document.
+type sbomDoc struct {
+	format sbom.Format
+	data   []byte
+}
+
+// predicateType is the in-toto predicate type of an SBOM format, and
+// artifactType its OCI artifact type.
+func (d sbomDoc) predicateType() string {
+	if d.format == sbom.SPDX {
+		return attest.SPDXType
+	}
+	return attest.CycloneDXType
+}
+
+func (d sbomDoc) artifactType() string {
+	if d.format == sbom.SPDX {
+		return attest.SPDXArtifactType
+	}
+	return attest.CycloneDXArtifactType
+}
+
+// build is what the provenance records the export was made from.
+func (c *chain) build() attest.Build {
+	b := attest.Build{Export: c.e.Name, SpecFiles: c.plan.SpecFiles, Variables: c.plan.Variables, Tool: version.Get()}
+	b.Items = sbom.Of(c.e, nil, c.e.Name, c.created(), "").Items
+	return b
+}
+
+// imageSubjects are the subjects of imgs: each manifest, and the index of
+// a multi-system export, named by their tags.
+func imageSubjects(e *gen.Export, imgs []*image.Image) ([]attest.Subject, error) {
+	var subs []attest.Subject
+	for _, img := range imgs {
+		subs = append(subs, attest.Subject{Name: img.Plan.Tag, Digest: img.ManifestDigest})
+	}
+	if len(imgs) > 1 {
+		ib, err := image.Index(e, imgs)
+		if err != nil {
+			return nil, err
+		}
+		tag, err := e.IndexTag()
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, attest.Subject{Name: tag, Digest: digest.FromBytes(ib)})
+	}
+	return subs, nil
+}
+
+// attachments are the artifacts an image (or index) root carries: with a
+// key, cosign's signature image (root signed as repository) and
+// attestation image (the SBOMs and provenance as DSSE envelopes of
+// statements about root); and, with or without a key, one OCI 1.1
+// referrer per SBOM and for the provenance, whose subject is root.
+type attachments struct {
+	signatures   *attest.Artifact
+	attestations *attest.Artifact
+	referrers    []*attest.Artifact
+}
+
+// attach builds root's attachments. subjects are the statements'
+// subjects (root first).
+func (c *chain) attach(root ocispec.Descriptor, repository string, subjects []attest.Subject) (*attachments, error) {
+	a := &attachments{}
+	docs, err := c.sboms(nil, c.e.Name)
+	if err != nil {
+		return nil, err
+	}
+	var atts []attest.Attestation
+	statement := func(predicateType string, predicate []byte) ([]byte, error) {
+		return attest.Statement(subjects, predicateType, predicate)
+	}
+	for _, d := range docs {
+		ref, err := attest.Referrer(root, d.artifactType(), d.data, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.referrers = append(a.referrers, ref)
+		if c.key != nil {
+			st, err := statement(d.predicateType(), d.data)
+			if err != nil {
+				return nil, err
+			}
+			atts = append(atts, attest.Attestation{PredicateType: d.predicateType(), Envelope: nil})
+			if atts[len(atts)-1].Envelope, err = c.envelope(st); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.e.Provenance {
+		st, err := attest.Provenance(subjects, c.build())
+		if err != nil {
+			return nil, err
+		}
+		ref, err := attest.Referrer(root, attest.ProvenanceArtifactType, st, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.referrers = append(a.referrers, ref)
+		if c.key != nil {
+			env, err := c.envelope(st)
+			if err != nil {
+				return nil, err
+			}
+			atts = append(atts, attest.Attestation{PredicateType: attest.ProvenanceType, Envelope: env})
+		}
+	}
+	if c.key != nil {
+		if a.signatures, err = attest.SignatureImage([]attest.Signed{{Repository: repository, Digest: root.Digest}}, c.key); err != nil {
+			return nil, err
+		}
+		if len(atts) > 0 {
+			if a.attestations, err = attest.AttestationImage(atts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return a, nil
+}
+
+// envelope signs a statement into a DSSE envelope, compact.
+func (c *chain) envelope(statement []byte) ([]byte, error) {
+	compact, err := attest.Compact(statement)
+	if err != nil {
+		return nil, err
+	}
+	return attest.Envelope(compact, c.key)
+}
+
+// repository is the repository part of an image tag.
+func repository(tag string) string {
+	name, _, _ := strings.Cut(tag, "@")
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	return name
+}
+
+// sideBase is the name the side files of output f start with: the file,
+// or the folder of a format that writes one.
+func (c *chain) sideBase(f File) string {
+	if c.e.Format == format.BinaryCache || (c.e.Format == format.OCI && !strings.HasSuffix(c.e.Output, ".tar")) {
+		return c.e.Output
+	}
+	return f.Path
+}
+
+// writeFiles writes the side files of the export's outputs files into
+// outDir: per output, its SBOMs, its provenance statement and, with a key,
+// a signature of the output (files only) and of each side file, as
+// `cosign verify-blob` checks them. imgs are the export's images (nil for
+// other formats). It returns the files written.
+func (c *chain) writeFiles(outDir string, files []File, imgs []*image.Image) ([]File, error) {
+	if !c.active() {
+		return nil, nil
+	}
+	imgSubjects, err := imageSubjects(c.e, imgs)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	write := func(rel string, data []byte) error {
+		f, err := writeAtomic(outDir, rel, func(w io.Writer) error { _, err := w.Write(data); return err })
+		if err != nil {
+			return err
+		}
+		f.Export = c.e.Name
+		out = append(out, f)
+		if c.key != nil {
+			sig, err := c.key.Sign(data)
+			if err != nil {
+				return fmt.Errorf("%s: sign: %w", rel, err)
+			}
+			return c.writeSig(outDir, rel, sig, &out)
+		}
+		return nil
+	}
+	// Outputs in groups of one base: a per-system file, or the export's
+	// one output (a folder's files share its base).
+	var bases []string
+	group := map[string][]File{}
+	for _, f := range files {
+		b := c.sideBase(f)
+		if _, ok := group[b]; !ok {
+			bases = append(bases, b)
+		}
+		group[b] = append(group[b], f)
+	}
+	for _, base := range bases {
+		fs := group[base]
+		var sys *gen.System
+		if fs[0].System != "" {
+			for i := range c.e.Systems {
+				if c.e.Systems[i].Name == fs[0].System {
+					sys = &c.e.Systems[i]
+				}
+			}
+		}
+		docs, err := c.sboms(sys, path.Base(base))
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			if err := write(base+d.format.Ext(), d.data); err != nil {
+				return nil, err
+			}
+		}
+		if c.e.Provenance {
+			var subs []attest.Subject
+			for _, f := range fs {
+				subs = append(subs, attest.Subject{Name: f.Path, Digest: digest.NewDigestFromEncoded(digest.SHA256, f.SHA256)})
+			}
+			subs = append(subs, imgSubjects...)
+			st, err := attest.Provenance(subs, c.build())
+			if err != nil {
+				return nil, err
+			}
+			if err := write(base+".intoto.json", st); err != nil {
+				return nil, err
+			}
+		}
+		if c.key != nil && base == fs[0].Path {
+			sum, err := hex.DecodeString(fs[0].SHA256)
+			if err != nil {
+				return nil, err
+			}
+			sig, err := c.key.SignFile(filepath.Join(outDir, filepath.FromSlash(base)), sum)
+			if err != nil {
+				return nil, fmt.Errorf("%s: sign: %w", base, err)
+			}
+			if err := c.writeSig(outDir, base, sig, &out); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// writeSig writes rel.sig: the base64 signature, as `cosign sign-blob`
+// writes it.
+func (c *chain) writeSig(outDir, rel string, sig []byte, out *[]File) error {
+	enc := base64.StdEncoding.EncodeToString(sig)
+	f, err := writeAtomic(outDir, rel+".sig", func(w io.Writer) error { _, err := w.Write([]byte(enc)); return err })
+	if err != nil {
+		return err
+	}
+	f.Export = c.e.Name
+	*out = append(*out, f)
+	return nil
+}
