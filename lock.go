@@ -16,7 +16,8 @@ import (
 )
 
 // Lock is what storepack.lock holds: for each export and system the
-// closure's digest, and the digest and size of every output file.
+// closure's digest, and the digest and size of every output file but
+// those that vary by design (export.File.Varies: ECDSA signatures).
 type Lock struct {
 	Version int          `json:"version"`
 	Exports []LockExport `json:"exports"`
@@ -45,7 +46,7 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 			le.Systems = append(le.Systems, LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)})
 		}
 		for _, f := range files {
-			if f.Export == e.Name {
+			if f.Export == e.Name && !f.Varies {
 				le.Files = append(le.Files, f)
 			}
 		}

@@ -42,6 +42,10 @@ type File struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+	// Varies is set for files whose bytes differ from run to run by
+	// design: the signatures of an ECDSA key (randomised nonces). Lock
+	// files leave them out.
+	Varies bool `json:"-"`
 }
 
 // OutLockFile is the lock file Write holds in the output folder while it

@@ -341,6 +341,7 @@ func (c *chain) writeSig(outDir, rel string, sig []byte, out *[]File) error {
 		return err
 	}
 	f.Export = c.e.Name
+	f.Varies = !c.key.Deterministic()
 	*out = append(*out, f)
 	return nil
 }

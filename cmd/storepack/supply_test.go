@@ -2,7 +2,13 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,8 +186,17 @@ func TestSupplyChainPush(t *testing.T) {
 	for _, m := range idx.Manifests {
 		cosign(t, true, "verify", "--insecure-ignore-tlog", "--allow-insecure-registry", "--key", pub, host+"/team/greeting@"+m.Digest)
 	}
-	// The referrers fallback tag lists the SBOMs and the provenance.
+	// The referrers fallback tag lists the SBOMs and the provenance: the
+	// registry has no referrers API.
 	digest := strings.TrimSpace(oracleOutput(t, "skopeo", "inspect", "--format", "{{.Digest}}", "--tls-verify=false", "docker://"+ref))
+	resp, err := http.Get("http://" + host + "/v2/team/greeting/referrers/" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the registry answers %s to the referrers API; the test expects 404 (no API) and the fallback tag", resp.Status)
+	}
 	fallback := host + "/team/greeting:" + strings.Replace(digest, ":", "-", 1)
 	var refs struct {
 		Manifests []struct{ ArtifactType string }
@@ -209,4 +224,68 @@ func oracleOutput(t *testing.T, tool string, args ...string) string {
 		t.Fatalf("%s %s: %v", tool, strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// TestSupplyChainKeys: an ECDSA P-256 key and a key of cosign's own
+// (encrypted, its password in COSIGN_PASSWORD) sign what cosign accepts;
+// without the password the export fails, naming the key, and writes
+// nothing.
+func TestSupplyChainKeys(t *testing.T) {
+	oracle.Require(t, "cosign")
+	dir := specDir(t)
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(ek)
+	os.WriteFile(filepath.Join(dir, "ec.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	pubDER, _ := x509.MarshalPKIXPublicKey(&ek.PublicKey)
+	os.WriteFile(filepath.Join(dir, "ec.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
+	gen := exec.Command(oracle.Require(t, "cosign"), "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign"))
+	gen.Env = append(os.Environ(), "COSIGN_PASSWORD=a password")
+	if b, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, b)
+	}
+	spec := ""
+	for _, k := range []string{"ec", "cosign"} {
+		spec += `
+export "` + k + `" {
+  format   = "tarball"
+  paths    = [source.app.store_path]
+  systems  = ["x86_64-linux"]
+  sbom     = ["spdx"]
+  sign_key = "` + k + `.key"
+}
+`
+	}
+	os.WriteFile(filepath.Join(dir, "keys.hcl"), []byte(spec), 0o644)
+
+	out := filepath.Join(t.TempDir(), "out")
+	r := storepack(t, nil, "export", "-q", "-C", dir, "--out", out, "cosign")
+	if r.code != 1 || !strings.Contains(string(r.stderr), filepath.Join(dir, "cosign.key")) || !strings.Contains(string(r.stderr), "COSIGN_PASSWORD") {
+		t.Errorf("export with an encrypted key and no password: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		if entries, _ := os.ReadDir(out); len(entries) > 0 {
+			t.Errorf("a failed export wrote %v", entries)
+		}
+	}
+	t.Setenv("COSIGN_PASSWORD", "a password")
+	ok(t, nil, "export", "-q", "-C", dir, "--out", out, "ec", "cosign")
+	for _, k := range []string{"ec", "cosign"} {
+		for _, f := range []string{k + ".tar.gz", k + ".tar.gz.spdx.json"} {
+			cosign(t, true, "verify-blob", "--insecure-ignore-tlog", "--key", filepath.Join(dir, k+".pub"), "--signature", filepath.Join(out, f+".sig"), filepath.Join(out, f))
+		}
+	}
+	// ECDSA signatures differ from run to run: the lock leaves them out,
+	// and verify passes; the outputs and SBOMs are locked.
+	ok(t, nil, "lock", "-C", dir)
+	ok(t, nil, "verify", "-C", dir)
+	lock, err := os.ReadFile(filepath.Join(dir, "storepack.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(lock, []byte(`ec.tar.gz.sig"`)) || !bytes.Contains(lock, []byte(`ec.tar.gz.spdx.json"`)) {
+		t.Errorf("the lock file should hold ec.tar.gz.spdx.json and no ECDSA signature:\n%s", lock)
+	}
 }
