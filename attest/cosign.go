@@ -2,6 +2,7 @@ package attest
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -142,12 +143,36 @@ func AttestationImage(atts []Attestation) (*Artifact, error) {
 	return cosignImage(DSSEMediaType, data, anns)
 }
 
+// SignatureArtifactType is the artifact type of cosign's signatures as
+// OCI 1.1 referrers.
+const SignatureArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
 // Referrer is an OCI 1.1 artifact of type artifactType holding data, whose
 // subject is the image (or index) subject.
 func Referrer(subject ocispec.Descriptor, artifactType string, data []byte, annotations map[string]string) (*Artifact, error) {
+	return referrer(subject, artifactType, artifactType, data, annotations)
+}
+
+// SignatureReferrer is the signature of subject (known as repository) by
+// k as an OCI 1.1 referrer: cosign's simple signing payload, its
+// signature in the layer's annotation, as cosign's own referrers hold it.
+func SignatureReferrer(subject ocispec.Descriptor, repository string, k *signing.Key) (*Artifact, error) {
+	img, err := SignatureImage([]Signed{{Repository: repository, Digest: subject.Digest}}, k)
+	if err != nil {
+		return nil, err
+	}
+	payload := img.Blobs[1].Data
+	var m ocispec.Manifest
+	if err := json.Unmarshal(img.Manifest, &m); err != nil {
+		return nil, err
+	}
+	return referrer(subject, SignatureArtifactType, SimpleSigningMediaType, payload, m.Layers[0].Annotations)
+}
+
+func referrer(subject ocispec.Descriptor, artifactType, layerType string, data []byte, annotations map[string]string) (*Artifact, error) {
 	empty := []byte("{}")
 	cd := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(empty), Size: int64(len(empty))}
-	layer := ocispec.Descriptor{MediaType: artifactType, Digest: digest.FromBytes(data), Size: int64(len(data)), Annotations: annotations}
+	layer := ocispec.Descriptor{MediaType: layerType, Digest: digest.FromBytes(data), Size: int64(len(data)), Annotations: annotations}
 	sub := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	return newArtifact(cd, empty, []ocispec.Descriptor{layer}, [][]byte{data}, &sub, artifactType)
 }

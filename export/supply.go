@@ -146,8 +146,8 @@ func imageSubjects(e *gen.Export, imgs []*image.Image) ([]attest.Subject, error)
 // attachments are the artifacts an image (or index) root carries: with a
 // key, cosign's signature image (root signed as repository) and
 // attestation image (the SBOMs and provenance as DSSE envelopes of
-// statements about root); and, with or without a key, one OCI 1.1
-// referrer per SBOM and for the provenance, whose subject is root.
+// statements about root); and OCI 1.1 referrers whose subject is root:
+// one per SBOM, the provenance, and with a key the signature.
 type attachments struct {
 	signatures   *attest.Artifact
 	attestations *attest.Artifact
@@ -205,6 +205,11 @@ func (c *chain) attach(root ocispec.Descriptor, repository string, subjects []at
 		if a.signatures, err = attest.SignatureImage([]attest.Signed{{Repository: repository, Digest: root.Digest}}, c.key); err != nil {
 			return nil, err
 		}
+		sig, err := attest.SignatureReferrer(root, repository, c.key)
+		if err != nil {
+			return nil, err
+		}
+		a.referrers = append(a.referrers, sig)
 		if len(atts) > 0 {
 			if a.attestations, err = attest.AttestationImage(atts); err != nil {
 				return nil, err

@@ -125,6 +125,42 @@ func TestSupplyChainFiles(t *testing.T) {
 	for _, typ := range []string{"spdxjson", "cyclonedx", "slsaprovenance1"} {
 		cosign(t, true, "verify-attestation", "--insecure-ignore-tlog", "--key", pub, "--type", typ, "--local-image", o("signed-layout"))
 	}
+	// The layout's referrers: the SBOMs, the provenance and the
+	// signature, each an OCI 1.1 artifact whose subject is the index.
+	var index struct {
+		Manifests []struct {
+			Digest       string
+			ArtifactType string
+			Annotations  map[string]string
+		}
+	}
+	ib, _ := os.ReadFile(o("signed-layout/index.json"))
+	if err := json.Unmarshal(ib, &index); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, m := range index.Manifests[1:] {
+		if m.ArtifactType == "" {
+			continue
+		}
+		types = append(types, m.ArtifactType)
+		mb, err := os.ReadFile(o("signed-layout/blobs/sha256/" + strings.TrimPrefix(m.Digest, "sha256:")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rm struct{ Subject struct{ Digest string } }
+		json.Unmarshal(mb, &rm)
+		if rm.Subject.Digest != index.Manifests[0].Digest {
+			t.Errorf("referrer %s: subject %s, want the index %s", m.ArtifactType, rm.Subject.Digest, index.Manifests[0].Digest)
+		}
+	}
+	if got := strings.Join(types, " "); got != "application/spdx+json application/vnd.cyclonedx+json application/vnd.in-toto+json application/vnd.dev.cosign.artifact.sig.v1+json" {
+		t.Errorf("the layout's referrers: %s", got)
+	}
+	if index.Manifests[0].Annotations["kind"] != "dev.cosignproject.cosign/imageIndex" {
+		t.Errorf("the index entry's annotations: %v", index.Manifests[0].Annotations)
+	}
+
 	// Another key fails.
 	other := filepath.Join(t.TempDir(), "other")
 	ok(t, nil, "keygen", "--pem", other)
@@ -209,7 +245,7 @@ func TestSupplyChainPush(t *testing.T) {
 		types = append(types, m.ArtifactType)
 	}
 	got := strings.Join(types, " ")
-	for _, want := range []string{"application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json"} {
+	for _, want := range []string{"application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json", "application/vnd.dev.cosign.artifact.sig.v1+json"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the referrers fallback tag lists %q, want %s among them", got, want)
 		}
