@@ -117,6 +117,11 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 	if e.Database {
 		fixed = append(fixed, databaseEntry(storeDir))
 	}
+	contents, err := contentEntries(e, storeDir)
+	if err != nil {
+		return nil, err
+	}
+	fixed = append(fixed, contents...)
 	extra, err := treeEntries(fixed, links, storeDir)
 	if err != nil {
 		return nil, err
@@ -299,6 +304,9 @@ func LayerInputs(l *Layer, items map[store.Path]*Item) []string {
 	db := false
 	for _, e := range l.Entries {
 		out = append(out, fmt.Sprintf("entry %s %04o %q %q", e.Type, uint32(e.Mode), e.Path, e.Target))
+		if e.UID != 0 || e.GID != 0 {
+			out = append(out, fmt.Sprintf("owner %d:%d", e.UID, e.GID))
+		}
 		if e.Type == EntryFile {
 			out = append(out, fmt.Sprintf("content %q", e.Content))
 		}

@@ -55,6 +55,9 @@ type Entry struct {
 	Target string `json:"target,omitempty"`
 	// Content is a file's contents.
 	Content string `json:"content,omitempty"`
+	// UID and GID own the entry (0: root).
+	UID int `json:"uid,omitempty"`
+	GID int `json:"gid,omitempty"`
 }
 
 // Mode is a file mode's permission bits; JSON writes it as an octal string
@@ -141,6 +144,11 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 		}
 		fixed = append(fixed, run...)
 	}
+	contents, err := contentEntries(e, storeDir)
+	if err != nil {
+		return nil, err
+	}
+	fixed = append(fixed, contents...)
 	entries, err := treeEntries(fixed, links, storeDir)
 	if err != nil {
 		return nil, err

@@ -61,6 +61,8 @@ var exportSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "system", LabelNames: []string{"name"}},
 		{Type: "package"},
+		{Type: "account", LabelNames: []string{"name"}},
+		{Type: "file", LabelNames: []string{"path"}},
 	},
 }
 
@@ -194,10 +196,13 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		}
 	}
 	l.packageBlock(d, content.Blocks.OfType("package"))
+	l.accounts(d, content.Blocks.OfType("account"))
+	l.fileBlocks(d, content.Blocks.OfType("file"))
 	if !image {
 		return d
 	}
 	l.image(d)
+	l.checkUser(d)
 	if push, set, ok := l.evalString(attrs["push"]); ok && set {
 		e.Push = push
 		if _, _, err := ParseReference(push); err != nil {

@@ -142,6 +142,11 @@ type Export struct {
 	// Database asks for the store database of the closure inside the
 	// output (formats whose Def has Database).
 	Database bool `json:",omitempty"`
+	// Accounts are the account blocks (users in /etc/passwd, with their
+	// home folders) and Files the file blocks, in spec order: images and
+	// trees.
+	Accounts []Account `json:",omitempty"`
+	Files    []File    `json:",omitempty"`
 	// Package is the package metadata of deb and rpm exports; nil for the
 	// other formats.
 	Package *Package `json:",omitempty"`

@@ -13,8 +13,9 @@
 //     folders end with "/".
 //   - Every layer holds the store folder's parents (/gnu, /gnu/store, 0755)
 //     so it extracts alone: engines that check parents come first accept it.
-//   - Every entry has the given mtime, uid and gid 0, no user or group
-//     names, no access or change times.
+//   - Every entry has the given mtime, uid and gid 0 (but the plan's own
+//     entries that an account or file block owns: their uid and gid), no
+//     user or group names, no access or change times.
 //   - Modes are those a store holds, normalised: folders 0555, regular
 //     files 0555 when the owner may execute them else 0444, symlinks 0777
 //     with their target verbatim. Hard links are written as regular files.
@@ -206,12 +207,15 @@ func (f *framer) End(b []byte, h *nar.Header) []byte {
 // header appends one entry's header and records archive/tar's error, if
 // any.
 func (f *framer) header(b []byte, name string, typ byte, mode, size int64, link string) []byte {
-	b, err := appendHeader(b, name, typ, mode, size, f.mtime, link, f.long)
+	b, err := appendHeader(b, name, typ, mode, Owner{}, size, f.mtime, link, f.long)
 	if err != nil && f.err == nil {
 		f.err = err
 	}
 	return b
 }
+
+// Owner is the uid and gid of an entry.
+type Owner struct{ UID, GID int }
 
 // zeroBlock pads file contents to whole tar blocks.
 var zeroBlock [512]byte
@@ -221,13 +225,16 @@ var zeroBlock [512]byte
 // and link target are ASCII and fit their fields (built here, the common
 // case; TestHeaderMatches checks it against archive/tar), else whatever
 // archive/tar writes (a PAX extended header, or a name split over the
-// prefix field). Entries have uid and gid 0, no user or group names and
-// mtime in Unix seconds.
-func appendHeader(b []byte, name string, typ byte, mode, size, mtime int64, link string, long tar.Format) ([]byte, error) {
+// prefix field). Entries have owner's uid and gid (0 but for the plan's
+// own entries that say otherwise), no user or group names and mtime in
+// Unix seconds.
+func appendHeader(b []byte, name string, typ byte, mode int64, owner Owner, size, mtime int64, link string, long tar.Format) ([]byte, error) {
 	const maxOctal11 = 1<<33 - 1
-	if len(name) > 100 || len(link) > 100 || !isASCIIName(name) || !isASCIIName(link) || size > maxOctal11 || mtime < 0 || mtime > maxOctal11 {
+	const maxOctal7 = 1<<21 - 1
+	if len(name) > 100 || len(link) > 100 || !isASCIIName(name) || !isASCIIName(link) || size > maxOctal11 || mtime < 0 || mtime > maxOctal11 ||
+		owner.UID > maxOctal7 || owner.GID > maxOctal7 {
 		var buf bytes.Buffer
-		hdr := &tar.Header{Format: long, Name: name, Linkname: link, Typeflag: typ, Mode: mode, Size: size, ModTime: time.Unix(mtime, 0)}
+		hdr := &tar.Header{Format: long, Name: name, Linkname: link, Typeflag: typ, Mode: mode, Uid: owner.UID, Gid: owner.GID, Size: size, ModTime: time.Unix(mtime, 0)}
 		if err := tar.NewWriter(&buf).WriteHeader(hdr); err != nil {
 			return b, fmt.Errorf("%s: %w", name, err)
 		}
@@ -238,8 +245,8 @@ func appendHeader(b []byte, name string, typ byte, mode, size, mtime int64, link
 	blk := b[start:]
 	copy(blk[0:100], name)
 	octal(blk[100:108], mode)
-	octal(blk[108:116], 0) // uid
-	octal(blk[116:124], 0) // gid
+	octal(blk[108:116], int64(owner.UID))
+	octal(blk[116:124], int64(owner.GID))
 	octal(blk[124:136], size)
 	octal(blk[136:148], mtime)
 	blk[156] = typ
@@ -305,7 +312,7 @@ func walk(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
 		if !strings.HasSuffix(src.Prefix, "/") {
 			return 0, fmt.Errorf("tar name prefix %q does not end with /", src.Prefix)
 		}
-		tw.scratch, err = appendHeader(tw.scratch[:0], src.Prefix, tar.TypeDir, 0o755, 0, tw.mtime, "", tw.long)
+		tw.scratch, err = appendHeader(tw.scratch[:0], src.Prefix, tar.TypeDir, 0o755, Owner{}, 0, tw.mtime, "", tw.long)
 		if err == nil {
 			err = tw.emit(tw.scratch)
 		}
@@ -345,11 +352,12 @@ func (tw *walker) node(n *node, rel string) error {
 		var err error
 		var content []byte
 		mode := int64(n.entry.Mode)
+		owner := Owner{n.entry.UID, n.entry.GID}
 		switch n.entry.Type {
 		case gen.EntryDirectory:
-			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, 0, tw.mtime, "", tw.long)
+			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, owner, 0, tw.mtime, "", tw.long)
 		case gen.EntrySymlink:
-			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, 0, tw.mtime, n.entry.Target, tw.long)
+			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, owner, 0, tw.mtime, n.entry.Target, tw.long)
 		case gen.EntryFile, gen.EntryDatabase:
 			content = []byte(n.entry.Content)
 			if n.entry.Type == gen.EntryDatabase {
@@ -358,7 +366,7 @@ func (tw *walker) node(n *node, rel string) error {
 				}
 				content = tw.src.DB
 			}
-			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeReg, mode, int64(len(content)), tw.mtime, "", tw.long)
+			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeReg, mode, owner, int64(len(content)), tw.mtime, "", tw.long)
 			tw.scratch = append(tw.scratch, content...)
 			tw.scratch = append(tw.scratch, zeroBlock[:Padding(int64(len(content)))]...)
 		}

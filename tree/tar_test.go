@@ -214,28 +214,32 @@ func TestHeaderMatches(t *testing.T) {
 		typ        byte
 		mode, size int64
 		mtime      int64
+		uid, gid   int
 	}{
-		{"gnu/", "", tar.TypeDir, 0o755, 0, 1},
-		{"tmp/", "", tar.TypeDir, 0o1777, 0, 1700000000},
-		{"a/b/file", "", tar.TypeReg, 0o444, 0, 0},
-		{"a/b/exe", "", tar.TypeReg, 0o555, 1<<33 - 1, 1<<33 - 1},
-		{"big", "", tar.TypeReg, 0o444, 1 << 33, 1},
-		{"late", "", tar.TypeReg, 0o444, 5, 1 << 33},
-		{long, "", tar.TypeReg, 0o444, 512, 1},
-		{long + "x", "", tar.TypeReg, 0o444, 513, 1},
-		{strings.Repeat("d", 120) + "/f", "", tar.TypeReg, 0o444, 1, 1},
-		{"bin", long, tar.TypeSymlink, 0o777, 0, 1},
-		{"bin", long + "t", tar.TypeSymlink, 0o777, 0, 1},
-		{"ünï", "", tar.TypeReg, 0o444, 3, 1},
-		{"l", "tärget", tar.TypeSymlink, 0o777, 0, 1},
+		{"gnu/", "", tar.TypeDir, 0o755, 0, 1, 0, 0},
+		{"tmp/", "", tar.TypeDir, 0o1777, 0, 1700000000, 0, 0},
+		{"a/b/file", "", tar.TypeReg, 0o444, 0, 0, 0, 0},
+		{"a/b/exe", "", tar.TypeReg, 0o555, 1<<33 - 1, 1<<33 - 1, 0, 0},
+		{"big", "", tar.TypeReg, 0o444, 1 << 33, 1, 0, 0},
+		{"late", "", tar.TypeReg, 0o444, 5, 1 << 33, 0, 0},
+		{long, "", tar.TypeReg, 0o444, 512, 1, 0, 0},
+		{long + "x", "", tar.TypeReg, 0o444, 513, 1, 0, 0},
+		{strings.Repeat("d", 120) + "/f", "", tar.TypeReg, 0o444, 1, 1, 0, 0},
+		{"bin", long, tar.TypeSymlink, 0o777, 0, 1, 0, 0},
+		{"bin", long + "t", tar.TypeSymlink, 0o777, 0, 1, 0, 0},
+		{"ünï", "", tar.TypeReg, 0o444, 3, 1, 0, 0},
+		{"l", "tärget", tar.TypeSymlink, 0o777, 0, 1, 0, 0},
+		{"home/app/", "", tar.TypeDir, 0o755, 0, 1, 1000, 100},
+		{"etc/motd", "", tar.TypeReg, 0o600, 6, 1, 1<<21 - 1, 1<<21 - 1},
+		{"etc/big-owner", "", tar.TypeReg, 0o600, 6, 1, 1 << 21, 5},
 	}
 	for _, tt := range tests {
 		var want bytes.Buffer
-		hdr := &tar.Header{Format: tar.FormatPAX, Name: tt.name, Linkname: tt.link, Typeflag: tt.typ, Mode: tt.mode, Size: tt.size, ModTime: time.Unix(tt.mtime, 0)}
+		hdr := &tar.Header{Format: tar.FormatPAX, Name: tt.name, Linkname: tt.link, Typeflag: tt.typ, Mode: tt.mode, Uid: tt.uid, Gid: tt.gid, Size: tt.size, ModTime: time.Unix(tt.mtime, 0)}
 		if err := tar.NewWriter(&want).WriteHeader(hdr); err != nil {
 			t.Fatalf("%q: archive/tar: %v", tt.name, err)
 		}
-		got, err := appendHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, tt.size, tt.mtime, tt.link, tar.FormatPAX)
+		got, err := appendHeader([]byte("prefix"), tt.name, tt.typ, tt.mode, Owner{tt.uid, tt.gid}, tt.size, tt.mtime, tt.link, tar.FormatPAX)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.name, err)
 		}
