@@ -147,7 +147,19 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 			CreatedBy: fmt.Sprintf("storepack: %d store items, folders and symlinks", len(paths)),
 		}}
 	} else {
-		groups, err := groupItems(rankItems(sys.Closure), maxLayers-1)
+		named, rest := namedLayers(e, sys.Closure, items)
+		for _, nl := range named {
+			img.Layers = append(img.Layers, Layer{
+				Tree:      Tree{Items: nl.items, Entries: parents},
+				CreatedBy: fmt.Sprintf("storepack: layer %s: %s", nl.name, storeItems(len(nl.items))),
+				Comment:   "the items of the layer block " + nl.name + " and of their closures",
+			})
+		}
+		slots := maxLayers - 1 - len(named)
+		if len(rest) > 0 && slots < 1 {
+			return nil, fmt.Errorf("max_layers = %d: the %d layer blocks and the layer of folders and symlinks leave no layer for the other %d store items", maxLayers, len(named), len(rest))
+		}
+		groups, err := groupItems(rankItems(rest), max(slots, 1))
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +197,58 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		Volumes:      slices.Clone(e.Image.Volumes),
 	}
 	return img, nil
+}
+
+// storeItems is "1 store item" or "N store items".
+func storeItems(n int) string {
+	if n == 1 {
+		return "1 store item"
+	}
+	return fmt.Sprintf("%d store items", n)
+}
+
+// namedLayer is the layer of one layer block.
+type namedLayer struct {
+	name  string
+	items []store.Path
+}
+
+// namedLayers places the closure's items in e's layer blocks, in block
+// order: each block's layer holds its paths and the items of their
+// closures that no earlier block placed (paths not in this system's
+// closure are left out, and a block left with no item gets no layer). It
+// returns the layers and the items left for the popularity layering.
+func namedLayers(e *spec.Export, closure []Item, items map[store.Path]*Item) ([]namedLayer, []Item) {
+	placed := map[store.Path]bool{}
+	var out []namedLayer
+	for _, b := range e.Image.Layers {
+		var mine []store.Path
+		var visit func(p store.Path)
+		visit = func(p store.Path) {
+			it, ok := items[p]
+			if !ok || placed[p] {
+				return
+			}
+			placed[p] = true
+			mine = append(mine, p)
+			for _, r := range it.References {
+				visit(r)
+			}
+		}
+		for _, p := range b.Paths {
+			visit(p)
+		}
+		if len(mine) > 0 {
+			out = append(out, namedLayer{b.Name, store.SortPaths(mine)})
+		}
+	}
+	var rest []Item
+	for _, it := range closure {
+		if !placed[it.Path] {
+			rest = append(rest, it)
+		}
+	}
+	return out, rest
 }
 
 // annotations are the manifest annotations of e's images: the version is

@@ -459,3 +459,35 @@ func TestModeJSON(t *testing.T) {
 		t.Error(`mode "9": no error`)
 	}
 }
+
+// TestLayerBlocksLeaveNoSlot: layer blocks that leave items over but no
+// layer for them are a plan error naming max_layers.
+func TestLayerBlocksLeaveNoSlot(t *testing.T) {
+	root, err := filepath.Abs("testdata/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(`store {
+  dir  = "/gnu/store"
+  root = "`+root+`"
+  db   = "none"
+}
+
+export "hello" {
+  format     = "docker"
+  systems    = ["x86_64-linux"]
+  paths      = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  max_layers = 2
+  layer "libc" {
+    paths = ["/gnu/store/7x3fb49z5m5zc3qp8gj7dskrpcrgc9mi-glibc-2.39"]
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Generate(loadSpec(t, dir, nil))
+	if err == nil || !strings.Contains(err.Error(), "max_layers = 2") || !strings.Contains(err.Error(), "no layer for the other 3 store items") {
+		t.Errorf("Generate: %v; want the max_layers error", err)
+	}
+}

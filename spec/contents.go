@@ -13,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/store"
 )
 
 // Account is an account block: a user and its group in /etc/passwd and
@@ -253,4 +254,49 @@ func (l *loader) checkUser(d *exportDecl) {
 		hint = "its accounts are " + strings.Join(names, ", ")
 	}
 	l.errorf(d.attrs["user"].Expr.Range().Ptr(), "Unknown user", "user %q names no account: give \"uid[:gid]\", root, nobody or the name of an account block (%s).", u, hint)
+}
+
+var layerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "paths", Required: true}}}
+
+// layerBlocks decodes the layer blocks of an image: a name used once, and
+// paths no other block lists.
+func (l *loader) layerBlocks(d *exportDecl, blocks hcl.Blocks) {
+	e := &d.e
+	names := map[string]hcl.Range{}
+	listed := map[store.Path]string{}
+	for _, b := range blocks {
+		if e.Format.Kind() != format.Image {
+			l.errorf(b.DefRange.Ptr(), "Block only for images", "A layer block chooses the store items of one image layer; the export %q has format %q.", e.Name, e.Format)
+			continue
+		}
+		name := b.Labels[0]
+		if prev, ok := names[name]; ok {
+			l.errorf(b.LabelRanges[0].Ptr(), "Duplicate layer", "The layer %q is already defined at %s.", name, pos(prev))
+			continue
+		}
+		names[name] = b.DefRange
+		content, diags := b.Body.Content(layerSchema)
+		l.diags = append(l.diags, diags...)
+		a := content.Attributes["paths"]
+		if a == nil {
+			continue
+		}
+		paths, _, ok := l.storePaths(a)
+		if !ok {
+			continue
+		}
+		lb := LayerBlock{Name: name}
+		for _, p := range paths {
+			if other, ok := listed[p]; ok {
+				l.errorf(a.Expr.Range().Ptr(), "Path in two layers", "%s is in the layer %q already: a store item belongs to one layer block.", p, other)
+				continue
+			}
+			listed[p] = name
+			lb.Paths = append(lb.Paths, p)
+		}
+		e.Image.Layers = append(e.Image.Layers, lb)
+	}
+	if len(e.Image.Layers) > 0 && e.Image.MaxLayers < len(e.Image.Layers)+1 {
+		l.errorf(blocks[0].DefRange.Ptr(), "Too many layer blocks", "%d layer blocks and the layer of folders and symlinks need max_layers of at least %d; it is %d.", len(e.Image.Layers), len(e.Image.Layers)+1, e.Image.MaxLayers)
+	}
 }

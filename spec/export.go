@@ -63,6 +63,7 @@ var exportSchema = &hcl.BodySchema{
 		{Type: "package"},
 		{Type: "account", LabelNames: []string{"name"}},
 		{Type: "file", LabelNames: []string{"path"}},
+		{Type: "layer", LabelNames: []string{"name"}},
 	},
 }
 
@@ -199,10 +200,12 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	l.accounts(d, content.Blocks.OfType("account"))
 	l.fileBlocks(d, content.Blocks.OfType("file"))
 	if !image {
+		l.layerBlocks(d, content.Blocks.OfType("layer"))
 		return d
 	}
 	l.image(d)
 	l.checkUser(d)
+	l.layerBlocks(d, content.Blocks.OfType("layer"))
 	if push, set, ok := l.evalString(attrs["push"]); ok && set {
 		e.Push = push
 		if _, _, err := ParseReference(push); err != nil {

@@ -200,6 +200,16 @@ type Image struct {
 	Compression  format.Compression // "none", "gzip" or "zstd"
 	// Annotations go on every image manifest and on the index.
 	Annotations map[string]string `json:",omitempty"`
+	// Layers are the layer blocks, in spec order: each a layer of its own,
+	// at the bottom, for the listed items and their closures' items not
+	// placed by an earlier block (docs/layers.md).
+	Layers []LayerBlock `json:",omitempty"`
+}
+
+// LayerBlock is a layer block of an image.
+type LayerBlock struct {
+	Name  string
+	Paths []store.Path
 }
 
 // Package is the package metadata of a deb or rpm export.
