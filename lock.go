@@ -31,10 +31,12 @@ type LockExport struct {
 	Files   []export.File `json:"files"`
 }
 
-// LockSystem is one system's closure digest.
+// LockSystem is one system's closure digest, and the manifest digest of
+// its image's base, when it has one.
 type LockSystem struct {
 	System        string `json:"system"`
 	ClosureDigest string `json:"closure_digest"`
+	Base          string `json:"base,omitempty"`
 }
 
 // lockOf builds the lock of a plan and the files its export wrote.
@@ -43,7 +45,11 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 	for _, e := range plan.Exports {
 		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}
 		for _, s := range e.Systems {
-			le.Systems = append(le.Systems, LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)})
+			ls := LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)}
+			if s.Image != nil && s.Image.Base != nil {
+				ls.Base = s.Image.Base.Ref + "@" + string(s.Image.Base.Digest)
+			}
+			le.Systems = append(le.Systems, ls)
 		}
 		for _, f := range files {
 			if f.Export == e.Name && !f.Varies {

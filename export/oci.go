@@ -198,6 +198,9 @@ func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Co
 	if err != nil {
 		return nil, err
 	}
+	if err := writeBaseBlobs(blobDir, imgs, e.Insecure, c); err != nil {
+		return nil, err
+	}
 	ch.noteImages(imgs)
 	blobs, index, err := ociMetadata(e, imgs, ch)
 	if err != nil {

@@ -175,10 +175,15 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 			blobs[l.ID] = img.Blobs[i]
 		}
 	}
-	layers := map[digest.Digest]*pushLayer{}
+	layers := map[digest.Digest]partial.CompressedLayer{}
 	for _, l := range image.Layers(e) {
 		b := blobs[l.Plan.ID]
 		layers[b.Digest] = &pushLayer{l: l, blob: b, compression: compression, rec: rec}
+	}
+	for _, img := range imgs {
+		for _, b := range img.BaseBlobs {
+			layers[b.Digest] = &baseLayer{img: img, b: b, insecure: e.Insecure, rec: rec}
+		}
 	}
 	images := map[digest.Digest]v1.Image{}
 	for _, img := range imgs {
@@ -292,6 +297,26 @@ func (l *pushLayer) Uncompressed() (io.ReadCloser, error) {
 	}), nil
 }
 
+// baseLayer is a layer blob of a base image, read from the base (or the
+// layer cache) when the registry lacks it.
+type baseLayer struct {
+	img      *image.Image
+	b        image.BaseBlob
+	insecure bool
+	rec      *uploadRecorder
+}
+
+func (l *baseLayer) Digest() (v1.Hash, error)            { return v1.NewHash(string(l.b.Digest)) }
+func (l *baseLayer) DiffID() (v1.Hash, error)            { return v1.NewHash(string(l.b.DiffID)) }
+func (l *baseLayer) Size() (int64, error)                { return l.b.BlobSize, nil }
+func (l *baseLayer) MediaType() (types.MediaType, error) { return types.MediaType(l.b.MediaType), nil }
+
+// Compressed reads the blob, checked against its digest.
+func (l *baseLayer) Compressed() (io.ReadCloser, error) {
+	l.rec.record(l.b.Digest)
+	return openBaseBlob(l.img, l.b, l.insecure, nil)
+}
+
 // pipeFrom runs fill in a goroutine writing into a pipe and returns the
 // pipe's reader; fill's error reaches the reader, and closing the reader
 // early makes fill's writes fail so that it stops.
@@ -305,7 +330,7 @@ func pipeFrom(fill func(io.Writer) error) io.ReadCloser {
 // plan's config and manifest bytes and the export's layers.
 type pushImage struct {
 	config, manifest []byte
-	layers           map[digest.Digest]*pushLayer
+	layers           map[digest.Digest]partial.CompressedLayer
 }
 
 // RawConfigFile is the config's bytes.

@@ -16,7 +16,8 @@ const (
 
 // contentEntries are the entries of e's account and file blocks:
 // /etc/passwd and /etc/group (root, nobody and the accounts, in spec
-// order) when the export has accounts or its user is a name, each
+// order) when the export has accounts or its user is a name (without a
+// base, whose own files then stay; with accounts they replace them), each
 // account's home folder owned by it, and the files with their modes and
 // owners. A file block at /etc/passwd or /etc/group replaces the
 // generated one. Folders above them are made by treeEntries.
@@ -31,9 +32,9 @@ func contentEntries(e *spec.Export, storeDir store.Dir) ([]Entry, error) {
 		out = append(out, Entry{Path: f.Path, Type: EntryFile, Mode: Mode(f.Mode), Content: f.Content, UID: f.UID, GID: f.GID})
 	}
 	user, _, _ := strings.Cut(e.Image.User, ":")
-	named := user != "" && strings.Trim(user, "0123456789") != ""
+	named := user != "" && strings.Trim(user, "0123456789") != "" && e.Image.Base == ""
 	if len(e.Accounts) == 0 && !named {
-		return out, nil
+		return out, nil // a base keeps its own /etc/passwd
 	}
 	var passwd, group strings.Builder
 	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/sh\n")

@@ -12,6 +12,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/platform"
 	"github.com/storepack/storepack/spec"
@@ -38,6 +39,9 @@ type Image struct {
 	Compression format.Compression `json:"compression,omitempty"`
 	// Config holds the settings of the image's config.
 	Config ImageConfig `json:"config"`
+	// Base is the image this one is built on, for its platform: its layers
+	// come first, its config gives the defaults (Config has them merged).
+	Base *base.Image `json:"base,omitempty"`
 	// Annotations go on the image's manifest (and the index's): the
 	// standard OCI ones storepack knows (created; version, from a tag
 	// other than latest) and the spec's, which override them.
@@ -128,6 +132,18 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 	}
 
 	img := &Image{Platform: plat, Tag: tag, Created: created, Annotations: annotations(e, created)}
+	if e.Image.Base != "" {
+		b, err := base.Resolve(e.Image.Base, plat, base.Options{Insecure: e.Insecure})
+		if err != nil {
+			return nil, err
+		}
+		img.Base = b
+		// The base's layers count against max_layers.
+		maxLayers -= len(b.Layers)
+		if maxLayers < 1 {
+			return nil, fmt.Errorf("base %s has %d layers, max_layers %d leaves none for the closure", e.Image.Base, len(b.Layers), maxLayers+len(b.Layers))
+		}
+	}
 	if !e.Format.Def().Uncompressed {
 		img.Compression = e.Image.Compression
 		if img.Compression == "" {
@@ -196,7 +212,37 @@ func PlanImage(e *spec.Export, sys *System) (*Image, error) {
 		ExposedPorts: slices.Clone(e.Image.ExposedPorts),
 		Volumes:      slices.Clone(e.Image.Volumes),
 	}
+	if img.Base != nil {
+		inherit(&img.Config, img.Base.Config)
+	}
 	return img, nil
+}
+
+// inherit gives c its base's settings where the spec sets none: the
+// environment merged by name (the spec's values win), entry point, cmd,
+// user and working folder.
+func inherit(c *ImageConfig, b base.Config) {
+	if len(b.Env) > 0 {
+		env := map[string]string{}
+		for _, kv := range b.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		maps.Copy(env, c.Env)
+		c.Env = env
+	}
+	if c.Entrypoint == nil {
+		c.Entrypoint = slices.Clone(b.Entrypoint)
+	}
+	if c.Cmd == nil {
+		c.Cmd = slices.Clone(b.Cmd)
+	}
+	if c.User == "" {
+		c.User = b.User
+	}
+	if c.WorkingDir == "" {
+		c.WorkingDir = b.WorkingDir
+	}
 }
 
 // storeItems is "1 store item" or "N store items".

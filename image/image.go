@@ -41,6 +41,13 @@ type Blob struct {
 	BlobSize int64         `json:"blob_size"`
 }
 
+// BaseBlob is a layer blob of a base image, as the base holds it: for
+// those, Size is the blob's length (a base's layers are not read).
+type BaseBlob struct {
+	Blob
+	MediaType string
+}
+
 // Image is one system's image once its layers are written: its plan, the
 // blob of each layer, and the config and OCI manifest they give.
 type Image struct {
@@ -48,6 +55,9 @@ type Image struct {
 	Plan *gen.Image
 	// Blobs are its layers' blobs, one per layer of the plan, bottom first.
 	Blobs []Blob
+	// BaseBlobs are its base's layer blobs (Plan.Base), below Blobs, with
+	// their media types.
+	BaseBlobs []BaseBlob
 	// Config is the config's bytes; ConfigDigest their digest.
 	Config       []byte
 	ConfigDigest digest.Digest
@@ -63,6 +73,11 @@ func newImage(p *gen.Image, blobs []Blob) (*Image, error) {
 		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
 	}
 	img := &Image{Plan: p, Blobs: slices.Clone(blobs)}
+	if p.Base != nil {
+		for _, l := range p.Base.Layers {
+			img.BaseBlobs = append(img.BaseBlobs, BaseBlob{Blob: Blob{DiffID: l.DiffID, Size: l.Size, Digest: l.Digest, BlobSize: l.Size}, MediaType: l.MediaType})
+		}
+	}
 	var err error
 	if img.Config, err = Marshal(img.config()); err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", p.Tag, err)
@@ -100,7 +115,13 @@ func (img *Image) config() ocispec.Image {
 			WorkingDir:   p.Config.WorkingDir,
 			Labels:       p.Config.Labels,
 		},
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: make([]digest.Digest, 0, len(img.Blobs))},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: make([]digest.Digest, 0, len(img.BaseBlobs)+len(img.Blobs))},
+	}
+	if p.Base != nil {
+		for _, b := range img.BaseBlobs {
+			c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, b.DiffID)
+		}
+		c.History = append(c.History, p.Base.History...)
 	}
 	for i, l := range p.Layers {
 		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, img.Blobs[i].DiffID)
@@ -124,8 +145,11 @@ func (img *Image) manifest() (*ocispec.Manifest, error) {
 			Digest:    img.ConfigDigest,
 			Size:      int64(len(img.Config)),
 		},
-		Layers:      make([]ocispec.Descriptor, 0, len(img.Blobs)),
+		Layers:      make([]ocispec.Descriptor, 0, len(img.BaseBlobs)+len(img.Blobs)),
 		Annotations: img.Plan.Annotations,
+	}
+	for _, b := range img.BaseBlobs {
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.BlobSize})
 	}
 	for _, b := range img.Blobs {
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.BlobSize})

@@ -97,6 +97,13 @@ func Check(e *gen.Export) (mtime int64, compression format.Compression, err erro
 			return 0, "", fmt.Errorf("export %q: systems %s and %s have different compressions", e.Name, e.Systems[0].Name, e.Systems[i].Name)
 		}
 	}
+	if e.Format.Def().Uncompressed {
+		for _, sys := range e.Systems {
+			if sys.Image != nil && sys.Image.Base != nil {
+				return 0, "", fmt.Errorf("a docker archive cannot build on a base image yet (base = %q): use format = \"oci\" (a layout, an oci-archive or a push)", sys.Image.Base.Ref)
+			}
+		}
+	}
 	compression = e.Systems[0].Image.Compression
 	if compression == "" {
 		compression = format.None

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/store"
 )
@@ -233,8 +234,8 @@ func readFileBlock(p string) (string, error) {
 func (l *loader) checkUser(d *exportDecl) {
 	e := &d.e
 	u := e.Image.User
-	if u == "" || numericUser.MatchString(u) {
-		return
+	if u == "" || numericUser.MatchString(u) || e.Image.Base != "" {
+		return // a base has accounts of its own
 	}
 	name, _, _ := strings.Cut(u, ":")
 	if _, ok := reservedAccounts[name]; ok {
@@ -299,4 +300,36 @@ func (l *loader) layerBlocks(d *exportDecl, blocks hcl.Blocks) {
 	if len(e.Image.Layers) > 0 && e.Image.MaxLayers < len(e.Image.Layers)+1 {
 		l.errorf(blocks[0].DefRange.Ptr(), "Too many layer blocks", "%d layer blocks and the layer of folders and symlinks need max_layers of at least %d; it is %d.", len(e.Image.Layers), len(e.Image.Layers)+1, e.Image.MaxLayers)
 	}
+}
+
+// baseRef decodes an image's base: local ones get absolute paths.
+func (l *loader) baseRef(d *exportDecl) {
+	e, a := &d.e, d.attrs["base"]
+	ref, set, ok := l.evalString(a)
+	if !ok || !set {
+		return
+	}
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		dir, tag, hasTag := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
+		if dir != "" {
+			ref = "oci:" + l.absPath(dir)
+			if hasTag {
+				ref += ":" + tag
+			}
+		}
+	case strings.HasPrefix(ref, "docker-archive:"):
+		if f := strings.TrimPrefix(ref, "docker-archive:"); f != "" {
+			ref = "docker-archive:" + l.absPath(f)
+		}
+	}
+	if err := base.CheckRef(ref, base.Options{Insecure: e.Insecure}); err != nil {
+		l.errorf(a.Expr.Range().Ptr(), "Invalid base", "base is a registry reference pinned by digest (registry/name@sha256:...), oci:DIR[:TAG] or docker-archive:FILE: %v.", err)
+		return
+	}
+	if e.Format.Def().Uncompressed {
+		l.errorf(a.Expr.Range().Ptr(), "Base on a docker export", "A docker archive cannot build on a base image yet: use format = \"oci\" (a layout, an oci-archive or a push), which can.")
+		return
+	}
+	e.Image.Base = ref
 }

@@ -39,7 +39,7 @@ var formatAttrs = []struct {
 	names []string
 	takes func(format.Def) bool
 }{
-	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations"},
+	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations", "base"},
 		func(d format.Def) bool { return d.Kind == format.Image }},
 	{[]string{"entrypoint", "cmd", "env"}, func(d format.Def) bool { return d.Runs }},
 	{[]string{"symlinks", "created"}, func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }},
@@ -56,7 +56,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
 		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
-		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"},
+		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"}, {Name: "base"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "system", LabelNames: []string{"name"}},
@@ -204,7 +204,6 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		return d
 	}
 	l.image(d)
-	l.checkUser(d)
 	l.layerBlocks(d, content.Blocks.OfType("layer"))
 	if push, set, ok := l.evalString(attrs["push"]); ok && set {
 		e.Push = push
@@ -215,11 +214,13 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	if a := attrs["insecure"]; a != nil {
 		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
 			e.Insecure = v.True()
-			if e.Insecure && attrs["push"] == nil {
-				l.warnf(a.NameRange.Ptr(), "insecure without push", "insecure only affects pushing, and the export %q has no push.", e.Name)
+			if e.Insecure && attrs["push"] == nil && attrs["base"] == nil {
+				l.warnf(a.NameRange.Ptr(), "insecure without push", "insecure only affects pushing and a registry base, and the export %q has neither.", e.Name)
 			}
 		}
 	}
+	l.baseRef(d)
+	l.checkUser(d)
 	return d
 }
 

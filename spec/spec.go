@@ -200,6 +200,10 @@ type Image struct {
 	Compression  format.Compression // "none", "gzip" or "zstd"
 	// Annotations go on every image manifest and on the index.
 	Annotations map[string]string `json:",omitempty"`
+	// Base is the image to build on: a registry reference pinned by
+	// digest, "oci:DIR[:TAG]" or "docker-archive:FILE" (paths made
+	// absolute); "" for none.
+	Base string `json:",omitempty"`
 	// Layers are the layer blocks, in spec order: each a layer of its own,
 	// at the bottom, for the listed items and their closures' items not
 	// placed by an earlier block (docs/layers.md).

@@ -1,4 +1,4 @@
-# Layer blocks gone wrong.
+# Layer blocks and bases gone wrong.
 export "tree" {
   format = "tarball"
   paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
@@ -22,4 +22,22 @@ export "image" {
   }
   layer "c" {
   }
+}
+
+export "docker-base" {
+  format = "docker"
+  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+  base   = "oci:base-layout:base:1"
+}
+
+export "bad-base" {
+  format = "oci"
+  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+  base   = "Registry.Example/UPPER CASE"
+}
+
+export "tree-base" {
+  format = "tarball"
+  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
+  base   = "oci:x"
 }

@@ -1,0 +1,174 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/store"
+)
+
+// baseImages writes a busybox image (busybox in the store, /bin pointing
+// into it, PATH set) as an OCI layout tagged base:1 and as a docker
+// archive, and pushes it to the registry at host: the three kinds of base.
+func baseImages(t *testing.T, skopeo, host string) (layout, archive, pinned string) {
+	t.Helper()
+	bb := runnableItems(t)[:1]
+	fs := fixture.Write(t, "/gnu/store", "", bb)
+	mk := func(f format.Format, out string) string {
+		e := &spec.Export{
+			Name: "base", Format: f,
+			Env:      map[string]string{"PATH": "/bin", "GREETING": "from the base"},
+			Symlinks: map[string]string{"/bin": string(fs.ByName["busybox-static"]) + "/bin"},
+			Image:    spec.Image{Tag: "base:1"},
+		}
+		ge := &gen.Export{Name: e.Name, Format: f, Output: out}
+		ge.Systems = append(ge.Systems, *fs.System(t, "x86_64-linux", e, "busybox-static"))
+		dir := t.TempDir()
+		if _, err := writeExport(&gen.Plan{}, ge, dir, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, out)
+	}
+	layout = mk(format.OCI, "base-layout")
+	archive = mk(format.Docker, "base.tar")
+	run(t, skopeo, "copy", "--dest-tls-verify=false", "oci:"+layout+":base:1", "docker://"+host+"/library/busybox:1")
+	d := strings.TrimSpace(string(run(t, skopeo, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", "docker://"+host+"/library/busybox:1")))
+	return layout, archive, host + "/library/busybox@" + d
+}
+
+// TestBaseImages: an image built on each kind of base keeps the base's
+// layer blobs (same digests, first), diff ids and history, inherits its
+// environment merged with the spec's, and podman runs an entry point that
+// uses the base's shell and an item of the closure.
+func TestBaseImages(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	podman := oracle.Require(t, "podman")
+	oracle.Require(t, "runc")
+	host := oracle.StartRegistry(t).Host
+	layout, archive, pinned := baseImages(t, skopeo, host)
+	baseRaw := run(t, skopeo, "inspect", "--raw", "oci:"+layout+":base:1")
+	var baseManifest struct{ Layers []struct{ Digest string } }
+	if err := json.Unmarshal(baseRaw, &baseManifest); err != nil {
+		t.Fatal(err)
+	}
+
+	greeting := fixture.Write(t, "/gnu/store", "", []fixture.Item{{Name: "greeting", Files: map[string]string{"msg": "hello from the closure\n"}}})
+	msg := string(greeting.ByName["greeting"]) + "/msg"
+	for i, tt := range []struct{ name, ref string }{
+		{"oci layout", "oci:" + layout + ":base:1"},
+		{"docker archive", "docker-archive:" + archive},
+		{"registry", pinned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tag := "localhost/storepack-test-base:" + string(rune('a'+i))
+			e := &spec.Export{
+				Name: "derived", Format: format.OCI,
+				Entrypoint: []string{"/bin/busybox", "sh", "-c", `cat ` + msg + `; echo "$GREETING $EXTRA"`},
+				Env:        map[string]string{"EXTRA": "and the spec"},
+				Symlinks:   map[string]string{},
+				Insecure:   true,
+				Image:      spec.Image{Tag: tag, Base: tt.ref},
+			}
+			ge := &gen.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+			ge.Systems = append(ge.Systems, *greeting.System(t, "x86_64-linux", e, "greeting"))
+			// podman names an image pulled from oci:DIR after DIR, which
+			// must then be lower case.
+			out, err := os.MkdirTemp("", "storepack-base-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(out) })
+			if _, err := writeExport(&gen.Plan{}, ge, out, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(out, "layout")
+			raw := run(t, skopeo, "inspect", "--raw", "oci:"+dir+":"+tag)
+			var m struct{ Layers []struct{ Digest string } }
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			base := ge.Systems[0].Image.Base
+			if len(m.Layers) != len(base.Layers)+len(ge.Systems[0].Image.Layers) {
+				t.Fatalf("%d layers, want the base's %d and the image's %d", len(m.Layers), len(base.Layers), len(ge.Systems[0].Image.Layers))
+			}
+			for j, l := range base.Layers {
+				if m.Layers[j].Digest != string(l.Digest) {
+					t.Errorf("layer %d is %s, want the base's %s", j, m.Layers[j].Digest, l.Digest)
+				}
+			}
+			if tt.name == "registry" {
+				// skopeo compressed the layers on their way to the
+				// registry: those are the base's blobs there.
+				baseManifest.Layers = nil
+				if err := json.Unmarshal(run(t, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+pinned), &baseManifest); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.name != "docker archive" {
+				for j, l := range baseManifest.Layers {
+					if m.Layers[j].Digest != l.Digest {
+						t.Errorf("layer %d is %s, want the base's blob %s unchanged", j, m.Layers[j].Digest, l.Digest)
+					}
+				}
+			}
+			cfg := string(run(t, skopeo, "inspect", "--config", "oci:"+dir+":"+tag))
+			for _, want := range []string{`"PATH=/bin"`, `"GREETING=from the base"`, `"EXTRA=and the spec"`} {
+				if !strings.Contains(cfg, want) {
+					t.Errorf("config lacks %s:\n%s", want, cfg)
+				}
+			}
+			id := strings.TrimSpace(string(run(t, podman, "pull", "-q", "oci:"+dir+":"+tag)))
+			defer exec.Command(podman, "rmi", "-f", id).Run()
+			got := string(run(t, podman, "run", "--rm", "--network", "none", id))
+			if want := "hello from the closure\nfrom the base and the spec\n"; got != want {
+				t.Errorf("podman run printed %q, want %q", got, want)
+			}
+		})
+	}
+
+	// A push of an image on the registry base: the base's blobs are there
+	// already (skipped), the image runs from the registry.
+	pe := &spec.Export{
+		Name: "derived", Format: format.OCI,
+		Entrypoint: []string{"/bin/busybox", "sh", "-c", `cat ` + msg},
+		Symlinks:   map[string]string{},
+		Insecure:   true,
+		Image:      spec.Image{Tag: "derived:1", Base: pinned},
+	}
+	pge := &gen.Export{Name: pe.Name, Format: format.OCI, Push: host + "/team/derived:1", Insecure: true}
+	pge.Systems = append(pge.Systems, *greeting.System(t, "x86_64-linux", pe, "greeting"))
+	report, err := Push(context.Background(), pge, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range pge.Systems[0].Image.Base.Layers {
+		if !slices.Contains(report.Skipped, l.Digest) && !slices.Contains(report.Uploaded, l.Digest) {
+			t.Errorf("the push report lists no base layer %s", l.Digest)
+		}
+	}
+	got := string(run(t, podman, "run", "--rm", "--network", "none", "--tls-verify=false", "docker://"+host+"/team/derived:1"))
+	defer exec.Command(podman, "rmi", "-f", host+"/team/derived:1").Run()
+	if got != "hello from the closure\n" {
+		t.Errorf("podman run of the pushed image printed %q", got)
+	}
+
+	// A registry base without a digest is an error that says what to pin.
+	e := &spec.Export{Name: "derived", Format: format.OCI, Insecure: true, Image: spec.Image{Tag: "x:1", Base: host + "/library/busybox:1"}}
+	sys := &gen.System{Name: "x86_64-linux", Closure: greeting.Items, Roots: []store.Path{greeting.ByName["greeting"]}}
+	e.Systems = []spec.System{{Name: "x86_64-linux", Paths: sys.Roots}}
+	_, err = gen.PlanImage(e, sys)
+	if err == nil || !strings.Contains(err.Error(), "not pinned by digest") || !strings.Contains(err.Error(), pinned) {
+		t.Errorf("an unpinned base: %v; want an error naming %s", err, pinned)
+	}
+}
