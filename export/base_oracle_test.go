@@ -14,6 +14,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -170,5 +171,74 @@ func TestBaseImages(t *testing.T) {
 	_, err = gen.PlanImage(e, sys)
 	if err == nil || !strings.Contains(err.Error(), "not pinned by digest") || !strings.Contains(err.Error(), pinned) {
 		t.Errorf("an unpinned base: %v; want an error naming %s", err, pinned)
+	}
+}
+
+// TestBaseMultiPlatformAndCache: a multi-platform base gives each system
+// its own platform's image; with a layer cache a second export takes the
+// base's blobs from the cache, the base itself gone.
+func TestBaseMultiPlatformAndCache(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	bb := runnableItems(t)[:1]
+	fs := fixture.Write(t, "/gnu/store", "", bb)
+	be := &spec.Export{
+		Name: "base", Format: format.OCI,
+		Symlinks: map[string]string{"/bin": string(fs.ByName["busybox-static"]) + "/bin"},
+		Image:    spec.Image{Tag: "base:multi"},
+	}
+	bge := &gen.Export{Name: be.Name, Format: format.OCI, Output: "base-layout"}
+	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
+		be.Systems = append(be.Systems, spec.System{Name: s, Paths: []store.Path{fs.ByName["busybox-static"]}})
+	}
+	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
+		bge.Systems = append(bge.Systems, *fs.System(t, s, be, "busybox-static"))
+	}
+	bdir := t.TempDir()
+	if _, err := writeExport(&gen.Plan{}, bge, bdir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci:" + filepath.Join(bdir, "base-layout") + ":base:multi"
+
+	greeting := fixture.Write(t, "/gnu/store", "", []fixture.Item{{Name: "greeting", Files: map[string]string{"msg": "hi\n"}}})
+	e := &spec.Export{Name: "derived", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{Tag: "derived:multi", Base: ref}}
+	ge := &gen.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
+		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{greeting.ByName["greeting"]}})
+	}
+	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
+		ge.Systems = append(ge.Systems, *greeting.System(t, s, e, "greeting"))
+	}
+	amd, arm := ge.Systems[0].Image.Base, ge.Systems[1].Image.Base
+	if amd.Digest == arm.Digest {
+		t.Errorf("both systems got the base manifest %s", amd.Digest)
+	}
+	for i, img := range []*gen.Image{bge.Systems[0].Image, bge.Systems[1].Image} {
+		base := ge.Systems[i].Image.Base
+		if base.Layers[len(base.Layers)-1].DiffID == "" || len(base.Layers) != len(img.Layers) {
+			t.Errorf("system %d: the base has %d layers, want %d", i, len(base.Layers), len(img.Layers))
+		}
+	}
+
+	cache, err := layercache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := writeExport(&gen.Plan{}, ge, out, Options{Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	first := run(t, skopeo, "inspect", "--raw", "oci:"+filepath.Join(out, "layout")+":derived:multi")
+	if err := os.RemoveAll(bdir); err != nil {
+		t.Fatal(err)
+	}
+	out2 := t.TempDir()
+	if _, err := writeExport(&gen.Plan{}, ge, out2, Options{Cache: cache}); err != nil {
+		t.Fatalf("a second export with the base gone and its blobs cached: %v", err)
+	}
+	if second := run(t, skopeo, "inspect", "--raw", "oci:"+filepath.Join(out2, "layout")+":derived:multi"); string(second) != string(first) {
+		t.Errorf("the second export's index differs:\n%s\n%s", first, second)
+	}
+	if _, err := writeExport(&gen.Plan{}, ge, t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "base "+ref) {
+		t.Errorf("without the base or a cache: %v; want an error naming the base", err)
 	}
 }
