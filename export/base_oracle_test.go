@@ -135,6 +135,26 @@ func TestBaseImages(t *testing.T) {
 			if want := "hello from the closure\nfrom the base and the spec\n"; got != want {
 				t.Errorf("podman run printed %q, want %q", got, want)
 			}
+
+			// The same as a docker archive: the base's layers as
+			// uncompressed tars, their diff ids as in the base.
+			de := *e
+			de.Format = format.Docker
+			de.Image.Tag = tag + "-docker"
+			dge := &gen.Export{Name: de.Name, Format: format.Docker, Output: "image.tar"}
+			dge.Systems = append(dge.Systems, *greeting.System(t, "x86_64-linux", &de, "greeting"))
+			file, _ := writeDockerFile(t, dge)
+			dcfg := string(run(t, skopeo, "inspect", "--config", "docker-archive:"+file))
+			for _, l := range base.Layers {
+				if !strings.Contains(dcfg, string(l.DiffID)) {
+					t.Errorf("the docker archive's config lacks the base's diff id %s", l.DiffID)
+				}
+			}
+			run(t, podman, "load", "-i", file)
+			defer exec.Command(podman, "rmi", "-f", de.Image.Tag).Run()
+			if got := string(run(t, podman, "run", "--rm", "--network", "none", de.Image.Tag)); got != "hello from the closure\nfrom the base and the spec\n" {
+				t.Errorf("podman run of the docker archive printed %q", got)
+			}
 		})
 	}
 

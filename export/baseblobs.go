@@ -6,29 +6,32 @@ import (
 	"hash"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/base"
+	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/layercache"
 )
 
-// openBaseBlob returns a reader of the base layer blob b of img's base:
+// openBaseBlob returns a reader of the layer blob b of the base ref:
 // from the layer cache when it holds it, else from the base (registry,
 // layout or archive), checked against its digest and size as it is read
 // and, with a cache, kept there for the next export.
-func openBaseBlob(img *image.Image, b image.BaseBlob, insecure bool, c *layercache.Cache) (io.ReadCloser, error) {
+func openBaseBlob(ref string, b image.BaseBlob, insecure bool, c *layercache.Cache) (io.ReadCloser, error) {
 	if c != nil {
 		if p, ok := c.Blob(b.Digest, b.BlobSize); ok {
 			return os.Open(p)
 		}
 	}
-	rc, err := base.Open(img.Plan.Base.Ref, b.Digest, base.Options{Insecure: insecure})
+	rc, err := base.Open(ref, b.Digest, base.Options{Insecure: insecure})
 	if err != nil {
-		return nil, fmt.Errorf("base %s: layer %s: %w", img.Plan.Base.Ref, b.Digest, err)
+		return nil, fmt.Errorf("base %s: layer %s: %w", ref, b.Digest, err)
 	}
-	v := &verifier{r: rc, want: b.Digest, size: b.BlobSize, h: sha256.New(), what: fmt.Sprintf("base %s: layer %s", img.Plan.Base.Ref, b.Digest)}
+	v := &verifier{r: rc, want: b.Digest, size: b.BlobSize, h: sha256.New(), what: fmt.Sprintf("base %s: layer %s", ref, b.Digest)}
 	if c == nil {
 		return v, nil
 	}
@@ -68,7 +71,7 @@ func writeBaseBlobs(blobDir string, imgs []*image.Image, insecure bool, c *layer
 					continue
 				}
 			}
-			rc, err := openBaseBlob(img, b, insecure, c)
+			rc, err := openBaseBlob(img.Plan.Base.Ref, b, insecure, c)
 			if err != nil {
 				return err
 			}
@@ -112,3 +115,76 @@ func (v *verifier) Read(p []byte) (int, error) {
 }
 
 func (v *verifier) Close() error { return v.r.Close() }
+
+// dockerBaseTar is the uncompressed tar of the base layer l of ref, as a
+// file: a docker archive holds layers as tars. It comes from the layer
+// cache (kept there by its diff id), else is decompressed from the base's
+// blob (itself through the cache), checked against the diff id. remove
+// deletes a temporary file when there is no cache.
+func dockerBaseTar(ref string, l base.Layer, insecure bool, c *layercache.Cache) (path string, size int64, remove func(), err error) {
+	if c != nil {
+		p := c.BlobPath(l.DiffID)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+			return p, fi.Size(), func() {}, nil
+		}
+	}
+	rc, err := openBaseBlob(ref, image.BaseBlob{Blob: image.Blob{Digest: l.Digest, BlobSize: l.Size}, MediaType: l.MediaType}, insecure, c)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer rc.Close()
+	dr, done, err := compress.NewReader(rc, layerCompression(l.MediaType))
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("base %s: layer %s: %w", ref, l.Digest, err)
+	}
+	defer done()
+	h := sha256.New()
+	tee := io.TeeReader(dr, h)
+	check := func(n int64) error {
+		if got := digest.NewDigest(digest.SHA256, h); got != l.DiffID {
+			return fmt.Errorf("base %s: layer %s uncompresses to %s, its diff id says %s", ref, l.Digest, got, l.DiffID)
+		}
+		return nil
+	}
+	if c != nil {
+		if bw, err := c.NewBlob(); err == nil {
+			n, err := bw.ReadFrom(tee)
+			if err == nil {
+				err = check(n)
+			}
+			if err != nil {
+				bw.Abort()
+				return "", 0, nil, err
+			}
+			p, err := bw.Commit(l.DiffID)
+			return p, n, func() {}, err
+		}
+	}
+	f, err := os.CreateTemp("", "storepack-base-layer-*")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	n, err := io.Copy(f, tee)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = check(n)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, nil, err
+	}
+	return f.Name(), n, func() { os.Remove(f.Name()) }, nil
+}
+
+// layerCompression is the compression of a layer media type.
+func layerCompression(mt string) format.Compression {
+	switch {
+	case strings.HasSuffix(mt, "+gzip"):
+		return format.Gzip
+	case strings.HasSuffix(mt, "+zstd"):
+		return format.Zstd
+	}
+	return format.None
+}

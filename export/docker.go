@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/format"
@@ -162,7 +163,35 @@ func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, count nar.Coun
 		image.KeepState(af, c, prefix)
 		done[l.Plan.ID] = b
 	}
-	imgs, err := image.Images(e, done)
+	// The base's layers, after the closure's (they hold no store item, and
+	// resuming stays with the layers above): uncompressed tars.
+	baseBlobs := map[digest.Digest]image.BaseBlob{}
+	for i := range e.Systems {
+		b := e.Systems[i].Image.Base
+		if b == nil {
+			continue
+		}
+		for _, l := range b.Layers {
+			if _, ok := baseBlobs[l.Digest]; ok {
+				continue
+			}
+			p, size, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
+			if err != nil {
+				return nil, err
+			}
+			head, err := image.AlignedHead(dockerLayerHeaders(l.DiffID.Encoded(), size, mtime), off)
+			if err == nil {
+				err = image.WriteChunk(w, head, p, size)
+			}
+			remove()
+			if err != nil {
+				return nil, fmt.Errorf("base %s: layer %s: %w", b.Ref, l.Digest, err)
+			}
+			off += int64(len(head)) + size + tree.Padding(size)
+			baseBlobs[l.Digest] = image.BaseBlob{Blob: image.Blob{DiffID: l.DiffID, Size: size, Digest: l.DiffID, BlobSize: size}, MediaType: ocispec.MediaTypeImageLayer}
+		}
+	}
+	imgs, err := image.ImagesWithBase(e, done, baseBlobs)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +313,11 @@ func writeDockerOCI(tw *tar.Writer, imgs []*image.Image, layers []image.Layer, d
 	}
 	for _, l := range layers {
 		add(blob{name: image.BlobPath(done[l.Plan.ID].DiffID), link: image.DockerLayerTar(l.Plan.ID)})
+	}
+	for _, img := range imgs {
+		for _, b := range img.BaseBlobs {
+			add(blob{name: image.BlobPath(b.DiffID), link: image.DockerLayerTar(b.DiffID.Encoded())})
+		}
 	}
 	var manifests []ocispec.Descriptor
 	for _, img := range imgs {

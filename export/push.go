@@ -314,7 +314,7 @@ func (l *baseLayer) MediaType() (types.MediaType, error) { return types.MediaTyp
 // Compressed reads the blob, checked against its digest.
 func (l *baseLayer) Compressed() (io.ReadCloser, error) {
 	l.rec.record(l.b.Digest)
-	return openBaseBlob(l.img, l.b, l.insecure, nil)
+	return openBaseBlob(l.img.Plan.Base.Ref, l.b, l.insecure, nil)
 }
 
 // pipeFrom runs fill in a goroutine writing into a pipe and returns the

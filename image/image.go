@@ -68,14 +68,18 @@ type Image struct {
 
 // newImage encodes the config and manifest of the image plan p whose layers'
 // blobs are blobs (one per layer, bottom first).
-func newImage(p *gen.Image, blobs []Blob) (*Image, error) {
+func newImage(p *gen.Image, blobs []Blob, base map[digest.Digest]BaseBlob) (*Image, error) {
 	if len(blobs) != len(p.Layers) {
 		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
 	}
 	img := &Image{Plan: p, Blobs: slices.Clone(blobs)}
 	if p.Base != nil {
 		for _, l := range p.Base.Layers {
-			img.BaseBlobs = append(img.BaseBlobs, BaseBlob{Blob: Blob{DiffID: l.DiffID, Size: l.Size, Digest: l.Digest, BlobSize: l.Size}, MediaType: l.MediaType})
+			b := BaseBlob{Blob: Blob{DiffID: l.DiffID, Size: l.Size, Digest: l.Digest, BlobSize: l.Size}, MediaType: l.MediaType}
+			if o, ok := base[l.Digest]; ok {
+				b = o
+			}
+			img.BaseBlobs = append(img.BaseBlobs, b)
 		}
 	}
 	var err error
@@ -187,6 +191,9 @@ type DockerEntry struct {
 // DockerEntry is the image's entry in a docker archive's manifest.json.
 func (img *Image) DockerEntry() DockerEntry {
 	e := DockerEntry{Config: img.ConfigDigest.Encoded() + ".json", RepoTags: []string{img.Plan.Tag}}
+	for _, b := range img.BaseBlobs {
+		e.Layers = append(e.Layers, DockerLayerTar(b.DiffID.Encoded()))
+	}
 	for _, l := range img.Plan.Layers {
 		e.Layers = append(e.Layers, DockerLayerTar(l.ID))
 	}

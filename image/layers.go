@@ -97,13 +97,6 @@ func Check(e *gen.Export) (mtime int64, compression format.Compression, err erro
 			return 0, "", fmt.Errorf("export %q: systems %s and %s have different compressions", e.Name, e.Systems[0].Name, e.Systems[i].Name)
 		}
 	}
-	if e.Format.Def().Uncompressed {
-		for _, sys := range e.Systems {
-			if sys.Image != nil && sys.Image.Base != nil {
-				return 0, "", fmt.Errorf("a docker archive cannot build on a base image yet (base = %q): use format = \"oci\" (a layout, an oci-archive or a push)", sys.Image.Base.Ref)
-			}
-		}
-	}
 	compression = e.Systems[0].Image.Compression
 	if compression == "" {
 		compression = format.None
@@ -114,6 +107,13 @@ func Check(e *gen.Export) (mtime int64, compression format.Compression, err erro
 // Images gives each system of e its image, from the blobs of its layers
 // by layer ID.
 func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
+	return ImagesWithBase(e, blobs, nil)
+}
+
+// ImagesWithBase is Images for archives that hold the base's layers in
+// another form than the base's blobs (a docker archive's uncompressed
+// tars): base maps a base blob's digest to the blob that stands for it.
+func ImagesWithBase(e *gen.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
 	imgs := make([]*Image, 0, len(e.Systems))
 	for i := range e.Systems {
 		p := e.Systems[i].Image
@@ -125,7 +125,7 @@ func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
 			}
 			bs[j] = b
 		}
-		img, err := newImage(p, bs)
+		img, err := newImage(p, bs, base)
 		if err != nil {
 			return nil, err
 		}

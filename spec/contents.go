@@ -327,9 +327,5 @@ func (l *loader) baseRef(d *exportDecl) {
 		l.errorf(a.Expr.Range().Ptr(), "Invalid base", "base is a registry reference pinned by digest (registry/name@sha256:...), oci:DIR[:TAG] or docker-archive:FILE: %v.", err)
 		return
 	}
-	if e.Format.Def().Uncompressed {
-		l.errorf(a.Expr.Range().Ptr(), "Base on a docker export", "A docker archive cannot build on a base image yet: use format = \"oci\" (a layout, an oci-archive or a push), which can.")
-		return
-	}
 	e.Image.Base = ref
 }

@@ -24,12 +24,6 @@ export "image" {
   }
 }
 
-export "docker-base" {
-  format = "docker"
-  paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
-  base   = "oci:base-layout:base:1"
-}
-
 export "bad-base" {
   format = "oci"
   paths  = ["${env("NIX_STORE_DIR")}/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"]
