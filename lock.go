@@ -31,12 +31,14 @@ type LockExport struct {
 	Files   []export.File `json:"files"`
 }
 
-// LockSystem is one system's closure digest, and the manifest digest of
-// its image's base, when it has one.
+// LockSystem is one system's closure digest, and its image's base (as the
+// spec names it) with the digest of the system's base manifest, when it
+// has one.
 type LockSystem struct {
 	System        string `json:"system"`
 	ClosureDigest string `json:"closure_digest"`
 	Base          string `json:"base,omitempty"`
+	BaseDigest    string `json:"base_digest,omitempty"`
 }
 
 // lockOf builds the lock of a plan and the files its export wrote.
@@ -47,7 +49,7 @@ func lockOf(plan *gen.Plan, files []export.File) *Lock {
 		for _, s := range e.Systems {
 			ls := LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)}
 			if s.Image != nil && s.Image.Base != nil {
-				ls.Base = s.Image.Base.Ref + "@" + string(s.Image.Base.Digest)
+				ls.Base, ls.BaseDigest = s.Image.Base.Ref, string(s.Image.Base.Digest)
 			}
 			le.Systems = append(le.Systems, ls)
 		}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/export"
+	"github.com/storepack/storepack/gen"
 )
 
 // writeSpec writes a spec folder whose source "app" (a script naming a
@@ -155,5 +157,20 @@ func TestSpecErrorsWriteNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("output folder created by a failed export (stat: %v)", err)
+	}
+}
+
+// TestLockRecordsBase: the lock file records each system's base manifest.
+func TestLockRecordsBase(t *testing.T) {
+	plan := &gen.Plan{Exports: []gen.Export{{Name: "app", Format: "oci", Systems: []gen.System{
+		{Name: "x86_64-linux", ClosureDigest: "sha256:aa", Image: &gen.Image{Base: &base.Image{Ref: "r.example/busybox@sha256:bb", Digest: "sha256:cc"}}},
+		{Name: "aarch64-linux", ClosureDigest: "sha256:dd", Image: &gen.Image{}},
+	}}}}
+	l := lockOf(plan, nil)
+	if s := l.Exports[0].Systems[0]; s.Base != "r.example/busybox@sha256:bb" || s.BaseDigest != "sha256:cc" {
+		t.Errorf("base of the first system %q %q", s.Base, s.BaseDigest)
+	}
+	if got := l.Exports[0].Systems[1].Base; got != "" {
+		t.Errorf("a system without a base records %q", got)
 	}
 }

@@ -123,7 +123,24 @@ func TestBaseImages(t *testing.T) {
 					}
 				}
 			}
+			// The image-spec schemas accept the index, manifest and
+			// config; the history starts with the base's.
+			files := layoutFiles(t, dir)
+			checkSchema(t, "index", "index.json", files["index.json"])
+			checkSchema(t, "manifest", "manifest", raw)
 			cfg := string(run(t, skopeo, "inspect", "--config", "oci:"+dir+":"+tag))
+			checkSchema(t, "config", "config", []byte(cfg))
+			var hist struct {
+				History []struct {
+					CreatedBy string `json:"created_by"`
+				}
+			}
+			json.Unmarshal([]byte(cfg), &hist)
+			if len(hist.History) != len(base.History)+len(ge.Systems[0].Image.Layers) {
+				t.Errorf("%d history entries, want the base's %d and the image's %d", len(hist.History), len(base.History), len(ge.Systems[0].Image.Layers))
+			} else if len(base.History) > 0 && hist.History[0].CreatedBy != base.History[0].CreatedBy {
+				t.Errorf("history starts with %q, want the base's %q", hist.History[0].CreatedBy, base.History[0].CreatedBy)
+			}
 			for _, want := range []string{`"PATH=/bin"`, `"GREETING=from the base"`, `"EXTRA=and the spec"`} {
 				if !strings.Contains(cfg, want) {
 					t.Errorf("config lacks %s:\n%s", want, cfg)

@@ -47,6 +47,25 @@ export "signed-layout" {
   annotations = { "org.opencontainers.image.source" = "https://example.org/greeting" }
 }
 
+export "contents" {
+  format     = "docker"
+  paths      = [local.greeting, source.app.store_path]
+  systems    = ["x86_64-linux"]
+  user       = "app"
+  max_layers = 4
+  account "app" {
+    uid = 1000
+  }
+  file "/etc/app/run.sh" {
+    source = "app/run.sh"
+    mode   = "0755"
+    uid    = 1000
+  }
+  layer "greeting" {
+    paths = [local.greeting]
+  }
+}
+
 export "signed-docker" {
   format   = "docker"
   paths    = [local.greeting]
