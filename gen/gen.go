@@ -1,8 +1,10 @@
 package gen
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/substitute"
 )
 
 // Generate evaluates sp against the store it names into a Plan. It reads
@@ -24,6 +27,15 @@ func Generate(sp *spec.Spec) (*Plan, error) {
 	}
 	defer st.Close()
 	g := &generator{spec: sp, store: st, items: map[store.Path]*Item{}, sources: map[store.Path]*spec.Source{}}
+	if len(sp.Store.Substituters) > 0 {
+		dir, err := substitute.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		if g.sub, err = substitute.New(sp.Store.Substituters, sp.Store.TrustedPublicKeys, sp.Store.Dir, dir); err != nil {
+			return nil, err
+		}
+	}
 	for i := range sp.Sources {
 		g.sources[sp.Sources[i].StorePath] = &sp.Sources[i]
 	}
@@ -41,6 +53,12 @@ func Generate(sp *spec.Spec) (*Plan, error) {
 		}
 		plan.Exports = append(plan.Exports, *e)
 	}
+	// Download and unpack the substituted items, in parallel.
+	if len(g.substituted) > 0 {
+		if err := g.sub.FetchAll(context.Background(), g.substituted); err != nil {
+			return nil, err
+		}
+	}
 	return plan, nil
 }
 
@@ -49,6 +67,37 @@ type generator struct {
 	store   *store.Store
 	items   map[store.Path]*Item
 	sources map[store.Path]*spec.Source
+	// sub reads items missing from the store from binary caches (nil
+	// without substituters); substituted are those it will fetch.
+	sub         *substitute.Substituter
+	substituted []store.Path
+	subInfo     map[store.Path]*store.PathInfo
+}
+
+// missing reports whether p should come from a substituter: there are
+// substituters and the store does not have it.
+func (g *generator) missing(p store.Path) bool {
+	if g.sub == nil {
+		return false
+	}
+	_, err := os.Lstat(g.store.FSPath(p))
+	return err != nil
+}
+
+// substitutedInfo is p's narinfo from the substituters, read once.
+func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
+	if info, ok := g.subInfo[p]; ok {
+		return info, nil
+	}
+	info, err := g.sub.Info(context.Background(), p)
+	if err != nil {
+		return nil, err
+	}
+	if g.subInfo == nil {
+		g.subInfo = map[store.Path]*store.PathInfo{}
+	}
+	g.subInfo[p] = info
+	return info, nil
 }
 
 func (g *generator) export(e *spec.Export) (*Export, error) {
@@ -99,6 +148,13 @@ func (g *generator) references(p store.Path) ([]store.Path, error) {
 	if src, ok := g.sources[p]; ok {
 		return src.References, nil
 	}
+	if g.missing(p) {
+		info, err := g.substitutedInfo(p)
+		if err != nil {
+			return nil, err
+		}
+		return info.References, nil
+	}
 	return g.store.References(p)
 }
 
@@ -119,6 +175,17 @@ func (g *generator) item(p store.Path) (*Item, error) {
 		it.NarHash = store.Hash(src.NarHash)
 		it.NarSize = src.NarSize
 		it.References = src.References
+	} else if g.missing(p) {
+		info, err := g.substitutedInfo(p)
+		if err != nil {
+			return nil, err
+		}
+		it.References = info.References
+		it.Deriver = info.Deriver
+		it.NarSize = info.NarSize
+		it.NarHash = store.Hash(info.NarHash)
+		it.FSPath = g.sub.Path(info)
+		g.substituted = append(g.substituted, p)
 	} else {
 		info, err := g.store.Info(p)
 		if err != nil {

@@ -778,7 +778,8 @@ func (l *loader) checkInside(p string) string {
 	return ""
 }
 
-// checkFile checks that p, when in an existing store item, exists.
+// checkFile checks that p, when in an existing store item, exists (an
+// item to come from a substituter is not checked).
 func (l *loader) checkFile(p string) string {
 	if !l.store.ok {
 		return ""
@@ -794,6 +795,9 @@ func (l *loader) checkFile(p string) string {
 			fsPath = s.value.Path
 		}
 	}
+	if _, err := os.Lstat(fsPath); err != nil && len(l.store.value.Substituters) > 0 {
+		return "" // a substituted item, not here to check
+	}
 	if _, err := os.Lstat(fsPath + rest); err != nil {
 		return fmt.Sprintf("%s has no %s", item, strings.TrimPrefix(rest, "/"))
 	}
@@ -807,6 +811,9 @@ func (l *loader) itemExists(item store.Path) bool {
 		if s.ok && s.value.StorePath == item {
 			return true
 		}
+	}
+	if len(l.store.value.Substituters) > 0 {
+		return true // the substituters may have it: planning finds out
 	}
 	_, err := os.Lstat(l.store.value.Root + string(item))
 	return err == nil

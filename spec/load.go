@@ -13,7 +13,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/substitute"
 )
 
 // LoadOptions says where a spec is and what its environment is.
@@ -371,7 +373,7 @@ func (s *storeNode) defRange() *hcl.Range {
 	return s.block.DefRange.Ptr()
 }
 
-var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "db"}, {Name: "root"}}}
+var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "db"}, {Name: "root"}, {Name: "substituters"}, {Name: "trusted_public_keys"}}}
 
 func (l *loader) declareStore(blocks []*hcl.Block) {
 	l.store = &storeNode{}
@@ -448,7 +450,45 @@ func (l *loader) evalStore() {
 	case set:
 		s.value.Root = l.absPath(v)
 	}
+	l.substituters(s)
 	if s.cycle {
+		s.ok = false
+	}
+}
+
+// substituters decodes the store block's binary caches and the keys that
+// must sign what they serve.
+func (l *loader) substituters(s *storeNode) {
+	if a := s.attrs["substituters"]; a != nil {
+		list, _, ok := l.stringList(a)
+		if !ok {
+			s.ok = false
+		}
+		for i, u := range list {
+			if _, err := substitute.NewSource(u); err != nil {
+				l.errorf(elemRange(a.Expr, i, len(list)), "Invalid substituter", "%v.", err)
+				s.ok = false
+				continue
+			}
+			s.value.Substituters = append(s.value.Substituters, u)
+		}
+	}
+	if a := s.attrs["trusted_public_keys"]; a != nil {
+		list, _, ok := l.stringList(a)
+		if !ok {
+			s.ok = false
+		}
+		for i, k := range list {
+			if _, err := signing.ParsePublicKey(k); err != nil {
+				l.errorf(elemRange(a.Expr, i, len(list)), "Invalid trusted public key", "%v: a key is name:base64, as nix-store --generate-binary-cache-key writes it.", err)
+				s.ok = false
+				continue
+			}
+			s.value.TrustedPublicKeys = append(s.value.TrustedPublicKeys, k)
+		}
+	}
+	if len(s.value.Substituters) > 0 && len(s.value.TrustedPublicKeys) == 0 && s.attrs["trusted_public_keys"] == nil {
+		l.errorf(s.attrs["substituters"].Expr.Range().Ptr(), "Substituters without trusted keys", "Every narinfo read from a substituter must be signed by one of trusted_public_keys: give the caches' public keys.")
 		s.ok = false
 	}
 }

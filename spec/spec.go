@@ -90,6 +90,12 @@ type Store struct {
 	// Root is the folder a chroot store lives in (absolute), or "": item
 	// Dir/x is then read from Root/Dir/x, as with `nix --store ROOT`.
 	Root string
+	// Substituters are binary caches (file://, http://, https://) that
+	// items missing from the store are read from, in order;
+	// TrustedPublicKeys the keys ("name:base64") one of whose signatures
+	// each of their narinfos must carry.
+	Substituters      []string `json:",omitempty"`
+	TrustedPublicKeys []string `json:",omitempty"`
 	// Range is where the block is (empty when the spec has none).
 	Range hcl.Range
 }
