@@ -118,6 +118,90 @@ func TestSubstituters(t *testing.T) {
 	}
 }
 
+// TestSubstitutedFormats: every format from a cache (Nix's, zstd), with
+// nothing in the store: a tarball whose items Nix dumps as the store has
+// them, an OCI layout, a binary cache re-signed with another key (which
+// Nix verifies), and a push.
+func TestSubstitutedFormats(t *testing.T) {
+	oracle.Require(t, "tar")
+	c := nixtest.Build(t, nixtest.NixLayout)
+	cacheDir, pub := nixCache(t, c, "zstd")
+	host := oracle.StartRegistry(t).Host
+	dir := cacheSpec(t, c, []string{"file://" + cacheDir}, []string{pub})
+	ok(t, nil, "keygen", "other.example.org-1", filepath.Join(dir, "other.sec"), filepath.Join(dir, "other.pub"))
+	more := `
+export "tree" {
+  format      = "tarball"
+  paths       = ["` + c.Root + `"]
+  systems     = ["x86_64-linux"]
+  compression = "none"
+  symlinks    = {}
+}
+
+export "layout" {
+  format  = "oci"
+  paths   = ["` + c.Root + `"]
+  systems = ["x86_64-linux"]
+  tag     = "substituted:1"
+}
+
+export "copy" {
+  format   = "binary-cache"
+  paths    = ["` + c.Root + `"]
+  systems  = ["x86_64-linux"]
+  sign_key = "other.sec"
+}
+
+export "pushed" {
+  format   = "oci"
+  paths    = ["` + c.Items[nixtest.Hello] + `"]
+  systems  = ["x86_64-linux"]
+  tag      = "substituted:1"
+  push     = "` + host + `/team/substituted:1"
+  insecure = true
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "more.hcl"), []byte(more), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	xdg := t.TempDir()
+	makeRemovable(t, xdg)
+	env := []string{"XDG_CACHE_HOME=" + xdg}
+	out := filepath.Join(t.TempDir(), "out")
+	if r := storepackEnv(t, env, "export", "-q", "-C", dir, "--out", out, "tree", "layout", "copy"); r.code != 0 {
+		t.Fatalf("export: exit %d\n%s", r.code, r.stderr)
+	}
+	// The tarball's items are the store's, NAR for NAR.
+	root := t.TempDir()
+	makeRemovable(t, root)
+	if b, err := exec.Command("tar", "-xf", filepath.Join(out, "tree.tar"), "-C", root).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, b)
+	}
+	for _, p := range c.Paths(t) {
+		want := c.Output(t, "nix-store", "--dump", p)
+		got := c.Output(t, "nix-store", "--dump", root+p)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the extracted item's NAR differs from the store's", p)
+		}
+	}
+	// The layout holds the closure.
+	if _, err := os.Stat(filepath.Join(out, "layout", "index.json")); err != nil {
+		t.Errorf("no layout: %v", err)
+	}
+	// Nix verifies the copied cache with the other key.
+	otherPub, _ := os.ReadFile(filepath.Join(dir, "other.pub"))
+	cmd := c.Command("nix", "--extra-experimental-features", "nix-command", "store", "verify", "--store", "file://"+filepath.Join(out, "copy"),
+		"--trusted-public-keys", strings.TrimSpace(string(otherPub)), "-r", c.Root)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("nix store verify of the copied cache: %v\n%s", err, b)
+	}
+	// A push from the cache.
+	if r := storepackEnv(t, env, "push", "-C", dir, "pushed"); r.code != 0 {
+		t.Errorf("push: exit %d\n%s", r.code, r.stderr)
+	}
+	oracleOutput(t, "skopeo", "inspect", "--tls-verify=false", "docker://"+host+"/team/substituted:1")
+}
+
 // TestSubstituterErrors: a corrupted NAR, a missing narinfo, an untrusted
 // key and an unreachable cache each fail the export with a message naming
 // the item or cache, and write no output.
