@@ -270,3 +270,35 @@ func run(c *Closure, dir, name string, args ...string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+//go:embed scale.nix
+var scaleNix []byte
+
+// Scale is a closure built from scale.nix: Root and its closure of Items
+// items, each with Files files of Size random bytes.
+type Scale struct {
+	Root               string
+	Items, Files, Size int
+}
+
+// BuildScale builds scale.nix with items items of files files of size
+// bytes each in the Nix layout (tag names them apart from other builds)
+// and returns its root. It needs nix-build; it writes to the Nix store.
+func BuildScale(items, files, size int, tag string) (*Scale, error) {
+	tmp, err := os.MkdirTemp("", "storepack-scale-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	file := filepath.Join(tmp, "scale.nix")
+	if err := os.WriteFile(file, scaleNix, 0o644); err != nil {
+		return nil, err
+	}
+	c := &Closure{Layout: NixLayout}
+	out, err := run(c, tmp, "nix-build", "--option", "sandbox", "false", "--option", "substituters", "", "--no-out-link", file,
+		"--arg", "items", fmt.Sprint(items), "--arg", "files", fmt.Sprint(files), "--arg", "size", fmt.Sprint(size), "--argstr", "tag", tag, "-A", "root")
+	if err != nil {
+		return nil, err
+	}
+	return &Scale{Root: strings.TrimSpace(string(out)), Items: items, Files: files, Size: size}, nil
+}

@@ -1,0 +1,27 @@
+# A closure at scale, for storepack's scale benchmarks (mage bench) and,
+# small, its tests: `items` store items, each with `files` files of `size`
+# random bytes in data/, item i referring to items i-1 and i/2 (a chain
+# and a tree, so popularity ranks them), the last item the root. Built
+# with `nix-build --option sandbox false --no-out-link scale.nix -A root`;
+# each item is one /bin/sh script with three processes, so 500 items build
+# in well under a minute.
+{ items ? 500, files ? 200, size ? 20000, tag ? "storepack-scale" }:
+let
+  mk = i: deps: builtins.derivation {
+    name = "${tag}-${toString i}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-e" "-c" ''
+      mkdir -p $out/data
+      head -c ${toString (files * size)} /dev/urandom > $out/blob
+      cd $out/data
+      split -a 4 -d -b ${toString size} $out/blob f
+      rm $out/blob
+      echo ${builtins.concatStringsSep " " deps} > $out/refs
+    '' ];
+    PATH = "/usr/bin:/bin";
+  };
+  item = i: if i == 0 then mk 0 [ ] else mk i (map (j: "${item j}") ([ (i - 1) ] ++ (if i / 2 != i - 1 then [ (i / 2) ] else [ ])));
+in {
+  root = item (items - 1);
+}
