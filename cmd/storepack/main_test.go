@@ -197,6 +197,12 @@ func TestHash(t *testing.T) {
 				}
 			}
 		}
+		// Several paths at once: a line each, in order.
+		paths := dumpPaths(t, c)
+		want := c.Output(t, nixHash, append([]string{"--type", "sha256", "--base32"}, paths...)...)
+		if got := ok(t, nil, append([]string{"hash", "--base32"}, paths...)...); !bytes.Equal(got, want) {
+			t.Errorf("storepack hash of %d paths:\n%s\nnix-hash:\n%s", len(paths), got, want)
+		}
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
@@ -27,24 +29,54 @@ var dumpVerb = &verb{
 
 var hashVerb = &verb{
 	name:     "hash",
-	operands: "[--base32] PATH",
-	summary:  "Print the sha256 of the NAR serialisation of any path, as nix-hash --type sha256 [--base32].",
-	min:      1, max: 1,
+	operands: "[--base32] PATH...",
+	summary:  "Print the sha256 of the NAR serialisation of each path, a line each, as nix-hash --type sha256 [--base32]; several paths are hashed at once.",
+	min:      1, max: -1,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		base32 := fs.Bool("base32", false, "print the hash in Nix base32 instead of hexadecimal")
 		return func(e *env, args []string) error {
-			sum, _, err := nar.Hash(args[0])
+			sums, err := hashAll(args)
 			if err != nil {
-				return pathError(args[0], err)
+				return err
 			}
-			if *base32 {
-				fmt.Fprintln(e.stdout, store.Encode32(sum[:]))
-			} else {
-				fmt.Fprintln(e.stdout, hex.EncodeToString(sum[:]))
+			for _, sum := range sums {
+				if *base32 {
+					fmt.Fprintln(e.stdout, store.Encode32(sum[:]))
+				} else {
+					fmt.Fprintln(e.stdout, hex.EncodeToString(sum[:]))
+				}
 			}
 			return nil
 		}
 	},
+}
+
+// hashAll hashes the NARs of paths, GOMAXPROCS at a time (each hash
+// already reads ahead of itself on a goroutine of its own), in order.
+func hashAll(paths []string) ([]store.Hash, error) {
+	sums := make([]store.Hash, len(paths))
+	errs := make([]error, len(paths))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sum, _, err := nar.Hash(paths[i])
+				if err != nil {
+					err = pathError(paths[i], err)
+				}
+				sums[i], errs[i] = sum, err
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return sums, errors.Join(errs...)
 }
 
 var addVerb = &verb{

@@ -31,8 +31,9 @@ import (
 )
 
 var (
-	runs = flag.Int("runs", 3, "runs of each command; the fastest counts")
-	tree = flag.String("tree", os.Getenv("BENCH_TREE"), "a store item of at least 200 MB (default: GOROOT added to the Nix store)")
+	runs      = flag.Int("runs", 3, "runs of each command; the fastest counts")
+	tree      = flag.String("tree", os.Getenv("BENCH_TREE"), "a store item of at least 200 MB (default: GOROOT added to the Nix store)")
+	scaleOnly = flag.Bool("scale", false, "run the scale rows alone")
 )
 
 // result is one timed command.
@@ -51,6 +52,10 @@ func main() {
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "storepack")
 	run("go", "build", "-o", bin, "./cmd/storepack")
+	if *scaleOnly {
+		scale(bin, tmp)
+		return
+	}
 	goroot := strings.TrimSpace(output("go", "env", "GOROOT"))
 
 	item := *tree
@@ -168,6 +173,11 @@ export "bench" {
 	row("squashfs, gzip", "<= 1.0", []string{bin, "export", "-C", spec, "--out", exportOut},
 		[]string{"sh", "-c", "rm -f " + squashfsOut + " && mksquashfs " + item + " " + squashfsOut + " -comp gzip -processors 2 -quiet -no-progress"})
 	check(tw.Flush())
+
+	// The closure at scale (BENCH_SCALE=0 leaves it out).
+	if os.Getenv("BENCH_SCALE") != "0" {
+		scale(bin, tmp)
+	}
 
 	// Incremental re-exports: a closure of several large items and one
 	// small source item whose contents change before every warm run.

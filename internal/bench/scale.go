@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/storepack/storepack/internal/nixtest"
+)
+
+// scale prints the figures of a closure at scale (scale.nix: 500 items,
+// 100,000 files, 2 GB, built by Nix once and kept in the store): the time
+// to plan it, each format's export and peak memory, the docker export and
+// hash against Nix's tools, and a push of its 100-layer image against
+// skopeo copy of the same layout to the same registry.
+func scale(bin, tmp string) {
+	items, files, size := 500, 200, 20000
+	if os.Getenv("BENCH_SCALE_SMALL") != "" { // a quick run of the same rows
+		items, files, size = 50, 20, 2000
+	}
+	s, err := nixtest.BuildScale(items, files, size, "storepack-scale")
+	check(err)
+	closure := strings.Fields(output("nix-store", "-qR", s.Root))
+	fmt.Printf("\nscale: %d store items, %d files, %s (%s)\n\n", len(closure), items*files,
+		strings.Fields(output("sh", "-c", "du -shc "+strings.Join(closure, " ")+" | tail -1"))[0], s.Root)
+
+	spec := filepath.Join(tmp, "scale-spec")
+	out := filepath.Join(tmp, "scale-out")
+	outFile := filepath.Join(tmp, "scale-stdout")
+	check(os.MkdirAll(spec, 0o755))
+	writeSpec := func(body string) {
+		check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte("store {\n  dir = \"/nix/store\"\n}\n\n"+body), 0o644))
+	}
+	exportSpec := func(f, extra string) string {
+		return fmt.Sprintf("export \"scale\" {\n  format  = %q\n  paths   = [%q]\n  systems = [\"x86_64-linux\"]\n%s}\n", f, s.Root, extra)
+	}
+	fresh := func() {
+		check(os.RemoveAll(out))
+		check(os.RemoveAll(outFile))
+		syscall.Sync()
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "operation\tstorepack\treal tool\tratio\ttarget\tstorepack peak RSS")
+	row := func(name, target string, ours, theirs []string) {
+		a := bestWith(ours, os.Environ(), outFile, fresh)
+		b := bestWith(theirs, os.Environ(), outFile, fresh)
+		fmt.Fprintf(tw, "%s\t%.3fs\t%.3fs (%s)\t%.2f x\t%s\t%.1f MiB\n", name, a.wall.Seconds(), b.wall.Seconds(), theirs[0],
+			a.wall.Seconds()/b.wall.Seconds(), target, float64(a.maxKB)/1024)
+	}
+
+	// Planning: the closure's items and layers, no archive.
+	writeSpec(exportSpec("docker", "  max_layers = 100\n"))
+	p := bestWith([]string{bin, "plan", "-C", spec}, os.Environ(), outFile, func() {})
+	fmt.Fprintf(tw, "plan of the docker export\t%.3fs\t\t\t< 0.5 s\t%.1f MiB\n", p.wall.Seconds(), float64(p.maxKB)/1024)
+	row("docker export (--no-cache)", "<= 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", out}, append([]string{"nix-store", "--export"}, closure...))
+	row("hash of every item", "<= 0.6", append([]string{bin, "hash"}, closure...), append([]string{"nix-hash", "--type", "sha256"}, closure...))
+
+	// Peak memory of each format.
+	for _, f := range []struct{ format, extra string }{
+		{"nar", ""}, {"binary-cache", "  compression = \"zstd\"\n"},
+		{"oci", "  compression = \"gzip\"\n"}, {"tarball", "  compression = \"none\"\n"},
+		{"squashfs", ""}, {"deb", "  compression = \"none\"\n  package {\n    version    = \"1.0\"\n    maintainer = \"Bench <bench@example.org>\"\n  }\n"},
+		{"rpm", "  package {\n    version = \"1.0\"\n  }\n"},
+	} {
+		writeSpec(exportSpec(f.format, f.extra))
+		fresh()
+		cmd := exec.Command(bin, "export", "--no-cache", "-C", spec, "--out", out)
+		start := time.Now()
+		b, err := cmd.CombinedOutput()
+		wall := time.Since(start)
+		rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+		if err != nil {
+			msg := strings.TrimSpace(string(b))
+			if i := strings.LastIndex(msg, "\n"); i >= 0 {
+				msg = msg[i+1:]
+			}
+			fmt.Fprintf(tw, "%s export\tfails\t\t\t< 64 MiB\t%.1f MiB (%s)\n", f.format, rss, msg)
+			continue
+		}
+		fmt.Fprintf(tw, "%s export\t%.3fs\t\t\t< 64 MiB\t%.1f MiB\n", f.format, wall.Seconds(), rss)
+	}
+
+	// A push of the 100-layer image, and skopeo copy of the same layout.
+	if reg, stop, err := startRegistry(tmp); err != nil {
+		fmt.Fprintf(tw, "push of the 100-layer image\t(no registry: %v)\n", err)
+	} else {
+		defer stop()
+		writeSpec(exportSpec("oci", fmt.Sprintf("  max_layers = 100\n  tag        = \"scale:1\"\n  push       = \"%s/bench/scale:1\"\n  insecure   = true\n", reg)))
+		layout := filepath.Join(tmp, "scale-layout")
+		run(bin, "export", "--no-cache", "-C", spec, "--out", layout)
+		// Each run of either side goes to a new repository, so that each
+		// uploads every blob.
+		ours := fmt.Sprintf(`sed -i "s|/bench/scale[0-9]*:1|/bench/scale$(date +%%s%%N):1|" %s/storepack.hcl && %s push -C %s >/dev/null`, spec, bin, spec)
+		row("push of the 100-layer image", "<= 0.5", []string{"sh", "-c", ours},
+			[]string{"sh", "-c", fmt.Sprintf(`skopeo copy -q --dest-tls-verify=false oci:%s/scale:scale:1 docker://%s/skopeo/scale$(date +%%s%%N):1`, layout, reg)})
+	}
+	check(tw.Flush())
+}
+
+// startRegistry starts the CNCF Distribution registry on a loopback port
+// with its storage below tmp.
+func startRegistry(tmp string) (string, func(), error) {
+	reg, err := exec.LookPath("docker-registry")
+	if err != nil {
+		return "", nil, fmt.Errorf("docker-registry is not installed (Debian package docker-registry)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := filepath.Join(tmp, "registry")
+	cfg := filepath.Join(tmp, "registry.yml")
+	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "+dir+"\nhttp:\n  addr: "+addr+"\n"), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(reg, "serve", cfg)
+	logf, err := os.Create(filepath.Join(tmp, "registry.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() }
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("the registry did not listen on %s", addr)
+}
