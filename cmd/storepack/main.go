@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -85,7 +86,16 @@ type env struct {
 // that dump and bundle write in few system calls.
 const stdoutBuffer = 1 << 20
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets one: the
+// garbage collector then runs as often as it must to stay near it, so
+// that exports of any size keep a small, flat footprint (their buffers
+// are bounded; only how soon garbage is collected varies).
+const memoryLimit = 40 << 20
+
 func main() {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

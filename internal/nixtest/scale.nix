@@ -21,7 +21,10 @@ let
     '' ];
     PATH = "/usr/bin:/bin";
   };
-  item = i: if i == 0 then mk 0 [ ] else mk i (map (j: "${item j}") ([ (i - 1) ] ++ (if i / 2 != i - 1 then [ (i / 2) ] else [ ])));
+  # A list, so that each item is evaluated once (its deps are elements).
+  all = builtins.genList (i:
+    if i == 0 then mk 0 [ ]
+    else mk i (map (j: "${builtins.elemAt all j}") ([ (i - 1) ] ++ (if i / 2 != i - 1 then [ (i / 2) ] else [ ])))) items;
 in {
-  root = item (items - 1);
+  root = builtins.elemAt all (items - 1);
 }
