@@ -290,7 +290,7 @@ func treeEntries(fixed []Entry, links map[string]string, storeDir store.Dir) ([]
 	slices.Sort(linkPaths)
 	for _, l := range linkPaths {
 		switch {
-		case l == "" || l[0] != '/' || path.Clean(l) != l || l == "/":
+		case !spec.IsTreePath(l):
 			return nil, fmt.Errorf("symlink %q: not a clean absolute path below /", l)
 		case l == "/tmp" || strings.HasPrefix(l, "/tmp/"):
 			return nil, fmt.Errorf("symlink %s: /tmp is the temporary folder", l)

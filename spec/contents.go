@@ -58,6 +58,10 @@ var (
 	numericUser = regexp.MustCompile(`^[0-9]+(:[0-9]+)?$`)
 )
 
+// IsTreePath reports whether p can name an entry of a tree (a symlink, a
+// file block, a home folder): a clean absolute path below /.
+func IsTreePath(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && p != "/" }
+
 // takesContents reports whether a format takes account and file blocks:
 // images and trees.
 func takesContents(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }
@@ -95,7 +99,7 @@ func (l *loader) accounts(d *exportDecl, blocks hcl.Blocks) {
 			a.GID, _ = l.id(g, "gid")
 		}
 		if h, set, ok := l.evalString(content.Attributes["home"]); ok && set {
-			if !path.IsAbs(h) || path.Clean(h) != h || h == "/" {
+			if !IsTreePath(h) {
 				l.errorf(content.Attributes["home"].Expr.Range().Ptr(), "Invalid home", "home %q is not a clean absolute path below /.", h)
 			}
 			a.Home = h
@@ -134,7 +138,7 @@ func (l *loader) fileBlocks(d *exportDecl, blocks hcl.Blocks) {
 			continue
 		}
 		p := b.Labels[0]
-		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+		if !IsTreePath(p) {
 			l.errorf(b.LabelRanges[0].Ptr(), "Invalid file path", "%q is not a clean absolute path below /.", p)
 			continue
 		}

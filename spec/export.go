@@ -529,7 +529,7 @@ func (l *loader) image(d *exportDecl) {
 func (l *loader) symlinks(d *exportDecl) {
 	e, a := &d.e, d.attrs["symlinks"]
 	e.Symlinks = l.stringMap(a, "Invalid symlink", func(k, v string) string {
-		if !path.IsAbs(k) || path.Clean(k) != k || k == "/" {
+		if !IsTreePath(k) {
 			return fmt.Sprintf("the link %q is not a clean absolute path below /", k)
 		}
 		if v == "" {
