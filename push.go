@@ -28,7 +28,7 @@ func PushExports(ctx context.Context, o Options) ([]*export.PushReport, error) {
 			}
 			continue
 		}
-		r, err := export.Push(ctx, e, export.PushOptions{Plan: p})
+		r, err := export.Push(ctx, e, export.PushOptions{Plan: p, Cache: exportOptions(o).Cache})
 		if err != nil {
 			return reports, err
 		}

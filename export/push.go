@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/layercache"
 )
 
 // Pushing sends an export's images to a registry straight from the plan,
@@ -61,6 +63,11 @@ type PushOptions struct {
 	// Plan is the plan the export belongs to, which its provenance
 	// records (spec files, variables); nil records none.
 	Plan *gen.Plan
+	// Cache, when not nil, is the layer cache: layers it holds are sent
+	// from their cached blobs, and the others are written into it once,
+	// while their digests are computed, and sent from there, so that the
+	// store is read once per layer.
+	Cache *layercache.Cache
 }
 
 // pushAttachments pushes what e's supply chain attaches to the pushed
@@ -164,7 +171,15 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	if err != nil {
 		return nil, err
 	}
-	imgs, err := image.Digest(e, nil)
+	var (
+		imgs  []*image.Image
+		paths map[digest.Digest]string // cached blob files by digest
+	)
+	if o.Cache != nil {
+		imgs, paths, err = cachedBlobs(e, o.Cache, compression)
+	} else {
+		imgs, err = image.Digest(e, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("export %q: %w", e.Name, err)
 	}
@@ -178,7 +193,7 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	layers := map[digest.Digest]partial.CompressedLayer{}
 	for _, l := range image.Layers(e) {
 		b := blobs[l.Plan.ID]
-		layers[b.Digest] = &pushLayer{l: l, blob: b, compression: compression, rec: rec}
+		layers[b.Digest] = &pushLayer{l: l, blob: b, compression: compression, rec: rec, path: paths[b.Digest]}
 	}
 	for _, img := range imgs {
 		for _, b := range img.BaseBlobs {
@@ -259,6 +274,44 @@ type pushLayer struct {
 	blob        image.Blob
 	compression format.Compression
 	rec         *uploadRecorder
+	// path is the blob's file in the layer cache, or "".
+	path string
+}
+
+// cachedBlobs puts every layer of e into the layer cache c (those it
+// lacks are written, the store read once each) and returns e's images and
+// the blob files by digest.
+func cachedBlobs(e *gen.Export, c *layercache.Cache, compression format.Compression) ([]*image.Image, map[digest.Digest]string, error) {
+	var mu sync.Mutex
+	paths := map[digest.Digest]string{}
+	blobs, err := image.Each(image.Layers(e), func(l image.Layer) (image.Blob, error) {
+		hit, k, ok := image.Lookup(c, l, compression, true)
+		b, p := hit.Blob, hit.Path
+		if !ok {
+			var err error
+			if b, p, err = image.CacheBlob(c, l, compression, nil); err != nil {
+				return b, err
+			}
+			if p == "" { // the cache could not keep it: hash it alone
+				if b, err = l.WriteBlob(io.Discard, compression, nil); err != nil {
+					return b, err
+				}
+			} else {
+				image.Remember(c, k, b)
+			}
+		}
+		mu.Lock()
+		if p != "" {
+			paths[b.Digest] = p
+		}
+		mu.Unlock()
+		return b, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	imgs, err := image.Images(e, blobs)
+	return imgs, paths, err
 }
 
 // Digest is the blob's digest.
@@ -280,6 +333,11 @@ func (l *pushLayer) MediaType() (types.MediaType, error) {
 // do not hash to the planned digest (a store file changed meanwhile).
 func (l *pushLayer) Compressed() (io.ReadCloser, error) {
 	l.rec.record(l.blob.Digest)
+	if l.path != "" {
+		if f, err := os.Open(l.path); err == nil {
+			return f, nil
+		}
+	}
 	return pipeFrom(func(w io.Writer) error {
 		b, err := l.l.WriteBlob(w, l.compression, nil)
 		if err == nil && b.Digest != l.blob.Digest {

@@ -98,7 +98,9 @@ func scale(bin, tmp string) {
 		// uploads every blob.
 		ours := fmt.Sprintf(`sed -i "s|/bench/scale[0-9]*:1|/bench/scale$(date +%%s%%N):1|" %s/storepack.hcl && %s push -C %s >/dev/null`, spec, bin, spec)
 		row("push of the 100-layer image", "<= 0.5", []string{"sh", "-c", ours},
-			[]string{"sh", "-c", fmt.Sprintf(`skopeo copy -q --dest-tls-verify=false oci:%s/scale:scale:1 docker://%s/skopeo/scale$(date +%%s%%N):1`, layout, reg)})
+			// skopeo's blob-info cache would mount the blobs it sent in
+			// an earlier run into the new repository: it starts empty.
+			[]string{"sh", "-c", fmt.Sprintf(`rm -f /var/lib/containers/cache/blob-info-cache-v1.* "$HOME"/.local/share/containers/cache/blob-info-cache-v1.* && skopeo copy -q --dest-tls-verify=false oci:%s/scale:scale:1 docker://%s/skopeo/scale$(date +%%s%%N):1`, layout, reg)})
 	}
 	check(tw.Flush())
 }
