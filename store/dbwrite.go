@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/storepack/storepack/internal/nixschema"
+
 	"database/sql"
 	"fmt"
 	"os"
@@ -21,45 +23,6 @@ func TreeDB(d Dir) string {
 	}
 	return "/nix/var/nix/db/db.sqlite"
 }
-
-// dbSchema is the schema of Nix's and Guix's store databases (Nix's
-// schema.sql of schema version 10; Guix's has the same tables): the
-// tables are created as the daemons create them, so that either opens the
-// file as its own.
-const dbSchema = `
-CREATE TABLE IF NOT EXISTS ValidPaths (
-    id               integer primary key autoincrement not null,
-    path             text unique not null,
-    hash             text not null,
-    registrationTime integer not null,
-    deriver          text,
-    narSize          integer,
-    ultimate         integer,
-    sigs             text,
-    ca               text
-);
-CREATE TABLE IF NOT EXISTS Refs (
-    referrer  integer not null,
-    reference integer not null,
-    primary key (referrer, reference),
-    foreign key (referrer) references ValidPaths(id) on delete cascade,
-    foreign key (reference) references ValidPaths(id) on delete restrict
-);
-CREATE INDEX IF NOT EXISTS IndexReferrer ON Refs(referrer);
-CREATE INDEX IF NOT EXISTS IndexReference ON Refs(reference);
-CREATE TRIGGER IF NOT EXISTS DeleteSelfRefs BEFORE DELETE ON ValidPaths
-  BEGIN
-    DELETE FROM Refs WHERE referrer = old.id AND reference = old.id;
-  END;
-CREATE TABLE IF NOT EXISTS DerivationOutputs (
-    drv  integer not null,
-    id   text not null,
-    path text not null,
-    primary key (drv, id),
-    foreign key (drv) references ValidPaths(id) on delete cascade
-);
-CREATE INDEX IF NOT EXISTS IndexDerivationOutputs ON DerivationOutputs(path);
-`
 
 // WriteDB writes a new store database at file (which must not exist)
 // registering items as valid paths, each with its NAR hash and size,
@@ -118,7 +81,7 @@ func WriteDB(file string, items []PathInfo, t time.Time) (err error) {
 		return fmt.Errorf("store database %s: %w", file, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(dbSchema); err != nil {
+	if _, err := tx.Exec(nixschema.Schema); err != nil {
 		return fmt.Errorf("store database %s: %w", file, err)
 	}
 	addPath, err := tx.Prepare("INSERT INTO ValidPaths (id, path, hash, registrationTime, deriver, narSize) VALUES (?, ?, ?, ?, ?, ?)")

@@ -1,36 +1,20 @@
 // Package nixdb fabricates Nix store databases for tests: the schema of
 // the tables Nix and Guix keep (and storepack reads), and the inserts
 // that register an item with its references. It imports nothing of
-// storepack, so that the store package's own tests can use it.
+// storepack but the schema's own package, so that the store package's own
+// tests can use it.
 package nixdb
 
 import (
 	"database/sql"
 	"fmt"
+
+	"github.com/storepack/storepack/internal/nixschema"
 )
 
 // Schema creates the tables of a store database, with the columns Nix and
-// Guix use.
-const Schema = `
-CREATE TABLE ValidPaths (
-	id integer primary key autoincrement not null,
-	path text unique not null,
-	hash text not null,
-	registrationTime integer not null,
-	deriver text,
-	narSize integer,
-	ultimate integer,
-	sigs text,
-	ca text
-);
-CREATE TABLE Refs (
-	referrer integer not null,
-	reference integer not null,
-	primary key (referrer, reference)
-);
-CREATE INDEX IndexReferrer ON Refs(referrer);
-CREATE INDEX IndexReference ON Refs(reference);
-`
+// Guix use (nixschema.Schema).
+const Schema = nixschema.Schema
 
 // Create sets the database's journal mode ("WAL" or "DELETE") and
 // creates the tables.
