@@ -5,65 +5,58 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"path/filepath"
 	"strings"
-
-	"github.com/google/rpmpack"
+	"time"
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/rpm"
 	"github.com/storepack/storepack/tree"
 )
 
 // rpmWriter writes rpm exports: one RPM v4 package of each system's tree
-// (google/rpmpack: SHA-256 file, header and payload digests, a cpio
-// payload), as rpm installs it.
+// (package rpm: SHA-256 file, header and payload digests, a cpio payload),
+// as rpm installs it.
 //
 // The files come from the tree's own tar (package tree: the same modes,
 // times and whole hard links as every other tree), read back entry by
-// entry. rpmpack holds every file's contents and the compressed payload in
-// memory until it writes the package, and records sizes in 32 bits: an
-// rpm export needs memory for its closure and is limited to 2 GiB of
-// files (docs/trees.md).
+// entry and spooled by package rpm into temporary files next to the
+// output, so that memory holds the file list alone.
 type rpmWriter struct{ treeWriter }
 
 func (rpmWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
-		r, err := buildRPM(t, src)
-		if err != nil {
-			return File{}, err
-		}
-		return writeAtomic(outDir, sys.Output, r.Write)
+		final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
+		return writeAtomic(outDir, sys.Output, func(w io.Writer) error {
+			return writeRPM(w, t, src, filepath.Dir(final), "."+filepath.Base(final)+".tmp-")
+		})
 	})
 }
 
-// rpmMaxSize is the most bytes of files an rpm holds: its header records
-// sizes in 32 bits.
-const rpmMaxSize = math.MaxInt32
-
-// buildRPM makes the package of t: its metadata from the package block,
-// its files from the tree's tar.
-func buildRPM(t *gen.TreeOutput, src tree.Source) (*rpmpack.RPM, error) {
+// writeRPM writes the package of t to w: its metadata from the package
+// block, its files from the tree's tar; its temporary files go in tmpDir,
+// named prefix and more (removeStale cleans up after a killed export).
+func writeRPM(w io.Writer, t *gen.TreeOutput, src tree.Source, tmpDir, prefix string) error {
 	p := t.Package
 	summary, description := rpmDescription(p.Description)
-	r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{
+	rw, err := rpm.NewWriter(tmpDir, prefix, rpm.Metadata{
 		Name:        p.Name,
 		Version:     p.Version,
 		Release:     p.Release,
 		Arch:        p.Architecture,
-		OS:          "linux",
 		Summary:     summary,
 		Description: description,
-		Licence:     p.License,
+		License:     p.License,
 		URL:         p.Homepage,
 		Packager:    p.Maintainer,
-		BuildHost:   "localhost",
-		BuildTime:   t.Created.Truncate(1e9),
-		Compressor:  string(t.Compression),
+		BuildTime:   t.Created.Truncate(time.Second),
+		Compression: t.Compression,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer rw.Close()
 	keep := rpmFolders(t)
 	pr, pw := io.Pipe()
 	go func() {
@@ -72,38 +65,38 @@ func buildRPM(t *gen.TreeOutput, src tree.Source) (*rpmpack.RPM, error) {
 	}()
 	defer pr.Close()
 	tr := tar.NewReader(pr)
-	var total int64
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		name := "/" + strings.TrimSuffix(hdr.Name, "/")
-		f := rpmpack.RPMFile{Name: name, Mode: uint(hdr.Mode), Owner: "root", Group: "root", MTime: uint32(t.MTime())}
+		f := rpm.File{Path: name, Perm: uint32(hdr.Mode), MTime: hdr.ModTime}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if !keep(name) {
 				continue // rpm makes the folders above the files it installs
 			}
-			f.Mode |= 0o40000
+			f.Type = rpm.Dir
+			err = rw.Add(f, nil, 0)
 		case tar.TypeSymlink:
-			f.Mode, f.Body = 0o120000|0o777, []byte(hdr.Linkname)
+			f.Type, f.LinkTo = rpm.Symlink, hdr.Linkname
+			err = rw.Add(f, nil, 0)
 		case tar.TypeReg:
-			if total += hdr.Size; total > rpmMaxSize {
-				return nil, fmt.Errorf("the tree holds more than %d bytes of files, which an rpm cannot record", rpmMaxSize)
-			}
-			if f.Body, err = io.ReadAll(tr); err != nil {
-				return nil, err
-			}
+			f.Type = rpm.Regular
+			err = rw.Add(f, tr, hdr.Size)
 		default:
-			return nil, fmt.Errorf("%s: an entry of type %c", name, hdr.Typeflag)
+			return fmt.Errorf("%s: an entry of type %c", name, hdr.Typeflag)
 		}
-		r.AddFile(f)
+		if err != nil {
+			return err
+		}
 	}
-	return r, nil
+	_, err = rw.WriteTo(w)
+	return err
 }
 
 // rpmFolders reports which folders of t the rpm holds: those inside store

@@ -1,0 +1,167 @@
+package rpm
+
+import (
+	"encoding/binary"
+	"sort"
+	"strings"
+)
+
+// Tags of the signature header and of the main header (rpm's rpmtag.h).
+const (
+	tagHeaderSignatures = 62
+	tagHeaderImmutable  = 63
+	tagHeaderI18NTable  = 100
+
+	sigSize            = 1000
+	sigPayloadSize     = 1007
+	sigSHA256          = 273
+	sigLongSize        = 270
+	sigLongArchiveSize = 271
+
+	tagName              = 1000
+	tagVersion           = 1001
+	tagRelease           = 1002
+	tagSummary           = 1004
+	tagDescription       = 1005
+	tagBuildTime         = 1006
+	tagBuildHost         = 1007
+	tagSize              = 1009
+	tagLicense           = 1014
+	tagPackager          = 1015
+	tagURL               = 1020
+	tagOS                = 1021
+	tagArch              = 1022
+	tagFileSizes         = 1028
+	tagFileModes         = 1030
+	tagFileRDevs         = 1033
+	tagFileMTimes        = 1034
+	tagFileDigests       = 1035
+	tagFileLinkTos       = 1036
+	tagFileFlags         = 1037
+	tagFileUserName      = 1039
+	tagFileGroupName     = 1040
+	tagSourceRPM         = 1044
+	tagFileVerifyFlags   = 1045
+	tagFileDevices       = 1095
+	tagFileINodes        = 1096
+	tagFileLangs         = 1097
+	tagDirIndexes        = 1116
+	tagBaseNames         = 1117
+	tagDirNames          = 1118
+	tagPayloadFormat     = 1124
+	tagPayloadCompressor = 1125
+	tagPayloadFlags      = 1126
+	tagLongFileSizes     = 5008
+	tagLongSize          = 5009
+	tagFileDigestAlgo    = 5011
+	tagPayloadDigest     = 5092
+	tagPayloadDigestAlgo = 5093
+
+	// hashSHA256 is rpm's number of SHA-256 (PGPHASHALGO_SHA256).
+	hashSHA256 = 8
+)
+
+// Data types of header entries.
+const (
+	typeInt16       = 3
+	typeInt32       = 4
+	typeInt64       = 5
+	typeString      = 6
+	typeBinary      = 7
+	typeStringArray = 8
+)
+
+// entry is one header entry's type, count and data.
+type entry struct {
+	typ, count int32
+	data       []byte
+}
+
+func int32Entry(v int32) entry { return int32ArrayEntry([]int32{v}) }
+func int64Entry(v int64) entry { return int64ArrayEntry([]int64{v}) }
+
+func int16ArrayEntry(v []uint16) entry {
+	b := make([]byte, 2*len(v))
+	for i, x := range v {
+		binary.BigEndian.PutUint16(b[2*i:], x)
+	}
+	return entry{typeInt16, int32(len(v)), b}
+}
+
+func int32ArrayEntry(v []int32) entry {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.BigEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return entry{typeInt32, int32(len(v)), b}
+}
+
+func int64ArrayEntry(v []int64) entry {
+	b := make([]byte, 8*len(v))
+	for i, x := range v {
+		binary.BigEndian.PutUint64(b[8*i:], uint64(x))
+	}
+	return entry{typeInt64, int32(len(v)), b}
+}
+
+func stringEntry(s string) entry { return entry{typeString, 1, append([]byte(s), 0)} }
+
+func stringArrayEntry(v []string) entry {
+	return entry{typeStringArray, int32(len(v)), append([]byte(strings.Join(v, "\x00")), 0)}
+}
+
+// index is a header being built: entries by tag.
+type index struct{ entries map[int32]entry }
+
+func (h *index) add(tag int32, e entry) {
+	if h.entries == nil {
+		h.entries = map[int32]entry{}
+	}
+	h.entries[tag] = e
+}
+
+// alignment of each data type in the data store.
+var alignment = map[int32]int{typeInt16: 2, typeInt32: 4, typeInt64: 8}
+
+// bytes encodes the header with its region tag: the magic, the counts,
+// the region's index entry first, then the others sorted by tag, then
+// the data store (each entry aligned as its type wants) ending with the
+// region's trailer, which points back over the whole index. The layout is
+// computed first, so that the data is copied once, into the result.
+func (h *index) bytes(region int32) ([]byte, error) {
+	tags := make([]int32, 0, len(h.entries))
+	for t := range h.entries {
+		tags = append(tags, t)
+	}
+	sort.Slice(tags, func(i, j int) bool { return tags[i] < tags[j] })
+	offsets := make([]int, len(tags))
+	dl := 0
+	for i, t := range tags {
+		e := h.entries[t]
+		if a := alignment[e.typ]; a > 0 && dl%a != 0 {
+			dl += a - dl%a
+		}
+		offsets[i] = dl
+		dl += len(e.data)
+	}
+	il := int32(len(tags) + 1)
+	trailerAt := dl
+	dl += 16
+	out := make([]byte, 16+16*int(il)+dl)
+	put := func(at int, v ...int32) {
+		for i, x := range v {
+			binary.BigEndian.PutUint32(out[at+4*i:], uint32(x))
+		}
+	}
+	copy(out, []byte{0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0})
+	put(8, il, int32(dl))
+	put(16, region, typeBinary, int32(trailerAt), 16)
+	store := 16 + 16*int(il)
+	for i, t := range tags {
+		e := h.entries[t]
+		put(16+16*(i+1), t, e.typ, int32(offsets[i]), e.count)
+		copy(out[store+offsets[i]:], e.data)
+	}
+	put(store+trailerAt, region, typeBinary, -16*il, 16)
+	return out, nil
+}
