@@ -128,7 +128,11 @@ var errBad = &json.UnsupportedValueError{Str: "bad signature"}
 func TestSignatureImageAndReferrer(t *testing.T) {
 	k, pub := key(t)
 	d := digest.FromString("manifest")
-	a, err := SignatureImage([]Signed{{Repository: "127.0.0.1:5000/team/app", Digest: d}}, k)
+	s, err := Sign(Signed{Repository: "127.0.0.1:5000/team/app", Digest: d}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := SignatureImage(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +156,16 @@ func TestSignatureImageAndReferrer(t *testing.T) {
 	}
 
 	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: d, Size: 10}
+	sr, err := SignatureReferrer(subject, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sm ocispec.Manifest
+	json.Unmarshal(sr.Manifest, &sm)
+	if sm.ArtifactType != SignatureArtifactType || sm.Layers[0].Annotations[SignatureAnnotation] != m.Layers[0].Annotations[SignatureAnnotation] ||
+		sm.Layers[0].Digest != digest.FromBytes(payload) || sm.Subject == nil || sm.Subject.Digest != d {
+		t.Errorf("signature referrer %s", sr.Manifest)
+	}
 	r, err := Referrer(subject, SPDXArtifactType, []byte("{}"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package attest
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -97,28 +96,40 @@ type Signed struct {
 	Digest     digest.Digest
 }
 
-// SignatureImage is the cosign signature image of targets: per target,
-// cosign's simple signing payload naming it, signed with k (the
-// signature in the layer's annotation). `cosign verify --key` accepts it
-// under the tag SignatureTag gives, or in a layout as SignatureKind.
-func SignatureImage(targets []Signed, k *signing.Key) (*Artifact, error) {
+// Signature is cosign's simple signing payload naming one image and the
+// annotation carrying its signature: what a signature image's layer and a
+// signature referrer hold.
+type Signature struct {
+	Payload     []byte
+	Annotations map[string]string
+}
+
+// Sign makes t's signature with k.
+func Sign(t Signed, k *signing.Key) (Signature, error) {
+	ref, err := name.NewDigest(t.Repository+"@"+t.Digest.String(), name.WeakValidation)
+	if err != nil {
+		return Signature{}, fmt.Errorf("signature of %s@%s: %w", t.Repository, t.Digest, err)
+	}
+	p, err := payload.Cosign{Image: ref}.MarshalJSON()
+	if err != nil {
+		return Signature{}, err
+	}
+	sig, err := k.Sign(p)
+	if err != nil {
+		return Signature{}, fmt.Errorf("sign %s: %w", ref, err)
+	}
+	return Signature{Payload: p, Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)}}, nil
+}
+
+// SignatureImage is the cosign signature image of sigs, a layer each:
+// `cosign verify --key` accepts it under the tag SignatureTag gives, or in
+// a layout as SignatureKind.
+func SignatureImage(sigs ...Signature) (*Artifact, error) {
 	var data [][]byte
 	var anns []map[string]string
-	for _, t := range targets {
-		ref, err := name.NewDigest(t.Repository+"@"+t.Digest.String(), name.WeakValidation)
-		if err != nil {
-			return nil, fmt.Errorf("signature of %s@%s: %w", t.Repository, t.Digest, err)
-		}
-		p, err := payload.Cosign{Image: ref}.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		sig, err := k.Sign(p)
-		if err != nil {
-			return nil, fmt.Errorf("sign %s: %w", ref, err)
-		}
-		data = append(data, p)
-		anns = append(anns, map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)})
+	for _, s := range sigs {
+		data = append(data, s.Payload)
+		anns = append(anns, s.Annotations)
 	}
 	return cosignImage(SimpleSigningMediaType, data, anns)
 }
@@ -153,20 +164,11 @@ func Referrer(subject ocispec.Descriptor, artifactType string, data []byte, anno
 	return referrer(subject, artifactType, artifactType, data, annotations)
 }
 
-// SignatureReferrer is the signature of subject (known as repository) by
-// k as an OCI 1.1 referrer: cosign's simple signing payload, its
-// signature in the layer's annotation, as cosign's own referrers hold it.
-func SignatureReferrer(subject ocispec.Descriptor, repository string, k *signing.Key) (*Artifact, error) {
-	img, err := SignatureImage([]Signed{{Repository: repository, Digest: subject.Digest}}, k)
-	if err != nil {
-		return nil, err
-	}
-	payload := img.Blobs[1].Data
-	var m ocispec.Manifest
-	if err := json.Unmarshal(img.Manifest, &m); err != nil {
-		return nil, err
-	}
-	return referrer(subject, SignatureArtifactType, SimpleSigningMediaType, payload, m.Layers[0].Annotations)
+// SignatureReferrer is sig, the signature of subject, as an OCI 1.1
+// referrer: the payload as its layer, the signature in the layer's
+// annotation, as cosign's own referrers hold it.
+func SignatureReferrer(subject ocispec.Descriptor, sig Signature) (*Artifact, error) {
+	return referrer(subject, SignatureArtifactType, SimpleSigningMediaType, sig.Payload, sig.Annotations)
 }
 
 func referrer(subject ocispec.Descriptor, artifactType, layerType string, data []byte, annotations map[string]string) (*Artifact, error) {

@@ -119,7 +119,11 @@ func pushAttachments(e *gen.Export, plan *gen.Plan, ref name.Reference, imgs []*
 		}
 		if len(imgs) > 1 {
 			for _, img := range imgs {
-				sig, err := attest.SignatureImage([]attest.Signed{{Repository: repo.Name(), Digest: img.ManifestDigest}}, ch.key)
+				s, err := attest.Sign(attest.Signed{Repository: repo.Name(), Digest: img.ManifestDigest}, ch.key)
+				if err != nil {
+					return err
+				}
+				sig, err := attest.SignatureImage(s)
 				if err != nil {
 					return err
 				}

@@ -202,14 +202,18 @@ func (c *chain) attach(root ocispec.Descriptor, repository string, subjects []at
 		}
 	}
 	if c.key != nil {
-		if a.signatures, err = attest.SignatureImage([]attest.Signed{{Repository: repository, Digest: root.Digest}}, c.key); err != nil {
-			return nil, err
-		}
-		sig, err := attest.SignatureReferrer(root, repository, c.key)
+		sig, err := attest.Sign(attest.Signed{Repository: repository, Digest: root.Digest}, c.key)
 		if err != nil {
 			return nil, err
 		}
-		a.referrers = append(a.referrers, sig)
+		if a.signatures, err = attest.SignatureImage(sig); err != nil {
+			return nil, err
+		}
+		ref, err := attest.SignatureReferrer(root, sig)
+		if err != nil {
+			return nil, err
+		}
+		a.referrers = append(a.referrers, ref)
 		if len(atts) > 0 {
 			if a.attestations, err = attest.AttestationImage(atts); err != nil {
 				return nil, err
