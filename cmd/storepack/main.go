@@ -3,7 +3,7 @@
 // tools write, byte for byte, without writing to the store:
 //
 //	storepack dump PATH                  the NAR of PATH, as nix-store --dump
-//	storepack hash [--base32] PATH       its sha256, as nix-hash --type sha256 [--base32]
+//	storepack hash [--base32] PATH...    the sha256 of each, as nix-hash --type sha256 [--base32]
 //	storepack closure PATH...            the closure of store paths, dependencies first, as nix-store -qR
 //	storepack bundle PATH...             the export bundle of the closure, as nix-store --export $(nix-store -qR PATH...)
 //	storepack add [--name NAME] FILE     the store path nix-store --add FILE would give (nothing is written)
@@ -16,6 +16,7 @@
 //	storepack validate                   checks the spec, printing every problem with file:line:column
 //	storepack fmt [-check] [FILE...]     formats the spec's files
 //	storepack keygen NAME [SECRET PUBLIC] makes a binary cache key pair, as nix-store --generate-binary-cache-key
+//	storepack keygen --pem NAME           makes an ed25519 PEM pair NAME.key and NAME.pub (sign_key, cosign)
 //	storepack verify-cache DIR --key K   checks a binary cache's narinfos, signatures and NARs
 //
 // dump, hash and add take any path; closure and bundle take store paths.
