@@ -2,6 +2,7 @@ package rpm
 
 import (
 	"encoding/binary"
+	"io"
 	"sort"
 	"strings"
 )
@@ -80,14 +81,6 @@ type entry struct {
 func int32Entry(v int32) entry { return int32ArrayEntry([]int32{v}) }
 func int64Entry(v int64) entry { return int64ArrayEntry([]int64{v}) }
 
-func int16ArrayEntry(v []uint16) entry {
-	b := make([]byte, 2*len(v))
-	for i, x := range v {
-		binary.BigEndian.PutUint16(b[2*i:], x)
-	}
-	return entry{typeInt16, int32(len(v)), b}
-}
-
 func int32ArrayEntry(v []int32) entry {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
@@ -123,12 +116,13 @@ func (h *index) add(tag int32, e entry) {
 // alignment of each data type in the data store.
 var alignment = map[int32]int{typeInt16: 2, typeInt32: 4, typeInt64: 8}
 
-// bytes encodes the header with its region tag: the magic, the counts,
-// the region's index entry first, then the others sorted by tag, then
-// the data store (each entry aligned as its type wants) ending with the
-// region's trailer, which points back over the whole index. The layout is
-// computed first, so that the data is copied once, into the result.
-func (h *index) bytes(region int32) ([]byte, error) {
+// writeTo writes the header with its region tag to w: the magic, the
+// counts, the region's index entry first, then the others sorted by tag,
+// then the data store (each entry aligned as its type wants) ending with
+// the region's trailer, which points back over the whole index. The
+// layout is computed first and the entries' data written as they are, so
+// that a header of many files is never copied whole.
+func (h *index) writeTo(w io.Writer, region int32) (int64, error) {
 	tags := make([]int32, 0, len(h.entries))
 	for t := range h.entries {
 		tags = append(tags, t)
@@ -147,21 +141,36 @@ func (h *index) bytes(region int32) ([]byte, error) {
 	il := int32(len(tags) + 1)
 	trailerAt := dl
 	dl += 16
-	out := make([]byte, 16+16*int(il)+dl)
-	put := func(at int, v ...int32) {
-		for i, x := range v {
-			binary.BigEndian.PutUint32(out[at+4*i:], uint32(x))
+	put := func(b []byte, v ...int32) []byte {
+		for _, x := range v {
+			b = binary.BigEndian.AppendUint32(b, uint32(x))
 		}
+		return b
 	}
-	copy(out, []byte{0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0})
-	put(8, il, int32(dl))
-	put(16, region, typeBinary, int32(trailerAt), 16)
-	store := 16 + 16*int(il)
+	head := append(make([]byte, 0, 16+16*int(il)), 0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0)
+	head = put(head, il, int32(dl))
+	head = put(head, region, typeBinary, int32(trailerAt), 16)
 	for i, t := range tags {
 		e := h.entries[t]
-		put(16+16*(i+1), t, e.typ, int32(offsets[i]), e.count)
-		copy(out[store+offsets[i]:], e.data)
+		head = put(head, t, e.typ, int32(offsets[i]), e.count)
 	}
-	put(store+trailerAt, region, typeBinary, -16*il, 16)
-	return out, nil
+	cw := &counter{w: w}
+	if _, err := cw.Write(head); err != nil {
+		return cw.n, err
+	}
+	var pad [8]byte
+	at := 0
+	for i, t := range tags {
+		if _, err := cw.Write(pad[:offsets[i]-at]); err != nil {
+			return cw.n, err
+		}
+		e := h.entries[t]
+		if _, err := cw.Write(e.data); err != nil {
+			return cw.n, err
+		}
+		at = offsets[i] + len(e.data)
+	}
+	trailer := put(nil, region, typeBinary, -16*il, 16)
+	_, err := cw.Write(trailer)
+	return cw.n, err
 }

@@ -16,6 +16,7 @@
 package rpm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -24,7 +25,6 @@ import (
 	"math"
 	"os"
 	"path"
-	"sort"
 	"time"
 
 	"github.com/storepack/storepack/compress"
@@ -64,10 +64,6 @@ type File struct {
 	MTime time.Time
 	// LinkTo is a symlink's target.
 	LinkTo string
-
-	size   int64
-	offset int64 // in the spool
-	digest [sha256.Size]byte
 }
 
 // maxFile is the largest regular file: newc cpio records sizes in 8 hex
@@ -81,8 +77,8 @@ type Writer struct {
 	prefix string
 	spool  *os.File
 	off    int64
-	files  []File
-	seen   map[string]bool
+	files  fileList
+	buf    []byte // for copying contents
 }
 
 // NewWriter starts a package whose temporary files go in dir, named
@@ -97,7 +93,7 @@ func NewWriter(dir, prefix string, m Metadata) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{m: m, dir: dir, prefix: prefix, spool: f, seen: map[string]bool{}}, nil
+	return &Writer{m: m, dir: dir, prefix: prefix, spool: f, buf: make([]byte, 128<<10)}, nil
 }
 
 // Close removes the temporary files.
@@ -106,52 +102,58 @@ func (w *Writer) Close() error {
 	return os.Remove(w.spool.Name())
 }
 
-// Add adds f; a regular file's contents are read from r, size bytes.
+// Add adds f; a regular file's contents are read from r, size bytes. A
+// path added twice is an error of WriteTo.
 func (w *Writer) Add(f File, r io.Reader, size int64) error {
 	if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
 		return fmt.Errorf("rpm: %q is not a clean absolute path", f.Path)
 	}
-	if w.seen[f.Path] {
-		return fmt.Errorf("rpm: %s is in the package twice", f.Path)
-	}
-	w.seen[f.Path] = true
-	if f.Type == Regular {
+	rec := record{typ: f.Type, perm: f.Perm, mtime: f.MTime.Unix()}
+	switch f.Type {
+	case Regular:
 		if size > maxFile {
 			return fmt.Errorf("rpm: %s is %d bytes; an rpm's cpio payload holds files under 4 GiB", f.Path, size)
 		}
 		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(w.spool, h), r)
+		n, err := io.CopyBuffer(io.MultiWriter(w.spool, h), io.LimitReader(r, size+1), w.buf)
 		if err != nil {
 			return fmt.Errorf("rpm: %s: %w", f.Path, err)
 		}
 		if n != size {
 			return fmt.Errorf("rpm: %s: %d bytes, %d expected", f.Path, n, size)
 		}
-		f.size, f.offset = n, w.off
-		h.Sum(f.digest[:0])
+		rec.size, rec.offset = n, w.off
+		h.Sum(rec.digest[:0])
 		w.off += n
+	case Symlink:
+		rec.size = int64(len(f.LinkTo))
+		rec.link = w.files.names.add(f.LinkTo)
+	case Dir:
+	default:
+		return fmt.Errorf("rpm: %s: unknown file type %d", f.Path, f.Type)
 	}
-	if f.Type == Symlink {
-		f.size = int64(len(f.LinkTo))
-	}
-	w.files = append(w.files, f)
+	rec.name = w.files.names.add(f.Path)
+	w.files.add(rec)
 	return nil
 }
 
-// mode is f's st_mode as rpm records it.
-func (f *File) mode() uint32 {
-	switch f.Type {
+// mode is r's st_mode as rpm records it.
+func (r *record) mode() uint32 {
+	switch r.typ {
 	case Dir:
-		return 0o040000 | f.Perm&0o7777
+		return 0o040000 | r.perm&0o7777
 	case Symlink:
 		return 0o120000 | 0o777
 	}
-	return 0o100000 | f.Perm&0o7777
+	return 0o100000 | r.perm&0o7777
 }
 
 // WriteTo writes the package to out.
 func (w *Writer) WriteTo(out io.Writer) (int64, error) {
-	sort.Slice(w.files, func(i, j int) bool { return w.files[i].Path < w.files[j].Path })
+	order, twice := w.files.sorted()
+	if twice != nil {
+		return 0, fmt.Errorf("rpm: %s is in the package twice", twice)
+	}
 	payload, err := os.CreateTemp(w.dir, w.prefix+"payload-*")
 	if err != nil {
 		return 0, err
@@ -159,7 +161,7 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	defer os.Remove(payload.Name())
 	defer payload.Close()
 	ph := sha256.New()
-	archiveSize, err := w.writePayload(io.MultiWriter(payload, ph))
+	archiveSize, err := w.writePayload(io.MultiWriter(payload, ph), order)
 	if err != nil {
 		return 0, err
 	}
@@ -167,66 +169,76 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	hdr := w.header(hex.EncodeToString(ph.Sum(nil)))
-	hb, err := hdr.bytes(tagHeaderImmutable)
+	// The main header is written twice, into its digest and then out,
+	// rather than kept whole in memory beside its entries.
+	hdr := w.header(hex.EncodeToString(ph.Sum(nil)), order)
+	hh := sha256.New()
+	hlen, err := hdr.writeTo(hh, tagHeaderImmutable)
 	if err != nil {
 		return 0, err
 	}
 	sig := &index{}
-	sum := sha256.Sum256(hb)
-	sig.add(sigSHA256, stringEntry(hex.EncodeToString(sum[:])))
-	if total := int64(len(hb)) + payloadLen; total > math.MaxInt32 || archiveSize > math.MaxInt32 {
+	sig.add(sigSHA256, stringEntry(hex.EncodeToString(hh.Sum(nil))))
+	if total := hlen + payloadLen; total > math.MaxInt32 || archiveSize > math.MaxInt32 {
 		sig.add(sigLongSize, int64Entry(total))
 		sig.add(sigLongArchiveSize, int64Entry(archiveSize))
 	} else {
 		sig.add(sigSize, int32Entry(int32(total)))
 		sig.add(sigPayloadSize, int32Entry(int32(archiveSize)))
 	}
-	sb, err := sig.bytes(tagHeaderSignatures)
+	var sb bytes.Buffer
+	sb.Write(w.lead())
+	slen, err := sig.writeTo(&sb, tagHeaderSignatures)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, b := range [][]byte{w.lead(), sb, make([]byte, (8-len(sb)%8)%8), hb} {
-		k, err := out.Write(b)
-		n += int64(k)
-		if err != nil {
-			return n, err
-		}
+	sb.Write(make([]byte, (8-slen%8)%8))
+	n, err := sb.WriteTo(out)
+	if err != nil {
+		return n, err
+	}
+	k, err := hdr.writeTo(out, tagHeaderImmutable)
+	n += k
+	if err != nil {
+		return n, err
 	}
 	if _, err := payload.Seek(0, io.SeekStart); err != nil {
 		return n, err
 	}
-	m, err := io.Copy(out, payload)
+	m, err := io.CopyBuffer(out, payload, w.buf)
 	return n + m, err
 }
 
-// writePayload writes the compressed cpio archive of the files to dst and
-// returns the archive's uncompressed length.
-func (w *Writer) writePayload(dst io.Writer) (int64, error) {
+// writePayload writes the compressed cpio archive of the files, in order,
+// to dst and returns the archive's uncompressed length.
+func (w *Writer) writePayload(dst io.Writer, order []int32) (int64, error) {
 	cw, err := compress.NewWriter(dst, w.m.Compression, compress.Options{})
 	if err != nil {
 		return 0, err
 	}
 	c := &counter{w: cw}
-	for i := range w.files {
-		f := &w.files[i]
-		if err := writeCPIOHeader(c, uint32(i+1), f.mode(), f.MTime, f.size, "."+f.Path); err != nil {
+	var hdr []byte
+	for i, k := range order {
+		r := w.files.at(int(k))
+		hdr = cpioHeader(hdr[:0], uint32(i+1), r.mode(), r.mtime, r.size, w.files.name(r))
+		if _, err := c.Write(hdr); err != nil {
 			return 0, err
 		}
-		switch f.Type {
+		switch r.typ {
 		case Regular:
-			if _, err := io.Copy(c, io.NewSectionReader(w.spool, f.offset, f.size)); err != nil {
-				return 0, fmt.Errorf("rpm: %s: %w", f.Path, err)
+			if _, err := io.CopyBuffer(c, io.NewSectionReader(w.spool, r.offset, r.size), w.buf); err != nil {
+				return 0, fmt.Errorf("rpm: %s: %w", w.files.name(r), err)
 			}
 		case Symlink:
-			io.WriteString(c, f.LinkTo)
+			if _, err := c.Write(w.files.link(r)); err != nil {
+				return 0, err
+			}
 		}
-		if _, err := c.Write(make([]byte, pad4(f.size))); err != nil {
+		if _, err := c.Write(zeros[:pad4(r.size)]); err != nil {
 			return 0, err
 		}
 	}
-	if err := writeCPIOHeader(c, 0, 0, time.Unix(0, 0), 0, "TRAILER!!!"); err != nil {
+	if _, err := c.Write(cpioHeader(hdr[:0], 0, 0, 0, 0, nil)); err != nil {
 		return 0, err
 	}
 	if err := cw.Close(); err != nil {
@@ -235,19 +247,23 @@ func (w *Writer) writePayload(dst io.Writer) (int64, error) {
 	return c.n, nil
 }
 
-// writeCPIOHeader writes a newc header and name (padded to 4 bytes).
-func writeCPIOHeader(w io.Writer, ino, mode uint32, mtime time.Time, size int64, name string) error {
+var zeros [4]byte
+
+// cpioHeader appends to b a newc header for the file at path (nil: the
+// trailer), with its name ("." and the path) padded to 4 bytes.
+func cpioHeader(b []byte, ino, mode uint32, mtime, size int64, path []byte) []byte {
 	nlink := 1
 	if mode&0o170000 == 0o040000 {
 		nlink = 2
 	}
-	h := fmt.Sprintf("070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		ino, mode, 0, 0, nlink, uint32(mtime.Unix()), uint32(size), 0, 0, 0, 0, len(name)+1, 0)
-	b := append([]byte(h), name...)
-	b = append(b, 0)
-	b = append(b, make([]byte, pad4(int64(len(b))))...)
-	_, err := w.Write(b)
-	return err
+	name := "TRAILER!!!"
+	if path != nil {
+		name = "."
+	}
+	b = fmt.Appendf(b, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
+		ino, mode, 0, 0, nlink, uint32(mtime), uint32(size), 0, 0, 0, 0, len(name)+len(path)+1, 0)
+	b = append(append(append(b, name...), path...), 0)
+	return append(b, zeros[:pad4(int64(len(b)))]...)
 }
 
 func pad4(n int64) int64 { return (4 - n%4) % 4 }
@@ -280,7 +296,7 @@ func (w *Writer) lead() []byte {
 }
 
 // header is the package's main header.
-func (w *Writer) header(payloadDigest string) *index {
+func (w *Writer) header(payloadDigest string, order []int32) *index {
 	m := w.m
 	h := &index{}
 	h.add(tagHeaderI18NTable, stringArrayEntry([]string{"C"}))
@@ -307,86 +323,79 @@ func (w *Writer) header(payloadDigest string) *index {
 	h.add(tagPayloadDigest, stringArrayEntry([]string{payloadDigest}))
 	h.add(tagPayloadDigestAlgo, int32Entry(hashSHA256))
 
-	var total int64
-	n := len(w.files)
-	sizes := make([]int64, n)
-	modes := make([]uint16, n)
-	rdevs := make([]uint16, n)
-	mtimes := make([]int32, n)
-	digests := make([]string, n)
-	links := make([]string, n)
-	flags := make([]int32, n)
-	users := make([]string, n)
-	groups := make([]string, n)
-	verify := make([]int32, n)
-	devices := make([]int32, n)
-	inodes := make([]int32, n)
-	langs := make([]string, n)
-	dirIndexes := make([]int32, n)
-	baseNames := make([]string, n)
-	var dirNames []string
-	dirIndex := map[string]int32{}
-	for i, f := range w.files {
-		if f.Type == Regular {
-			total += f.size
+	// The file list's entries, each built in one pass over the files.
+	n := int32(len(order))
+	var total, largest int64
+	for _, k := range order {
+		r := w.files.at(int(k))
+		if r.typ == Regular {
+			total += r.size
 		}
-		sizes[i] = f.size
-		if f.Type == Dir {
-			sizes[i] = 4096
-		}
-		modes[i] = uint16(f.mode())
-		mtimes[i] = int32(f.MTime.Unix())
-		if f.Type == Regular {
-			digests[i] = hex.EncodeToString(f.digest[:])
-		}
-		links[i] = f.LinkTo
-		users[i], groups[i] = "root", "root"
-		verify[i] = -1
-		devices[i] = 1
-		inodes[i] = int32(i + 1)
-		dir, base := path.Split(f.Path)
-		if _, ok := dirIndex[dir]; !ok {
-			dirIndex[dir] = int32(len(dirNames))
-			dirNames = append(dirNames, dir)
-		}
-		dirIndexes[i], baseNames[i] = dirIndex[dir], base
+		largest = max(largest, r.size)
 	}
-	if total > math.MaxInt32 || slicesMax(sizes) > math.MaxInt32 {
+	long := total > math.MaxInt32 || largest > math.MaxInt32
+	var sizes, modes, rdevs, mtimes, digests, links, flags, owners, verify, devices, inodes, langs, dirIndexes, baseNames, dirNames []byte
+	dirIndex := map[string]int32{}
+	for i, k := range order {
+		r := w.files.at(int(k))
+		size := r.size
+		if r.typ == Dir {
+			size = 4096
+		}
+		if long {
+			sizes = binary.BigEndian.AppendUint64(sizes, uint64(size))
+		} else {
+			sizes = binary.BigEndian.AppendUint32(sizes, uint32(size))
+		}
+		modes = binary.BigEndian.AppendUint16(modes, uint16(r.mode()))
+		rdevs = binary.BigEndian.AppendUint16(rdevs, 0)
+		mtimes = binary.BigEndian.AppendUint32(mtimes, uint32(r.mtime))
+		if r.typ == Regular {
+			digests = hex.AppendEncode(digests, r.digest[:])
+		}
+		digests = append(digests, 0)
+		links = append(append(links, w.files.link(r)...), 0)
+		flags = binary.BigEndian.AppendUint32(flags, 0)
+		owners = append(owners, "root\x00"...)
+		verify = binary.BigEndian.AppendUint32(verify, math.MaxUint32)
+		devices = binary.BigEndian.AppendUint32(devices, 1)
+		inodes = binary.BigEndian.AppendUint32(inodes, uint32(i+1))
+		langs = append(langs, 0)
+		name := w.files.name(r)
+		cut := bytes.LastIndexByte(name, '/') + 1
+		dir, ok := dirIndex[string(name[:cut])]
+		if !ok {
+			dir = int32(len(dirIndex))
+			dirIndex[string(name[:cut])] = dir
+			dirNames = append(append(dirNames, name[:cut]...), 0)
+		}
+		dirIndexes = binary.BigEndian.AppendUint32(dirIndexes, uint32(dir))
+		baseNames = append(append(baseNames, name[cut:]...), 0)
+	}
+	if long {
 		h.add(tagLongSize, int64Entry(total))
-		h.add(tagLongFileSizes, int64ArrayEntry(sizes))
+		h.add(tagLongFileSizes, entry{typeInt64, n, sizes})
 	} else {
 		h.add(tagSize, int32Entry(int32(total)))
-		small := make([]int32, n)
-		for i, s := range sizes {
-			small[i] = int32(s)
-		}
-		h.add(tagFileSizes, int32ArrayEntry(small))
+		h.add(tagFileSizes, entry{typeInt32, n, sizes})
 	}
 	if n > 0 {
-		h.add(tagFileModes, int16ArrayEntry(modes))
-		h.add(tagFileRDevs, int16ArrayEntry(rdevs))
-		h.add(tagFileMTimes, int32ArrayEntry(mtimes))
-		h.add(tagFileDigests, stringArrayEntry(digests))
-		h.add(tagFileLinkTos, stringArrayEntry(links))
-		h.add(tagFileFlags, int32ArrayEntry(flags))
-		h.add(tagFileUserName, stringArrayEntry(users))
-		h.add(tagFileGroupName, stringArrayEntry(groups))
-		h.add(tagFileVerifyFlags, int32ArrayEntry(verify))
-		h.add(tagFileDevices, int32ArrayEntry(devices))
-		h.add(tagFileINodes, int32ArrayEntry(inodes))
-		h.add(tagFileLangs, stringArrayEntry(langs))
-		h.add(tagDirIndexes, int32ArrayEntry(dirIndexes))
-		h.add(tagBaseNames, stringArrayEntry(baseNames))
-		h.add(tagDirNames, stringArrayEntry(dirNames))
+		h.add(tagFileModes, entry{typeInt16, n, modes})
+		h.add(tagFileRDevs, entry{typeInt16, n, rdevs})
+		h.add(tagFileMTimes, entry{typeInt32, n, mtimes})
+		h.add(tagFileDigests, entry{typeStringArray, n, digests})
+		h.add(tagFileLinkTos, entry{typeStringArray, n, links})
+		h.add(tagFileFlags, entry{typeInt32, n, flags})
+		h.add(tagFileUserName, entry{typeStringArray, n, owners})
+		h.add(tagFileGroupName, entry{typeStringArray, n, owners})
+		h.add(tagFileVerifyFlags, entry{typeInt32, n, verify})
+		h.add(tagFileDevices, entry{typeInt32, n, devices})
+		h.add(tagFileINodes, entry{typeInt32, n, inodes})
+		h.add(tagFileLangs, entry{typeStringArray, n, langs})
+		h.add(tagDirIndexes, entry{typeInt32, n, dirIndexes})
+		h.add(tagBaseNames, entry{typeStringArray, n, baseNames})
+		h.add(tagDirNames, entry{typeStringArray, int32(len(dirIndex)), dirNames})
 		h.add(tagFileDigestAlgo, int32Entry(hashSHA256))
 	}
 	return h
-}
-
-func slicesMax(s []int64) int64 {
-	var m int64
-	for _, v := range s {
-		m = max(m, v)
-	}
-	return m
 }

@@ -3,6 +3,8 @@ package rpm
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -63,9 +65,6 @@ func TestPackageLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Add(File{Path: "/opt/a", Type: Regular}, strings.NewReader(""), 0); err == nil {
-		t.Error("a path added twice")
-	}
 	var out bytes.Buffer
 	if _, err := w.WriteTo(&out); err != nil {
 		t.Fatal(err)
@@ -89,8 +88,10 @@ func TestPackageLayout(t *testing.T) {
 // TestLongSizes: sizes past 2 GiB go in rpm's 64-bit tags.
 func TestLongSizes(t *testing.T) {
 	w := &Writer{m: Metadata{Name: "big", Version: "1", Release: "1"}}
-	w.files = []File{{Path: "/a", Type: Regular, size: math.MaxInt32}, {Path: "/b", Type: Regular, size: 10}}
-	h := w.header("00")
+	w.files.add(record{name: w.files.names.add("/a"), typ: Regular, size: math.MaxInt32})
+	w.files.add(record{name: w.files.names.add("/b"), typ: Regular, size: 10})
+	order, _ := w.files.sorted()
+	h := w.header("00", order)
 	if _, ok := h.entries[tagLongSize]; !ok {
 		t.Error("no LONGSIZE for 2 GiB of files")
 	}
@@ -99,5 +100,51 @@ func TestLongSizes(t *testing.T) {
 	}
 	if _, ok := h.entries[tagSize]; ok {
 		t.Error("SIZE beside LONGSIZE")
+	}
+}
+
+// TestTwice: a path added twice fails the package, naming the path.
+func TestTwice(t *testing.T) {
+	w, err := NewWriter(t.TempDir(), "x-", Metadata{Name: "twice", Version: "1", Release: "1", Compression: format.Gzip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, body := range []string{"a", "bb"} {
+		if err := w.Add(File{Path: "/opt/a", Type: Regular}, strings.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.WriteTo(io.Discard); err == nil || !strings.Contains(err.Error(), "/opt/a is in the package twice") {
+		t.Errorf("a path added twice: %v", err)
+	}
+}
+
+// TestFileListChunks: records and names past a chunk's end stay intact,
+// and the order is by name.
+func TestFileListChunks(t *testing.T) {
+	var l fileList
+	n := 3*recordChunk + 7
+	long := strings.Repeat("x", arenaChunk+1)
+	for i := n - 1; i >= 0; i-- {
+		name := fmt.Sprintf("/f%06d", i)
+		if i == 5 {
+			name += long
+		}
+		l.add(record{name: l.names.add(name), size: int64(i)})
+	}
+	order, twice := l.sorted()
+	if twice != nil {
+		t.Fatalf("%s twice", twice)
+	}
+	for i, k := range order {
+		r := l.at(int(k))
+		want := fmt.Sprintf("/f%06d", i)
+		if i == 5 {
+			want += long
+		}
+		if string(l.name(r)) != want || r.size != int64(i) {
+			t.Fatalf("record %d: %.20s size %d, want %.20s size %d", i, l.name(r), r.size, want, i)
+		}
 	}
 }
