@@ -109,7 +109,7 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 	if opts.Compression == "" {
 		opts.Compression = CompressionXZ
 	}
-	if c, err := newCompressor(opts.Compression, io.Discard); err != nil {
+	if c, err := newCompressor(opts.Compression, io.Discard, 0); err != nil {
 		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
 	} else {
 		c.Close()
@@ -383,6 +383,10 @@ func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
 	return ni, nil
 }
 
+// fileBuffers are the 1 MiB buffers in front of compressed NAR files,
+// kept for the next NAR rather than made anew for each.
+var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+
 // writeNAR makes the compressed NAR of it in dir/nar and returns its
 // narinfo (unsigned) and whether the NAR file was written (false when a
 // file of that name, hence those bytes, was already there).
@@ -395,8 +399,10 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 	defer tmp.Abort()
 	fileHash := sha256.New()
 	file := &counter{w: io.MultiWriter(tmp, fileHash)}
-	buf := bufio.NewWriterSize(file, 1<<20)
-	comp, err := newCompressor(compression, buf)
+	buf := fileBuffers.Get().(*bufio.Writer)
+	buf.Reset(file)
+	defer fileBuffers.Put(buf)
+	comp, err := newCompressor(compression, buf, it.NarSize)
 	if err != nil {
 		return nil, false, err
 	}
@@ -405,16 +411,16 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 	if _, err := nar.DumpCounting(narCount, it.FSPath, c); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
+	got := sum(narHash)
+	if got != it.NarHash || narCount.n != it.NarSize {
+		return nil, false, fmt.Errorf("%s (read from %s) has NAR hash %s and size %d, but the store records %s and %d: it changed since the plan was made",
+			it.Path, it.FSPath, got, narCount.n, it.NarHash, it.NarSize)
+	}
 	if err := comp.Close(); err != nil {
 		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
 	}
 	if err := buf.Flush(); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
-	}
-	got := sum(narHash)
-	if got != it.NarHash || narCount.n != it.NarSize {
-		return nil, false, fmt.Errorf("%s (read from %s) has NAR hash %s and size %d, but the store records %s and %d: it changed since the plan was made",
-			it.Path, it.FSPath, got, narCount.n, it.NarHash, it.NarSize)
 	}
 	fh := sum(fileHash)
 	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))

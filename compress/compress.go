@@ -10,7 +10,11 @@
 //     from serial gzip's but not with the number of goroutines.
 //   - zstd: the default level, an 8 MiB window, a CRC, a frame even for
 //     no input; Parallel encodes blocks on GOMAXPROCS goroutines, which
-//     gives the same bytes as one.
+//     gives the same bytes as one. For an input whose size is given
+//     (Options.Size), the frame header records it and the window is the
+//     smallest power of two that holds it, if under 8 MiB, as libzstd
+//     fits its window to a pledged source size: the same matches, and a
+//     small input's encoder no longer holds 16 MiB of history.
 //   - xz: LZMA2 with an 8 MiB dictionary and a CRC64 check, as xz -6
 //     (ulikunitz/xz); always one goroutine.
 //
@@ -24,6 +28,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -44,6 +49,20 @@ type Options struct {
 	// Parallel compresses one stream on GOMAXPROCS goroutines: for a
 	// single large stream (a tarball) rather than many at once (layers).
 	Parallel bool
+	// Size is the input's exact length, when it is known beforehand (a
+	// NAR's); 0 means unknown. Writing another number of bytes is an
+	// error of Close.
+	Size int64
+}
+
+// zstdWindow is zstd's window: 8 MiB, or for an input of known size the
+// smallest power of two (of at least zstd's minimum) that holds it.
+func zstdWindow(size int64) int {
+	w := 8 << 20
+	for size > 0 && w/2 >= zstd.MinWindowSize && int64(w/2) >= size {
+		w /= 2
+	}
+	return w
 }
 
 // NewWriter returns a writer that compresses into w as c says ("" is
@@ -69,17 +88,91 @@ func NewWriter(w io.Writer, c format.Compression, o Options) (io.WriteCloser, er
 		if o.Parallel {
 			workers = runtime.GOMAXPROCS(0)
 		}
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(workers),
-			zstd.WithWindowSize(8<<20),
-			zstd.WithEncoderCRC(true),
-			zstd.WithZeroFrames(true),
-		)
+		return newZstd(w, zstdWindow(o.Size), workers, o.Size)
 	case format.XZ:
 		return xz.WriterConfig{}.NewWriter(w)
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
+}
+
+// idleZstd keeps the encoders of finished zstd streams for the next
+// stream with the same window and workers: an encoder holds twice its
+// window of history, and allocating it for each of many small streams (a
+// binary cache's NARs) made garbage faster than a bounded heap collects
+// it. A reset encoder writes the same bytes as a new one. At most
+// GOMAXPROCS encoders wait in all (a sync.Pool misses those put on
+// another P and so makes more than run at once).
+var idleZstd struct {
+	sync.Mutex
+	encs map[zstdKey][]*zstd.Encoder
+	n    int
+}
+
+type zstdKey struct {
+	window, workers int
+	low             bool
+}
+
+// pooledZstd is a zstd stream whose encoder waits in idleZstd when the
+// stream ends.
+type pooledZstd struct {
+	*zstd.Encoder
+	key zstdKey
+}
+
+func (z *pooledZstd) Close() error {
+	if z.Encoder == nil {
+		return nil
+	}
+	err := z.Encoder.Close()
+	if err == nil {
+		z.Encoder.Reset(nil)
+		idleZstd.Lock()
+		if idleZstd.n < runtime.GOMAXPROCS(0) {
+			if idleZstd.encs == nil {
+				idleZstd.encs = map[zstdKey][]*zstd.Encoder{}
+			}
+			idleZstd.encs[z.key] = append(idleZstd.encs[z.key], z.Encoder)
+			idleZstd.n++
+		}
+		idleZstd.Unlock()
+	}
+	z.Encoder = nil
+	return err
+}
+
+func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, error) {
+	// An input that fits the window never moves its history down, so
+	// the encoder needs no more than the window and a block of it (the
+	// default is twice the window, which saves copies on longer ones).
+	key := zstdKey{window, workers, size > 0 && size <= int64(window)}
+	var enc *zstd.Encoder
+	idleZstd.Lock()
+	if l := idleZstd.encs[key]; len(l) > 0 {
+		enc, idleZstd.encs[key] = l[len(l)-1], l[:len(l)-1]
+		idleZstd.n--
+	}
+	idleZstd.Unlock()
+	if enc == nil {
+		var err error
+		enc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(workers),
+			zstd.WithWindowSize(window),
+			zstd.WithLowerEncoderMem(key.low),
+			zstd.WithEncoderCRC(true),
+			zstd.WithZeroFrames(true),
+		)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if size > 0 {
+		enc.ResetContentSize(w, size)
+	} else {
+		enc.Reset(w)
+	}
+	return &pooledZstd{enc, key}, nil
 }
 
 // NewReader returns a reader of the decompressed bytes of r, compressed
@@ -121,7 +214,11 @@ func Settings(c format.Compression, o Options) string {
 		}
 		return fmt.Sprintf("gzip level %d klauspost/compress %s", gzipLevel, moduleVersion("github.com/klauspost/compress"))
 	case format.Zstd:
-		return "zstd default level window 8MiB crc klauspost/compress " + moduleVersion("github.com/klauspost/compress")
+		window := "window 8MiB"
+		if o.Size > 0 {
+			window = "window 8MiB or fitted to the content size, content size in the header"
+		}
+		return "zstd default level " + window + " crc klauspost/compress " + moduleVersion("github.com/klauspost/compress")
 	case format.XZ:
 		return "xz lzma2 8MiB dictionary crc64 ulikunitz/xz " + moduleVersion("github.com/ulikunitz/xz")
 	}

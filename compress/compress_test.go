@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/storepack/storepack/format"
 )
 
@@ -55,7 +57,7 @@ func TestReproducible(t *testing.T) {
 		if c == format.XZ {
 			data = data[:300<<10] // xz is slow, and one goroutine
 		}
-		for _, o := range []Options{{}, {Parallel: true}} {
+		for _, o := range []Options{{}, {Parallel: true}, {Size: int64(len(data))}, {Parallel: true, Size: int64(len(data))}} {
 			first := compressed(t, data, c, o, 1<<16, 1)
 			for _, run := range []struct{ chunk, procs int }{{1000003, 4}, {4096, 2}, {len(data), 8}} {
 				if got := compressed(t, data, c, o, run.chunk, run.procs); !bytes.Equal(got, first) {
@@ -90,12 +92,81 @@ func TestUnknown(t *testing.T) {
 func TestSettingsDiffer(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range []format.Compression{format.None, format.Gzip, format.Zstd, format.XZ} {
-		for _, o := range []Options{{}, {Parallel: true}} {
+		for _, o := range []Options{{}, {Parallel: true}, {Size: 1}} {
 			seen[Settings(c, o)] = true
 		}
 	}
-	// gzip's parallel bytes differ from serial; zstd's and the others' do not.
-	if len(seen) != 5 {
-		t.Errorf("%d distinct settings, want 5: %v", len(seen), seen)
+	// gzip's parallel bytes differ from serial, zstd's sized ones from
+	// unsized; zstd's parallel ones and the others' do not.
+	if len(seen) != 6 {
+		t.Errorf("%d distinct settings, want 6: %v", len(seen), seen)
+	}
+}
+
+// TestZstdSized: with the input's size given, the frame header records it
+// and a window fitted to it (8 MiB at most), the compressed blocks are
+// those of the unsized stream, and another number of bytes is an error
+// of Close.
+func TestZstdSized(t *testing.T) {
+	for _, n := range []int{1, 5000, 1 << 20, 3<<20 + 1, 9 << 20} {
+		data := sample(n)
+		sized := compressed(t, data, format.Zstd, Options{Size: int64(n)}, 1<<16, 1)
+		var h zstd.Header
+		if err := h.Decode(sized); err != nil {
+			t.Fatal(err)
+		}
+		// A frame of one block is a single segment (no window), and a
+		// size under 256 fits only there.
+		want := uint64(zstdWindow(int64(n)))
+		if (n > 255 && (!h.HasFCS || h.FrameContentSize != uint64(n))) || (!h.SingleSegment && h.WindowSize != want) {
+			t.Errorf("%d bytes: content size %v %d, window %d; want %d and %d", n, h.HasFCS, h.FrameContentSize, h.WindowSize, n, want)
+		}
+		if want < uint64(n) && n <= 8<<20 || want > 8<<20 || (n > zstd.MinWindowSize && want >= 2*uint64(n)) {
+			t.Errorf("%d bytes: window %d", n, want)
+		}
+		plain := compressed(t, data, format.Zstd, Options{}, 1<<16, 1)
+		var ph zstd.Header
+		if err := ph.Decode(plain); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(sized[h.HeaderSize:], plain[ph.HeaderSize:]) {
+			t.Errorf("%d bytes: the sized frame's blocks differ from the unsized one's", n)
+		}
+	}
+	w, err := NewWriter(io.Discard, format.Zstd, Options{Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("123456789"))
+	if err := w.Close(); err == nil {
+		t.Error("9 bytes written after a size of 10: Close gives no error")
+	}
+}
+
+// TestZstdReused: an encoder that wrote other streams before (they wait
+// for the next one when closed) writes the same bytes as a new one.
+func TestZstdReused(t *testing.T) {
+	a, b := sample(3<<20), sample(3<<20 + 5)[5:]
+	for _, o := range []Options{{}, {Size: int64(len(a))}, {Parallel: true}} {
+		fresh := func(data []byte) []byte {
+			idleZstd.Lock()
+			idleZstd.encs, idleZstd.n = nil, 0
+			idleZstd.Unlock()
+			return compressed(t, data, format.Zstd, o, 1<<16, 1)
+		}
+		wantA, wantB := fresh(a), fresh(b)
+		idleZstd.Lock()
+		if idleZstd.n != 1 {
+			t.Errorf("%+v: %d encoders wait after a stream, want 1", o, idleZstd.n)
+		}
+		idleZstd.Unlock()
+		for i := range 3 {
+			if got := compressed(t, b, format.Zstd, o, 1<<16, 1); !bytes.Equal(got, wantB) {
+				t.Errorf("%+v: run %d of b on a used encoder differs", o, i)
+			}
+			if got := compressed(t, a, format.Zstd, o, 1<<16, 1); !bytes.Equal(got, wantA) {
+				t.Errorf("%+v: run %d of a on a used encoder differs", o, i)
+			}
+		}
 	}
 }
