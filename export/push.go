@@ -3,8 +3,10 @@ package export
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -15,10 +17,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/attest"
 	"github.com/storepack/storepack/format"
@@ -32,11 +37,15 @@ import (
 // layer blobs (compressed as the export says) as writeOCILayout writes, so
 // the registry ends up with the digests the layout has.
 //
-// The layers' digests must be known before uploading (the registry is
-// asked whether it has each blob, and an upload is committed under its
-// digest), so a push first streams every layer into the hashes
-// (image.Digest), then streams again only the blobs the registry lacks.
-// When the registry already holds the tagged manifest, nothing is uploaded.
+// Into a repository that holds no tag yet, a push uploads each layer
+// while it is made, in one pass: the blob is streamed to the registry
+// (and into the layer cache) as it is compressed, and committed under the
+// digest computed on the way (streamLayers). Elsewhere the registry may
+// hold some blobs already, which only their digests tell: those are
+// computed first (from the layer cache, or by streaming every layer into
+// the hashes and the cache), and only the blobs the registry lacks are
+// uploaded. When the registry already holds the tagged manifest, nothing
+// is uploaded.
 
 // PushReport says what a push did.
 type PushReport struct {
@@ -66,9 +75,11 @@ type PushOptions struct {
 	// records (spec files, variables); nil records none.
 	Plan *gen.Plan
 	// Cache, when not nil, is the layer cache: layers it holds are sent
-	// from their cached blobs, and the others are written into it once,
-	// while their digests are computed, and sent from there, so that the
-	// store is read once per layer.
+	// from their cached blobs. Into a new repository the others are sent
+	// as they are made and only their digests are recorded; elsewhere
+	// the digests it records spare computing them, and a layer it does
+	// not know is written into it once, while its digests are computed,
+	// and sent from there, so that the store is read once per layer.
 	Cache *layercache.Cache
 }
 
@@ -177,19 +188,36 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	if err != nil {
 		return nil, err
 	}
+	keychain := o.Keychain
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = max(8, runtime.GOMAXPROCS(0))
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain), remote.WithJobs(jobs)}
 	var (
 		imgs  []*image.Image
 		paths map[digest.Digest]string // cached blob files by digest
 	)
-	if o.Cache != nil {
+	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
+	switch {
+	case newRepository(ctx, ref.Context(), opts):
+		// Nothing to skip: upload the layers while they are made.
+		var pusher *remote.Pusher
+		if pusher, err = remote.NewPusher(opts...); err == nil {
+			opts = append(opts, remote.Reuse(pusher))
+			imgs, paths, err = streamLayers(ctx, e, o.Cache, compression, ref.Context(), pusher, jobs, rec)
+		}
+	case o.Cache != nil:
 		imgs, paths, err = cachedBlobs(e, o.Cache, compression)
-	} else {
+	default:
 		imgs, err = image.Digest(e, nil)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("export %q: %w", e.Name, err)
+		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
-	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
 	blobs := map[string]image.Blob{}
 	for _, img := range imgs {
 		for i, l := range img.Plan.Layers {
@@ -214,15 +242,6 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 		}
 		images[img.ManifestDigest] = pi
 	}
-	keychain := o.Keychain
-	if keychain == nil {
-		keychain = authn.DefaultKeychain
-	}
-	jobs := o.Jobs
-	if jobs <= 0 {
-		jobs = max(8, runtime.GOMAXPROCS(0))
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain), remote.WithJobs(jobs)}
 	report := &PushReport{Ref: ref.String()}
 	if len(imgs) == 1 {
 		report.Digest = imgs[0].ManifestDigest
@@ -251,6 +270,147 @@ func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error
 	slices.Sort(report.Uploaded)
 	slices.Sort(report.Skipped)
 	return report, nil
+}
+
+// newRepository reports whether the repository holds no tag (the registry
+// answers that it does not know it, or lists no tag): then it holds none
+// of the blobs either, as far as a push can tell. Any other answer, or
+// none, says no.
+func newRepository(ctx context.Context, repo name.Repository, opts []remote.Option) bool {
+	p, err := remote.NewPuller(append(slices.Clone(opts), remote.WithPageSize(1))...)
+	if err != nil {
+		return false
+	}
+	l, err := p.Lister(ctx, repo)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	tags, err := l.Next(ctx)
+	return err == nil && len(tags.Tags) == 0
+}
+
+// streamLayers uploads every layer of e to repo, those the layer cache c
+// holds from their blobs, the others while they are made (streamedLayer:
+// GOMAXPROCS at a time, their digests recorded in the cache), jobs
+// uploads at once in all, and returns e's images and the cached blob
+// files by digest.
+func streamLayers(ctx context.Context, e *gen.Export, c *layercache.Cache, compression format.Compression, repo name.Repository, p *remote.Pusher, jobs int, rec *uploadRecorder) ([]*image.Image, map[digest.Digest]string, error) {
+	var (
+		mu    sync.Mutex
+		blobs = map[string]image.Blob{}
+		paths = map[digest.Digest]string{}
+	)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	makers := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for _, l := range image.Layers(e) {
+		hit, key, ok := image.Lookup(c, l, compression, true)
+		g.Go(func() error {
+			var layer v1.Layer
+			if ok {
+				layer = &pushLayer{l: l, blob: hit.Blob, compression: compression, rec: rec, path: hit.Path}
+			} else {
+				makers <- struct{}{}
+				defer func() { <-makers }()
+				layer = &streamedLayer{l: l, compression: compression, cache: c, key: key, rec: rec}
+			}
+			if err := p.Upload(ctx, repo, layer); err != nil {
+				return fmt.Errorf("layer %s: %w", l.Plan.ID, err)
+			}
+			b := hit.Blob
+			if !ok {
+				b = *layer.(*streamedLayer).made()
+			}
+			mu.Lock()
+			blobs[l.Plan.ID] = b
+			if hit.Path != "" {
+				paths[b.Digest] = hit.Path
+			}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	imgs, err := image.Images(e, blobs)
+	return imgs, paths, err
+}
+
+// streamedLayer is a layer blob made from the store while it is uploaded:
+// its digests are known once the upload has read it all. Before, Digest
+// and Size answer stream.ErrNotComputed, which has the registry client
+// upload it unasked and commit it under the digest it has by then.
+type streamedLayer struct {
+	l           image.Layer
+	compression format.Compression
+	cache       *layercache.Cache
+	key         layercache.Key
+	rec         *uploadRecorder
+	mu          sync.Mutex
+	blob        *image.Blob
+}
+
+// made is the blob, once made; nil before.
+func (s *streamedLayer) made() *image.Blob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blob
+}
+
+func (s *streamedLayer) Digest() (v1.Hash, error) {
+	if b := s.made(); b != nil {
+		return v1.NewHash(string(b.Digest))
+	}
+	return v1.Hash{}, stream.ErrNotComputed
+}
+
+func (s *streamedLayer) DiffID() (v1.Hash, error) {
+	if b := s.made(); b != nil {
+		return v1.NewHash(string(b.DiffID))
+	}
+	return v1.Hash{}, stream.ErrNotComputed
+}
+
+func (s *streamedLayer) Size() (int64, error) {
+	if b := s.made(); b != nil {
+		return b.BlobSize, nil
+	}
+	return 0, stream.ErrNotComputed
+}
+
+func (s *streamedLayer) MediaType() (types.MediaType, error) {
+	mt, err := image.MediaType(s.compression)
+	return types.MediaType(mt), err
+}
+
+// Compressed makes the blob into the returned reader; its digests are
+// set before the reader ends, and kept in the layer cache as a record
+// (the blob itself is not: writing it would compete with the upload for
+// the disk, and a later push into this repository needs only the
+// digests).
+func (s *streamedLayer) Compressed() (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		b, err := s.l.WriteBlob(pw, s.compression, nil)
+		if err == nil {
+			s.mu.Lock()
+			s.blob = &b
+			s.mu.Unlock()
+			s.rec.record(b.Digest)
+			image.Remember(s.cache, s.key, b)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+func (s *streamedLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errors.New("a streamed layer is only uploaded compressed")
 }
 
 // uploadRecorder notes the layer blobs whose contents were requested,
@@ -284,16 +444,21 @@ type pushLayer struct {
 	path string
 }
 
-// cachedBlobs puts every layer of e into the layer cache c (those it
-// lacks are written, the store read once each) and returns e's images and
-// the blob files by digest.
+// cachedBlobs has the digests of every layer of e from the layer cache c
+// (a layer it has no record of is written into it, the store read once)
+// and returns e's images and the blob files the cache holds, by digest.
 func cachedBlobs(e *gen.Export, c *layercache.Cache, compression format.Compression) ([]*image.Image, map[digest.Digest]string, error) {
 	var mu sync.Mutex
 	paths := map[digest.Digest]string{}
 	blobs, err := image.Each(image.Layers(e), func(l image.Layer) (image.Blob, error) {
-		hit, k, ok := image.Lookup(c, l, compression, true)
-		b, p := hit.Blob, hit.Path
-		if !ok {
+		// A record gives the digests even without its blob: then the
+		// blob is made from the store only if the registry lacks it.
+		hit, k, ok := image.Lookup(c, l, compression, false)
+		b := hit.Blob
+		var p string
+		if ok {
+			p, _ = c.Blob(b.Digest, b.BlobSize)
+		} else {
 			var err error
 			if b, p, err = image.CacheBlob(c, l, compression, nil); err != nil {
 				return b, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/layercache"
 )
 
 // pushedImages are e's images as image.Digest computes them, and their
@@ -162,5 +164,105 @@ func TestPushErrors(t *testing.T) {
 	e.Push, e.Insecure = host+"/x:1", true
 	if _, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()}); err == nil || !strings.Contains(err.Error(), host) {
 		t.Errorf("push to a closed port: %v", err)
+	}
+}
+
+// TestPushStreamed: into a new repository, layers the layer cache lacks
+// are uploaded while they are made, with the digests the plan's images
+// have, and the cache records their digests (not their blobs); a push
+// into that repository then needs nothing from the store (its items are
+// moved away) and uploads nothing. Layers the cache holds as blobs are
+// sent from them, the store unread. Into a repository holding a tag, a
+// push with an empty cache computes the digests first and uploads nothing
+// the registry has.
+func TestPushStreamed(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	reg := oracle.StartRegistry(t)
+	for _, compression := range []format.Compression{"gzip", "zstd"} {
+		t.Run(string(compression), func(t *testing.T) {
+			newCache := func() *layercache.Cache {
+				c, err := layercache.Open(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", compression, "x86_64-linux")
+			imgs, all := pushedImages(t, e)
+			push := func(ref string, c *layercache.Cache) *PushReport {
+				t.Helper()
+				e.Push, e.Insecure = ref, true
+				before := reg.BlobUploads()
+				rep, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain(), Cache: c})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Digest != imgs[0].ManifestDigest {
+					t.Errorf("%s: pushed %s, the plan's manifest is %s", ref, rep.Digest, imgs[0].ManifestDigest)
+				}
+				raw := run(t, skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
+				if !bytes.Equal(raw, imgs[0].Manifest) {
+					t.Errorf("%s: the registry's manifest differs from the plan's:\n%s\n%s", ref, raw, imgs[0].Manifest)
+				}
+				if n := reg.BlobUploads() - before; n < len(rep.Uploaded) {
+					t.Errorf("%s: the registry's log shows %d blob uploads, the report %d", ref, n, len(rep.Uploaded))
+				}
+				return rep
+			}
+			storeAway := func() (back func()) {
+				var moved []string
+				for i := range e.Systems {
+					for _, it := range e.Systems[i].Closure {
+						if err := os.Rename(it.FSPath, it.FSPath+".away"); err != nil {
+							t.Fatal(err)
+						}
+						moved = append(moved, it.FSPath)
+					}
+				}
+				return func() {
+					for _, p := range moved {
+						if err := os.Rename(p+".away", p); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+
+			cache := newCache()
+			first := fmt.Sprintf("%s/streamed/%s:1", reg.Host, compression)
+			if rep := push(first, cache); !slices.Equal(rep.Uploaded, all) {
+				t.Errorf("first push: uploaded %v, want every layer %v", rep.Uploaded, all)
+			}
+			for _, l := range image.Layers(e) {
+				hit, _, ok := image.Lookup(cache, l, compression, false)
+				if !ok || !slices.Contains(all, hit.Blob.Digest) {
+					t.Errorf("layer %s: no record of its digests after the push: %+v", l.Plan.ID, hit)
+				}
+				if _, _, ok := image.Lookup(cache, l, compression, true); ok {
+					t.Errorf("layer %s: a streamed push kept its blob", l.Plan.ID)
+				}
+			}
+			back := storeAway()
+			if rep := push(strings.Replace(first, ":1", ":2", 1), cache); len(rep.Uploaded) != 0 || !slices.Equal(rep.Skipped, all) {
+				t.Errorf("push into the repository with the recorded digests: uploaded %v skipped %v, want every layer skipped", rep.Uploaded, rep.Skipped)
+			}
+			back()
+
+			// Cached blobs (as an export leaves them), the store away.
+			blobs := newCache()
+			if _, _, err := cachedBlobs(e, blobs, compression); err != nil {
+				t.Fatal(err)
+			}
+			back = storeAway()
+			if rep := push(fmt.Sprintf("%s/streamed/%s-blobs:1", reg.Host, compression), blobs); !slices.Equal(rep.Uploaded, all) {
+				t.Errorf("push from cached blobs: uploaded %v, want every layer %v", rep.Uploaded, all)
+			}
+			back()
+
+			// A repository with a tag, an empty cache: nothing uploaded.
+			if rep := push(strings.Replace(first, ":1", ":3", 1), newCache()); len(rep.Uploaded) != 0 || !slices.Equal(rep.Skipped, all) {
+				t.Errorf("push into a repository with a tag: uploaded %v skipped %v, want every layer skipped", rep.Uploaded, rep.Skipped)
+			}
+		})
 	}
 }
