@@ -92,15 +92,29 @@ func scale(bin, tmp string) {
 	} else {
 		defer stop()
 		writeSpec(exportSpec("oci", fmt.Sprintf("  max_layers = 100\n  tag        = \"scale:1\"\n  push       = \"%s/bench/scale:1\"\n  insecure   = true\n", reg)))
+		// The layout skopeo copies, exported with a layer cache of its
+		// own: the second push row sends the blobs it left there.
 		layout := filepath.Join(tmp, "scale-layout")
-		run(bin, "export", "--no-cache", "-C", spec, "--out", layout)
+		exported := filepath.Join(tmp, "scale-cache-exported")
+		check(os.RemoveAll(exported))
+		cmd := exec.Command(bin, "export", "-C", spec, "--out", layout)
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+exported)
+		cmd.Stderr = os.Stderr
+		check(cmd.Run())
 		// Each run of either side goes to a new repository, so that each
 		// uploads every blob.
-		ours := fmt.Sprintf(`sed -i "s|/bench/scale[0-9]*:1|/bench/scale$(date +%%s%%N):1|" %s/storepack.hcl && %s push -C %s >/dev/null`, spec, bin, spec)
-		row("push of the 100-layer image", "<= 0.5", []string{"sh", "-c", ours},
-			// skopeo's blob-info cache would mount the blobs it sent in
-			// an earlier run into the new repository: it starts empty.
-			[]string{"sh", "-c", fmt.Sprintf(`rm -f /var/lib/containers/cache/blob-info-cache-v1.* "$HOME"/.local/share/containers/cache/blob-info-cache-v1.* && skopeo copy -q --dest-tls-verify=false oci:%s/scale:scale:1 docker://%s/skopeo/scale$(date +%%s%%N):1`, layout, reg)})
+		ours := func(cache string, empty bool) []string {
+			pre := ""
+			if empty {
+				pre = "rm -rf " + cache + " && "
+			}
+			return []string{"sh", "-c", fmt.Sprintf(`sed -i "s|/bench/scale[0-9]*:1|/bench/scale$(date +%%s%%N):1|" %s/storepack.hcl && %sXDG_CACHE_HOME=%s %s push -C %s >/dev/null`, spec, pre, cache, bin, spec)}
+		}
+		// skopeo's blob-info cache would mount the blobs it sent in an
+		// earlier run into the new repository: it starts empty.
+		skopeo := []string{"sh", "-c", fmt.Sprintf(`rm -f /var/lib/containers/cache/blob-info-cache-v1.* "$HOME"/.local/share/containers/cache/blob-info-cache-v1.* && skopeo copy -q --dest-tls-verify=false oci:%s/scale:scale:1 docker://%s/skopeo/scale$(date +%%s%%N):1`, layout, reg)}
+		row("push of the 100-layer image, empty layer cache", "<= 0.5", ours(filepath.Join(tmp, "scale-cache-empty"), true), skopeo)
+		row("push of the 100-layer image after its export", "<= 0.5", ours(exported, false), skopeo)
 	}
 	check(tw.Flush())
 }
