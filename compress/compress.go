@@ -16,7 +16,9 @@
 //     fits its window to a pledged source size: the same matches, and a
 //     small input's encoder no longer holds 16 MiB of history.
 //   - xz: LZMA2 with an 8 MiB dictionary and a CRC64 check, as xz -6
-//     (ulikunitz/xz); always one goroutine.
+//     (ulikunitz/xz); always one goroutine. For an input whose size is
+//     given (Options.Size), the dictionary is the smallest power of two
+//     that holds it, if under 8 MiB.
 //
 // A change to any setting changes outputs: layer caches key their blobs
 // by compression and must change their keys with it.
@@ -55,6 +57,19 @@ type Options struct {
 	Size int64
 }
 
+// xzDict is xz's dictionary: 8 MiB, or for an input of known size the
+// smallest power of two (of at least 4 KiB) that holds it. A dictionary
+// holds nothing past the input's end, and the encoder's match finder
+// takes about eight times the dictionary (ulikunitz/xz's hash table and
+// chain): a small NAR's encoder then takes little.
+func xzDict(size int64) int {
+	d := 8 << 20
+	for size > 0 && d/2 >= 4096 && int64(d/2) >= size {
+		d /= 2
+	}
+	return d
+}
+
 // zstdWindow is zstd's window: 8 MiB, or for an input of known size the
 // smallest power of two (of at least zstd's minimum) that holds it.
 func zstdWindow(size int64) int {
@@ -90,7 +105,7 @@ func NewWriter(w io.Writer, c format.Compression, o Options) (io.WriteCloser, er
 		}
 		return newZstd(w, zstdWindow(o.Size), workers, o.Size)
 	case format.XZ:
-		return xz.WriterConfig{}.NewWriter(w)
+		return xz.WriterConfig{DictCap: xzDict(o.Size)}.NewWriter(w)
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
 }
@@ -220,7 +235,11 @@ func Settings(c format.Compression, o Options) string {
 		}
 		return "zstd default level " + window + " crc klauspost/compress " + moduleVersion("github.com/klauspost/compress")
 	case format.XZ:
-		return "xz lzma2 8MiB dictionary crc64 ulikunitz/xz " + moduleVersion("github.com/ulikunitz/xz")
+		dict := "8MiB dictionary"
+		if o.Size > 0 {
+			dict = "8MiB dictionary or fitted to the content size"
+		}
+		return "xz lzma2 " + dict + " crc64 ulikunitz/xz " + moduleVersion("github.com/ulikunitz/xz")
 	}
 	return string(c)
 }

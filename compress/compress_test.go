@@ -96,10 +96,10 @@ func TestSettingsDiffer(t *testing.T) {
 			seen[Settings(c, o)] = true
 		}
 	}
-	// gzip's parallel bytes differ from serial, zstd's sized ones from
-	// unsized; zstd's parallel ones and the others' do not.
-	if len(seen) != 6 {
-		t.Errorf("%d distinct settings, want 6: %v", len(seen), seen)
+	// gzip's parallel bytes differ from serial, zstd's and xz's sized
+	// ones from unsized; zstd's parallel ones and the others' do not.
+	if len(seen) != 7 {
+		t.Errorf("%d distinct settings, want 7: %v", len(seen), seen)
 	}
 }
 
@@ -167,6 +167,39 @@ func TestZstdReused(t *testing.T) {
 			if got := compressed(t, a, format.Zstd, o, 1<<16, 1); !bytes.Equal(got, wantA) {
 				t.Errorf("%+v: run %d of a on a used encoder differs", o, i)
 			}
+		}
+	}
+}
+
+// TestXZSized: with the input's size given, the LZMA2 dictionary recorded
+// in the block header is the smallest power of two (of 4 KiB at least)
+// that holds it, 8 MiB at most; without, 8 MiB.
+func TestXZSized(t *testing.T) {
+	dictOf := func(b []byte) int {
+		// The stream header (12 bytes), then the block header: the LZMA2
+		// filter (id 0x21) with one property byte.
+		i := bytes.Index(b[12:], []byte{0x21, 0x01})
+		if i < 0 {
+			t.Fatalf("no LZMA2 filter in % x", b[:min(len(b), 40)])
+		}
+		p := int(b[12+i+2])
+		return (2 | p&1) << (p/2 + 11)
+	}
+	for _, tt := range []struct {
+		size int64
+		want int
+	}{{0, 8 << 20}, {1, 4096}, {5000, 8192}, {1 << 20, 1 << 20}, {3<<20 + 1, 4 << 20}, {9 << 20, 8 << 20}} {
+		data := sample(int(min(tt.size, 64<<10)))
+		o := Options{Size: tt.size}
+		if tt.size > int64(len(data)) {
+			o.Size = 0 // the dictionary only: the bytes are few
+			if got := xzDict(tt.size); got != tt.want {
+				t.Errorf("xzDict(%d) = %d, want %d", tt.size, got, tt.want)
+			}
+			continue
+		}
+		if got := dictOf(compressed(t, data, format.XZ, o, 1<<16, 1)); got != tt.want {
+			t.Errorf("%d bytes: dictionary %d, want %d", tt.size, got, tt.want)
 		}
 	}
 }
