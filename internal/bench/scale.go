@@ -59,6 +59,24 @@ func scale(bin, tmp string) {
 	p := bestWith([]string{bin, "plan", "-C", spec}, os.Environ(), outFile, func() {})
 	fmt.Fprintf(tw, "plan of the docker export\t%.3fs\t\t\t< 0.5 s\t%.1f MiB\n", p.wall.Seconds(), float64(p.maxKB)/1024)
 	row("docker export (--no-cache)", "<= 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", out}, append([]string{"nix-store", "--export"}, closure...))
+	// What this disk takes to store and sync as many bytes as the
+	// archive holds: the floor of an export that syncs its output.
+	var archive int64
+	check(filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				archive += fi.Size()
+			}
+		}
+		return err
+	}))
+	ddOut := filepath.Join(tmp, "scale-dd")
+	dd := bestWith([]string{"dd", "if=/dev/zero", "of=" + ddOut, "bs=1M", fmt.Sprintf("count=%d", archive>>20), "conv=fsync", "status=none"}, os.Environ(), outFile, func() {
+		check(os.RemoveAll(ddOut))
+		fresh()
+	})
+	check(os.RemoveAll(ddOut))
+	fmt.Fprintf(tw, "the disk's floor: as many bytes written and synced	%.3fs (dd conv=fsync)				\n", dd.wall.Seconds())
 	row("hash of every item", "<= 0.6", append([]string{bin, "hash"}, closure...), append([]string{"nix-hash", "--type", "sha256"}, closure...))
 
 	// Peak memory of each format.
