@@ -60,16 +60,11 @@ func scale(bin, tmp string) {
 	fmt.Fprintf(tw, "plan of the docker export\t%.3fs\t\t\t< 0.5 s\t%.1f MiB\n", p.wall.Seconds(), float64(p.maxKB)/1024)
 	row("docker export (--no-cache)", "<= 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", out}, append([]string{"nix-store", "--export"}, closure...))
 	// What this disk takes to store and sync as many bytes as the
-	// archive holds: the floor of an export that syncs its output.
-	var archive int64
-	check(filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				archive += fi.Size()
-			}
-		}
-		return err
-	}))
+	// closure's bundle (nix-store --export's output, left by the row's
+	// last run): the floor of an export that syncs its output.
+	fi, err := os.Stat(outFile)
+	check(err)
+	archive := fi.Size()
 	ddOut := filepath.Join(tmp, "scale-dd")
 	dd := bestWith([]string{"dd", "if=/dev/zero", "of=" + ddOut, "bs=1M", fmt.Sprintf("count=%d", archive>>20), "conv=fsync", "status=none"}, os.Environ(), outFile, func() {
 		check(os.RemoveAll(ddOut))
