@@ -110,13 +110,15 @@ func NewWriter(w io.Writer, c format.Compression, o Options) (io.WriteCloser, er
 	return nil, fmt.Errorf("unknown compression %q", c)
 }
 
-// idleZstd keeps the encoders of finished zstd streams for the next
-// stream with the same window and workers: an encoder holds twice its
-// window of history, and allocating it for each of many small streams (a
-// binary cache's NARs) made garbage faster than a bounded heap collects
-// it. A reset encoder writes the same bytes as a new one. At most
-// GOMAXPROCS encoders wait in all (a sync.Pool misses those put on
-// another P and so makes more than run at once).
+// idleZstd keeps the encoders of finished zstd streams of known size for
+// the next such stream with the same window and workers: those come many
+// at a time (a binary cache's NARs), and allocating an encoder's history
+// for each made garbage faster than a bounded heap collects it. A reset
+// encoder writes the same bytes as a new one. At most GOMAXPROCS encoders
+// wait in all (a sync.Pool misses those put on another P and so makes
+// more than run at once). The encoder of a stream of unknown size (a
+// layer, a tarball, an rpm's payload) is left to the garbage collector:
+// kept, its 16 MiB of history would outlive the stream.
 var idleZstd struct {
 	sync.Mutex
 	encs map[zstdKey][]*zstd.Encoder
@@ -125,7 +127,7 @@ var idleZstd struct {
 
 type zstdKey struct {
 	window, workers int
-	low             bool
+	sized, low      bool
 }
 
 // pooledZstd is a zstd stream whose encoder waits in idleZstd when the
@@ -143,7 +145,7 @@ func (z *pooledZstd) Close() error {
 	if err == nil {
 		z.Encoder.Reset(nil)
 		idleZstd.Lock()
-		if idleZstd.n < runtime.GOMAXPROCS(0) {
+		if z.key.sized && idleZstd.n < runtime.GOMAXPROCS(0) {
 			if idleZstd.encs == nil {
 				idleZstd.encs = map[zstdKey][]*zstd.Encoder{}
 			}
@@ -160,7 +162,7 @@ func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, erro
 	// An input that fits the window never moves its history down, so
 	// the encoder needs no more than the window and a block of it (the
 	// default is twice the window, which saves copies on longer ones).
-	key := zstdKey{window, workers, size > 0 && size <= int64(window)}
+	key := zstdKey{window, workers, size > 0, size > 0 && size <= int64(window)}
 	var enc *zstd.Encoder
 	idleZstd.Lock()
 	if l := idleZstd.encs[key]; len(l) > 0 {

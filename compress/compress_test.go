@@ -143,31 +143,43 @@ func TestZstdSized(t *testing.T) {
 	}
 }
 
-// TestZstdReused: an encoder that wrote other streams before (they wait
-// for the next one when closed) writes the same bytes as a new one.
+// TestZstdReused: an encoder that wrote other streams of known size
+// before (they wait for the next one when closed) writes the same bytes as
+// a new one; a stream of unknown size leaves no encoder waiting.
 func TestZstdReused(t *testing.T) {
-	a, b := sample(3<<20), sample(3<<20 + 5)[5:]
-	for _, o := range []Options{{}, {Size: int64(len(a))}, {Parallel: true}} {
-		fresh := func(data []byte) []byte {
-			idleZstd.Lock()
-			idleZstd.encs, idleZstd.n = nil, 0
-			idleZstd.Unlock()
-			return compressed(t, data, format.Zstd, o, 1<<16, 1)
-		}
-		wantA, wantB := fresh(a), fresh(b)
+	reset := func() {
 		idleZstd.Lock()
-		if idleZstd.n != 1 {
-			t.Errorf("%+v: %d encoders wait after a stream, want 1", o, idleZstd.n)
-		}
+		idleZstd.encs, idleZstd.n = nil, 0
 		idleZstd.Unlock()
-		for i := range 3 {
-			if got := compressed(t, b, format.Zstd, o, 1<<16, 1); !bytes.Equal(got, wantB) {
-				t.Errorf("%+v: run %d of b on a used encoder differs", o, i)
-			}
-			if got := compressed(t, a, format.Zstd, o, 1<<16, 1); !bytes.Equal(got, wantA) {
-				t.Errorf("%+v: run %d of a on a used encoder differs", o, i)
+	}
+	waiting := func() int {
+		idleZstd.Lock()
+		defer idleZstd.Unlock()
+		return idleZstd.n
+	}
+	// a and b have the same length (one window), c another.
+	a, b, c := sample(3<<20), sample(3<<20 + 5)[5:], sample(100000)
+	sized := func(d []byte) Options { return Options{Size: int64(len(d))} }
+	want := map[*byte][]byte{}
+	for _, d := range [][]byte{a, b, c} {
+		reset()
+		want[&d[0]] = compressed(t, d, format.Zstd, sized(d), 1<<16, 1)
+		if n := waiting(); n != 1 {
+			t.Errorf("%d encoders wait after a stream of known size, want 1", n)
+		}
+	}
+	reset()
+	for i := range 3 {
+		for _, d := range [][]byte{b, c, a} {
+			if got := compressed(t, d, format.Zstd, sized(d), 1<<16, 1); !bytes.Equal(got, want[&d[0]]) {
+				t.Errorf("run %d: %d bytes on a used encoder differ", i, len(d))
 			}
 		}
+	}
+	reset()
+	compressed(t, c, format.Zstd, Options{}, 1<<16, 1)
+	if n := waiting(); n != 0 {
+		t.Errorf("%d encoders wait after a stream of unknown size, want none", n)
 	}
 }
 

@@ -325,16 +325,30 @@ func (w *Writer) header(payloadDigest string, order []int32) *index {
 
 	// The file list's entries, each built in one pass over the files.
 	n := int32(len(order))
-	var total, largest int64
+	// A first pass sizes the entries, so that none is grown by copies.
+	var total, largest, linkBytes, baseBytes int64
 	for _, k := range order {
 		r := w.files.at(int(k))
 		if r.typ == Regular {
 			total += r.size
 		}
 		largest = max(largest, r.size)
+		linkBytes += int64(r.link.n)
+		name := w.files.name(r)
+		baseBytes += int64(len(name) - bytes.LastIndexByte(name, '/') - 1)
 	}
 	long := total > math.MaxInt32 || largest > math.MaxInt32
-	var sizes, modes, rdevs, mtimes, digests, links, flags, owners, verify, devices, inodes, langs, dirIndexes, baseNames, dirNames []byte
+	sizeBytes := 4
+	if long {
+		sizeBytes = 8
+	}
+	grown := func(per int) []byte { return make([]byte, 0, int(n)*per) }
+	sizes, modes, rdevs, mtimes := grown(sizeBytes), grown(2), grown(2), grown(4)
+	digests, flags, owners, verify := grown(2*sha256.Size+1), grown(4), grown(5), grown(4)
+	devices, inodes, langs, dirIndexes := grown(4), grown(4), grown(1), grown(4)
+	links := make([]byte, 0, linkBytes+int64(n))
+	baseNames := make([]byte, 0, baseBytes+int64(n))
+	var dirNames []byte
 	dirIndex := map[string]int32{}
 	for i, k := range order {
 		r := w.files.at(int(k))
