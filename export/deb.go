@@ -130,6 +130,7 @@ func readDebSums(r io.Reader) (*debSums, error) {
 	s := &debSums{}
 	tr := tar.NewReader(r)
 	h := md5.New()
+	buf := make([]byte, 64<<10) // one for every file: io.Copy would make one each
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -143,7 +144,7 @@ func readDebSums(r io.Reader) (*debSums, error) {
 			continue
 		}
 		h.Reset()
-		n, err := io.Copy(h, tr)
+		n, err := io.CopyBuffer(h, tr, buf)
 		if err != nil {
 			return nil, err
 		}

@@ -46,6 +46,7 @@ func writeSquashfs(out *os.File, t *gen.TreeOutput, src tree.Source) error {
 
 // copyTarToSquashfs adds every entry of a tree's tar to an image.
 func copyTarToSquashfs(sw *squashfs.Writer, tr *tar.Reader) error {
+	buf := make([]byte, 64<<10) // one for every file: io.Copy would make one each
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -69,7 +70,7 @@ func copyTarToSquashfs(sw *squashfs.Writer, tr *tar.Reader) error {
 			return err
 		}
 		if h.Type == squashfs.Regular {
-			if _, err := io.Copy(sw, tr); err != nil {
+			if _, err := io.CopyBuffer(sw, tr, buf); err != nil {
 				return err
 			}
 		}
