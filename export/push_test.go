@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -264,5 +265,26 @@ func TestPushStreamed(t *testing.T) {
 				t.Errorf("push into a repository with a tag: uploaded %v skipped %v, want every layer skipped", rep.Uploaded, rep.Skipped)
 			}
 		})
+	}
+}
+
+// TestPushStreamedError: a store item gone while a streamed push reads it
+// fails the push, naming it, and the registry gets no manifest.
+func TestPushStreamedError(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	reg := oracle.StartRegistry(t)
+	e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", "gzip", "x86_64-linux")
+	e.Push, e.Insecure = reg.Host+"/streamed/broken:1", true
+	gone := e.Systems[0].Closure[0].FSPath
+	if err := os.Rename(gone, gone+".away"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(gone+".away", gone)
+	_, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()})
+	if err == nil || !strings.Contains(err.Error(), gone) {
+		t.Fatalf("push with %s gone: %v, want an error naming it", gone, err)
+	}
+	if out, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+e.Push).CombinedOutput(); err == nil {
+		t.Errorf("the registry holds a manifest after the failed push: %s", out)
 	}
 }
