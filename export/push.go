@@ -38,9 +38,9 @@ import (
 // the registry ends up with the digests the layout has.
 //
 // Into a repository that holds no tag yet, a push uploads each layer
-// while it is made, in one pass: the blob is streamed to the registry
-// (and into the layer cache) as it is compressed, and committed under the
-// digest computed on the way (streamLayers). Elsewhere the registry may
+// while it is made, in one pass: the blob is streamed to the registry as
+// it is compressed, committed under the digest computed on the way, and
+// its digests recorded in the layer cache (streamLayers). Elsewhere the registry may
 // hold some blobs already, which only their digests tell: those are
 // computed first (from the layer cache, or by streaming every layer into
 // the hashes and the cache), and only the blobs the registry lacks are
