@@ -45,7 +45,7 @@ func newOutFile(f *os.File) *outFile {
 }
 
 // writebackChunk is how many bytes written start their writeback.
-const writebackChunk = 8 << 20
+const writebackChunk = 32 << 20
 
 // writebackFile writes to a file and has a goroutine of its own start the
 // writeback of what was written, every writebackChunk bytes
