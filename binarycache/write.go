@@ -2,6 +2,7 @@ package binarycache
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -15,6 +16,10 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
+	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/signing"
@@ -150,12 +155,19 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 		stopped = make(chan struct{})
 		stop    sync.Once
 	)
+	// The compressors running at once share a memory budget: two xz
+	// encoders of 4 MiB NARs would take 72 MiB, so large xz NARs go one
+	// at a time, while small ones and zstd's run GOMAXPROCS at once.
+	budget := semaphore.NewWeighted(encoderBudget)
 	for range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				w := min(compress.EncoderMemory(format.Compression(opts.Compression), compress.Options{Size: unique[i].NarSize}), encoderBudget)
+				budget.Acquire(context.Background(), w)
 				pi, err := prepareItem(dir, &unique[i], opts.Compression, opts.Counter)
+				budget.Release(w)
 				if err != nil {
 					errs[i] = err
 					stop.Do(func() { close(stopped) })
@@ -382,6 +394,11 @@ func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
 	}
 	return ni, nil
 }
+
+// encoderBudget bounds the memory of the NAR compressors running at once
+// (compress.EncoderMemory), so that an export stays within a small,
+// fixed footprint whatever the NARs' sizes and compression.
+const encoderBudget = 40 << 20
 
 // fileBuffers are the 1 MiB buffers in front of compressed NAR files,
 // kept for the next NAR rather than made anew for each.

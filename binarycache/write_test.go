@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/compress"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/signing"
@@ -454,4 +455,24 @@ func writeCompressions() []string {
 		out = append(out, string(c))
 	}
 	return out
+}
+
+// TestEncoderBudget: the compressors' budget lets two zstd encoders of
+// any NAR run at once, and two xz encoders of small NARs, but an xz
+// encoder of a 4 MB NAR runs alone.
+func TestEncoderBudget(t *testing.T) {
+	weight := func(c string, size int64) int64 {
+		return min(compress.EncoderMemory(format.Compression(c), compress.Options{Size: size}), encoderBudget)
+	}
+	for _, size := range []int64{1000, 4_000_000, 100 << 20} {
+		if w := weight(CompressionZstd, size); 2*w > encoderBudget {
+			t.Errorf("zstd, a %d-byte NAR: %d bytes of %d, two do not fit", size, w, encoderBudget)
+		}
+	}
+	if w := weight(CompressionXZ, 1<<20); 2*w > encoderBudget {
+		t.Errorf("xz, a 1 MiB NAR: %d bytes of %d, two do not fit", w, encoderBudget)
+	}
+	if w := weight(CompressionXZ, 4_000_000); 2*w <= encoderBudget {
+		t.Errorf("xz, a 4 MB NAR: %d bytes of %d, two fit", w, encoderBudget)
+	}
 }

@@ -57,6 +57,33 @@ type Options struct {
 	Size int64
 }
 
+// EncoderMemory is about how much memory an encoder of c with o holds
+// while it runs, for callers that run several at once and bound their sum:
+// zstd's history (its window and a block for an input that fits the
+// window, else twice the window) and tables; xz's dictionary and its match
+// finder (ulikunitz/xz's hash table and chain: eight bytes a dictionary
+// byte); gzip's window and tables.
+func EncoderMemory(c format.Compression, o Options) int64 {
+	workers := int64(1)
+	if o.Parallel {
+		workers = int64(runtime.GOMAXPROCS(0))
+	}
+	switch c {
+	case format.Zstd:
+		w := int64(zstdWindow(o.Size))
+		hist := 2 * w
+		if o.Size > 0 && o.Size <= w {
+			hist = w + 128<<10
+		}
+		return hist + workers*(3<<20)
+	case format.XZ:
+		return 9*int64(xzDict(o.Size)) + 1<<20
+	case format.Gzip:
+		return workers * (2 << 20)
+	}
+	return 0
+}
+
 // xzDict is xz's dictionary: 8 MiB, or for an input of known size the
 // smallest power of two (of at least 4 KiB) that holds it. A dictionary
 // holds nothing past the input's end, and the encoder's match finder
