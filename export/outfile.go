@@ -40,39 +40,69 @@ var _ image.Resumable = (*outFile)(nil)
 
 func newOutFile(f *os.File) *outFile {
 	h := sha256.New()
-	wb := newWritebackFile(f)
+	wb := newWritebackFile(f, diskWriteback)
 	return &outFile{f: f, h: h, wb: wb, fo: fanout.New(wb, h)}
 }
 
-// writebackChunk is how many bytes written start their writeback.
-const writebackChunk = 32 << 20
+// writeback says when a writebackFile starts the writeback of what was
+// written and when it makes it durable.
+type writeback struct {
+	// chunk is how many bytes written start their writeback.
+	chunk int64
+	// flushChunk is how many bytes written are made durable at once, with
+	// flush, and then dropped from the page cache (dropPages).
+	flushChunk int64
+	flush      func(*os.File) error
+}
+
+// diskWriteback is the writeback of output files.
+var diskWriteback = writeback{chunk: 32 << 20, flushChunk: 64 << 20, flush: flushData}
 
 // writebackFile writes to a file and has a goroutine of its own start the
-// writeback of what was written, every writebackChunk bytes
-// (startWriteback), so that the disk works while the export goes on and
-// the fsync before the rename has little left to wait for. Starting
-// writeback may block while the disk's queue is full: on its own
-// goroutine, it never holds up the writes.
+// writeback of what was written every chunk bytes (startWriteback) and
+// make it durable every flushChunk bytes (flushData), so that the disk
+// works while the export goes on and the fsync before the rename has
+// little left to wait for. Starting the writeback only hands the pages to
+// the disk, which may keep them in a cache of its own (a virtual
+// machine's disk often does, in its host's page cache): the flush that
+// empties that cache is what takes the time, and a single one at the end
+// waits for the whole file. Once durable, the pages are dropped from the
+// page cache: the next writes then reuse them rather than taking new ones
+// (which costs more than the copy into them, on virtual machines most of
+// all), and an export of gigabytes does not push what the machine was
+// using out of memory. Both may block while the disk is busy: on their
+// own goroutine, they never hold up the writes.
 type writebackFile struct {
 	f       *os.File
+	wb      writeback
 	n       int64         // the offset written up to, known to the writer
 	signal  chan int64    // the offset to start writeback up to
 	stopped chan struct{} // closed when the goroutine is done
+	// err is the first error of a flush, read after stopped is closed: a
+	// file reports a failed writeback to one fsync only, which may be
+	// one of the goroutine's.
+	err error
 }
 
-func newWritebackFile(f *os.File) *writebackFile {
-	w := &writebackFile{f: f, signal: make(chan int64, 1), stopped: make(chan struct{})}
+func newWritebackFile(f *os.File, wb writeback) *writebackFile {
+	w := &writebackFile{f: f, wb: wb, signal: make(chan int64, 1), stopped: make(chan struct{})}
 	off, err := f.Seek(0, io.SeekCurrent)
 	if err == nil {
 		w.n = off
 	}
 	go func() {
 		defer close(w.stopped)
-		started := w.n
+		started, flushed := w.n, w.n
 		for off := range w.signal {
 			if off > started {
 				startWriteback(w.f, started, off-started)
 				started = off
+			}
+			if w.err == nil && off-flushed >= w.wb.flushChunk {
+				if w.err = w.wb.flush(w.f); w.err == nil {
+					dropPages(w.f, flushed, off-flushed)
+				}
+				flushed = off
 			}
 		}
 	}()
@@ -87,7 +117,7 @@ func (w *writebackFile) Write(p []byte) (int, error) {
 	// Other writes (outFile.AppendUnhashed) move the offset too: ask the
 	// file where it is every chunk.
 	w.n += int64(n)
-	if w.n%writebackChunk < int64(n) {
+	if w.n%w.wb.chunk < int64(n) {
 		if off, serr := w.f.Seek(0, io.SeekCurrent); serr == nil {
 			w.n = off
 			select {
@@ -99,10 +129,15 @@ func (w *writebackFile) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// stop ends the writeback goroutine, once nothing writes any more.
-func (w *writebackFile) stop() {
+// stop ends the writeback goroutine, once nothing writes any more, and
+// returns the first error of its flushes.
+func (w *writebackFile) stop() error {
 	close(w.signal)
 	<-w.stopped
+	if w.err != nil {
+		return fmt.Errorf("writing to disk: %w", w.err)
+	}
+	return nil
 }
 
 // Write writes p to the file and the hash.
@@ -131,7 +166,9 @@ func (o *outFile) Len() int64 { return o.n }
 // close waits for the file and hash writers and returns their first error.
 func (o *outFile) close() error {
 	err := o.fo.Close()
-	o.wb.stop()
+	if werr := o.wb.stop(); err == nil {
+		err = werr
+	}
 	if err == nil && o.unhashed {
 		err = errors.New("archive ends with unhashed bytes")
 	}

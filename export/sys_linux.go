@@ -18,3 +18,11 @@ func exchange(a, b string) error {
 func startWriteback(f *os.File, off, n int64) {
 	unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// flushData makes the data written to f durable (fdatasync), with the
+// metadata needed to read it back.
+func flushData(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+
+// dropPages drops n bytes of f at off from the page cache
+// (posix_fadvise's DONTNEED), once they are durable. It is a hint.
+func dropPages(f *os.File, off, n int64) { unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED) }
