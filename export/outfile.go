@@ -99,8 +99,11 @@ func newWritebackFile(f *os.File, wb writeback) *writebackFile {
 				started = off
 			}
 			if w.err == nil && off-flushed >= w.wb.flushChunk {
+				// Dropped from the start: the page cache's folios may
+				// be larger than a page, and one that reaches past off
+				// stays until a later range covers it whole.
 				if w.err = w.wb.flush(w.f); w.err == nil {
-					dropPages(w.f, flushed, off-flushed)
+					dropPages(w.f, 0, off)
 				}
 				flushed = off
 			}

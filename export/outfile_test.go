@@ -18,11 +18,7 @@ import (
 // from the disk), and a failed flush is the error of stop even though
 // the file reports it to that flush alone.
 func TestWritebackFlushes(t *testing.T) {
-	data := make([]byte, 3<<20+123)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	data, r := randomBytes(3<<20 + 123)
 	for _, c := range []struct {
 		name    string
 		fail    bool
@@ -46,17 +42,7 @@ func TestWritebackFlushes(t *testing.T) {
 				}
 				return flushData(f)
 			}})
-			// Writes of uneven sizes, as an archive's headers and files
-			// make them; each one waits a little for the goroutine, so
-			// that it sees most chunks.
-			for p := data; len(p) > 0; {
-				n := min(len(p), 1+r.IntN(96<<10))
-				if _, err := w.Write(p[:n]); err != nil {
-					t.Fatal(err)
-				}
-				p = p[n:]
-				waitIdle(w)
-			}
+			writeUneven(t, w, data, r)
 			err = w.stop()
 			if c.fail {
 				if !errors.Is(err, failure) || !strings.Contains(err.Error(), "writing to disk") {
@@ -79,6 +65,21 @@ func TestWritebackFlushes(t *testing.T) {
 	}
 }
 
+// writeUneven writes data to w in writes of uneven sizes, as an archive's
+// headers and files make them; each one waits for w's goroutine to take
+// its signal, so that none is dropped for a busy goroutine.
+func writeUneven(t *testing.T, w *writebackFile, data []byte, r *rand.Rand) {
+	t.Helper()
+	for p := data; len(p) > 0; {
+		n := min(len(p), 1+r.IntN(96<<10))
+		if _, err := w.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+		waitIdle(w)
+	}
+}
+
 // waitIdle waits until w's goroutine has taken the last signal.
 func waitIdle(w *writebackFile) {
 	for len(w.signal) > 0 {
@@ -89,4 +90,14 @@ func waitIdle(w *writebackFile) {
 			runtime.Gosched()
 		}
 	}
+}
+
+// randomBytes returns n random bytes and the generator that made them.
+func randomBytes(n int) ([]byte, *rand.Rand) {
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	return data, r
 }
