@@ -19,8 +19,8 @@ import (
 
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/internal/progress"
 	"github.com/storepack/storepack/spec"
 )
 

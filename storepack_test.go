@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/base"
 )
 
 // writeSpec writes a spec folder whose source "app" (a script naming a

@@ -13,8 +13,8 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )

@@ -10,11 +10,11 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/storepack/storepack/base"
-	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/image"
-	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/internal/base"
+	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/layercache"
 )
 
 // openBaseBlob returns a reader of the layer blob b of the base ref:

@@ -10,10 +10,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/store/binarycache"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // binaryCacheWriter writes binary-cache exports (package binarycache).

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/binarycache"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/binarycache"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // cacheTestExport plans a binary-cache export of two systems sharing an

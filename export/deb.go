@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // debWriter writes deb exports: one Debian binary package of each

@@ -3,9 +3,9 @@ package export
 import (
 	"fmt"
 
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 )
 
 // Description is a plan with what writing it computes about its images:

@@ -10,12 +10,12 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/export/image"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
-	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // A docker archive (Docker Image Specification v1.2, what `docker save`

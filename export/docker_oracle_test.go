@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
 	"github.com/storepack/storepack/spec"

@@ -26,10 +26,10 @@ import (
 
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/atomicfile"
-	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/internal/progress"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // File is one file an export wrote, with its digest: what lock files hold.

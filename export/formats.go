@@ -3,7 +3,7 @@ package export
 import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // writers maps each format to its writer, each in a file of its own:

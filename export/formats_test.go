@@ -8,7 +8,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
-	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/internal/layercache"
 )
 
 // TestEveryFormatHasAWriter: every format of package format's table has

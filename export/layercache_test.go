@@ -10,7 +10,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/internal/layercache"
 )
 
 // outputBytes writes e into a new folder with o and returns every file

@@ -8,8 +8,8 @@ import (
 	"io"
 
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // bundleItem is one store item of an export bundle.

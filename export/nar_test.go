@@ -15,8 +15,8 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // openNixtestStore opens the store of a closure built by nixtest, with its

@@ -16,14 +16,14 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/storepack/storepack/attest"
+	"github.com/storepack/storepack/export/attest"
+	"github.com/storepack/storepack/export/image"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/fanout"
-	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:

@@ -9,9 +9,9 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"

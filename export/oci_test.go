@@ -21,9 +21,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"

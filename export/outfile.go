@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/internal/fanout"
 )
 

@@ -10,8 +10,8 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
-	"github.com/storepack/storepack/layercache"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/internal/progress"
 	"github.com/storepack/storepack/store"
 )
 

@@ -25,11 +25,11 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/storepack/storepack/attest"
+	"github.com/storepack/storepack/export/attest"
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
-	"github.com/storepack/storepack/layercache"
+	"github.com/storepack/storepack/internal/layercache"
 )
 
 // Pushing sends an export's images to a registry straight from the plan,

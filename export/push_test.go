@@ -16,11 +16,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/layercache"
 )
 
 // pushedImages are e's images as image.Digest computes them, and their

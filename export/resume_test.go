@@ -17,14 +17,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/storepack/storepack/export/image"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/layercache"
 	"github.com/storepack/storepack/spec"
-	"github.com/storepack/storepack/tree"
 )
 
 // countingReader counts the bytes read through it: after tar.Reader.Next,

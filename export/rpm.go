@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/storepack/storepack/export/rpm"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/rpm"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // rpmWriter writes rpm exports: one RPM v4 package of each system's tree

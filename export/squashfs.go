@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 
+	"github.com/storepack/storepack/export/squashfs"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/squashfs"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // squashfsWriter writes squashfs exports: one squashfs image of each

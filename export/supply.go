@@ -13,13 +13,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/storepack/storepack/attest"
+	"github.com/storepack/storepack/export/attest"
+	"github.com/storepack/storepack/export/image"
+	"github.com/storepack/storepack/export/sbom"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/image"
+	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/internal/version"
-	"github.com/storepack/storepack/sbom"
-	"github.com/storepack/storepack/signing"
 	"github.com/storepack/storepack/spec"
 )
 

@@ -3,12 +3,12 @@ package export
 import (
 	"io"
 
-	"github.com/storepack/storepack/compress"
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fanout"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // tarballWriter writes tarball exports: one tar of each system's tree

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storepack/storepack/compress"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"

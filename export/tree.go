@@ -3,9 +3,9 @@ package export
 import (
 	"fmt"
 
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/tree"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // treeWriter is what the writers of the file system tree formats share:

@@ -15,10 +15,10 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
-	"github.com/storepack/storepack/nar"
-	"github.com/storepack/storepack/platform"
+	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // treeCreated is the creation time of the test trees.

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/storepack/storepack/platform"
+	"github.com/storepack/storepack/internal/platform"
 )
 
 // Format is an export's format, as a spec names it.

@@ -5,8 +5,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // CheckError is a store item whose files no longer match the NAR hash or

@@ -11,10 +11,10 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
-	"github.com/storepack/storepack/substitute"
+	"github.com/storepack/storepack/store/nar"
+	"github.com/storepack/storepack/store/substitute"
 )
 
 // Generate evaluates sp against the store it names into a Plan. It reads

@@ -12,9 +12,9 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/platform"
+	"github.com/storepack/storepack/internal/base"
+	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )

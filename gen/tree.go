@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/platform"
+	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/storepack/storepack"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/internal/progress"
 )
 
 // Deps are targets that run before every storepack target, such as the

@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/storepack/storepack/base"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/base"
 	"github.com/storepack/storepack/store"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
 

@@ -13,9 +13,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
-	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
-	"github.com/storepack/storepack/substitute"
+	"github.com/storepack/storepack/store/substitute"
 )
 
 // LoadOptions says where a spec is and what its environment is.

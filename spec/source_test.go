@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // writeTree creates files (relative name -> contents) under root.

@@ -1,6 +1,6 @@
 package spec
 
-import "github.com/storepack/storepack/platform"
+import "github.com/storepack/storepack/internal/platform"
 
 // Systems are the Guix/Nix system names an export may target: those with
 // an image platform.

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/internal/nixdb"
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // fakeItem describes an item of a fabricated store. Hash parts are one

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/internal/oracle"
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // realStores are the store layouts the Nix oracle is run with: Nix's own,

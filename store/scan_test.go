@@ -11,7 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // fakePath makes a store path under d whose hash part comes from seed.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // DB modes for Options.DB besides a database file's path.

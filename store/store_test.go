@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/nar"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // openModes opens the fake store through its database and by scanning.

@@ -4,8 +4,8 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/storepack/storepack/binarycache"
-	"github.com/storepack/storepack/signing"
+	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/store/binarycache"
 )
 
 var keygenVerb = &verb{

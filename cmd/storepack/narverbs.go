@@ -11,8 +11,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 var dumpVerb = &verb{

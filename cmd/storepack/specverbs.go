@@ -9,7 +9,7 @@ import (
 	"time"
 
 	sp "github.com/storepack/storepack"
-	"github.com/storepack/storepack/progress"
+	"github.com/storepack/storepack/internal/progress"
 	"github.com/storepack/storepack/spec"
 )
 

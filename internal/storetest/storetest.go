@@ -16,8 +16,8 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/storepack/storepack/internal/nixdb"
-	"github.com/storepack/storepack/nar"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // Item is one item of a fake store: a folder holding Files (relative path

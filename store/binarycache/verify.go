@@ -1,0 +1,155 @@
+package binarycache
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/store"
+)
+
+// Verify checks the binary cache in dir against pub and returns how many
+// narinfo files it checked. Every <hashpart>.narinfo must parse, be about
+// a path of the store nix-cache-info names whose hash part is its file
+// name, carry a valid signature by pub (a signature by another key does
+// not count), and have a NAR file whose size and sha256 are its FileSize
+// and FileHash and whose decompressed bytes have its NarSize and NarHash;
+// its references must have narinfos in the cache too. Every problem is
+// reported, each naming its file; a cache without narinfo is an error
+// too.
+func Verify(dir string, pub signing.PublicKey) (int, error) {
+	infoFile := filepath.Join(dir, CacheInfoFile)
+	b, err := os.ReadFile(infoFile)
+	if err != nil {
+		return 0, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	ci, err := ParseCacheInfo(b)
+	if err != nil {
+		return 0, fmt.Errorf("corrupt %s: %w", infoFile, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".narinfo") && !strings.HasPrefix(n, ".") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return 0, fmt.Errorf("binary cache %s holds no .narinfo file", dir)
+	}
+	slices.Sort(names)
+	have := map[string]bool{}
+	for _, n := range names {
+		have[strings.TrimSuffix(n, ".narinfo")] = true
+	}
+	var errs []error
+	for _, n := range names {
+		file := filepath.Join(dir, n)
+		if err := verifyEntry(dir, n, ci.StoreDir, pub, have); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+		}
+	}
+	return len(names), errors.Join(errs...)
+}
+
+// verifyEntry checks one narinfo file, name, of the cache in dir.
+func verifyEntry(dir, name string, storeDir store.Dir, pub signing.PublicKey, have map[string]bool) error {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	ni, err := ParseNarInfo(b)
+	if err != nil {
+		return err
+	}
+	if ni.StorePath.Dir() != storeDir {
+		return fmt.Errorf("%s is not in the cache's store folder %s", ni.StorePath, storeDir)
+	}
+	if want := ni.StorePath.HashPart() + ".narinfo"; name != want {
+		return fmt.Errorf("it is about %s, whose narinfo is %s", ni.StorePath, want)
+	}
+	if err := checkSigs(ni, pub); err != nil {
+		return err
+	}
+	for _, r := range ni.References {
+		if !have[r.HashPart()] {
+			return fmt.Errorf("its reference %s has no narinfo in the cache", r)
+		}
+	}
+	return checkNARFile(filepath.Join(dir, filepath.FromSlash(ni.URL)), ni)
+}
+
+// checkSigs checks that ni has a valid signature by pub.
+func checkSigs(ni *NarInfo, pub signing.PublicKey) error {
+	fp := ni.Fingerprint()
+	var names []string
+	for _, s := range ni.Sigs {
+		if pub.Verify(fp, s) {
+			return nil
+		}
+		name, _, _ := signing.ParseSignature(s)
+		names = append(names, name)
+	}
+	switch {
+	case len(ni.Sigs) == 0:
+		return errors.New("it is not signed")
+	case slices.Contains(names, pub.Name):
+		return fmt.Errorf("its signature by %s is not valid for its contents (fingerprint %q) and that key", pub.Name, fp)
+	}
+	return fmt.Errorf("it has no signature by the key %s (only by %s)", pub.Name, strings.Join(names, ", "))
+}
+
+// checkNARFile checks the NAR file of ni: size and hash of the file, and
+// of the NAR once decompressed.
+func checkNARFile(file string, ni *NarInfo) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("its NAR file: %w", err)
+	}
+	defer f.Close()
+	fileHash := sha256.New()
+	raw := &counter{w: fileHash}
+	r := io.TeeReader(bufio.NewReaderSize(f, 1<<20), raw)
+	dec, done, err := newDecompressor(ni.Compression, r)
+	if err != nil {
+		return fmt.Errorf("its NAR file %s: %w", file, err)
+	}
+	defer done()
+	narHash := sha256.New()
+	n, err := io.Copy(narHash, dec)
+	if err != nil {
+		return fmt.Errorf("its NAR file %s: decompressing (%s): %w", file, ni.Compression, err)
+	}
+	// Read what the decompressor left (padding after the stream), so
+	// that the file's hash covers all of it.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("its NAR file %s: %w", file, err)
+	}
+	var problems []string
+	if raw.n != ni.FileSize {
+		problems = append(problems, fmt.Sprintf("the file has %d bytes, FileSize says %d", raw.n, ni.FileSize))
+	}
+	if h := sum(fileHash); h != ni.FileHash {
+		problems = append(problems, fmt.Sprintf("the file's hash is %s, FileHash says %s", h, ni.FileHash))
+	}
+	if n != ni.NarSize {
+		problems = append(problems, fmt.Sprintf("the NAR has %d bytes, NarSize says %d", n, ni.NarSize))
+	}
+	if h := sum(narHash); h != ni.NarHash {
+		problems = append(problems, fmt.Sprintf("the NAR's hash is %s, NarHash says %s", h, ni.NarHash))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("its NAR file %s: %s", file, strings.Join(problems, "; "))
+	}
+	return nil
+}

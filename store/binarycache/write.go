@@ -1,0 +1,509 @@
+package binarycache
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/nar"
+)
+
+// Item is a store item to put in a cache.
+type Item struct {
+	// Path is its store path.
+	Path store.Path
+	// NarHash and NarSize are those of its NAR serialisation, as the
+	// store records them; Write checks the NAR it makes against them.
+	NarHash store.Hash
+	NarSize int64
+	// References are the items it refers to (full paths, itself included
+	// when it refers to itself).
+	References []store.Path
+	// Deriver is the derivation that built it (full path or base name),
+	// or "".
+	Deriver string
+	// CA is its content address, or "".
+	CA string
+	// FSPath is where its files are read from (its store path, or a
+	// local copy).
+	FSPath string
+}
+
+// Options are the settings of Write.
+type Options struct {
+	// StoreDir is the store folder of the items, written in
+	// nix-cache-info and checked against an existing one.
+	StoreDir store.Dir
+	// Compression is CompressionXZ (the default, as Nix), CompressionZstd
+	// or CompressionNone.
+	Compression string
+	// Key signs every narinfo written; nil writes them unsigned.
+	Key *signing.SecretKey
+	// Jobs is how many NARs are made at once; 0 means GOMAXPROCS.
+	Jobs int
+	// Counter, when not nil, counts each distinct item once its NAR is
+	// made or its narinfo found, and the NARs' bytes as they are read.
+	Counter nar.Counter
+}
+
+// Entry is one item's entry in the cache after Write.
+type Entry struct {
+	// NarInfo is the item's narinfo: the one written, or the one found.
+	NarInfo *NarInfo
+	// File is the narinfo file, relative to the cache folder.
+	File string
+	// Written is true when Write wrote the narinfo; false when it was
+	// already there.
+	Written bool
+	// Differs is true when the narinfo found holds another NAR hash or
+	// size than the item's (a different build of the same path): it is
+	// kept, as Nix keeps the first copy of a path.
+	Differs bool
+}
+
+// Result tells what Write did.
+type Result struct {
+	// Entries are the items' entries, in the order of the items given
+	// (each path once).
+	Entries []Entry
+	// Written are the files written, relative to the cache folder, with
+	// forward slashes, sorted.
+	Written []string
+	// Skipped counts the items whose narinfo was already in the cache.
+	Skipped int
+}
+
+// Write adds items (a closure: each item's references must be among the
+// items or already in the cache) to the binary cache in dir, which is
+// created when missing. It writes nix-cache-info when missing (an
+// existing one must name opts.StoreDir), and for each item whose
+// <hashpart>.narinfo is missing, its NAR file, then its narinfo, each
+// through a temporary file renamed into place. An existing narinfo is
+// parsed and checked (its store path, its NAR file's presence and size)
+// and never rewritten; a corrupt one is an error naming it. NARs are made
+// with nar.Dump, streamed through the compressor into the file while the
+// NAR and the file are hashed, so memory does not grow with an item's
+// size; a NAR whose hash or size differs from the item's is an error (the
+// store changed). Narinfos are written only once every NAR file is in
+// place, dependencies first, so the cache is valid at every moment: when a
+// NAR fails, no narinfo (nor a missing nix-cache-info) is written and the
+// NAR files this run added are removed; when a narinfo fails, those
+// written before it stay, and a new Write completes the cache.
+func Write(dir string, items []Item, opts Options) (*Result, error) {
+	if opts.Counter == nil {
+		opts.Counter = nar.Discard
+	}
+	if opts.Compression == "" {
+		opts.Compression = CompressionXZ
+	}
+	if c, err := newCompressor(opts.Compression, io.Discard, 0); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	} else {
+		c.Close()
+	}
+	if _, err := store.ParseDir(string(opts.StoreDir)); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	unique, err := checkItems(items, opts.StoreDir)
+	if err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	if err := checkClosed(dir, unique); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "nar"), 0o777); err != nil {
+		return nil, fmt.Errorf("binary cache folder %s: %w", dir, err)
+	}
+	res := &Result{Entries: make([]Entry, len(unique))}
+	// Check an existing nix-cache-info before the work; write a missing
+	// one only once every NAR is in place.
+	if _, err := writeCacheInfo(dir, opts.StoreDir, false); err != nil {
+		return nil, err
+	}
+
+	// First every NAR file, several at once; then the narinfos, one at a
+	// time in the items' order (dependencies first), so that a narinfo is
+	// never published before those of its references.
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	jobs = min(jobs, max(len(unique), 1))
+	var (
+		errs    = make([]error, len(unique))
+		pending = make([]pendingItem, len(unique))
+		next    = make(chan int)
+		wg      sync.WaitGroup
+		stopped = make(chan struct{})
+		stop    sync.Once
+	)
+	// The compressors running at once share a memory budget: two xz
+	// encoders of 4 MiB NARs would take 72 MiB, so large xz NARs go one
+	// at a time, while small ones and zstd's run GOMAXPROCS at once.
+	budget := semaphore.NewWeighted(encoderBudget)
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				w := min(compress.EncoderMemory(format.Compression(opts.Compression), compress.Options{Size: unique[i].NarSize}), encoderBudget)
+				budget.Acquire(context.Background(), w)
+				pi, err := prepareItem(dir, &unique[i], opts.Compression, opts.Counter)
+				budget.Release(w)
+				if err != nil {
+					errs[i] = err
+					stop.Do(func() { close(stopped) })
+					continue
+				}
+				pending[i] = pi
+			}
+		}()
+	}
+feed:
+	for i := range unique {
+		select {
+		case next <- i:
+		case <-stopped:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// Publish nothing: take back the NAR files this run added.
+		for _, pi := range pending {
+			if pi.narWritten {
+				os.Remove(filepath.Join(dir, filepath.FromSlash(pi.ni.URL)))
+			}
+		}
+		return res, err
+	}
+	wrote, err := writeCacheInfo(dir, opts.StoreDir, true)
+	if err != nil {
+		return nil, err
+	}
+	if wrote {
+		res.Written = append(res.Written, CacheInfoFile)
+	}
+	for i := range unique {
+		e, files, err := publishItem(dir, &unique[i], &pending[i], &opts)
+		res.Written = append(res.Written, files...)
+		if err != nil {
+			slices.Sort(res.Written)
+			return res, err
+		}
+		res.Entries[i] = e
+	}
+	slices.Sort(res.Written)
+	// Two items with the same NAR may both have written its file.
+	res.Written = slices.Compact(res.Written)
+	for _, e := range res.Entries {
+		if !e.Written {
+			res.Skipped++
+		}
+	}
+	return res, nil
+}
+
+// checkItems validates the items and drops repeated paths (a path in
+// several systems' closures); the same path with two NAR hashes is an
+// error.
+func checkItems(items []Item, dir store.Dir) ([]Item, error) {
+	seen := map[store.Path]int{}
+	var out []Item
+	for _, it := range items {
+		if _, err := dir.Parse(string(it.Path)); err != nil {
+			return nil, err
+		}
+		if it.NarSize <= 0 {
+			return nil, fmt.Errorf("%s: NAR size %d is not positive", it.Path, it.NarSize)
+		}
+		for _, r := range it.References {
+			if _, err := dir.Parse(string(r)); err != nil {
+				return nil, fmt.Errorf("%s: reference: %w", it.Path, err)
+			}
+		}
+		if i, ok := seen[it.Path]; ok {
+			if out[i].NarHash != it.NarHash || out[i].NarSize != it.NarSize {
+				return nil, fmt.Errorf("%s is given twice, with NAR hashes %s and %s", it.Path, out[i].NarHash, it.NarHash)
+			}
+			continue
+		}
+		seen[it.Path] = len(out)
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// checkClosed checks that every reference of the items is one of them or
+// already has a narinfo in dir: Nix cannot substitute an item whose
+// references it cannot find.
+func checkClosed(dir string, items []Item) error {
+	have := map[store.Path]bool{}
+	for _, it := range items {
+		have[it.Path] = true
+	}
+	for _, it := range items {
+		for _, r := range it.References {
+			if have[r] {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, r.HashPart()+".narinfo")); err != nil {
+				return fmt.Errorf("%s refers to %s, which is neither among the items written nor in the cache", it.Path, r)
+			}
+			have[r] = true
+		}
+	}
+	return nil
+}
+
+// writeCacheInfo checks an existing nix-cache-info and, when write is set,
+// writes a missing one. It reports whether it wrote the file.
+func writeCacheInfo(dir string, storeDir store.Dir, write bool) (bool, error) {
+	file := filepath.Join(dir, CacheInfoFile)
+	if b, err := os.ReadFile(file); err == nil {
+		ci, err := ParseCacheInfo(b)
+		if err != nil {
+			return false, fmt.Errorf("corrupt %s: %w", file, err)
+		}
+		if ci.StoreDir != storeDir {
+			return false, fmt.Errorf("%s: the cache holds paths of the store %s, not %s", file, ci.StoreDir, storeDir)
+		}
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if !write {
+		return false, nil
+	}
+	text, err := (&CacheInfo{StoreDir: storeDir, WantMassQuery: 1, Priority: DefaultPriority}).MarshalText()
+	if err != nil {
+		return false, err
+	}
+	return true, atomicfile.WriteFile(file, text, 0o644)
+}
+
+// pendingItem is an item whose NAR file is in place (or whose narinfo
+// was found) and whose narinfo is yet to be written.
+type pendingItem struct {
+	existing   *NarInfo // the narinfo already in the cache, or nil
+	ni         *NarInfo // the narinfo to write
+	narWritten bool     // whether this run wrote ni's NAR file
+}
+
+// prepareItem reads the item's narinfo when the cache has it, else writes
+// its NAR file.
+func prepareItem(dir string, it *Item, compression string, c nar.Counter) (pendingItem, error) {
+	file := filepath.Join(dir, it.Path.HashPart()+".narinfo")
+	if ni, err := readExisting(dir, file, it.Path); err != nil {
+		return pendingItem{}, err
+	} else if ni != nil {
+		c.Done(1, it.NarSize)
+		return pendingItem{existing: ni}, nil
+	}
+	ni, narWritten, err := writeNAR(dir, it, compression, c)
+	if err != nil {
+		return pendingItem{}, err
+	}
+	c.Done(1, 0)
+	return pendingItem{ni: ni, narWritten: narWritten}, nil
+}
+
+// publishItem writes the narinfo of a prepared item. It returns the
+// item's entry and the files written (relative, slashes).
+func publishItem(dir string, it *Item, pi *pendingItem, opts *Options) (Entry, []string, error) {
+	rel := it.Path.HashPart() + ".narinfo"
+	file := filepath.Join(dir, rel)
+	e := Entry{File: rel}
+	if pi.existing != nil {
+		e.NarInfo = pi.existing
+		e.Differs = pi.existing.NarHash != it.NarHash || pi.existing.NarSize != it.NarSize
+		return e, nil, nil
+	}
+	ni := pi.ni
+	var files []string
+	if pi.narWritten {
+		files = append(files, ni.URL)
+	}
+	if opts.Key != nil {
+		ni.Sigs = []string{opts.Key.Sign(ni.Fingerprint())}
+	}
+	text, err := ni.MarshalText()
+	if err != nil {
+		return e, files, fmt.Errorf("%s: %w", it.Path, err)
+	}
+	if created, err := writeFileNew(file, text); err != nil {
+		return e, files, err
+	} else if !created {
+		// Another writer added it since we looked: keep theirs.
+		theirs, err := readExisting(dir, file, it.Path)
+		if err != nil {
+			return e, files, err
+		}
+		e.NarInfo = theirs
+		e.Differs = theirs.NarHash != it.NarHash || theirs.NarSize != it.NarSize
+		return e, files, nil
+	}
+	e.NarInfo, e.Written = ni, true
+	return e, append(files, rel), nil
+}
+
+// readExisting reads and checks the narinfo file of p when there is one:
+// it must parse, be about p, and its NAR file must exist with its
+// FileSize. It returns nil when there is none.
+func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	ni, err := ParseNarInfo(b)
+	if err != nil {
+		return nil, fmt.Errorf("corrupt cache entry %s: %w", file, err)
+	}
+	if ni.StorePath != p {
+		return nil, fmt.Errorf("corrupt cache entry %s: it is about %s, not %s", file, ni.StorePath, p)
+	}
+	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(ni.URL)))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file: %w", file, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s is not a regular file", file, ni.URL)
+	case fi.Size() != ni.FileSize:
+		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s has %d bytes, FileSize says %d", file, ni.URL, fi.Size(), ni.FileSize)
+	}
+	return ni, nil
+}
+
+// encoderBudget bounds the memory of the NAR compressors running at once
+// (compress.EncoderMemory), so that an export stays within a small,
+// fixed footprint whatever the NARs' sizes and compression.
+const encoderBudget = 40 << 20
+
+// fileBuffers are the 1 MiB buffers in front of compressed NAR files,
+// kept for the next NAR rather than made anew for each.
+var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+
+// writeNAR makes the compressed NAR of it in dir/nar and returns its
+// narinfo (unsigned) and whether the NAR file was written (false when a
+// file of that name, hence those bytes, was already there).
+func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
+	narDir := filepath.Join(dir, "nar")
+	tmp, err := atomicfile.CreateIn(narDir, ".tmp-"+it.Path.HashPart()+"-*", "", 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("binary cache: %w", err)
+	}
+	defer tmp.Abort()
+	fileHash := sha256.New()
+	file := &counter{w: io.MultiWriter(tmp, fileHash)}
+	buf := fileBuffers.Get().(*bufio.Writer)
+	buf.Reset(file)
+	defer fileBuffers.Put(buf)
+	comp, err := newCompressor(compression, buf, it.NarSize)
+	if err != nil {
+		return nil, false, err
+	}
+	narHash := sha256.New()
+	narCount := &counter{w: io.MultiWriter(comp, narHash)}
+	if _, err := nar.DumpCounting(narCount, it.FSPath, c); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
+	}
+	got := sum(narHash)
+	if got != it.NarHash || narCount.n != it.NarSize {
+		return nil, false, fmt.Errorf("%s (read from %s) has NAR hash %s and size %d, but the store records %s and %d: it changed since the plan was made",
+			it.Path, it.FSPath, got, narCount.n, it.NarHash, it.NarSize)
+	}
+	if err := comp.Close(); err != nil {
+		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
+	}
+	fh := sum(fileHash)
+	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))
+	ni := &NarInfo{
+		StorePath:   it.Path,
+		URL:         url,
+		Compression: compression,
+		FileHash:    fh,
+		FileSize:    file.n,
+		NarHash:     got,
+		NarSize:     narCount.n,
+		References:  sortedRefs(it.References),
+		CA:          it.CA,
+	}
+	if it.Deriver != "" {
+		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
+	}
+	final := filepath.Join(dir, filepath.FromSlash(url))
+	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.n {
+		return ni, false, nil // named by its hash: the same bytes are there
+	}
+	if err := tmp.CommitAs(final); err != nil {
+		return nil, false, err
+	}
+	return ni, true, nil
+}
+
+// sortedRefs is refs sorted, without repeats.
+func sortedRefs(refs []store.Path) []store.Path {
+	out := slices.Clone(refs)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sum(h hash.Hash) (out store.Hash) {
+	h.Sum(out[:0])
+	return out
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeFileNew writes data to file, which must not exist (a link, unlike a
+// rename, never replaces a file that appeared meanwhile: see
+// atomicfile.CommitNew). created is false, and nothing is written, when
+// file exists.
+func writeFileNew(file string, data []byte) (created bool, err error) {
+	if _, err := os.Lstat(file); err == nil {
+		return false, nil
+	}
+	f, err := atomicfile.Create(file, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("binary cache: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return false, err
+	}
+	return f.CommitNew()
+}

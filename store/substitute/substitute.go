@@ -1,0 +1,327 @@
+// Package substitute reads store items from Nix binary caches when they
+// are not in the local store (or there is no local store): each item's
+// narinfo (references, deriver, NAR hash and size, compression,
+// signatures) from the first cache that has it, its signature checked
+// against the trusted keys, and its NAR downloaded, checked against the
+// narinfo's NarHash and NarSize as it streams, and unpacked into a folder
+// of the storepack cache named by the NAR hash, from which the exports
+// read it as they read a store item. Nothing is written to any store.
+//
+// The caches are Sources (file:// and http(s):// here); downloads run in
+// parallel, bounded (Jobs).
+package substitute
+
+import (
+	"bufio"
+	"compress/bzip2"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/binarycache"
+	"github.com/storepack/storepack/store/nar"
+)
+
+// Jobs is the number of NARs downloaded at once.
+var Jobs = 4
+
+// Substituter finds store items in binary caches.
+type Substituter struct {
+	sources  []Source
+	keys     []signing.PublicKey
+	storeDir store.Dir
+	dir      string
+
+	mu    sync.Mutex
+	found map[store.Path]*entry
+	infos map[Source]error // each cache's nix-cache-info check
+}
+
+// entry is an item's narinfo and the cache it is from.
+type entry struct {
+	ni  *binarycache.NarInfo
+	src Source
+}
+
+// New returns a substituter of the caches urls (in order), trusting
+// signatures by keys ("name:base64"), for items of storeDir, unpacking
+// into dir.
+func New(urls, keys []string, storeDir store.Dir, dir string) (*Substituter, error) {
+	s := &Substituter{storeDir: storeDir, dir: dir, found: map[store.Path]*entry{}, infos: map[Source]error{}}
+	for _, u := range urls {
+		src, err := NewSource(u)
+		if err != nil {
+			return nil, err
+		}
+		s.sources = append(s.sources, src)
+	}
+	for _, k := range keys {
+		pk, err := signing.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("trusted public key %q: %w", k, err)
+		}
+		s.keys = append(s.keys, pk)
+	}
+	if len(s.sources) > 0 && len(s.keys) == 0 {
+		return nil, errors.New("substituters need trusted_public_keys: storepack takes no unsigned item")
+	}
+	return s, nil
+}
+
+// DefaultDir is where substituted items are unpacked: the storepack cache
+// folder's substitutes/.
+func DefaultDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("substitutes: %w", err)
+	}
+	return filepath.Join(base, "storepack", "substitutes"), nil
+}
+
+// checkCache reads src's nix-cache-info once: its StoreDir must be the
+// store folder.
+func (s *Substituter) checkCache(ctx context.Context, src Source) error {
+	s.mu.Lock()
+	err, done := s.infos[src]
+	s.mu.Unlock()
+	if done {
+		return err
+	}
+	err = func() error {
+		rc, err := src.Open(ctx, "nix-cache-info")
+		if err != nil {
+			return fmt.Errorf("cache %s: nix-cache-info: %w", src, err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+		if err != nil {
+			return fmt.Errorf("cache %s: nix-cache-info: %w", src, err)
+		}
+		ci, err := binarycache.ParseCacheInfo(b)
+		if err != nil {
+			return fmt.Errorf("cache %s: nix-cache-info: %w", src, err)
+		}
+		if ci.StoreDir != s.storeDir {
+			return fmt.Errorf("cache %s holds items of %s, not %s", src, ci.StoreDir, s.storeDir)
+		}
+		return nil
+	}()
+	s.mu.Lock()
+	s.infos[src] = err
+	s.mu.Unlock()
+	return err
+}
+
+// Info finds p in the caches, in order: the narinfo of the first that has
+// it, whose signature must be by a trusted key (else an error naming the
+// item and the cache, and no other cache is asked: a cache that serves a
+// bad narinfo is not to be trusted for it).
+func (s *Substituter) Info(ctx context.Context, p store.Path) (*store.PathInfo, error) {
+	if len(s.sources) == 0 {
+		return nil, fmt.Errorf("%s is not in the store, and there are no substituters", p)
+	}
+	var tried []string
+	for _, src := range s.sources {
+		if err := s.checkCache(ctx, src); err != nil {
+			return nil, err
+		}
+		ni, err := s.narinfo(ctx, src, p)
+		if notFound(err) {
+			tried = append(tried, src.String())
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.found[p] = &entry{ni: ni, src: src}
+		s.mu.Unlock()
+		return &store.PathInfo{Path: p, NarHash: ni.NarHash[:], NarSize: ni.NarSize, Deriver: string(ni.Deriver), References: ni.References}, nil
+	}
+	return nil, fmt.Errorf("%s is not in the store, nor in any substituter (%s)", p, strings.Join(tried, ", "))
+}
+
+// narinfo reads and checks p's narinfo in src.
+func (s *Substituter) narinfo(ctx context.Context, src Source, p store.Path) (*binarycache.NarInfo, error) {
+	rc, err := src.Open(ctx, p.HashPart()+".narinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s in cache %s: %w", p, src, err)
+	}
+	ni, err := binarycache.ParseNarInfo(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s in cache %s: %w", p, src, err)
+	}
+	if ni.StorePath != p {
+		return nil, fmt.Errorf("%s in cache %s: the narinfo is for %s", p, src, ni.StorePath)
+	}
+	fp := ni.Fingerprint()
+	for _, k := range s.keys {
+		for _, sig := range ni.Sigs {
+			if k.Verify(fp, sig) {
+				return ni, nil
+			}
+		}
+	}
+	if len(ni.Sigs) == 0 {
+		return nil, fmt.Errorf("%s in cache %s: the narinfo is not signed; refused", p, src)
+	}
+	return nil, fmt.Errorf("%s in cache %s: no signature by a trusted key (signed by %s); refused", p, src, signers(ni.Sigs))
+}
+
+func signers(sigs []string) string {
+	var names []string
+	for _, s := range sigs {
+		name, _, _ := strings.Cut(s, ":")
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Path is where p's files are once fetched: its NAR hash's folder.
+func (s *Substituter) Path(info *store.PathInfo) string {
+	return filepath.Join(s.dir, hex.EncodeToString(info.NarHash))
+}
+
+// FetchAll fetches the items ps (each found by Info before), Jobs at a
+// time; the first error stops the others.
+func (s *Substituter) FetchAll(ctx context.Context, ps []store.Path) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan store.Path)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for range min(Jobs, len(ps)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				if err := s.Fetch(ctx, p); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		}()
+	}
+	for _, p := range ps {
+		select {
+		case work <- p:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return first
+}
+
+// Fetch makes p's files available at Path: kept from an earlier fetch, or
+// its NAR downloaded, decompressed, unpacked and checked against the
+// narinfo's NarHash and NarSize (on a mismatch nothing is kept).
+func (s *Substituter) Fetch(ctx context.Context, p store.Path) error {
+	s.mu.Lock()
+	e := s.found[p]
+	s.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("%s: fetched before its narinfo was read", p)
+	}
+	dst := filepath.Join(s.dir, hex.EncodeToString(e.ni.NarHash[:]))
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("substitutes: %w", err)
+	}
+	what := fmt.Sprintf("%s from cache %s", p, e.src)
+	rc, err := e.src.Open(ctx, e.ni.URL)
+	if err != nil {
+		return fmt.Errorf("%s: its NAR %s: %w", what, e.ni.URL, err)
+	}
+	defer rc.Close()
+	dec, done, err := decompress(e.ni.Compression, bufio.NewReaderSize(rc, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer done()
+	h := sha256.New()
+	cr := &countingReader{r: dec, limit: e.ni.NarSize}
+	tee := io.TeeReader(cr, h)
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := dst + ".tmp-" + hex.EncodeToString(rnd[:])
+	if err := nar.Restore(tee, tmp); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// The hash covers the whole NAR: read what Restore left.
+	_, err = io.Copy(h, cr)
+	if err == nil && (cr.n != e.ni.NarSize || !equal(h.Sum(nil), e.ni.NarHash[:])) {
+		err = fmt.Errorf("the NAR is %d bytes of sha256 %x; its narinfo says %d bytes of %s", cr.n, h.Sum(nil), e.ni.NarSize, e.ni.NarHash)
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		removeAll(tmp)
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func equal(a, b []byte) bool { return string(a) == string(b) }
+
+// removeAll removes an unpacked item, whose folders are read-only.
+func removeAll(p string) {
+	filepath.Walk(p, func(q string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			os.Chmod(q, 0o755)
+		}
+		return nil
+	})
+	os.RemoveAll(p)
+}
+
+// countingReader counts what it reads and fails past limit bytes, so that
+// a NAR longer than its narinfo says stops early.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.limit {
+		return n, fmt.Errorf("the NAR is longer than the %d bytes its narinfo says", c.limit)
+	}
+	return n, err
+}
+
+// decompress reads a NAR file compressed as a narinfo says: xz, zstd,
+// bzip2, gzip or none.
+func decompress(compression string, r io.Reader) (io.Reader, func(), error) {
+	switch compression {
+	case "bzip2":
+		return bzip2.NewReader(r), func() {}, nil
+	case "", "none", "xz", "zstd", "gzip":
+		return compress.NewReader(r, format.Compression(strings.TrimPrefix(compression, "")))
+	}
+	return nil, nil, fmt.Errorf("a NAR compressed with %q, which storepack cannot read (xz, zstd, bzip2, gzip, none)", compression)
+}
