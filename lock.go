@@ -11,8 +11,8 @@ import (
 
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/plan"
 )
 
 // Lock is what storepack.lock holds: for each export and system the
@@ -42,7 +42,7 @@ type LockSystem struct {
 }
 
 // lockOf builds the lock of a plan and the files its export wrote.
-func lockOf(plan *gen.Plan, files []export.File) *Lock {
+func lockOf(plan *plan.Plan, files []export.File) *Lock {
 	l := &Lock{Version: 1, Exports: []LockExport{}}
 	for _, e := range plan.Exports {
 		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}

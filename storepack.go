@@ -21,6 +21,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/progress"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -182,7 +183,7 @@ func Plan(o Options) (*export.Description, error) {
 
 // generate loads the spec and evaluates it into a plan: Plan without the
 // images' digests, which writing the archives computes anyway.
-func generate(o Options) (*gen.Plan, error) {
+func generate(o Options) (*plan.Plan, error) {
 	sp, err := Load(o)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/export"
-	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/internal/base"
+	"github.com/storepack/storepack/plan"
 )
 
 // writeSpec writes a spec folder whose source "app" (a script naming a
@@ -162,9 +161,9 @@ func TestSpecErrorsWriteNothing(t *testing.T) {
 
 // TestLockRecordsBase: the lock file records each system's base manifest.
 func TestLockRecordsBase(t *testing.T) {
-	plan := &gen.Plan{Exports: []gen.Export{{Name: "app", Format: "oci", Systems: []gen.System{
-		{Name: "x86_64-linux", ClosureDigest: "sha256:aa", Image: &gen.Image{Base: &base.Image{Ref: "r.example/busybox@sha256:bb", Digest: "sha256:cc"}}},
-		{Name: "aarch64-linux", ClosureDigest: "sha256:dd", Image: &gen.Image{}},
+	plan := &plan.Plan{Exports: []plan.Export{{Name: "app", Format: "oci", Systems: []plan.System{
+		{Name: "x86_64-linux", ClosureDigest: "sha256:aa", Image: &plan.Image{Base: &plan.Base{Ref: "r.example/busybox@sha256:bb", Digest: "sha256:cc"}}},
+		{Name: "aarch64-linux", ClosureDigest: "sha256:dd", Image: &plan.Image{}},
 	}}}}
 	l := lockOf(plan, nil)
 	if s := l.Exports[0].Systems[0]; s.Base != "r.example/busybox@sha256:bb" || s.BaseDigest != "sha256:cc" {

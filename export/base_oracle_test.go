@@ -15,6 +15,7 @@ import (
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -33,10 +34,10 @@ func baseImages(t *testing.T, skopeo, host string) (layout, archive, pinned stri
 			Symlinks: map[string]string{"/bin": string(fs.ByName["busybox-static"]) + "/bin"},
 			Image:    spec.Image{Tag: "base:1"},
 		}
-		ge := &gen.Export{Name: e.Name, Format: f, Output: out}
+		ge := &plan.Export{Name: e.Name, Format: f, Output: out}
 		ge.Systems = append(ge.Systems, *fs.System(t, "x86_64-linux", e, "busybox-static"))
 		dir := t.TempDir()
-		if _, err := writeExport(&gen.Plan{}, ge, dir, Options{}); err != nil {
+		if _, err := writeExport(&plan.Plan{}, ge, dir, Options{}); err != nil {
 			t.Fatal(err)
 		}
 		return filepath.Join(dir, out)
@@ -81,7 +82,7 @@ func TestBaseImages(t *testing.T) {
 				Insecure:   true,
 				Image:      spec.Image{Tag: tag, Base: tt.ref},
 			}
-			ge := &gen.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+			ge := &plan.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
 			ge.Systems = append(ge.Systems, *greeting.System(t, "x86_64-linux", e, "greeting"))
 			// podman names an image pulled from oci:DIR after DIR, which
 			// must then be lower case.
@@ -90,7 +91,7 @@ func TestBaseImages(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.RemoveAll(out) })
-			if _, err := writeExport(&gen.Plan{}, ge, out, Options{}); err != nil {
+			if _, err := writeExport(&plan.Plan{}, ge, out, Options{}); err != nil {
 				t.Fatal(err)
 			}
 			dir := filepath.Join(out, "layout")
@@ -158,7 +159,7 @@ func TestBaseImages(t *testing.T) {
 			de := *e
 			de.Format = format.Docker
 			de.Image.Tag = tag + "-docker"
-			dge := &gen.Export{Name: de.Name, Format: format.Docker, Output: "image.tar"}
+			dge := &plan.Export{Name: de.Name, Format: format.Docker, Output: "image.tar"}
 			dge.Systems = append(dge.Systems, *greeting.System(t, "x86_64-linux", &de, "greeting"))
 			file, _ := writeDockerFile(t, dge)
 			dcfg := string(run(t, skopeo, "inspect", "--config", "docker-archive:"+file))
@@ -184,7 +185,7 @@ func TestBaseImages(t *testing.T) {
 		Insecure:   true,
 		Image:      spec.Image{Tag: "derived:1", Base: pinned},
 	}
-	pge := &gen.Export{Name: pe.Name, Format: format.OCI, Push: host + "/team/derived:1", Insecure: true}
+	pge := &plan.Export{Name: pe.Name, Format: format.OCI, Push: host + "/team/derived:1", Insecure: true}
 	pge.Systems = append(pge.Systems, *greeting.System(t, "x86_64-linux", pe, "greeting"))
 	report, err := Push(context.Background(), pge, PushOptions{})
 	if err != nil {
@@ -203,7 +204,7 @@ func TestBaseImages(t *testing.T) {
 
 	// A registry base without a digest is an error that says what to pin.
 	e := &spec.Export{Name: "derived", Format: format.OCI, Insecure: true, Image: spec.Image{Tag: "x:1", Base: host + "/library/busybox:1"}}
-	sys := &gen.System{Name: "x86_64-linux", Closure: greeting.Items, Roots: []store.Path{greeting.ByName["greeting"]}}
+	sys := &plan.System{Name: "x86_64-linux", Closure: greeting.Items, Roots: []store.Path{greeting.ByName["greeting"]}}
 	e.Systems = []spec.System{{Name: "x86_64-linux", Paths: sys.Roots}}
 	_, err = gen.PlanImage(e, sys)
 	if err == nil || !strings.Contains(err.Error(), "not pinned by digest") || !strings.Contains(err.Error(), pinned) {
@@ -223,7 +224,7 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 		Symlinks: map[string]string{"/bin": string(fs.ByName["busybox-static"]) + "/bin"},
 		Image:    spec.Image{Tag: "base:multi"},
 	}
-	bge := &gen.Export{Name: be.Name, Format: format.OCI, Output: "base-layout"}
+	bge := &plan.Export{Name: be.Name, Format: format.OCI, Output: "base-layout"}
 	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 		be.Systems = append(be.Systems, spec.System{Name: s, Paths: []store.Path{fs.ByName["busybox-static"]}})
 	}
@@ -231,14 +232,14 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 		bge.Systems = append(bge.Systems, *fs.System(t, s, be, "busybox-static"))
 	}
 	bdir := t.TempDir()
-	if _, err := writeExport(&gen.Plan{}, bge, bdir, Options{}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, bge, bdir, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	ref := "oci:" + filepath.Join(bdir, "base-layout") + ":base:multi"
 
 	greeting := fixture.Write(t, "/gnu/store", "", []fixture.Item{{Name: "greeting", Files: map[string]string{"msg": "hi\n"}}})
 	e := &spec.Export{Name: "derived", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{Tag: "derived:multi", Base: ref}}
-	ge := &gen.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+	ge := &plan.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
 	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{greeting.ByName["greeting"]}})
 	}
@@ -249,7 +250,7 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 	if amd.Digest == arm.Digest {
 		t.Errorf("both systems got the base manifest %s", amd.Digest)
 	}
-	for i, img := range []*gen.Image{bge.Systems[0].Image, bge.Systems[1].Image} {
+	for i, img := range []*plan.Image{bge.Systems[0].Image, bge.Systems[1].Image} {
 		base := ge.Systems[i].Image.Base
 		if base.Layers[len(base.Layers)-1].DiffID == "" || len(base.Layers) != len(img.Layers) {
 			t.Errorf("system %d: the base has %d layers, want %d", i, len(base.Layers), len(img.Layers))
@@ -261,7 +262,7 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if _, err := writeExport(&gen.Plan{}, ge, out, Options{Cache: cache}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, ge, out, Options{Cache: cache}); err != nil {
 		t.Fatal(err)
 	}
 	first := run(t, skopeo, "inspect", "--raw", "oci:"+filepath.Join(out, "layout")+":derived:multi")
@@ -269,13 +270,13 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	out2 := t.TempDir()
-	if _, err := writeExport(&gen.Plan{}, ge, out2, Options{Cache: cache}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, ge, out2, Options{Cache: cache}); err != nil {
 		t.Fatalf("a second export with the base gone and its blobs cached: %v", err)
 	}
 	if second := run(t, skopeo, "inspect", "--raw", "oci:"+filepath.Join(out2, "layout")+":derived:multi"); string(second) != string(first) {
 		t.Errorf("the second export's index differs:\n%s\n%s", first, second)
 	}
-	if _, err := writeExport(&gen.Plan{}, ge, t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "base "+ref) {
+	if _, err := writeExport(&plan.Plan{}, ge, t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "base "+ref) {
 		t.Errorf("without the base or a cache: %v; want an error naming the base", err)
 	}
 }

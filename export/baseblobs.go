@@ -15,6 +15,7 @@ import (
 	"github.com/storepack/storepack/internal/base"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 )
 
 // openBaseBlob returns a reader of the layer blob b of the base ref:
@@ -121,7 +122,7 @@ func (v *verifier) Close() error { return v.r.Close() }
 // cache (kept there by its diff id), else is decompressed from the base's
 // blob (itself through the cache), checked against the diff id. remove
 // deletes a temporary file when there is no cache.
-func dockerBaseTar(ref string, l base.Layer, insecure bool, c *layercache.Cache) (path string, size int64, remove func(), err error) {
+func dockerBaseTar(ref string, l plan.BaseLayer, insecure bool, c *layercache.Cache) (path string, size int64, remove func(), err error) {
 	if c != nil {
 		p := c.BlobPath(l.DiffID)
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {

@@ -14,6 +14,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -30,15 +31,15 @@ func BenchmarkWriteDocker(b *testing.B) {
 		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
 	}
 	p := fixture.StorePath("/nix/store", "bench-tree")
-	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
-		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
+	sys := &plan.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
+		Closure: []plan.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
 	e := &spec.Export{Name: "bench", Format: format.Docker, Symlinks: map[string]string{}, Image: spec.Image{}}
 	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
 	sys.Image = img
-	ge := &gen.Export{Name: "bench", Format: "docker", Systems: []gen.System{*sys}}
+	ge := &plan.Export{Name: "bench", Format: "docker", Systems: []plan.System{*sys}}
 	out := filepath.Join(b.TempDir(), "out.tar")
 	b.ResetTimer()
 	for b.Loop() {
@@ -77,14 +78,14 @@ func BenchmarkDockerReexport(b *testing.B) {
 	}
 	big := fixture.StorePath("/nix/store", "bench-tree")
 	appDir := b.TempDir()
-	plan := func(run int) *gen.Export {
+	planOf := func(run int) *plan.Export {
 		if err := os.WriteFile(filepath.Join(appDir, "version"), []byte(strconv.Itoa(run)), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		sum := sha256.Sum256([]byte(strconv.Itoa(run)))
 		app := store.Dir("/nix/store").Join(store.Encode32(sum[:20]) + "-app")
-		sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{big, app}, ClosureDigest: "sha256:00000000000000000000",
-			Closure: []gen.Item{
+		sys := &plan.System{Name: "x86_64-linux", Roots: []store.Path{big, app}, ClosureDigest: "sha256:00000000000000000000",
+			Closure: []plan.Item{
 				{Path: big, FSPath: tree, NarHash: sha256.Sum256([]byte("bench-tree")), References: []store.Path{}},
 				{Path: app, FSPath: appDir, NarHash: sha256.Sum256([]byte("app-" + strconv.Itoa(run))), References: []store.Path{}, Source: "app"},
 			}}
@@ -94,19 +95,19 @@ func BenchmarkDockerReexport(b *testing.B) {
 			b.Fatal(err)
 		}
 		sys.Image = img
-		return &gen.Export{Name: "bench", Format: "docker", Output: "bench.tar", Systems: []gen.System{*sys}}
+		return &plan.Export{Name: "bench", Format: "docker", Output: "bench.tar", Systems: []plan.System{*sys}}
 	}
 	cache, err := layercache.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	out := b.TempDir()
-	if _, err := writeExport(&gen.Plan{}, plan(0), out, Options{Cache: cache}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, planOf(0), out, Options{Cache: cache}); err != nil {
 		b.Fatal(err)
 	}
 	run := 1
 	for b.Loop() {
-		files, err := writeExport(&gen.Plan{}, plan(run), out, Options{Cache: cache})
+		files, err := writeExport(&plan.Plan{}, planOf(run), out, Options{Cache: cache})
 		if err != nil {
 			b.Fatal(err)
 		}

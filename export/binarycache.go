@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/binarycache"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -19,12 +19,12 @@ import (
 // binaryCacheWriter writes binary-cache exports (package binarycache).
 type binaryCacheWriter struct{}
 
-func (binaryCacheWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, true) }
+func (binaryCacheWriter) totals(e *plan.Export) (bytes, items int64) { return closureTotals(e, true) }
 
 // tempDirs: binarycache.Write makes each NAR file as ".tmp-*" in nar/.
 func (binaryCacheWriter) tempDirs() []string { return []string{"nar"} }
 
-func (binaryCacheWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+func (binaryCacheWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	files, _, err := writeBinaryCache(e, outDir, count)
 	return files, err
 }
@@ -37,7 +37,7 @@ func (binaryCacheWriter) write(e *gen.Export, outDir string, o Options, count na
 // of the export's entries, written now or found, sorted by path
 // (nix-cache-info, the narinfos and their NAR files), and
 // binarycache.Write's result.
-func writeBinaryCache(e *gen.Export, outDir string, count nar.Counter) ([]File, *binarycache.Result, error) {
+func writeBinaryCache(e *plan.Export, outDir string, count nar.Counter) ([]File, *binarycache.Result, error) {
 	fail := func(err error) ([]File, *binarycache.Result, error) {
 		return nil, nil, err
 	}
@@ -81,7 +81,7 @@ func writeBinaryCache(e *gen.Export, outDir string, count nar.Counter) ([]File, 
 // cacheFiles lists the files of the entries of res in the cache folder
 // dir, with their digests: read for nix-cache-info and narinfos, taken
 // from the narinfo for NARs (FileHash is the file's sha256).
-func cacheFiles(e *gen.Export, dir string, res *binarycache.Result) ([]File, error) {
+func cacheFiles(e *plan.Export, dir string, res *binarycache.Result) ([]File, error) {
 	seen := map[string]bool{}
 	var files []File
 	add := func(rel string, sum []byte, size int64) {

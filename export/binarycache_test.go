@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/binarycache"
 	"github.com/storepack/storepack/store/nar"
@@ -19,11 +19,11 @@ import (
 // item: lib (a source item, added from a local file) and, per system, an
 // app referring to it. The two apps have the same contents, hence the same
 // NAR: the cache holds it once.
-func cacheTestExport(t *testing.T) *gen.Export {
+func cacheTestExport(t *testing.T) *plan.Export {
 	t.Helper()
 	d := store.Dir("/nix/store")
 	tmp := t.TempDir()
-	item := func(base, content string, refs []store.Path, source string) gen.Item {
+	item := func(base, content string, refs []store.Path, source string) plan.Item {
 		t.Helper()
 		p := d.Join(base)
 		fsPath := filepath.Join(tmp, base)
@@ -37,17 +37,17 @@ func cacheTestExport(t *testing.T) *gen.Export {
 		if refs == nil {
 			refs = []store.Path{}
 		}
-		return gen.Item{Path: p, NarHash: h, NarSize: n, References: refs, Source: source, FSPath: fsPath}
+		return plan.Item{Path: p, NarHash: h, NarSize: n, References: refs, Source: source, FSPath: fsPath}
 	}
 	lib := item("0g4mxq27cgsyzdn0kbvhv2hzb2v3c8nb-lib", "lib\n", nil, "lib")
 	app1 := item("1c1jw4yzqr8n5lyc7p4ahiq5bbxidrs0-app-x86_64", "app "+string(lib.Path)+"\n", []store.Path{lib.Path}, "")
 	app2 := item("2f5hgqn5zcxmv8jw0fx7xl9a4mq0rb6d-app-aarch64", "app "+string(lib.Path)+"\n", []store.Path{lib.Path}, "")
 	app2.Deriver = string(d.Join("3jh7dgpgr6ng8f1q2xyv3r9jygxj9a8l-app-aarch64.drv"))
-	return &gen.Export{
+	return &plan.Export{
 		Name: "cache", Format: "binary-cache", Output: "out/cache",
-		Systems: []gen.System{
-			{Name: "x86_64-linux", Closure: []gen.Item{lib, app1}},
-			{Name: "aarch64-linux", Closure: []gen.Item{lib, app2}},
+		Systems: []plan.System{
+			{Name: "x86_64-linux", Closure: []plan.Item{lib, app1}},
+			{Name: "aarch64-linux", Closure: []plan.Item{lib, app2}},
 		},
 	}
 }
@@ -137,15 +137,15 @@ func TestWriteCacheErrors(t *testing.T) {
 	tests := []struct {
 		name   string
 		out    string
-		modify func(e *gen.Export)
+		modify func(e *plan.Export)
 		want   []string
 	}{
-		{"missing key", t.TempDir(), func(e *gen.Export) { e.SignKey = "/nonexistent/key" }, []string{`export "cache"`, "/nonexistent/key"}},
-		{"public key as secret", t.TempDir(), func(e *gen.Export) { e.SignKey = pubOnly }, []string{pubOnly, "is a public key"}},
+		{"missing key", t.TempDir(), func(e *plan.Export) { e.SignKey = "/nonexistent/key" }, []string{`export "cache"`, "/nonexistent/key"}},
+		{"public key as secret", t.TempDir(), func(e *plan.Export) { e.SignKey = pubOnly }, []string{pubOnly, "is a public key"}},
 		{"unwritable output", notDir, nil, []string{"binary cache folder", notDir, "not a directory"}},
-		{"wrong NAR hash", t.TempDir(), func(e *gen.Export) { e.Systems[0].Closure[1].NarHash = store.Hash{} }, []string{store.Hash{}.String(), "changed since the plan was made"}},
-		{"bad compression", t.TempDir(), func(e *gen.Export) { e.Compression = "gzip" }, []string{`unknown compression "gzip"`}},
-		{"nothing to write", t.TempDir(), func(e *gen.Export) { e.Systems = nil }, []string{"no store items"}},
+		{"wrong NAR hash", t.TempDir(), func(e *plan.Export) { e.Systems[0].Closure[1].NarHash = store.Hash{} }, []string{store.Hash{}.String(), "changed since the plan was made"}},
+		{"bad compression", t.TempDir(), func(e *plan.Export) { e.Compression = "gzip" }, []string{`unknown compression "gzip"`}},
+		{"nothing to write", t.TempDir(), func(e *plan.Export) { e.Systems = nil }, []string{"no store items"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +153,7 @@ func TestWriteCacheErrors(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(e)
 			}
-			_, err := writeExport(&gen.Plan{}, e, tt.out, Options{})
+			_, err := writeExport(&plan.Plan{}, e, tt.out, Options{})
 			if err == nil {
 				t.Fatal("the export succeeded")
 			}

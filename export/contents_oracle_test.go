@@ -7,16 +7,16 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
 // contentsExport plans an export of the runnable closure with an account
 // (user app, 1000:100), the image's user set to it, and two file blocks.
-func contentsExport(t testing.TB, f format.Format, tag string) (*gen.Export, *fixture.Store) {
+func contentsExport(t testing.TB, f format.Format, tag string) (*plan.Export, *fixture.Store) {
 	t.Helper()
 	fs := fixture.Write(t, "/gnu/store", "", runnableItems(t))
 	bb := string(fs.ByName["busybox-static"]) + "/bin/busybox"
@@ -34,7 +34,7 @@ func contentsExport(t testing.TB, f format.Format, tag string) (*gen.Export, *fi
 		Image: spec.Image{Tag: tag, User: "app"},
 	}
 	e.Systems = []spec.System{{Name: "x86_64-linux", Paths: []store.Path{fs.ByName["hello-script"]}}}
-	out := &gen.Export{Name: e.Name, Format: e.Format, Output: "contents.tar"}
+	out := &plan.Export{Name: e.Name, Format: e.Format, Output: "contents.tar"}
 	out.Systems = append(out.Systems, *fs.System(t, "x86_64-linux", e, "hello-script"))
 	return out, fs
 }
@@ -73,7 +73,7 @@ func TestAccountsAndFilesTarball(t *testing.T) {
 	sys.Output = "contents.tar"
 	sys.Tree.Compression = format.None
 	out := t.TempDir()
-	if _, err := writeExport(&gen.Plan{}, e, out, Options{}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, e, out, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	list := string(run(t, tarBin, "-tvf", filepath.Join(out, "contents.tar"), "--numeric-owner"))

@@ -15,8 +15,8 @@ import (
 
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -34,14 +34,14 @@ import (
 // around it.
 type debWriter struct{ treeWriter }
 
-func (debWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+func (debWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeDeb(outDir, sys.Output, t, src)
 	})
 }
 
 // writeDeb writes the deb of tree t to the file rel inside outDir.
-func writeDeb(outDir, rel string, t *gen.TreeOutput, src tree.Source) (File, error) {
+func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
@@ -94,7 +94,7 @@ type debSums struct {
 // writeDebData writes t's data.tar, compressed, to w and returns its
 // md5sums, read from the same stream by a tar reader on another
 // goroutine.
-func writeDebData(w io.Writer, t *gen.TreeOutput, src tree.Source) (*debSums, error) {
+func writeDebData(w io.Writer, t *plan.TreeOutput, src tree.Source) (*debSums, error) {
 	cw, err := compress.NewWriter(w, t.Compression, compress.Options{Parallel: true})
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func readDebSums(r io.Reader) (*debSums, error) {
 
 // debControl is control.tar, compressed as t says: "./", "./control" and
 // "./md5sums", owned by root, at t's time.
-func debControl(t *gen.TreeOutput, sums *debSums) ([]byte, error) {
+func debControl(t *plan.TreeOutput, sums *debSums) ([]byte, error) {
 	var buf bytes.Buffer
 	cw, err := compress.NewWriter(&buf, t.Compression, compress.Options{})
 	if err != nil {
@@ -211,7 +211,7 @@ func debControl(t *gen.TreeOutput, sums *debSums) ([]byte, error) {
 // debControlFile is the control file of the package p: Package, Version,
 // Architecture, Maintainer, Installed-Size (KiB), Homepage and
 // Description, in the order dpkg-deb lists them.
-func debControlFile(p *gen.Package, installed int64) (string, error) {
+func debControlFile(p *plan.Package, installed int64) (string, error) {
 	var b strings.Builder
 	field := func(name, value string) error {
 		if strings.ContainsAny(value, "\n\r") {

@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -30,7 +30,7 @@ var helloPackage = spec.Package{
 
 // helloDeb plans a deb of the Hello fixture's hello-2.12 in /gnu/store,
 // data compressed as c, with the store database.
-func helloDeb(t testing.TB, root string, c format.Compression) *gen.Export {
+func helloDeb(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
 	e, _ := treeExport(t, format.Deb, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		p := helloPackage
@@ -195,7 +195,7 @@ func TestDebDescriptionDefault(t *testing.T) {
 // TestDebReproducible: the same deb whatever the umask, time zone,
 // working folder, GOMAXPROCS, owners and mtimes of the files.
 func TestDebReproducible(t *testing.T) {
-	checkTreeReproducible(t, func(t testing.TB, root string) *gen.Export { return helloDeb(t, root, format.XZ) })
+	checkTreeReproducible(t, func(t testing.TB, root string) *plan.Export { return helloDeb(t, root, format.XZ) })
 }
 
 // TestDebDpkg checks debs of a real Nix closure, in the /nix/store and

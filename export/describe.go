@@ -5,7 +5,7 @@ import (
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 )
 
 // Description is a plan with what writing it computes about its images:
@@ -13,20 +13,20 @@ import (
 // marshals to the JSON that `storepack plan` prints: the plan's own
 // fields, each system's image in the form image.Image.MarshalJSON gives.
 type Description struct {
-	*gen.Plan
+	*plan.Plan
 	Exports []ExportDescription `json:"exports"`
 }
 
 // ExportDescription is one export of a Description.
 type ExportDescription struct {
-	*gen.Export
+	*plan.Export
 	Systems []SystemDescription `json:"systems"`
 }
 
 // SystemDescription is one system of an ExportDescription, with its image
 // for images.
 type SystemDescription struct {
-	*gen.System
+	*plan.System
 	Image *image.Image `json:"image,omitempty"`
 }
 
@@ -34,7 +34,7 @@ type SystemDescription struct {
 // layers into the hashes (reading every store file of the images, but
 // those of the layers o.Cache has records of), and returns the plan with
 // them. Nothing is written but records in the cache.
-func Describe(plan *gen.Plan, o Options) (*Description, error) {
+func Describe(plan *plan.Plan, o Options) (*Description, error) {
 	d := &Description{Plan: plan}
 	for i := range plan.Exports {
 		e := &plan.Exports[i]
@@ -52,7 +52,7 @@ func Describe(plan *gen.Plan, o Options) (*Description, error) {
 
 // describeExport is e with imgs, its systems' images (nil for other
 // formats).
-func describeExport(e *gen.Export, imgs []*image.Image) ExportDescription {
+func describeExport(e *plan.Export, imgs []*image.Image) ExportDescription {
 	ed := ExportDescription{Export: e}
 	for j := range e.Systems {
 		sd := SystemDescription{System: &e.Systems[j]}

@@ -13,8 +13,8 @@ import (
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -66,11 +66,11 @@ import (
 // dockerWriter writes docker exports: one archive of every system's image.
 type dockerWriter struct{}
 
-func (dockerWriter) totals(e *gen.Export) (bytes, items int64) { return image.Totals(e) }
+func (dockerWriter) totals(e *plan.Export) (bytes, items int64) { return image.Totals(e) }
 
 func (dockerWriter) tempDirs() []string { return nil }
 
-func (dockerWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+func (dockerWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error {
 		imgs, err := writeDocker(w, e, o.Cache, count)
 		o.chain.noteImages(imgs)
@@ -96,7 +96,7 @@ var dockerStart = image.ArchiveStart("docker archive", nil)
 // with the run of first layers that the cache holds with their state,
 // neither read nor hashed. The items read, or skipped for a cached layer,
 // are counted on count (which may be nil).
-func writeDocker(w io.Writer, e *gen.Export, c *layercache.Cache, count nar.Counter) ([]*image.Image, error) {
+func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Counter) ([]*image.Image, error) {
 	mtime, _, err := image.Check(e)
 	if err != nil {
 		return nil, err

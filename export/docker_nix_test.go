@@ -10,17 +10,19 @@ import (
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
 // nixSystem describes a real Nix-built closure (internal/nixtest) as
 // `nix-store -q` reports it, and plans its image, entry point bin/hello.
-func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen.Export {
+func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *plan.Export {
 	t.Helper()
 	sys := nixClosure(t, c)
 	e := &spec.Export{
@@ -33,16 +35,16 @@ func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *gen
 		t.Fatal(err)
 	}
 	sys.Image = img
-	return &gen.Export{Name: e.Name, Format: e.Format, Systems: []gen.System{sys}}
+	return &plan.Export{Name: e.Name, Format: e.Format, Systems: []plan.System{sys}}
 }
 
 // nixClosure describes a real Nix-built closure (internal/nixtest) as
 // `nix-store -q` reports it: the closure of a system, not yet planned.
-func nixClosure(t testing.TB, c *nixtest.Closure) gen.System {
+func nixClosure(t testing.TB, c *nixtest.Closure) plan.System {
 	t.Helper()
-	sys := gen.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: digest.Digest("sha256:" + strings.Repeat("0", 64))}
+	sys := plan.System{Name: "x86_64-linux", Roots: []store.Path{store.Path(c.Root)}, ClosureDigest: digest.Digest("sha256:" + strings.Repeat("0", 64))}
 	for _, p := range c.Paths(t) {
-		it := gen.Item{Path: store.Path(p), FSPath: p, References: []store.Path{}}
+		it := plan.Item{Path: store.Path(p), FSPath: p, References: []store.Path{}}
 		h, err := store.ParseHash(strings.TrimSpace(string(c.Output(t, "nix-store", "-q", "--hash", p))))
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -46,7 +47,7 @@ func runnableItems(t testing.TB) []fixture.Item {
 }
 
 // runnableExport plans an image of the runnable closure in dir.
-func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, systems ...string) (*gen.Export, *fixture.Store) {
+func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, systems ...string) (*plan.Export, *fixture.Store) {
 	t.Helper()
 	f := fixture.Write(t, dir, "", runnableItems(t))
 	hello := string(f.ByName["hello-script"])
@@ -59,7 +60,7 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
 		Image:      spec.Image{Tag: tag, Labels: map[string]string{"org.example.test": "yes"}, MaxLayers: maxLayers},
 	}
-	out := &gen.Export{Name: e.Name, Format: e.Format}
+	out := &plan.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
 		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))
 	}
@@ -68,7 +69,7 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 
 // writeDockerFile writes e to a file in a temporary folder and returns
 // its path and the images.
-func writeDockerFile(t testing.TB, e *gen.Export) (string, []*image.Image) {
+func writeDockerFile(t testing.TB, e *plan.Export) (string, []*image.Image) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image.tar")
 	b, imgs := writeDockerBytes(t, e)

@@ -20,8 +20,8 @@ import (
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -83,7 +83,7 @@ var dockerCases = []dockerCase{
 
 // build plans c as a docker export (output hello.tar) over a fixture
 // written below root (a new temporary folder when empty).
-func (c dockerCase) build(t testing.TB, root string) *gen.Export {
+func (c dockerCase) build(t testing.TB, root string) *plan.Export {
 	t.Helper()
 	e := buildImages(t, c, format.Docker, "", root)
 	e.Output = "hello.tar"
@@ -92,7 +92,7 @@ func (c dockerCase) build(t testing.TB, root string) *gen.Export {
 
 // writeDockerBytes writes e as a docker archive in memory and returns it
 // and its images.
-func writeDockerBytes(t testing.TB, e *gen.Export) ([]byte, []*image.Image) {
+func writeDockerBytes(t testing.TB, e *plan.Export) ([]byte, []*image.Image) {
 	t.Helper()
 	var buf bytes.Buffer
 	imgs, err := writeDocker(&buf, e, nil, nil)
@@ -124,7 +124,7 @@ func readArchive(t testing.TB, b []byte) *archive {
 // checkArchive verifies what any docker archive of ours must satisfy,
 // with imgs the images its writer returned, and returns its manifest and
 // configs.
-func checkArchive(t testing.TB, e *gen.Export, imgs []*image.Image, a *archive) ([]image.DockerEntry, []ocispec.Image) {
+func checkArchive(t testing.TB, e *plan.Export, imgs []*image.Image, a *archive) ([]image.DockerEntry, []ocispec.Image) {
 	t.Helper()
 	var manifest []image.DockerEntry
 	if err := json.Unmarshal(a.entries["manifest.json"].Data, &manifest); err != nil {
@@ -289,8 +289,8 @@ func TestDockerSharedLayersWrittenOnce(t *testing.T) {
 func TestDockerReproducible(t *testing.T) {
 	for _, c := range dockerCases {
 		t.Run(c.name, func(t *testing.T) {
-			checkReproducible(t, func(t testing.TB, root string) *gen.Export { return c.build(t, root) },
-				func(t testing.TB, e *gen.Export) []byte { b, _ := writeDockerBytes(t, e); return b })
+			checkReproducible(t, func(t testing.TB, root string) *plan.Export { return c.build(t, root) },
+				func(t testing.TB, e *plan.Export) []byte { b, _ := writeDockerBytes(t, e); return b })
 		})
 	}
 }
@@ -349,7 +349,7 @@ func TestDescribeMatchesWriteDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Describe(&gen.Plan{Exports: []gen.Export{*planned}}, Options{})
+	d, err := Describe(&plan.Plan{Exports: []plan.Export{*planned}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,10 +364,10 @@ func TestDescribeMatchesWriteDocker(t *testing.T) {
 
 func TestWriteDockerErrors(t *testing.T) {
 	var buf bytes.Buffer
-	if _, err := writeDocker(&buf, &gen.Export{Name: "x"}, nil, nil); err == nil {
+	if _, err := writeDocker(&buf, &plan.Export{Name: "x"}, nil, nil); err == nil {
 		t.Error("export without systems: no error")
 	}
-	if _, err := writeDocker(&buf, &gen.Export{Name: "x", Systems: []gen.System{{Name: "x86_64-linux"}}}, nil, nil); err == nil || !strings.Contains(err.Error(), "no image plan") {
+	if _, err := writeDocker(&buf, &plan.Export{Name: "x", Systems: []plan.System{{Name: "x86_64-linux"}}}, nil, nil); err == nil || !strings.Contains(err.Error(), "no image plan") {
 		t.Errorf("system without image: %v", err)
 	}
 	e := dockerCases[0].build(t, "")

@@ -24,10 +24,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/progress"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -79,7 +79,7 @@ type Options struct {
 // second Write (in this process or another) waits for it. Holding the lock,
 // it first removes the temporary files and folders ".<output>.tmp-*" that
 // an export killed while writing those outputs left behind.
-func Write(plan *gen.Plan, outDir string, o Options) ([]File, error) {
+func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
 	if err := os.MkdirAll(outDir, 0o777); err != nil {
 		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
 	}
@@ -105,7 +105,7 @@ func Write(plan *gen.Plan, outDir string, o Options) ([]File, error) {
 // writeExport writes e, an export of plan, with its format's writer, then
 // its supply chain's files (SBOMs, provenance, signatures: chain), telling
 // o.Progress (when set) how it goes.
-func writeExport(plan *gen.Plan, e *gen.Export, outDir string, o Options) ([]File, error) {
+func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]File, error) {
 	w, ok := writers[e.Format]
 	if !ok {
 		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
@@ -139,7 +139,7 @@ func writeExport(plan *gen.Plan, e *gen.Export, outDir string, o Options) ([]Fil
 
 // closureTotals is the work of reading every system's closure, each item
 // once per system, or once in all when distinct is set.
-func closureTotals(e *gen.Export, distinct bool) (bytes, items int64) {
+func closureTotals(e *plan.Export, distinct bool) (bytes, items int64) {
 	seen := map[store.Path]bool{}
 	for i := range e.Systems {
 		for _, it := range e.Systems[i].Closure {
@@ -230,7 +230,7 @@ func createOutput(outDir, rel string) (*atomicfile.File, string, error) {
 // outDir: temporary files and folders named ".<output>.tmp-*" next to each
 // output, and ".tmp-*" NAR files in a binary cache's nar folder. The
 // caller holds the output folder's lock, so no live export owns them.
-func removeStale(plan *gen.Plan, outDir string) error {
+func removeStale(plan *plan.Plan, outDir string) error {
 	type pattern struct{ dir, prefix string }
 	var pats []pattern
 	add := func(rel string) {

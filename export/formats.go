@@ -2,7 +2,7 @@ package export
 
 import (
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -26,10 +26,10 @@ type writer interface {
 	// totals is the work write reads from the store, from the plan: the
 	// NAR bytes and the number of store items read, which progress shows
 	// the work done against.
-	totals(e *gen.Export) (bytes, items int64)
+	totals(e *plan.Export) (bytes, items int64)
 	// write writes e into outDir, counting the store items it reads on
 	// count (which may be nil), and returns the files written.
-	write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error)
+	write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error)
 	// tempDirs are the folders, inside an output folder of the format,
 	// where write keeps temporary files named ".tmp-*" (besides the
 	// ".<output>.tmp-*" next to each output that every writer uses).

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 )
 
 // TestEveryFormatHasAWriter: every format of package format's table has
@@ -31,8 +31,8 @@ func TestWriteLeavesThePlan(t *testing.T) {
 	st := fixture.Write(t, "/nix/store", "", fixture.Hello())
 	docker, oci, archive := dockerCases[0].build(t, ""), ociCases[1].build(t, ""), ociCases[3].build(t, "")
 	archive.Output = "hello.tar"
-	exports := []*gen.Export{
-		{Name: "bundle", Format: format.NAR, Output: "b.nar", Systems: []gen.System{{Name: "x86_64-linux", Output: "b.nar", Closure: st.Items}}},
+	exports := []*plan.Export{
+		{Name: "bundle", Format: format.NAR, Output: "b.nar", Systems: []plan.System{{Name: "x86_64-linux", Output: "b.nar", Closure: st.Items}}},
 		cacheTestExport(t),
 		docker, oci, archive,
 		helloTarball(t, "", format.Gzip),
@@ -52,7 +52,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if _, err := writeExport(&gen.Plan{}, e, t.TempDir(), Options{Cache: cache}); err != nil {
+			if _, err := writeExport(&plan.Plan{}, e, t.TempDir(), Options{Cache: cache}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -9,17 +9,17 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 )
 
 // outputBytes writes e into a new folder with o and returns every file
 // of the output by relative path, after checking the digests and sizes
 // the export reported against the files.
-func outputBytes(t *testing.T, e *gen.Export, o Options) map[string][]byte {
+func outputBytes(t *testing.T, e *plan.Export, o Options) map[string][]byte {
 	t.Helper()
 	out := t.TempDir()
-	written, err := writeExport(&gen.Plan{}, e, out, o)
+	written, err := writeExport(&plan.Plan{}, e, out, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestCacheDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := &gen.Plan{Exports: []gen.Export{*e}}
+	plan := &plan.Plan{Exports: []plan.Export{*e}}
 	d, err := Describe(plan, Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)

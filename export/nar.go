@@ -7,7 +7,7 @@ import (
 	"hash"
 	"io"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -34,11 +34,11 @@ type bundleItem struct {
 // narWriter writes nar exports: one export bundle per system.
 type narWriter struct{}
 
-func (narWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
+func (narWriter) totals(e *plan.Export) (bytes, items int64) { return closureTotals(e, false) }
 
 func (narWriter) tempDirs() []string { return nil }
 
-func (narWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+func (narWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var files []File
 	for i := range e.Systems {
 		sys := &e.Systems[i]
@@ -59,7 +59,7 @@ func (narWriter) write(e *gen.Export, outDir string, o Options, count nar.Counte
 // `nix-store --export` and `guix archive --export` write it, counting each
 // item on count (which may be nil). Each item's NAR hash and size are
 // checked while its files are read.
-func writeBundle(w io.Writer, closure []gen.Item, count nar.Counter) error {
+func writeBundle(w io.Writer, closure []plan.Item, count nar.Counter) error {
 	bw := newBundleWriter(w)
 	bw.count = count
 	for i := range closure {

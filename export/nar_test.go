@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -99,13 +99,13 @@ func TestWriteBundleMatchesNix(t *testing.T) {
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
 		s := openNixtestStore(t, c, "")
 		nixPaths, want := nixExport(t, c, []string{c.Root})
-		var items []gen.Item
+		var items []plan.Item
 		for _, p := range toPaths(nixPaths) {
 			info, err := s.Info(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			items = append(items, gen.Item{
+			items = append(items, plan.Item{
 				Path: p, FSPath: string(p), References: info.References, Deriver: info.Deriver,
 				NarHash: store.Hash(info.NarHash), NarSize: info.NarSize,
 			})
@@ -244,7 +244,7 @@ func TestWriteBundleFraming(t *testing.T) {
 	d := store.Dir("/gnu/store")
 	pa := d.Join("00000000000000000000000000000000-a")
 	pb := d.Join("11111111111111111111111111111111-b")
-	items := []gen.Item{
+	items := []plan.Item{
 		{Path: pa, FSPath: dir, NarHash: store.Hash(sum), NarSize: size},
 		{Path: pb, FSPath: dir, NarHash: store.Hash(sum), References: []store.Path{pb, pa, pa}, Deriver: "/gnu/store/22222222222222222222222222222222-b.drv"},
 	}
@@ -301,21 +301,21 @@ func TestWriteBundleErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		item gen.Item
+		item plan.Item
 		w    io.Writer
 		want []string // substrings of the error
 		is   error
 	}{
-		{"changed hash", gen.Item{Path: p, FSPath: dir, NarHash: other}, io.Discard,
+		{"changed hash", plan.Item{Path: p, FSPath: dir, NarHash: other}, io.Discard,
 			[]string{string(p), "changed", store.Encode32(other[:]), store.Encode32(sum)}, nil},
-		{"changed size", gen.Item{Path: p, FSPath: dir, NarHash: store.Hash(sum), NarSize: size + 8}, io.Discard, []string{string(p), "NAR size"}, nil},
-		{"missing", gen.Item{Path: p, FSPath: filepath.Join(dir, "missing"), NarHash: store.Hash(sum)}, io.Discard, []string{string(p), "missing"}, nil},
-		{"fifo", gen.Item{Path: p, FSPath: fifoDir, NarHash: store.Hash(sum)}, io.Discard, []string{string(p), "fifo", "FIFO"}, nil},
-		{"write error", gen.Item{Path: p, FSPath: dir, NarHash: store.Hash(sum)}, &failingWriter{after: 20}, nil, errWrite},
+		{"changed size", plan.Item{Path: p, FSPath: dir, NarHash: store.Hash(sum), NarSize: size + 8}, io.Discard, []string{string(p), "NAR size"}, nil},
+		{"missing", plan.Item{Path: p, FSPath: filepath.Join(dir, "missing"), NarHash: store.Hash(sum)}, io.Discard, []string{string(p), "missing"}, nil},
+		{"fifo", plan.Item{Path: p, FSPath: fifoDir, NarHash: store.Hash(sum)}, io.Discard, []string{string(p), "fifo", "FIFO"}, nil},
+		{"write error", plan.Item{Path: p, FSPath: dir, NarHash: store.Hash(sum)}, &failingWriter{after: 20}, nil, errWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := writeBundle(tt.w, []gen.Item{tt.item}, nil)
+			err := writeBundle(tt.w, []plan.Item{tt.item}, nil)
 			if err == nil {
 				t.Fatal("no error")
 			}

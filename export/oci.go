@@ -19,10 +19,11 @@ import (
 	"github.com/storepack/storepack/export/attest"
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/export/tree"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/internal/reference"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -51,11 +52,11 @@ import (
 // when the output ends with ".tar".
 type ociWriter struct{}
 
-func (ociWriter) totals(e *gen.Export) (bytes, items int64) { return image.Totals(e) }
+func (ociWriter) totals(e *plan.Export) (bytes, items int64) { return image.Totals(e) }
 
 func (ociWriter) tempDirs() []string { return nil }
 
-func (ociWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+func (ociWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var f File
 	var err error
 	if strings.HasSuffix(e.Output, ".tar") {
@@ -81,7 +82,7 @@ type ociFile struct {
 // manifests, the image index, and what the supply chain ch attaches to the
 // image or index: cosign's signatures and attestations, referrers), sorted
 // by name, and index.json.
-func ociMetadata(e *gen.Export, imgs []*image.Image, ch *chain) (blobs []ociFile, index []byte, err error) {
+func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFile, index []byte, err error) {
 	seen := map[string]bool{}
 	add := func(b []byte) digest.Digest {
 		d := digest.FromBytes(b)
@@ -124,7 +125,7 @@ func ociMetadata(e *gen.Export, imgs []*image.Image, ch *chain) (blobs []ociFile
 		}
 		// The root first: the subject cosign checks.
 		subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
-		att, err := ch.attach(root, repository(root.Annotations[ocispec.AnnotationRefName]), subjects)
+		att, err := ch.attach(root, reference.Repository(root.Annotations[ocispec.AnnotationRefName]), subjects)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -162,7 +163,7 @@ func ociMetadata(e *gen.Export, imgs []*image.Image, ch *chain) (blobs []ociFile
 // reading the store; the others are written into the cache first and
 // linked the same way. The items read, or skipped for a cached layer, are
 // counted on count (which may be nil).
-func writeOCILayout(dir string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) ([]*image.Image, error) {
+func writeOCILayout(dir string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) ([]*image.Image, error) {
 	_, compression, err := image.Check(e)
 	if err != nil {
 		return nil, err
@@ -242,7 +243,7 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 // is replaced only when it is an OCI layout (it holds oci-layout) or an
 // empty folder; anything else is an error and stays untouched. The File
 // returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) (File, error) {
+func writeOCIDir(outDir, rel string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) (File, error) {
 	final := filepath.Join(outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
 		return File{}, err
@@ -342,7 +343,7 @@ func syncDir(dir string) error {
 // Entries have the images' mtime, uid and gid 0, files 0644, folders 0755.
 // With a layer cache, a re-export appends the unchanged first layer blobs
 // without hashing them, as docker archives do.
-func writeOCIArchive(w io.Writer, tmpParent string, e *gen.Export, c *layercache.Cache, count nar.Counter, ch *chain) error {
+func writeOCIArchive(w io.Writer, tmpParent string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) error {
 	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
 	if err != nil {
 		return err

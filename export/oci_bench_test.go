@@ -13,6 +13,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -28,15 +29,15 @@ func benchLayer(b *testing.B, compression format.Compression) image.Layer {
 		b.Skipf("no tree to write (%v): set BENCH_TREE to a large folder", err)
 	}
 	p := fixture.StorePath("/nix/store", "bench-tree")
-	sys := &gen.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
-		Closure: []gen.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
+	sys := &plan.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
+		Closure: []plan.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
 	e := &spec.Export{Name: "bench", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{MaxLayers: 1, Compression: compression}}
 	img, err := gen.PlanImage(e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
 	sys.Image = img
-	return image.Layers(&gen.Export{Name: "bench", Format: format.OCI, Systems: []gen.System{*sys}})[0]
+	return image.Layers(&plan.Export{Name: "bench", Format: format.OCI, Systems: []plan.System{*sys}})[0]
 }
 
 // BenchmarkOCILayerBlob writes one layer of a large tree as a blob file,

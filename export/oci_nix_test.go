@@ -10,6 +10,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -78,7 +79,7 @@ func TestImageDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 			sys.Image = img
-			e := &gen.Export{Name: spe.Name, Format: f, Output: "nixtest", Systems: []gen.System{sys}}
+			e := &plan.Export{Name: spe.Name, Format: f, Output: "nixtest", Systems: []plan.System{sys}}
 			layout := filepath.Join(t.TempDir(), "layout")
 			if f == format.Docker {
 				file, _ := writeDockerFile(t, e)
@@ -92,7 +93,7 @@ func TestImageDatabase(t *testing.T) {
 			}
 			bundle := filepath.Join(t.TempDir(), "bundle")
 			run(t, umoci, "unpack", "--image", layout+":db", bundle)
-			checkNixTree(t, c, filepath.Join(bundle, "rootfs"), &gen.System{Closure: sys.Closure, Tree: &gen.TreeOutput{Tree: img.Layers[len(img.Layers)-1].Tree}}, []string{c.HelloScript})
+			checkNixTree(t, c, filepath.Join(bundle, "rootfs"), &plan.System{Closure: sys.Closure, Tree: &plan.TreeOutput{Tree: img.Layers[len(img.Layers)-1].Tree}}, []string{c.HelloScript})
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -26,7 +27,7 @@ import (
 // docker_oracle_test.go.
 
 // runnableOCI plans an oci export of the runnable closure in dir.
-func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Compression, systems ...string) (*gen.Export, *fixture.Store) {
+func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Compression, systems ...string) (*plan.Export, *fixture.Store) {
 	t.Helper()
 	f := fixture.Write(t, dir, "", runnableItems(t))
 	hello := string(f.ByName["hello-script"])
@@ -42,7 +43,7 @@ func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Com
 	for _, s := range systems {
 		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{f.ByName["hello-script"]}})
 	}
-	out := &gen.Export{Name: e.Name, Format: e.Format}
+	out := &plan.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
 		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))
 	}
@@ -52,12 +53,12 @@ func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Com
 // writeOCIOutputs writes e as a layout folder and as an oci-archive
 // through writeExport, returning both paths and e's images as
 // image.Digest computes them.
-func writeOCIOutputs(t testing.TB, e *gen.Export) (dir, archive string, imgs []*image.Image) {
+func writeOCIOutputs(t testing.TB, e *plan.Export) (dir, archive string, imgs []*image.Image) {
 	t.Helper()
 	out := t.TempDir()
 	for _, o := range []string{"layout", "image.tar"} {
 		e.Output = o
-		if _, err := writeExport(&gen.Plan{}, e, out, Options{}); err != nil {
+		if _, err := writeExport(&plan.Plan{}, e, out, Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}

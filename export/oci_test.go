@@ -23,8 +23,8 @@ import (
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -47,7 +47,7 @@ func (c ociCase) name() string { return c.dockerCase.name + "-" + string(c.compr
 
 // buildImages plans an export of format over the hello fixture written
 // below root (a new temporary folder when empty).
-func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string) *gen.Export {
+func buildImages(t testing.TB, c dockerCase, f format.Format, compression format.Compression, root string) *plan.Export {
 	t.Helper()
 	st := fixture.Write(t, c.dir, root, fixture.Hello())
 	e := &spec.Export{}
@@ -69,20 +69,20 @@ func buildImages(t testing.TB, c dockerCase, f format.Format, compression format
 	for _, s := range c.systems {
 		e.Systems = append(e.Systems, spec.System{Name: s, Paths: paths, Entrypoint: fixture.ExpandAll(c.entrypoints[s], st.ByName)})
 	}
-	out := &gen.Export{Name: e.Name, Format: e.Format, Output: e.Output}
+	out := &plan.Export{Name: e.Name, Format: e.Format, Output: e.Output}
 	for _, s := range c.systems {
 		out.Systems = append(out.Systems, *st.System(t, s, e, c.roots...))
 	}
 	return out
 }
 
-func (c ociCase) build(t testing.TB, root string) *gen.Export {
+func (c ociCase) build(t testing.TB, root string) *plan.Export {
 	return buildImages(t, c.dockerCase, format.OCI, c.compression, root)
 }
 
 // writeLayout writes e as a layout into a new temporary folder and returns
 // the folder and the images.
-func writeLayout(t testing.TB, e *gen.Export) (string, []*image.Image) {
+func writeLayout(t testing.TB, e *plan.Export) (string, []*image.Image) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
 	imgs, err := writeOCILayout(dir, e, nil, nil, nil)
@@ -177,7 +177,7 @@ func checkSchema(t testing.TB, kind, name string, b []byte) {
 // writer returned, the schemas and its own digests: every blob hashes to
 // its name, each layer blob decompresses to the tar of its diff id, every
 // manifest names blobs that exist.
-func checkLayout(t testing.TB, e *gen.Export, imgs []*image.Image, files map[string][]byte) {
+func checkLayout(t testing.TB, e *plan.Export, imgs []*image.Image, files map[string][]byte) {
 	t.Helper()
 	if got := string(files["oci-layout"]); got != image.LayoutVersion {
 		t.Errorf("oci-layout is %q", got)
@@ -228,10 +228,10 @@ func checkLayout(t testing.TB, e *gen.Export, imgs []*image.Image, files map[str
 		t.Fatalf("%d images for %d systems", len(imgs), len(e.Systems))
 	}
 	for i, md := range manifests {
-		img, plan := imgs[i], e.Systems[i].Image
-		if md.Digest != img.ManifestDigest || md.Platform == nil || md.Platform.Architecture != plan.Platform.Architecture ||
-			md.Platform.Variant != plan.Platform.Variant || md.Platform.OS != "linux" {
-			t.Errorf("%s: descriptor %+v, image %s %+v", e.Systems[i].Name, md, img.ManifestDigest, plan.Platform)
+		img, ip := imgs[i], e.Systems[i].Image
+		if md.Digest != img.ManifestDigest || md.Platform == nil || md.Platform.Architecture != ip.Platform.Architecture ||
+			md.Platform.Variant != ip.Platform.Variant || md.Platform.OS != "linux" {
+			t.Errorf("%s: descriptor %+v, image %s %+v", e.Systems[i].Name, md, img.ManifestDigest, ip.Platform)
 		}
 		mb := files[image.BlobPath(md.Digest)]
 		checkSchema(t, "manifest", "manifest "+md.Digest.String(), mb)
@@ -244,14 +244,14 @@ func checkLayout(t testing.TB, e *gen.Export, imgs []*image.Image, files map[str
 		if !bytes.Equal(cb, img.Config) {
 			t.Errorf("%s: config differs from the image's", e.Systems[i].Name)
 		}
-		wantType, _ := image.MediaType(plan.Compression)
+		wantType, _ := image.MediaType(ip.Compression)
 		for j, ld := range m.Layers {
 			b, ok := files[image.BlobPath(ld.Digest)]
 			if !ok || int64(len(b)) != ld.Size || ld.MediaType != wantType {
 				t.Errorf("layer %d: %+v: present %v, %d bytes, want type %s", j, ld, ok, len(b), wantType)
 				continue
 			}
-			tarBytes := decompress(t, plan.Compression, b)
+			tarBytes := decompress(t, ip.Compression, b)
 			if d := digest.FromBytes(tarBytes); d != img.Blobs[j].DiffID {
 				t.Errorf("layer %d decompresses to %s, diff id %s", j, d, img.Blobs[j].DiffID)
 			}
@@ -429,7 +429,7 @@ func TestOCIDescribeMatchesLayout(t *testing.T) {
 		t.Run(c.name(), func(t *testing.T) {
 			_, written := writeLayout(t, c.build(t, ""))
 			planned := c.build(t, "")
-			d, err := Describe(&gen.Plan{Exports: []gen.Export{*planned}}, Options{})
+			d, err := Describe(&plan.Plan{Exports: []plan.Export{*planned}}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -447,7 +447,7 @@ func TestWriteExportOCI(t *testing.T) {
 	c := ociCases[3] // two systems
 	out := t.TempDir()
 	e := c.build(t, "")
-	files, err := writeExport(&gen.Plan{}, e, out, Options{})
+	files, err := writeExport(&plan.Plan{}, e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestWriteExportOCI(t *testing.T) {
 	}
 	other := ociCases[0].build(t, "")
 	other.Output = "hello"
-	if _, err := writeExport(&gen.Plan{}, other, out, Options{}); err != nil {
+	if _, err := writeExport(&plan.Plan{}, other, out, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	otherImgs, err := image.Digest(other, nil)
@@ -494,7 +494,7 @@ func TestWriteExportOCI(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Output = "mine"
-	if _, err := writeExport(&gen.Plan{}, other, out, Options{}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
+	if _, err := writeExport(&plan.Plan{}, other, out, Options{}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
 		t.Errorf("replacing a foreign folder: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "keep" {
@@ -503,7 +503,7 @@ func TestWriteExportOCI(t *testing.T) {
 
 	// An output ending in .tar is an oci-archive of the same layout.
 	e.Output = "hello.tar"
-	files, err = writeExport(&gen.Plan{}, e, out, Options{})
+	files, err = writeExport(&plan.Plan{}, e, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,9 +564,9 @@ func TestDockerArchiveOCI(t *testing.T) {
 			}
 			checkSchema(t, "index", "index.json", files["index.json"])
 			for i, md := range index.Manifests {
-				img, plan := imgs[i], e.Systems[i].Image
-				if md.Digest != img.ManifestDigest || md.Annotations[ocispec.AnnotationRefName] != plan.Tag || md.Platform.Architecture != plan.Platform.Architecture {
-					t.Errorf("manifest %d: %+v; image %s %s", i, md, img.ManifestDigest, plan.Tag)
+				img, ip := imgs[i], e.Systems[i].Image
+				if md.Digest != img.ManifestDigest || md.Annotations[ocispec.AnnotationRefName] != ip.Tag || md.Platform.Architecture != ip.Platform.Architecture {
+					t.Errorf("manifest %d: %+v; image %s %s", i, md, img.ManifestDigest, ip.Tag)
 				}
 				// Check each image as a one-system layout.
 				one := *e
@@ -590,7 +590,7 @@ func TestDockerArchiveOCI(t *testing.T) {
 
 func TestWriteOCIErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")
-	if _, err := writeOCILayout(dir, &gen.Export{Name: "x"}, nil, nil, nil); err == nil {
+	if _, err := writeOCILayout(dir, &plan.Export{Name: "x"}, nil, nil, nil); err == nil {
 		t.Error("export without systems: no error")
 	}
 	e := ociCases[0].build(t, "")
@@ -604,7 +604,7 @@ func TestWriteOCIErrors(t *testing.T) {
 	}
 	out := t.TempDir()
 	e.Output = "broken"
-	if _, err := writeExport(&gen.Plan{}, e, out, Options{}); err == nil {
+	if _, err := writeExport(&plan.Plan{}, e, out, Options{}); err == nil {
 		t.Error("missing store item: no error")
 	}
 	if des, _ := os.ReadDir(out); len(des) != 0 {

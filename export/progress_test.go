@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/progress"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -42,7 +42,7 @@ func (r *recorder) End(t *progress.Task, err error) {
 // want is the work an export reads, computed from its plan here: the
 // distinct layers' items for images, each system's closure for nar
 // bundles, each distinct item for binary caches.
-func want(e *gen.Export) (bytes, items int64) {
+func want(e *plan.Export) (bytes, items int64) {
 	seenLayer := map[string]bool{}
 	seenItem := map[store.Path]bool{}
 	for _, sys := range e.Systems {
@@ -84,25 +84,25 @@ func want(e *gen.Export) (bytes, items int64) {
 func TestProgressReachesTotals(t *testing.T) {
 	type tc struct {
 		name  string
-		build func(t *testing.T, root string) *gen.Export
+		build func(t *testing.T, root string) *plan.Export
 		again bool // export again, the store moved away
 	}
-	images := func(c dockerCase, f format.Format, compression format.Compression, output string) func(*testing.T, string) *gen.Export {
-		return func(t *testing.T, root string) *gen.Export {
+	images := func(c dockerCase, f format.Format, compression format.Compression, output string) func(*testing.T, string) *plan.Export {
+		return func(t *testing.T, root string) *plan.Export {
 			e := buildImages(t, c, f, compression, root)
 			e.Output = output
 			return e
 		}
 	}
 	cases := []tc{
-		{"nar two systems", func(t *testing.T, root string) *gen.Export {
+		{"nar two systems", func(t *testing.T, root string) *plan.Export {
 			f := fixture.Write(t, "/nix/store", root, fixture.Hello())
-			return &gen.Export{Name: "bundle", Format: "nar", Systems: []gen.System{
+			return &plan.Export{Name: "bundle", Format: "nar", Systems: []plan.System{
 				{Name: "x86_64-linux", Output: "a.nar", Closure: f.Items},
 				{Name: "aarch64-linux", Output: "b.nar", Closure: f.Items[:2]},
 			}}
 		}, false},
-		{"binary cache", func(t *testing.T, root string) *gen.Export { return cacheTestExport(t) }, true},
+		{"binary cache", func(t *testing.T, root string) *plan.Export { return cacheTestExport(t) }, true},
 	}
 	for _, c := range dockerCases {
 		cases = append(cases, tc{"docker " + c.name, images(c, format.Docker, "", "hello.tar"), true})
@@ -128,8 +128,8 @@ func TestProgressReachesTotals(t *testing.T) {
 			check := func(stage string) {
 				t.Helper()
 				rec := &recorder{}
-				plan := &gen.Plan{Exports: []gen.Export{*e}}
-				if _, err := Write(plan, out, Options{Cache: cache, Progress: rec}); err != nil {
+				p := &plan.Plan{Exports: []plan.Export{*e}}
+				if _, err := Write(p, out, Options{Cache: cache, Progress: rec}); err != nil {
 					t.Fatalf("%s: %v", stage, err)
 				}
 				if len(rec.tasks) != 1 {
@@ -164,11 +164,11 @@ func TestProgressReachesTotals(t *testing.T) {
 // with the error, short of its totals.
 func TestProgressFailure(t *testing.T) {
 	f := fixture.Write(t, "/nix/store", "", fixture.Hello())
-	items := append([]gen.Item{}, f.Items...)
+	items := append([]plan.Item{}, f.Items...)
 	items[1].NarSize++ // the second item's files "changed"
-	plan := &gen.Plan{Exports: []gen.Export{{Name: "bundle", Format: "nar", Systems: []gen.System{{Name: "x86_64-linux", Output: "a.nar", Closure: items}}}}}
+	p := &plan.Plan{Exports: []plan.Export{{Name: "bundle", Format: "nar", Systems: []plan.System{{Name: "x86_64-linux", Output: "a.nar", Closure: items}}}}}
 	rec := &recorder{}
-	if _, err := Write(plan, t.TempDir(), Options{Progress: rec}); err == nil {
+	if _, err := Write(p, t.TempDir(), Options{Progress: rec}); err == nil {
 		t.Fatal("the export of a changed item succeeded")
 	}
 	if len(rec.tasks) != 1 || rec.ended[rec.tasks[0]] == nil {

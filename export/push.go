@@ -28,8 +28,8 @@ import (
 	"github.com/storepack/storepack/export/attest"
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 )
 
 // Pushing sends an export's images to a registry straight from the plan,
@@ -73,7 +73,7 @@ type PushOptions struct {
 	Jobs int
 	// Plan is the plan the export belongs to, which its provenance
 	// records (spec files, variables); nil records none.
-	Plan *gen.Plan
+	Plan *plan.Plan
 	// Cache, when not nil, is the layer cache: layers it holds are sent
 	// from their cached blobs. Into a new repository the others are sent
 	// as they are made and only their digests are recorded; elsewhere
@@ -89,11 +89,11 @@ type PushOptions struct {
 // per manifest) and attestation image (.att); the SBOMs and provenance as
 // OCI 1.1 referrers, through the registry's referrers API or, where it has
 // none, the fallback tag sha256-<hex>.
-func pushAttachments(e *gen.Export, plan *gen.Plan, ref name.Reference, imgs []*image.Image, root digest.Digest, opts []remote.Option) error {
-	if plan == nil {
-		plan = &gen.Plan{}
+func pushAttachments(e *plan.Export, pl *plan.Plan, ref name.Reference, imgs []*image.Image, root digest.Digest, opts []remote.Option) error {
+	if pl == nil {
+		pl = &plan.Plan{}
 	}
-	ch, err := newChain(plan, e)
+	ch, err := newChain(pl, e)
 	if err != nil || !ch.active() {
 		return err
 	}
@@ -169,7 +169,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, 
 // Push uploads e's image (one system) or image index (several) to e.Push,
 // tagged as it says, over plain http when e.Insecure. Blobs the registry
 // already has are not sent.
-func Push(ctx context.Context, e *gen.Export, o PushOptions) (*PushReport, error) {
+func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, error) {
 	if e.Push == "" {
 		return nil, fmt.Errorf("export %q has no push reference", e.Name)
 	}
@@ -298,7 +298,7 @@ func newRepository(ctx context.Context, repo name.Repository, opts []remote.Opti
 // GOMAXPROCS at a time, their digests recorded in the cache), jobs
 // uploads at once in all, and returns e's images and the cached blob
 // files by digest.
-func streamLayers(ctx context.Context, e *gen.Export, c *layercache.Cache, compression format.Compression, repo name.Repository, p *remote.Pusher, jobs int, rec *uploadRecorder) ([]*image.Image, map[digest.Digest]string, error) {
+func streamLayers(ctx context.Context, e *plan.Export, c *layercache.Cache, compression format.Compression, repo name.Repository, p *remote.Pusher, jobs int, rec *uploadRecorder) ([]*image.Image, map[digest.Digest]string, error) {
 	var (
 		mu    sync.Mutex
 		blobs = map[string]image.Blob{}
@@ -447,7 +447,7 @@ type pushLayer struct {
 // cachedBlobs has the digests of every layer of e from the layer cache c
 // (a layer it has no record of is written into it, the store read once)
 // and returns e's images and the blob files the cache holds, by digest.
-func cachedBlobs(e *gen.Export, c *layercache.Cache, compression format.Compression) ([]*image.Image, map[digest.Digest]string, error) {
+func cachedBlobs(e *plan.Export, c *layercache.Cache, compression format.Compression) ([]*image.Image, map[digest.Digest]string, error) {
 	var mu sync.Mutex
 	paths := map[digest.Digest]string{}
 	blobs, err := image.Each(image.Layers(e), func(l image.Layer) (image.Blob, error) {

@@ -18,14 +18,14 @@ import (
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 )
 
 // pushedImages are e's images as image.Digest computes them, and their
 // distinct layer blobs, sorted.
-func pushedImages(t *testing.T, e *gen.Export) ([]*image.Image, []digest.Digest) {
+func pushedImages(t *testing.T, e *plan.Export) ([]*image.Image, []digest.Digest) {
 	t.Helper()
 	imgs, err := image.Digest(e, nil)
 	if err != nil {
@@ -58,12 +58,12 @@ func TestPushRegistry(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ref := fmt.Sprintf("%s/storepack/runnable%d:1.0", reg.Host, i)
-			plan := func() *gen.Export {
+			planOf := func() *plan.Export {
 				e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", tt.compression, tt.systems...)
 				e.Push, e.Insecure = ref, true
 				return e
 			}
-			e := plan()
+			e := planOf()
 			before := reg.BlobUploads()
 			rep, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()})
 			if err != nil {
@@ -112,7 +112,7 @@ func TestPushRegistry(t *testing.T) {
 
 			// The same image again: nothing is uploaded.
 			before = reg.BlobUploads()
-			rep, err = Push(context.Background(), plan(), PushOptions{Keychain: authn.NewMultiKeychain()})
+			rep, err = Push(context.Background(), planOf(), PushOptions{Keychain: authn.NewMultiKeychain()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func TestPushRegistry(t *testing.T) {
 			// Another config over the same layers: the registry has every
 			// layer blob (checked one by one), only the config and
 			// manifest are new.
-			changed := plan()
+			changed := planOf()
 			for i := range changed.Systems {
 				img := changed.Systems[i].Image
 				img.Config.Cmd = []string{"changed"}

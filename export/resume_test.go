@@ -20,10 +20,10 @@ import (
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -157,7 +157,7 @@ func TestOCIArchiveLayersAligned(t *testing.T) {
 // resumable counts the layers a docker export of e would append from the
 // cache without hashing them, and checks that the state it resumes from
 // is the one of the archive's bytes so far.
-func resumable(t *testing.T, e *gen.Export, c *layercache.Cache) int {
+func resumable(t *testing.T, e *plan.Export, c *layercache.Cache) int {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "archive"))
 	if err != nil {
@@ -296,7 +296,7 @@ func TestArchiveResumeUsesStates(t *testing.T) {
 				}
 			}
 			out := t.TempDir()
-			files, err := writeExport(&gen.Plan{}, e, out, Options{Cache: cache})
+			files, err := writeExport(&plan.Plan{}, e, out, Options{Cache: cache})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -376,8 +376,8 @@ func checkClones(t *testing.T, mnt string) {
 	for _, ff := range []format.Format{format.Docker, format.OCI} {
 		t.Run(string(ff), func(t *testing.T) {
 			se := &spec.Export{Name: "big", Format: ff, Output: "big.tar", Image: spec.Image{}}
-			e := &gen.Export{Name: "big", Format: ff, Output: "big.tar",
-				Systems: []gen.System{*f.System(t, "x86_64-linux", se, "hello-2.12", "big")}}
+			e := &plan.Export{Name: "big", Format: ff, Output: "big.tar",
+				Systems: []plan.System{*f.System(t, "x86_64-linux", se, "hello-2.12", "big")}}
 			want := outputBytes(t, e, Options{})
 			cache, err := layercache.Open(filepath.Join(mnt, string(ff), "cache"))
 			if err != nil {
@@ -385,7 +385,7 @@ func checkClones(t *testing.T, mnt string) {
 			}
 			out := filepath.Join(mnt, string(ff), "out")
 			for _, stage := range []string{"cold", "warm"} {
-				if _, err := writeExport(&gen.Plan{}, e, out, Options{Cache: cache}); err != nil {
+				if _, err := writeExport(&plan.Plan{}, e, out, Options{Cache: cache}); err != nil {
 					t.Fatal(err)
 				}
 				shared := sharedBytes(t, filepath.Join(out, "big.tar"))

@@ -11,7 +11,7 @@ import (
 
 	"github.com/storepack/storepack/export/rpm"
 	"github.com/storepack/storepack/export/tree"
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -25,8 +25,8 @@ import (
 // output, so that memory holds the file list alone.
 type rpmWriter struct{ treeWriter }
 
-func (rpmWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+func (rpmWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error {
 			return writeRPM(w, t, src, filepath.Dir(final), "."+filepath.Base(final)+".tmp-")
@@ -37,7 +37,7 @@ func (rpmWriter) write(e *gen.Export, outDir string, o Options, count nar.Counte
 // writeRPM writes the package of t to w: its metadata from the package
 // block, its files from the tree's tar; its temporary files go in tmpDir,
 // named prefix and more (removeStale cleans up after a killed export).
-func writeRPM(w io.Writer, t *gen.TreeOutput, src tree.Source, tmpDir, prefix string) error {
+func writeRPM(w io.Writer, t *plan.TreeOutput, src tree.Source, tmpDir, prefix string) error {
 	p := t.Package
 	summary, description := rpmDescription(p.Description)
 	rw, err := rpm.NewWriter(tmpDir, prefix, rpm.Metadata{
@@ -104,7 +104,7 @@ func writeRPM(w io.Writer, t *gen.TreeOutput, src tree.Source, tmpDir, prefix st
 // symlinks and files (/usr/bin, /var/guix/db) are left for rpm to make, as
 // it does for any missing folder, so that the package does not claim
 // folders that other packages own with other modes.
-func rpmFolders(t *gen.TreeOutput) func(name string) bool {
+func rpmFolders(t *plan.TreeOutput) func(name string) bool {
 	if len(t.Items) == 0 {
 		return func(string) bool { return false }
 	}

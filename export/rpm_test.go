@@ -8,16 +8,16 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
 // helloRPM plans an rpm of the Hello fixture's hello-2.12 in /gnu/store,
 // payload compressed as c, with the store database and a symlink.
-func helloRPM(t testing.TB, root string, c format.Compression) *gen.Export {
+func helloRPM(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
 	e, _ := treeExport(t, format.RPM, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		p := helloPackage
@@ -68,9 +68,9 @@ func TestRPM(t *testing.T) {
 			// The file list: what the tree's tar holds, but the folders
 			// rpm makes itself (above the symlink and the database).
 			tarball := e.Systems[0]
-			tarball.Tree = &gen.TreeOutput{Created: tarball.Tree.Created, Compression: format.None, Tree: tarball.Tree.Tree}
+			tarball.Tree = &plan.TreeOutput{Created: tarball.Tree.Created, Compression: format.None, Tree: tarball.Tree.Tree}
 			want := map[string]string{}
-			for _, te := range fixture.ReadTar(t, readTarball(t, writeTreeFile(t, &gen.Export{Name: "t", Format: format.Tarball, Systems: []gen.System{tarball}}), format.None)) {
+			for _, te := range fixture.ReadTar(t, readTarball(t, writeTreeFile(t, &plan.Export{Name: "t", Format: format.Tarball, Systems: []plan.System{tarball}}), format.None)) {
 				name := "/" + strings.TrimSuffix(te.Hdr.Name, "/")
 				if strings.HasSuffix(te.Hdr.Name, "/") && !strings.HasPrefix(name, "/gnu") {
 					continue
@@ -111,7 +111,7 @@ func TestRPM(t *testing.T) {
 // TestRPMReproducible: the same rpm whatever the umask, time zone,
 // working folder, GOMAXPROCS, owners and mtimes of the files.
 func TestRPMReproducible(t *testing.T) {
-	checkTreeReproducible(t, func(t testing.TB, root string) *gen.Export { return helloRPM(t, root, format.Zstd) })
+	checkTreeReproducible(t, func(t testing.TB, root string) *plan.Export { return helloRPM(t, root, format.Zstd) })
 }
 
 // TestRPMInstall checks rpms of a real Nix closure, in the /nix/store and

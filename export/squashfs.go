@@ -9,7 +9,7 @@ import (
 
 	"github.com/storepack/storepack/export/squashfs"
 	"github.com/storepack/storepack/export/tree"
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -19,14 +19,14 @@ import (
 // The entries come from the tree's own tar, read back as it streams.
 type squashfsWriter struct{ treeWriter }
 
-func (squashfsWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+func (squashfsWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeAtomicAt(outDir, sys.Output, func(out *os.File) error { return writeSquashfs(out, t, src) })
 	})
 }
 
 // writeSquashfs writes t's image to out.
-func writeSquashfs(out *os.File, t *gen.TreeOutput, src tree.Source) error {
+func writeSquashfs(out *os.File, t *plan.TreeOutput, src tree.Source) error {
 	sw, err := squashfs.NewWriter(out, squashfs.Options{Compression: t.Compression, ModTime: t.Created})
 	if err != nil {
 		return err

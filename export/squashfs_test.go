@@ -9,17 +9,17 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
 // helloSquashfs plans a squashfs image of the Hello fixture's hello-2.12 in
 // /gnu/store, compressed as c, with the store database, an entry point,
 // cmd and env.
-func helloSquashfs(t testing.TB, root string, c format.Compression) *gen.Export {
+func helloSquashfs(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
 	hello := string(fixture.StorePath("/gnu/store", "hello-2.12"))
 	e, _ := treeExport(t, format.Squashfs, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
@@ -112,7 +112,7 @@ func squashfsListing(lls string) string {
 // TestSquashfsReproducible: the same image whatever the umask, time zone,
 // working folder, GOMAXPROCS, owners and mtimes of the files.
 func TestSquashfsReproducible(t *testing.T) {
-	checkTreeReproducible(t, func(t testing.TB, root string) *gen.Export { return helloSquashfs(t, root, format.Gzip) })
+	checkTreeReproducible(t, func(t testing.TB, root string) *plan.Export { return helloSquashfs(t, root, format.Gzip) })
 }
 
 // TestSquashfsNixClosure checks images of a real Nix closure, in the

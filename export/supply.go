@@ -17,9 +17,9 @@ import (
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/export/sbom"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/internal/version"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -29,8 +29,8 @@ import (
 // signature and attestation images, and OCI 1.1 referrers). It reads the
 // plan; the images' digests are what the image writers computed.
 type chain struct {
-	plan *gen.Plan
-	e    *gen.Export
+	plan *plan.Plan
+	e    *plan.Export
 	// key signs (a PEM key); nil for unsigned exports and for binary
 	// caches, whose narinfos their writer signs with a Nix key.
 	key *signing.Key
@@ -46,7 +46,7 @@ func (c *chain) noteImages(imgs []*image.Image) {
 }
 
 // newChain reads e's signing key, when it has a PEM one.
-func newChain(plan *gen.Plan, e *gen.Export) (*chain, error) {
+func newChain(plan *plan.Plan, e *plan.Export) (*chain, error) {
 	c := &chain{plan: plan, e: e}
 	if e.SignKey != "" && !e.Format.Def().NixSigned {
 		k, err := signing.ReadPEMKey(e.SignKey, nil)
@@ -80,7 +80,7 @@ func (c *chain) created() time.Time {
 
 // sboms returns the export's SBOM documents of sys (every system when
 // nil), named name, in the order the spec lists their formats.
-func (c *chain) sboms(sys *gen.System, name string) ([]sbomDoc, error) {
+func (c *chain) sboms(sys *plan.System, name string) ([]sbomDoc, error) {
 	var docs []sbomDoc
 	cl := sbom.Of(c.e, sys, name, c.created(), version.Get())
 	for _, f := range c.e.SBOM {
@@ -124,7 +124,7 @@ func (c *chain) build() attest.Build {
 
 // imageSubjects are the subjects of imgs: each manifest, and the index of
 // a multi-system export, named by their tags.
-func imageSubjects(e *gen.Export, imgs []*image.Image) ([]attest.Subject, error) {
+func imageSubjects(e *plan.Export, imgs []*image.Image) ([]attest.Subject, error) {
 	var subs []attest.Subject
 	for _, img := range imgs {
 		subs = append(subs, attest.Subject{Name: img.Plan.Tag, Digest: img.ManifestDigest})
@@ -232,15 +232,6 @@ func (c *chain) envelope(statement []byte) ([]byte, error) {
 	return attest.Envelope(compact, c.key)
 }
 
-// repository is the repository part of an image tag.
-func repository(tag string) string {
-	name, _, _ := strings.Cut(tag, "@")
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		name = name[:i]
-	}
-	return name
-}
-
 // sideBase is the name the side files of output f start with: the file,
 // or the folder of a format that writes one.
 func (c *chain) sideBase(f File) string {
@@ -293,7 +284,7 @@ func (c *chain) writeFiles(outDir string, files []File, imgs []*image.Image) ([]
 	}
 	for _, base := range bases {
 		fs := group[base]
-		var sys *gen.System
+		var sys *plan.System
 		if fs[0].System != "" {
 			for i := range c.e.Systems {
 				if c.e.Systems[i].Name == fs[0].System {

@@ -5,9 +5,9 @@ import (
 
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fanout"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -16,8 +16,8 @@ import (
 // extracts it.
 type tarballWriter struct{ treeWriter }
 
-func (tarballWriter) write(e *gen.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error) {
+func (tarballWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
+	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error { return writeTarball(w, t, src) })
 	})
 }
@@ -26,7 +26,7 @@ func (tarballWriter) write(e *gen.Export, outDir string, o Options, count nar.Co
 // on goroutines of its own, so that it overlaps reading the store: gzip
 // and zstd have theirs (compress.Options.Parallel), xz is fed through a
 // fanout.
-func writeTarball(w io.Writer, t *gen.TreeOutput, src tree.Source) error {
+func writeTarball(w io.Writer, t *plan.TreeOutput, src tree.Source) error {
 	cw, err := compress.NewWriter(w, t.Compression, compress.Options{Parallel: true})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -26,7 +27,7 @@ import (
 // helloTarball plans a tarball of the Hello fixture's hello-2.12 and
 // libc-link (default /bin symlink) in /gnu/store, compressed as c, with
 // the store database.
-func helloTarball(t testing.TB, root string, c format.Compression) *gen.Export {
+func helloTarball(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
 	e, _ := treeExport(t, format.Tarball, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12", "libc-link"}, func(e *spec.Export) {
 		e.Compression, e.Database = c, true
@@ -120,7 +121,7 @@ func TestTarballHardLinks(t *testing.T) {
 func TestTarballReproducible(t *testing.T) {
 	for _, c := range []format.Compression{format.Gzip, format.Zstd} {
 		t.Run(string(c), func(t *testing.T) {
-			checkTreeReproducible(t, func(t testing.TB, root string) *gen.Export { return helloTarball(t, root, c) })
+			checkTreeReproducible(t, func(t testing.TB, root string) *plan.Export { return helloTarball(t, root, c) })
 		})
 	}
 }
@@ -201,7 +202,7 @@ func TestTarballNixClosure(t *testing.T) {
 // nixTree plans an export of format f (a tree) of a real Nix closure,
 // with the store database and entry point bin/hello; set changes the spec
 // first.
-func nixTree(t testing.TB, c *nixtest.Closure, f format.Format, set func(*spec.Export)) *gen.Export {
+func nixTree(t testing.TB, c *nixtest.Closure, f format.Format, set func(*spec.Export)) *plan.Export {
 	t.Helper()
 	sys := nixClosure(t, c)
 	e := &spec.Export{
@@ -219,7 +220,7 @@ func nixTree(t testing.TB, c *nixtest.Closure, f format.Format, set func(*spec.E
 		t.Fatal(err)
 	}
 	sys.Tree, sys.Output = t2, e.Output
-	return &gen.Export{Name: e.Name, Format: f, Output: e.Output, Compression: e.Compression, Systems: []gen.System{sys}}
+	return &plan.Export{Name: e.Name, Format: f, Output: e.Output, Compression: e.Compression, Systems: []plan.System{sys}}
 }
 
 // checkNixTree checks a tree of a real Nix closure extracted at dir: run
@@ -227,7 +228,7 @@ func nixTree(t testing.TB, c *nixtest.Closure, f format.Format, set func(*spec.E
 // prints the closure's greeting; every item is NAR-identical to the
 // store's; and, with the store database, Nix verifies the tree as a
 // chroot store and lists the closure from it.
-func checkNixTree(t *testing.T, c *nixtest.Closure, dir string, sys *gen.System, run []string) {
+func checkNixTree(t *testing.T, c *nixtest.Closure, dir string, sys *plan.System, run []string) {
 	t.Helper()
 	out, err := exec.Command("chroot", append([]string{dir}, run...)...).CombinedOutput()
 	if err != nil || string(out) != nixtest.HelloOutput {
@@ -239,7 +240,7 @@ func checkNixTree(t *testing.T, c *nixtest.Closure, dir string, sys *gen.System,
 			t.Errorf("%s: the tree's NAR differs from the store's", it.Path)
 		}
 	}
-	if !slices.ContainsFunc(sys.Tree.Entries, func(e gen.Entry) bool { return e.Type == gen.EntryDatabase }) {
+	if !slices.ContainsFunc(sys.Tree.Entries, func(e plan.Entry) bool { return e.Type == plan.EntryDatabase }) {
 		return
 	}
 	if _, err := os.Stat(filepath.Join(dir, store.TreeDB(store.Dir(c.StoreDir)))); err != nil {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/storepack/storepack/export/tree"
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -13,14 +13,14 @@ import (
 // its own. Their write is writeTrees with the format's own output.
 type treeWriter struct{}
 
-func (treeWriter) totals(e *gen.Export) (bytes, items int64) { return closureTotals(e, false) }
+func (treeWriter) totals(e *plan.Export) (bytes, items int64) { return closureTotals(e, false) }
 
 func (treeWriter) tempDirs() []string { return nil }
 
 // writeTrees writes one output for each system of the tree export e with
 // one, given the system's tree and the source of its items (counted on
 // count), and returns the files, each with its export and system.
-func writeTrees(e *gen.Export, count nar.Counter, one func(sys *gen.System, t *gen.TreeOutput, src tree.Source) (File, error)) ([]File, error) {
+func writeTrees(e *plan.Export, count nar.Counter, one func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error)) ([]File, error) {
 	var files []File
 	for i := range e.Systems {
 		sys := &e.Systems[i]
@@ -44,12 +44,12 @@ func writeTrees(e *gen.Export, count nar.Counter, one func(sys *gen.System, t *g
 // treeSource is the tree of one system of a tree export, and where its
 // items are read from, counted on count, with the store database when the
 // tree holds it.
-func treeSource(e *gen.Export, sys *gen.System, count nar.Counter) (*gen.TreeOutput, tree.Source, error) {
+func treeSource(e *plan.Export, sys *plan.System, count nar.Counter) (*plan.TreeOutput, tree.Source, error) {
 	t := sys.Tree
 	if t == nil {
 		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: no tree plan", e.Name, sys.Name)
 	}
-	src, err := tree.Source{Items: gen.Items(sys.Closure), Counter: count}.WithDB(&t.Tree, t.MTime())
+	src, err := tree.Source{Items: plan.Items(sys.Closure), Counter: count}.WithDB(&t.Tree, t.MTime())
 	if err != nil {
 		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
 	}

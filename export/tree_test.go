@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/platform"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
@@ -28,7 +28,7 @@ const treeCreated = "2024-01-02T03:04:05Z"
 // the fixture's closure of roots, one system, in store folder dir with the
 // items below root (a new temporary folder when empty); set changes the
 // spec before planning.
-func treeExport(t testing.TB, f format.Format, dir store.Dir, root string, items []fixture.Item, roots []string, set func(*spec.Export)) (*gen.Export, *fixture.Store) {
+func treeExport(t testing.TB, f format.Format, dir store.Dir, root string, items []fixture.Item, roots []string, set func(*spec.Export)) (*plan.Export, *fixture.Store) {
 	t.Helper()
 	st := fixture.Write(t, dir, root, items)
 	e := &spec.Export{Name: "hello", Format: f, Compression: f.Def().Compression(), Created: treeCreated}
@@ -38,15 +38,15 @@ func treeExport(t testing.TB, f format.Format, dir store.Dir, root string, items
 	e.Output = f.Output(e.Name, e.Compression)
 	sys := st.System(t, "x86_64-linux", e, roots...)
 	sys.Output = e.Output
-	return &gen.Export{Name: e.Name, Format: f, Output: e.Output, Compression: e.Compression, Systems: []gen.System{*sys}}, st
+	return &plan.Export{Name: e.Name, Format: f, Output: e.Output, Compression: e.Compression, Systems: []plan.System{*sys}}, st
 }
 
 // writeTreeFile writes e (one system) into a new temporary folder and
 // returns the output file's path.
-func writeTreeFile(t testing.TB, e *gen.Export) string {
+func writeTreeFile(t testing.TB, e *plan.Export) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, err := writeExport(&gen.Plan{}, e, dir, Options{})
+	files, err := writeExport(&plan.Plan{}, e, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func extractTar(t testing.TB, r io.Reader, dir string) {
 
 // checkItemsIdentical checks that every item of closure is in the tree
 // extracted at root with the NAR hash the store has.
-func checkItemsIdentical(t testing.TB, root string, closure []gen.Item) {
+func checkItemsIdentical(t testing.TB, root string, closure []plan.Item) {
 	t.Helper()
 	for _, it := range closure {
 		sum, size, err := nar.Hash(filepath.Join(root, string(it.Path)))
@@ -121,7 +121,7 @@ func checkItemsIdentical(t testing.TB, root string, closure []gen.Item) {
 
 // checkTreeDB opens the store database in the tree extracted at root, as
 // a chroot store, and checks that it registers closure as the store did.
-func checkTreeDB(t testing.TB, root string, dir store.Dir, closure []gen.Item) {
+func checkTreeDB(t testing.TB, root string, dir store.Dir, closure []plan.Item) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(root, store.TreeDB(dir))); err != nil {
 		t.Fatalf("no store database in the tree: %v", err)
@@ -145,9 +145,9 @@ func checkTreeDB(t testing.TB, root string, dir store.Dir, closure []gen.Item) {
 
 // checkTreeReproducible is checkReproducible of a tree export's output
 // file.
-func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *gen.Export) {
+func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *plan.Export) {
 	t.Helper()
-	checkReproducible(t, build, func(t testing.TB, e *gen.Export) []byte {
+	checkReproducible(t, build, func(t testing.TB, e *plan.Export) []byte {
 		b, err := os.ReadFile(writeTreeFile(t, e))
 		if err != nil {
 			t.Fatal(err)
@@ -160,7 +160,7 @@ func checkTreeReproducible(t *testing.T, build func(t testing.TB, root string) *
 // the bytes written): from a fixture written normally, and from one with
 // other owners and mtimes written under another umask, time zone, working
 // folder and GOMAXPROCS. The bytes are equal.
-func checkReproducible(t *testing.T, build func(t testing.TB, root string) *gen.Export, write func(t testing.TB, e *gen.Export) []byte) {
+func checkReproducible(t *testing.T, build func(t testing.TB, root string) *plan.Export, write func(t testing.TB, e *plan.Export) []byte) {
 	t.Helper()
 	want := write(t, build(t, ""))
 	oldUmask := syscall.Umask(0o022 ^ 0o077)
@@ -204,14 +204,14 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 				p := helloPackage
 				e.Package = &p
 			}
-			out := &gen.Export{Name: e.Name, Format: f, Compression: e.Compression}
+			out := &plan.Export{Name: e.Name, Format: f, Compression: e.Compression}
 			for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 				sys := st.System(t, s, e, "hello-2.12")
 				sys.Output = "hello-" + s + f.Ext(e.Compression)
 				out.Systems = append(out.Systems, *sys)
 			}
 			dir := t.TempDir()
-			files, err := writeExport(&gen.Plan{}, out, dir, Options{})
+			files, err := writeExport(&plan.Plan{}, out, dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

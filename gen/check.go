@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -39,12 +40,12 @@ func (e *CheckError) Error() string {
 // written, as `nix-store --verify --check-contents` does. Items are hashed
 // GOMAXPROCS at a time; the error is that of the first failing item in
 // plan order (a *CheckError when the contents differ).
-func CheckContents(plan *Plan) error {
-	var items []*Item
+func CheckContents(p *plan.Plan) error {
+	var items []*plan.Item
 	seen := map[store.Path]bool{}
-	for i := range plan.Exports {
-		for j := range plan.Exports[i].Systems {
-			sys := &plan.Exports[i].Systems[j]
+	for i := range p.Exports {
+		for j := range p.Exports[i].Systems {
+			sys := &p.Exports[i].Systems[j]
 			for k := range sys.Closure {
 				if it := &sys.Closure[k]; !seen[it.Path] {
 					seen[it.Path] = true
@@ -79,7 +80,7 @@ func CheckContents(plan *Plan) error {
 }
 
 // checkItem re-hashes one item.
-func checkItem(it *Item) error {
+func checkItem(it *plan.Item) error {
 	fsPath := it.FSPath
 	if fsPath == "" {
 		fsPath = string(it.Path)

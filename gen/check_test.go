@@ -5,17 +5,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
 func TestCheckContents(t *testing.T) {
-	plan := mustGenerate(t, loadSpec(t, "testdata/specs/source", nil))
-	if err := CheckContents(plan); err != nil {
+	pl := mustGenerate(t, loadSpec(t, "testdata/specs/source", nil))
+	if err := CheckContents(pl); err != nil {
 		t.Fatalf("an untouched store fails the check: %v", err)
 	}
 	// The plan records another hash for hello: as if its files changed.
-	closure := plan.Exports[0].Systems[0].Closure
-	var hello *Item
+	closure := pl.Exports[0].Systems[0].Closure
+	var hello *plan.Item
 	for i := range closure {
 		if closure[i].Path.Name() == "hello-2.12" {
 			hello = &closure[i]
@@ -23,7 +24,7 @@ func TestCheckContents(t *testing.T) {
 	}
 	actual := hello.NarHash
 	hello.NarHash = store.Hash{}
-	err := CheckContents(plan)
+	err := CheckContents(pl)
 	var ce *CheckError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a *CheckError", err)

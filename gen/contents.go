@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -21,15 +22,15 @@ const (
 // account's home folder owned by it, and the files with their modes and
 // owners. A file block at /etc/passwd or /etc/group replaces the
 // generated one. Folders above them are made by treeEntries.
-func contentEntries(e *spec.Export, storeDir store.Dir) ([]Entry, error) {
-	var out []Entry
+func contentEntries(e *spec.Export, storeDir store.Dir) ([]plan.Entry, error) {
+	var out []plan.Entry
 	files := map[string]bool{}
 	for _, f := range e.Files {
 		if f.Path == string(storeDir) || strings.HasPrefix(f.Path, string(storeDir)+"/") {
 			return nil, fmt.Errorf("file %s: inside the store folder %s", f.Path, storeDir)
 		}
 		files[f.Path] = true
-		out = append(out, Entry{Path: f.Path, Type: EntryFile, Mode: Mode(f.Mode), Content: f.Content, UID: f.UID, GID: f.GID})
+		out = append(out, plan.Entry{Path: f.Path, Type: plan.EntryFile, Mode: plan.Mode(f.Mode), Content: f.Content, UID: f.UID, GID: f.GID})
 	}
 	user, _, _ := strings.Cut(e.Image.User, ":")
 	named := user != "" && strings.Trim(user, "0123456789") != "" && e.Image.Base == ""
@@ -49,11 +50,11 @@ func contentEntries(e *spec.Export, storeDir store.Dir) ([]Entry, error) {
 		if a.Home == string(storeDir) || strings.HasPrefix(a.Home, string(storeDir)+"/") {
 			return nil, fmt.Errorf("account %s: home %s inside the store folder %s", a.Name, a.Home, storeDir)
 		}
-		out = append(out, Entry{Path: a.Home, Type: EntryDirectory, Mode: 0o755, UID: a.UID, GID: a.GID})
+		out = append(out, plan.Entry{Path: a.Home, Type: plan.EntryDirectory, Mode: 0o755, UID: a.UID, GID: a.GID})
 	}
 	for _, f := range []struct{ path, content string }{{PasswdPath, passwd.String()}, {GroupPath, group.String()}} {
 		if !files[f.path] {
-			out = append(out, Entry{Path: f.path, Type: EntryFile, Mode: 0o644, Content: f.content})
+			out = append(out, plan.Entry{Path: f.path, Type: plan.EntryFile, Mode: 0o644, Content: f.content})
 		}
 	}
 	return out, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -15,11 +16,11 @@ import (
 func ExamplePlanImage() {
 	libc := store.Path("/gnu/store/7x3fb49z5m5zc3qp8gj7dskrpcrgc9mi-glibc-2.39")
 	hello := store.Path("/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12")
-	sys := &gen.System{
+	sys := &plan.System{
 		Name:          "x86_64-linux",
 		Roots:         []store.Path{hello},
 		ClosureDigest: "sha256:7848a94837864b8b50d7e546e58c70671fd80dde25662023bcd15c5e27d1caf5",
-		Closure: []gen.Item{
+		Closure: []plan.Item{
 			{Path: libc, FSPath: "/nonexistent/glibc", References: []store.Path{}},
 			{Path: hello, FSPath: "/nonexistent/hello", References: []store.Path{libc}},
 		},

@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
@@ -20,13 +22,13 @@ import (
 // Generate evaluates sp against the store it names into a Plan. It reads
 // store items (to hash those the database does not describe) but writes
 // nothing.
-func Generate(sp *spec.Spec) (*Plan, error) {
+func Generate(sp *spec.Spec) (*plan.Plan, error) {
 	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	g := &generator{spec: sp, store: st, items: map[store.Path]*Item{}, sources: map[store.Path]*spec.Source{}}
+	g := &generator{spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
 	if len(sp.Store.Substituters) > 0 {
 		dir, err := substitute.DefaultDir()
 		if err != nil {
@@ -39,19 +41,19 @@ func Generate(sp *spec.Spec) (*Plan, error) {
 	for i := range sp.Sources {
 		g.sources[sp.Sources[i].StorePath] = &sp.Sources[i]
 	}
-	plan := &Plan{StoreDir: sp.Store.Dir}
+	p := &plan.Plan{StoreDir: sp.Store.Dir}
 	for _, f := range sp.Files {
-		plan.SpecFiles = append(plan.SpecFiles, SpecFile{Path: f, SHA256: sp.FileSHA256[f]})
+		p.SpecFiles = append(p.SpecFiles, plan.SpecFile{Path: f, SHA256: sp.FileSHA256[f]})
 	}
 	if len(sp.Variables) > 0 {
-		plan.Variables = sp.Variables
+		p.Variables = sp.Variables
 	}
 	for i := range sp.Exports {
 		e, err := g.export(&sp.Exports[i])
 		if err != nil {
 			return nil, err
 		}
-		plan.Exports = append(plan.Exports, *e)
+		p.Exports = append(p.Exports, *e)
 	}
 	// Download and unpack the substituted items, in parallel.
 	if len(g.substituted) > 0 {
@@ -59,13 +61,13 @@ func Generate(sp *spec.Spec) (*Plan, error) {
 			return nil, err
 		}
 	}
-	return plan, nil
+	return p, nil
 }
 
 type generator struct {
 	spec    *spec.Spec
 	store   *store.Store
-	items   map[store.Path]*Item
+	items   map[store.Path]*plan.Item
 	sources map[store.Path]*spec.Source
 	// sub reads items missing from the store from binary caches (nil
 	// without substituters); substituted are those it will fetch.
@@ -100,12 +102,12 @@ func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
 	return info, nil
 }
 
-func (g *generator) export(e *spec.Export) (*Export, error) {
-	out := &Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
+func (g *generator) export(e *spec.Export) (*plan.Export, error) {
+	out := &plan.Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
 		Compression: e.Compression, SignKey: e.SignKey, SBOM: e.SBOM, Provenance: e.Provenance}
 	for i := range e.Systems {
 		ss := &e.Systems[i]
-		sys := &System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}
+		sys := &plan.System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}
 		paths, err := g.closure(sys.Roots)
 		if err != nil {
 			return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
@@ -164,11 +166,11 @@ func (g *generator) closure(roots []store.Path) ([]store.Path, error) {
 }
 
 // item describes p, hashing it when the database does not.
-func (g *generator) item(p store.Path) (*Item, error) {
+func (g *generator) item(p store.Path) (*plan.Item, error) {
 	if it, ok := g.items[p]; ok {
 		return it, nil
 	}
-	it := &Item{Path: p, FSPath: g.store.FSPath(p)}
+	it := &plan.Item{Path: p, FSPath: g.store.FSPath(p)}
 	if src, ok := g.sources[p]; ok {
 		it.Source = src.Name
 		it.FSPath = src.Path

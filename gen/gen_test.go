@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
@@ -34,7 +35,7 @@ func loadSpec(t *testing.T, dir string, env map[string]string) *spec.Spec {
 	return sp
 }
 
-func planJSON(t *testing.T, p *Plan) string {
+func planJSON(t *testing.T, p *plan.Plan) string {
 	t.Helper()
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -137,7 +138,7 @@ func TestMissingItem(t *testing.T) {
 	}
 }
 
-func mustGenerate(t *testing.T, sp *spec.Spec) *Plan {
+func mustGenerate(t *testing.T, sp *spec.Spec) *plan.Plan {
 	t.Helper()
 	p, err := Generate(sp)
 	if err != nil {

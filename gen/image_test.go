@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -20,10 +21,10 @@ import (
 // imageFixture is a closure of n items in dir: item000 (the root, with a
 // bin folder on disk) refers to all others; item001 to item00n-1 refer to
 // nothing. Each item's FSPath is a folder in a temporary directory.
-func imageFixture(t *testing.T, dir store.Dir, n int) *System {
+func imageFixture(t *testing.T, dir store.Dir, n int) *plan.System {
 	t.Helper()
 	tmp := t.TempDir()
-	sys := &System{Name: "x86_64-linux", ClosureDigest: "sha256:0123456789abcdef"}
+	sys := &plan.System{Name: "x86_64-linux", ClosureDigest: "sha256:0123456789abcdef"}
 	var all []store.Path
 	for i := 0; i < n; i++ {
 		all = append(all, fakePath(dir, fmt.Sprintf("item%03d", i)))
@@ -33,7 +34,7 @@ func imageFixture(t *testing.T, dir store.Dir, n int) *System {
 		if err := os.MkdirAll(filepath.Join(fs, "bin"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		it := Item{Path: p, FSPath: fs, NarHash: store.Hash(sha256.Sum256([]byte("hash-of-" + p.Name()))), References: []store.Path{}}
+		it := plan.Item{Path: p, FSPath: fs, NarHash: store.Hash(sha256.Sum256([]byte("hash-of-" + p.Name()))), References: []store.Path{}}
 		if i == 0 {
 			it.References = store.SortPaths(all)
 		}
@@ -43,7 +44,7 @@ func imageFixture(t *testing.T, dir store.Dir, n int) *System {
 	return sys
 }
 
-func dockerExport(sys *System, mod func(*spec.Export)) *spec.Export {
+func dockerExport(sys *plan.System, mod func(*spec.Export)) *spec.Export {
 	e := &spec.Export{
 		Name:    "hello",
 		Format:  format.Docker,
@@ -130,17 +131,17 @@ func TestPlanImageEntries(t *testing.T) {
 		symlinks map[string]string
 		noBin    bool
 		rootFile bool // the first root is a file, not a folder
-		want     func(root store.Path) []Entry
+		want     func(root store.Path) []plan.Entry
 	}{
 		{
 			name: "gnu default /bin",
 			dir:  "/gnu/store",
-			want: func(root store.Path) []Entry {
-				return []Entry{
-					{Path: "/bin", Type: EntrySymlink, Mode: 0o777, Target: string(root) + "/bin"},
-					{Path: "/gnu", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/gnu/store", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+			want: func(root store.Path) []plan.Entry {
+				return []plan.Entry{
+					{Path: "/bin", Type: plan.EntrySymlink, Mode: 0o777, Target: string(root) + "/bin"},
+					{Path: "/gnu", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/gnu/store", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
 				}
 			},
 		},
@@ -148,11 +149,11 @@ func TestPlanImageEntries(t *testing.T) {
 			name:  "nix, root without bin",
 			dir:   "/nix/store",
 			noBin: true,
-			want: func(store.Path) []Entry {
-				return []Entry{
-					{Path: "/nix", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/nix/store", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+			want: func(store.Path) []plan.Entry {
+				return []plan.Entry{
+					{Path: "/nix", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/nix/store", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
 				}
 			},
 		},
@@ -160,11 +161,11 @@ func TestPlanImageEntries(t *testing.T) {
 			name:     "gnu, root is a single file",
 			dir:      "/gnu/store",
 			rootFile: true,
-			want: func(store.Path) []Entry {
-				return []Entry{
-					{Path: "/gnu", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/gnu/store", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+			want: func(store.Path) []plan.Entry {
+				return []plan.Entry{
+					{Path: "/gnu", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/gnu/store", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
 				}
 			},
 		},
@@ -172,11 +173,11 @@ func TestPlanImageEntries(t *testing.T) {
 			name:     "no symlinks",
 			dir:      "/nix/store",
 			symlinks: map[string]string{},
-			want: func(store.Path) []Entry {
-				return []Entry{
-					{Path: "/nix", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/nix/store", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+			want: func(store.Path) []plan.Entry {
+				return []plan.Entry{
+					{Path: "/nix", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/nix/store", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
 				}
 			},
 		},
@@ -184,18 +185,18 @@ func TestPlanImageEntries(t *testing.T) {
 			name:     "symlinks with parents, deeper store",
 			dir:      "/opt/x/store",
 			symlinks: map[string]string{"/usr/bin/env": "ROOT/bin/env", "/etc/ssl": "../x", "/usr/lib": "/lib"},
-			want: func(root store.Path) []Entry {
-				return []Entry{
-					{Path: "/etc", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/etc/ssl", Type: EntrySymlink, Mode: 0o777, Target: "../x"},
-					{Path: "/opt", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/opt/x", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/opt/x/store", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
-					{Path: "/usr", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/usr/bin", Type: EntryDirectory, Mode: 0o755},
-					{Path: "/usr/bin/env", Type: EntrySymlink, Mode: 0o777, Target: string(root) + "/bin/env"},
-					{Path: "/usr/lib", Type: EntrySymlink, Mode: 0o777, Target: "/lib"},
+			want: func(root store.Path) []plan.Entry {
+				return []plan.Entry{
+					{Path: "/etc", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/etc/ssl", Type: plan.EntrySymlink, Mode: 0o777, Target: "../x"},
+					{Path: "/opt", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/opt/x", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/opt/x/store", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
+					{Path: "/usr", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/usr/bin", Type: plan.EntryDirectory, Mode: 0o755},
+					{Path: "/usr/bin/env", Type: plan.EntrySymlink, Mode: 0o777, Target: string(root) + "/bin/env"},
+					{Path: "/usr/lib", Type: plan.EntrySymlink, Mode: 0o777, Target: "/lib"},
 				}
 			},
 		},
@@ -378,7 +379,7 @@ func TestPlanImageConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ImageConfig{
+	want := plan.ImageConfig{
 		Entrypoint:   []string{root + "/bin/hello"},
 		Cmd:          []string{"--help"},
 		Env:          map[string]string{"PATH": "/bin", "LANG": "C.UTF-8", "A": "x=y"},
@@ -407,7 +408,7 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 	// one in the merged layer.
 	for _, changed := range []store.Path{before.Layers[1].Items[0], before.Layers[2].Items[1]} {
 		sys2 := *sys
-		sys2.Closure = append([]Item(nil), sys.Closure...)
+		sys2.Closure = append([]plan.Item(nil), sys.Closure...)
 		for i := range sys2.Closure {
 			if sys2.Closure[i].Path == changed {
 				sys2.Closure[i].NarHash[0] ^= 1
@@ -441,20 +442,20 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 }
 
 func TestModeJSON(t *testing.T) {
-	for _, m := range []Mode{0o755, 0o1777, 0o444, 0} {
+	for _, m := range []plan.Mode{0o755, 0o1777, 0o444, 0} {
 		b, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back Mode
+		var back plan.Mode
 		if err := json.Unmarshal(b, &back); err != nil || back != m {
 			t.Errorf("mode %o: JSON %s reads back as %o, %v", m, b, back, err)
 		}
 	}
-	if b, _ := json.Marshal(Mode(0o755)); string(b) != `"0755"` {
+	if b, _ := json.Marshal(plan.Mode(0o755)); string(b) != `"0755"` {
 		t.Errorf("0755 marshals as %s", b)
 	}
-	var m Mode
+	var m plan.Mode
 	if err := json.Unmarshal([]byte(`"9"`), &m); err == nil {
 		t.Error(`mode "9": no error`)
 	}

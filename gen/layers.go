@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -49,7 +50,7 @@ import (
 // popularity counts, for each item of closure, the closure items that depend
 // on it, directly or through others, itself included. References outside
 // the closure and self-references are ignored.
-func popularity(closure []Item) map[store.Path]int {
+func popularity(closure []plan.Item) map[store.Path]int {
 	n := len(closure)
 	index := make(map[store.Path]int, n)
 	for i := range closure {
@@ -105,7 +106,7 @@ func popularity(closure []Item) map[store.Path]int {
 // rankItems orders the closure's items for layering: most popular first,
 // then store items before the items of the spec's sources, then by name
 // (the store path without its hash part), then by path.
-func rankItems(closure []Item) []store.Path {
+func rankItems(closure []plan.Item) []store.Path {
 	pop := popularity(closure)
 	ranked := make([]store.Path, 0, len(closure))
 	source := map[store.Path]bool{}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -18,10 +19,10 @@ func fakePath(dir store.Dir, name string) store.Path {
 }
 
 // fakeClosure builds items from a graph given as name -> referenced names.
-func fakeClosure(dir store.Dir, graph map[string][]string) []Item {
-	var items []Item
+func fakeClosure(dir store.Dir, graph map[string][]string) []plan.Item {
+	var items []plan.Item
 	for name, refs := range graph {
-		it := Item{Path: fakePath(dir, name), NarHash: sha256.Sum256([]byte(name)), References: []store.Path{}}
+		it := plan.Item{Path: fakePath(dir, name), NarHash: sha256.Sum256([]byte(name)), References: []store.Path{}}
 		for _, r := range refs {
 			it.References = append(it.References, fakePath(dir, r))
 		}
@@ -140,12 +141,12 @@ func TestRankItemsStableAcrossRebuilds(t *testing.T) {
 	// A rebuilt item (same name, new hash) keeps its place among equally
 	// popular items, whatever its hash sorts like.
 	const d = store.Dir("/gnu/store")
-	base := []Item{
+	base := []plan.Item{
 		{Path: d.Join("00000000000000000000000000000000-b"), References: nil},
 		{Path: d.Join("11111111111111111111111111111111-a"), References: nil},
 	}
-	rebuilt := []Item{base[0], {Path: d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a")}}
-	for _, items := range [][]Item{base, rebuilt} {
+	rebuilt := []plan.Item{base[0], {Path: d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a")}}
+	for _, items := range [][]plan.Item{base, rebuilt} {
 		r := rankItems(items)
 		if r[0].Name() != "a" || r[1].Name() != "b" {
 			t.Errorf("rank of %v: %v, want a then b", items, r)

@@ -6,110 +6,14 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/platform"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
-
-// Tree is a file system tree of store items and the folders, symlinks and
-// files around them: what an image layer holds, and what the output of a
-// file system tree format holds. Package tree writes it.
-type Tree struct {
-	// Items are the store items the tree holds, each at its store path,
-	// sorted.
-	Items []store.Path `json:"items,omitempty"`
-	// Entries are the folders, symlinks and files it holds besides the
-	// items, sorted by path: the store folder's parents, and the folders,
-	// symlinks and files the spec and the format ask for.
-	Entries []Entry `json:"entries"`
-}
-
-// Entry types.
-const (
-	EntryDirectory = "directory"
-	EntrySymlink   = "symlink"
-	// EntryFile is a regular file whose contents are the entry's Content.
-	EntryFile = "file"
-	// EntryDatabase is the store database registering the tree's closure
-	// (every item of the export's system), which the writer makes
-	// (store.WriteDB) with the tree's time as registration time.
-	EntryDatabase = "database"
-)
-
-// Entry is a folder, symlink or file of a tree that is not part of a store
-// item.
-type Entry struct {
-	// Path is absolute, as in the tree: /gnu/store, /bin.
-	Path string `json:"path"`
-	// Type is one of the Entry types.
-	Type string `json:"type"`
-	// Mode is the permission bits (with the sticky bit for /tmp).
-	Mode Mode `json:"mode"`
-	// Target is a symlink's target, verbatim.
-	Target string `json:"target,omitempty"`
-	// Content is a file's contents.
-	Content string `json:"content,omitempty"`
-	// UID and GID own the entry (0: root).
-	UID int `json:"uid,omitempty"`
-	GID int `json:"gid,omitempty"`
-}
-
-// Mode is a file mode's permission bits; JSON writes it as an octal string
-// such as "0755".
-type Mode uint32
-
-// MarshalText writes m in octal with at least four digits.
-func (m Mode) MarshalText() ([]byte, error) { return fmt.Appendf(nil, "%04o", uint32(m)), nil }
-
-// UnmarshalText reads an octal mode.
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := strconv.ParseUint(string(b), 8, 32)
-	if err != nil {
-		return fmt.Errorf("mode %q: %w", b, err)
-	}
-	*m = Mode(v)
-	return nil
-}
-
-// TreeOutput is the plan of one system's output of a file system tree
-// format (tarball, squashfs, deb, rpm): the tree, whose items are the whole
-// closure, its time and compression, and a package's metadata.
-type TreeOutput struct {
-	// Created is the time of the output: every entry's modification time
-	// is Created rounded down to the second (MTime), and a database's
-	// registration time.
-	Created time.Time `json:"created"`
-	// Compression is the output's compression, one of the format's.
-	Compression format.Compression `json:"compression,omitempty"`
-	Tree
-	// Package is the package metadata of deb and rpm outputs.
-	Package *Package `json:"package,omitempty"`
-}
-
-// MTime is the modification time of every entry of the tree, in Unix
-// seconds: Created rounded down to the second.
-func (t *TreeOutput) MTime() int64 { return t.Created.Unix() }
-
-// Package is the metadata of a package (deb, rpm) as the spec's package
-// block gives it, with the architecture of its system in the format's
-// naming (amd64 for deb, x86_64 for rpm). The description's first line is
-// the package's summary; by default it names the closure's roots.
-type Package struct {
-	Name         string `json:"name"`
-	Version      string `json:"version"`
-	Release      string `json:"release,omitempty"`
-	Architecture string `json:"architecture"`
-	Maintainer   string `json:"maintainer,omitempty"`
-	Description  string `json:"description,omitempty"`
-	License      string `json:"license,omitempty"`
-	Homepage     string `json:"homepage,omitempty"`
-}
 
 // PlanTree plans the output of sys, one system of export e (a file system
 // tree format), whose Name, Roots and Closure are set: Generate calls it
@@ -117,7 +21,7 @@ type Package struct {
 // store folder's parents, the symlinks, the store database when asked for
 // and, for formats that run a program (squashfs), the runtime's files and
 // mount points.
-func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
+func PlanTree(e *spec.Export, sys *plan.System) (*plan.TreeOutput, error) {
 	if len(sys.Closure) == 0 {
 		return nil, errors.New("tree of an empty closure")
 	}
@@ -126,7 +30,7 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := Items(sys.Closure)
+	items := plan.Items(sys.Closure)
 	storeDir := sys.Closure[0].Path.Dir()
 	ss := specSystem(e, sys.Name)
 	links, err := symlinks(e, ss, sys, items, storeDir)
@@ -153,7 +57,7 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &TreeOutput{Created: created, Compression: e.Compression}
+	out := &plan.TreeOutput{Created: created, Compression: e.Compression}
 	out.Entries = entries
 	for i := range sys.Closure {
 		out.Items = append(out.Items, sys.Closure[i].Path)
@@ -168,7 +72,7 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 			return nil, err
 		}
 		p := *e.Package
-		out.Package = &Package{Name: p.Name, Version: p.Version, Release: p.Release, Architecture: def.PackageArch(plat),
+		out.Package = &plan.Package{Name: p.Name, Version: p.Version, Release: p.Release, Architecture: def.PackageArch(plat),
 			Maintainer: p.Maintainer, Description: p.Description, License: p.License, Homepage: p.Homepage}
 		if out.Package.Architecture == "" {
 			return nil, fmt.Errorf("system %s has no %s architecture", sys.Name, e.Format)
@@ -186,16 +90,16 @@ func PlanTree(e *spec.Export, sys *System) (*TreeOutput, error) {
 
 // databaseEntry is the store database of a tree of items of store folder
 // d, where the store's daemons look for it.
-func databaseEntry(d store.Dir) Entry {
-	return Entry{Path: store.TreeDB(d), Type: EntryDatabase, Mode: 0o644}
+func databaseEntry(d store.Dir) plan.Entry {
+	return plan.Entry{Path: store.TreeDB(d), Type: plan.EntryDatabase, Mode: 0o644}
 }
 
 // storeParents are the folders above the store's items: /gnu and
 // /gnu/store for /gnu/store, at 0755.
-func storeParents(d store.Dir) []Entry {
-	var out []Entry
+func storeParents(d store.Dir) []plan.Entry {
+	var out []plan.Entry
 	for p := string(d); p != "/"; p = path.Dir(p) {
-		out = append(out, Entry{Path: p, Type: EntryDirectory, Mode: 0o755})
+		out = append(out, plan.Entry{Path: p, Type: plan.EntryDirectory, Mode: 0o755})
 	}
 	slices.Reverse(out)
 	return out
@@ -204,7 +108,7 @@ func storeParents(d store.Dir) []Entry {
 // symlinks is the spec's symlinks, or the default: /bin to the first
 // path's bin when it is a folder (or a symlink) in that store item, but
 // none for formats that install into an existing root (deb, rpm).
-func symlinks(e *spec.Export, ss *spec.System, sys *System, items map[store.Path]*Item, storeDir store.Dir) (map[string]string, error) {
+func symlinks(e *spec.Export, ss *spec.System, sys *plan.System, items map[store.Path]*plan.Item, storeDir store.Dir) (map[string]string, error) {
 	if e.Symlinks != nil {
 		for link, target := range e.Symlinks {
 			if !strings.HasPrefix(target, string(storeDir)+"/") {
@@ -251,8 +155,8 @@ func symlinks(e *spec.Export, ss *spec.System, sys *System, items map[store.Path
 // entries the tree needs (the store's parents, /tmp, files; of a folder
 // listed twice, the last), the symlinks, and the folders above both
 // (0755), sorted by path.
-func treeEntries(fixed []Entry, links map[string]string, storeDir store.Dir) ([]Entry, error) {
-	byPath := map[string]Entry{}
+func treeEntries(fixed []plan.Entry, links map[string]string, storeDir store.Dir) ([]plan.Entry, error) {
+	byPath := map[string]plan.Entry{}
 	// addParents adds the folders above p; a symlink above a link is an
 	// error (one above a fixed entry is when the link is added).
 	addParents := func(p string, isLink bool) error {
@@ -261,19 +165,19 @@ func treeEntries(fixed []Entry, links map[string]string, storeDir store.Dir) ([]
 				return fmt.Errorf("%s is inside symlink %s", p, dir)
 			}
 			if e, ok := byPath[dir]; ok {
-				if e.Type != EntryDirectory {
+				if e.Type != plan.EntryDirectory {
 					return fmt.Errorf("%s is inside %s, which is a %s", p, dir, e.Type)
 				}
 				continue
 			}
-			byPath[dir] = Entry{Path: dir, Type: EntryDirectory, Mode: 0o755}
+			byPath[dir] = plan.Entry{Path: dir, Type: plan.EntryDirectory, Mode: 0o755}
 		}
 		return nil
 	}
 	for _, e := range fixed {
 		// A folder given twice takes its last mode (/tmp, 1777, when the
 		// store folder is below /tmp).
-		if prev, ok := byPath[e.Path]; ok && (prev.Type != EntryDirectory || e.Type != EntryDirectory) {
+		if prev, ok := byPath[e.Path]; ok && (prev.Type != plan.EntryDirectory || e.Type != plan.EntryDirectory) {
 			return nil, fmt.Errorf("%s is in the tree twice", e.Path)
 		}
 		byPath[e.Path] = e
@@ -301,7 +205,7 @@ func treeEntries(fixed []Entry, links map[string]string, storeDir store.Dir) ([]
 		}
 		if e, ok := byPath[l]; ok {
 			kind := e.Type
-			if kind == EntryDirectory {
+			if kind == plan.EntryDirectory {
 				kind = "folder"
 			}
 			return nil, fmt.Errorf("symlink %s: the tree needs %s as a %s", l, e.Path, kind)
@@ -309,13 +213,13 @@ func treeEntries(fixed []Entry, links map[string]string, storeDir store.Dir) ([]
 		if err := addParents(l, true); err != nil {
 			return nil, fmt.Errorf("symlink %w", err)
 		}
-		byPath[l] = Entry{Path: l, Type: EntrySymlink, Mode: 0o777, Target: links[l]}
+		byPath[l] = plan.Entry{Path: l, Type: plan.EntrySymlink, Mode: 0o777, Target: links[l]}
 	}
-	out := make([]Entry, 0, len(byPath))
+	out := make([]plan.Entry, 0, len(byPath))
 	for _, e := range byPath {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b plan.Entry) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
@@ -328,15 +232,15 @@ const (
 
 // mountPoints are the folders a container runtime mounts over or fills
 // (Apptainer's action scripts and libraries).
-var mountPoints = []Entry{
-	{Path: "/.singularity.d/actions", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/.singularity.d/libs", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/dev", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/etc", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/home", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/proc", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/sys", Type: EntryDirectory, Mode: 0o755},
-	{Path: "/tmp", Type: EntryDirectory, Mode: 0o1777},
+var mountPoints = []plan.Entry{
+	{Path: "/.singularity.d/actions", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/.singularity.d/libs", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/dev", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/etc", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/home", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/proc", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/sys", Type: plan.EntryDirectory, Mode: 0o755},
+	{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
 }
 
 // runtimeEntries are what Apptainer and Singularity need in a tree that
@@ -345,7 +249,7 @@ var mountPoints = []Entry{
 // entry point and cmd with the arguments it is given (none when both are
 // empty). The scripts run with the closure's first bin/sh, by path, when
 // it has one, so that they also run under a plain chroot; else /bin/sh.
-func runtimeEntries(e *spec.Export, ss *spec.System, items map[store.Path]*Item) ([]Entry, error) {
+func runtimeEntries(e *spec.Export, ss *spec.System, items map[store.Path]*plan.Item) ([]plan.Entry, error) {
 	entrypoint, cmd := e.Entrypoint, e.Cmd
 	if ss != nil && ss.Entrypoint != nil {
 		entrypoint = ss.Entrypoint
@@ -371,7 +275,7 @@ func runtimeEntries(e *spec.Export, ss *spec.System, items map[store.Path]*Item)
 		}
 		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(e.Env[k]))
 	}
-	out = append(out, Entry{Path: environmentPath, Type: EntryFile, Mode: 0o755, Content: env.String()})
+	out = append(out, plan.Entry{Path: environmentPath, Type: plan.EntryFile, Mode: 0o755, Content: env.String()})
 	if args := append(slices.Clone(entrypoint), cmd...); len(args) > 0 {
 		var run strings.Builder
 		fmt.Fprintf(&run, "#!%s\n", sh)
@@ -383,14 +287,14 @@ func runtimeEntries(e *spec.Export, ss *spec.System, items map[store.Path]*Item)
 			run.WriteString(" " + shellQuote(a))
 		}
 		run.WriteString(" \"$@\"\n")
-		out = append(out, Entry{Path: runscriptPath, Type: EntryFile, Mode: 0o755, Content: run.String()})
+		out = append(out, plan.Entry{Path: runscriptPath, Type: plan.EntryFile, Mode: 0o755, Content: run.String()})
 	}
 	return out, nil
 }
 
 // closureShell is the first item's bin/sh, by path, among items, or
 // /bin/sh when none has one.
-func closureShell(items map[store.Path]*Item) (string, error) {
+func closureShell(items map[store.Path]*plan.Item) (string, error) {
 	paths := make([]store.Path, 0, len(items))
 	for p := range items {
 		paths = append(paths, p)

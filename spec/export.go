@@ -18,6 +18,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/reference"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -207,7 +208,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	l.layerBlocks(d, content.Blocks.OfType("layer"))
 	if push, set, ok := l.evalString(attrs["push"]); ok && set {
 		e.Push = push
-		if _, _, err := ParseReference(push); err != nil {
+		if _, _, err := reference.Parse(push); err != nil {
 			l.errorf(attrs["push"].Expr.Range().Ptr(), "Invalid push reference", "push is a registry reference such as registry.example.org/hello:1.0: %v.", err)
 		}
 	}
@@ -457,10 +458,10 @@ func (l *loader) image(d *exportDecl) {
 	e, attrs, im := &d.e, d.attrs, &d.e.Image
 	if tag, set, ok := l.evalString(attrs["tag"]); ok && set {
 		im.Tag = tag
-		if _, _, err := ParseReference(tag); err != nil {
+		if _, _, err := reference.Parse(tag); err != nil {
 			l.errorf(attrs["tag"].Expr.Range().Ptr(), "Invalid tag", "A tag is name[:tag] as docker and OCI tools take it: %v.", err)
 		}
-	} else if ok && !refPathComponent.MatchString(e.Name) {
+	} else if _, _, err := reference.Parse(e.Name); ok && err != nil {
 		l.errorf(d.block.LabelRanges[0].Ptr(), "Invalid default tag", "Without a tag, the image's name is the export's name, and %q is not a valid image name (lower-case letters and digits separated by '.', '_' or '-'): set tag.", e.Name)
 	}
 	im.Annotations = l.stringMap(attrs["annotations"], "Invalid annotation", func(k, _ string) string {

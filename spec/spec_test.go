@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	gcrname "github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -355,48 +353,6 @@ func TestStoreBlock(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestParseReference checks the reference grammar, and that every
-// reference it accepts is one go-containerregistry (which pushes) takes
-// too, with the same name and tag.
-func TestParseReference(t *testing.T) {
-	tests := []struct {
-		ref, name, tag string // name "" when the reference is wrong
-	}{
-		{"hello", "hello", "latest"},
-		{"hello:1.0", "hello", "1.0"},
-		{"demo/hello:v1_2-rc.3", "demo/hello", "v1_2-rc.3"},
-		{"registry.example.org:5000/demo/hello:1", "registry.example.org:5000/demo/hello", "1"},
-		{"localhost/hello", "localhost/hello", "latest"},
-		{"127.0.0.1:5000/hello:x", "127.0.0.1:5000/hello", "x"},
-		{"a__b/c--d.e_f", "a__b/c--d.e_f", "latest"},
-		{"Hello", "", ""},
-		{"hello:", "", ""},
-		{"hello:-x", "", ""},
-		{"hello:" + strings.Repeat("x", 129), "", ""},
-		{"hello@sha256:" + strings.Repeat("0", 64), "", ""},
-		{"hello..x", "", ""},
-		{"/hello", "", ""},
-		{"hello/", "", ""},
-		{"bad_host:x/hello", "", ""},
-		{"", "", ""},
-	}
-	for _, tt := range tests {
-		name, tag, err := ParseReference(tt.ref)
-		if (err == nil) != (tt.name != "") || name != tt.name || tag != tt.tag {
-			t.Errorf("ParseReference(%q) = %q, %q, %v; want %q, %q", tt.ref, name, tag, err, tt.name, tt.tag)
-		}
-		if err != nil {
-			continue
-		}
-		ref, err := gcrname.NewTag(tt.ref)
-		if err != nil {
-			t.Errorf("%q: go-containerregistry refuses it: %v", tt.ref, err)
-		} else if ref.TagStr() != tag {
-			t.Errorf("%q: go-containerregistry reads the tag %q, we %q", tt.ref, ref.TagStr(), tag)
-		}
 	}
 }
 

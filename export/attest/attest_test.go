@@ -19,8 +19,8 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -47,9 +47,9 @@ func key(t *testing.T) (*signing.Key, ed25519.PublicKey) {
 var subjects = []Subject{{Name: "app.tar.gz", Digest: digest.FromString("app")}}
 
 func TestProvenance(t *testing.T) {
-	it := gen.Item{Path: "/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"}
-	b := Build{Export: "app", SpecFiles: []gen.SpecFile{{Path: "storepack.hcl", SHA256: strings.Repeat("ab", 32)}},
-		Variables: map[string]string{"version": `"1.0"`}, Items: []gen.Item{it}, Tool: "v1.2.3"}
+	it := plan.Item{Path: "/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"}
+	b := Build{Export: "app", SpecFiles: []plan.SpecFile{{Path: "storepack.hcl", SHA256: strings.Repeat("ab", 32)}},
+		Variables: map[string]string{"version": `"1.0"`}, Items: []plan.Item{it}, Tool: "v1.2.3"}
 	st, err := Provenance(subjects, b)
 	if err != nil {
 		t.Fatal(err)

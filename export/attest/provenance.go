@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 )
 
 // BuildType is the buildType of storepack's provenance: an export of a
@@ -26,11 +26,11 @@ type Build struct {
 	Export string
 	// SpecFiles are the spec's files, relative to its folder, with their
 	// sha256.
-	SpecFiles []gen.SpecFile
+	SpecFiles []plan.SpecFile
 	// Variables are the spec's variables, each as JSON.
 	Variables map[string]string
 	// Items are the store items the export read, each once.
-	Items []gen.Item
+	Items []plan.Item
 	// Tool is storepack's version.
 	Tool string
 }

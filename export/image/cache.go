@@ -8,10 +8,10 @@ import (
 	"strconv"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -29,7 +29,7 @@ const layerFormat = "storepack layer tar 1"
 func key(l Layer, compression format.Compression) layercache.Key {
 	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(l.MTime, 10),
 		"compression " + compress.Settings(compression, layerCompression)}
-	k, err := layercache.KeyOf(append(parts, gen.LayerInputs(l.Plan, l.Items)...)...)
+	k, err := layercache.KeyOf(append(parts, plan.LayerInputs(l.Plan, l.Items)...)...)
 	if err != nil {
 		// No part holds a newline: %q quotes paths and targets.
 		panic(err)

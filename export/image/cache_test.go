@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
@@ -16,10 +16,10 @@ func TestKeyCoversInputs(t *testing.T) {
 	f := fixture.Write(t, "/nix/store", "", fixture.Hello())
 	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
-	base := Layers(&gen.Export{Systems: []gen.System{*sys}})[0]
+	base := Layers(&plan.Export{Systems: []plan.System{*sys}})[0]
 	want := key(base, format.None)
 	otherHash := base
-	otherHash.Items = map[store.Path]*gen.Item{}
+	otherHash.Items = map[store.Path]*plan.Item{}
 	for p, it := range base.Items {
 		otherHash.Items[p] = it
 	}
@@ -31,7 +31,7 @@ func TestKeyCoversInputs(t *testing.T) {
 	otherMTime.MTime++
 	otherEntries := base
 	l := *base.Plan
-	l.Entries = append([]gen.Entry{}, l.Entries...)
+	l.Entries = append([]plan.Entry{}, l.Entries...)
 	l.Entries[0].Mode = 0o700
 	otherEntries.Plan = &l
 	tests := []struct {

@@ -27,8 +27,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
-	"github.com/storepack/storepack/spec"
+	"github.com/storepack/storepack/internal/reference"
+	"github.com/storepack/storepack/plan"
 )
 
 // Blob is a written layer: the diff id (sha256 of the uncompressed tar)
@@ -52,7 +52,7 @@ type BaseBlob struct {
 // blob of each layer, and the config and OCI manifest they give.
 type Image struct {
 	// Plan is the image's plan.
-	Plan *gen.Image
+	Plan *plan.Image
 	// Blobs are its layers' blobs, one per layer of the plan, bottom first.
 	Blobs []Blob
 	// BaseBlobs are its base's layer blobs (Plan.Base), below Blobs, with
@@ -68,7 +68,7 @@ type Image struct {
 
 // newImage encodes the config and manifest of the image plan p whose layers'
 // blobs are blobs (one per layer, bottom first).
-func newImage(p *gen.Image, blobs []Blob, base map[digest.Digest]BaseBlob) (*Image, error) {
+func newImage(p *plan.Image, blobs []Blob, base map[digest.Digest]BaseBlob) (*Image, error) {
 	if len(blobs) != len(p.Layers) {
 		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
 	}
@@ -205,12 +205,12 @@ func (img *Image) DockerEntry() DockerEntry {
 func DockerLayerTar(id string) string { return id + "/layer.tar" }
 
 // NameTag splits the image's tag into its name and tag parts.
-func (img *Image) NameTag() (name, tag string, err error) { return spec.ParseReference(img.Plan.Tag) }
+func (img *Image) NameTag() (name, tag string, err error) { return reference.Parse(img.Plan.Tag) }
 
 // Index is the OCI image index of a multi-system export: one manifest
 // descriptor per image, in system order, with its platform; annotated with
-// the export's index tag (gen.Export.IndexTag).
-func Index(e *gen.Export, imgs []*Image) ([]byte, error) {
+// the export's index tag (plan.Export.IndexTag).
+func Index(e *plan.Export, imgs []*Image) ([]byte, error) {
 	idx := &ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
@@ -315,12 +315,12 @@ func envList(env map[string]string) []string {
 // manifest entry and the OCI manifest's digest and size.
 func (img *Image) MarshalJSON() ([]byte, error) {
 	type layer struct {
-		*gen.Layer
+		*plan.Layer
 		Blob
 	}
 	p := img.Plan
 	v := struct {
-		Platform       gen.Platform       `json:"platform"`
+		Platform       plan.Platform      `json:"platform"`
 		Tag            string             `json:"tag"`
 		MTime          int64              `json:"mtime"`
 		Layers         []layer            `json:"layers"`

@@ -13,23 +13,23 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 )
 
 // helloExport plans a docker export of the hello fixture for one system,
 // with the settings of e.
-func helloExport(t *testing.T, e *spec.Export) *gen.Export {
+func helloExport(t *testing.T, e *spec.Export) *plan.Export {
 	t.Helper()
 	f := fixture.Write(t, "/gnu/store", "", fixture.Hello())
 	e.Name, e.Format = "hello", format.Docker
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
-	return &gen.Export{Name: e.Name, Format: e.Format, Systems: []gen.System{*sys}}
+	return &plan.Export{Name: e.Name, Format: e.Format, Systems: []plan.System{*sys}}
 }
 
 // fakeBlobs are made-up blobs, one per layer of p.
-func fakeBlobs(p *gen.Image) []Blob {
+func fakeBlobs(p *plan.Image) []Blob {
 	var out []Blob
 	for i := range p.Layers {
 		d := digest.FromString(fmt.Sprint(i))
@@ -174,7 +174,7 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check = %d, %q, %v; want 1, none", mtime, c, err)
 	}
 	two := *e
-	two.Systems = []gen.System{e.Systems[0], e.Systems[0]}
+	two.Systems = []plan.System{e.Systems[0], e.Systems[0]}
 	later := *e.Systems[0].Image
 	later.Created = later.Created.Add(time.Hour)
 	two.Systems[1].Image = &later
@@ -185,7 +185,7 @@ func TestCheck(t *testing.T) {
 	if _, _, err := Check(&two); err == nil || !strings.Contains(err.Error(), "no image plan") {
 		t.Errorf("a system without an image: %v", err)
 	}
-	if _, _, err := Check(&gen.Export{Name: "x"}); err == nil {
+	if _, _, err := Check(&plan.Export{Name: "x"}); err == nil {
 		t.Error("an export without systems: no error")
 	}
 }

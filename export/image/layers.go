@@ -13,10 +13,10 @@ import (
 
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/internal/layercache"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -24,9 +24,9 @@ import (
 // Layer is a layer of an export's images with what writing it needs: its
 // plan, the images' mtime, and the items of the closure it comes from.
 type Layer struct {
-	Plan  *gen.Layer
+	Plan  *plan.Layer
 	MTime int64
-	Items map[store.Path]*gen.Item
+	Items map[store.Path]*plan.Item
 	// db makes the store database once for the layer that holds it, for
 	// Size and WriteTar both; nil for a Layer not made by Layers.
 	db func() (tree.Source, error)
@@ -36,7 +36,7 @@ type Layer struct {
 // the first image's layers from the bottom up, then the layers of the next
 // images not listed yet. Archives hold them in this order, so that the
 // layers that change least often come first.
-func Layers(e *gen.Export) []Layer {
+func Layers(e *plan.Export) []Layer {
 	seen := map[string]bool{}
 	var out []Layer
 	for i := range e.Systems {
@@ -44,7 +44,7 @@ func Layers(e *gen.Export) []Layer {
 		if sys.Image == nil {
 			continue
 		}
-		items := gen.Items(sys.Closure)
+		items := plan.Items(sys.Closure)
 		for j := range sys.Image.Layers {
 			l := &sys.Image.Layers[j]
 			if seen[l.ID] {
@@ -64,7 +64,7 @@ func Layers(e *gen.Export) []Layer {
 // Totals is the work of writing e's images: the NAR bytes and the number
 // of the items of each distinct layer (an item in two differently grouped
 // layers is read twice). Progress shows the work done against them.
-func Totals(e *gen.Export) (bytes, items int64) {
+func Totals(e *plan.Export) (bytes, items int64) {
 	for _, l := range Layers(e) {
 		for _, p := range l.Plan.Items {
 			bytes += l.Items[p].NarSize
@@ -77,7 +77,7 @@ func Totals(e *gen.Export) (bytes, items int64) {
 // Check checks that every system of e has an image with layers and that
 // the images share one mtime and one compression (they do: both are set
 // per export), and returns them.
-func Check(e *gen.Export) (mtime int64, compression format.Compression, err error) {
+func Check(e *plan.Export) (mtime int64, compression format.Compression, err error) {
 	if len(e.Systems) == 0 {
 		return 0, "", fmt.Errorf("export %q has no system", e.Name)
 	}
@@ -106,14 +106,14 @@ func Check(e *gen.Export) (mtime int64, compression format.Compression, err erro
 
 // Images gives each system of e its image, from the blobs of its layers
 // by layer ID.
-func Images(e *gen.Export, blobs map[string]Blob) ([]*Image, error) {
+func Images(e *plan.Export, blobs map[string]Blob) ([]*Image, error) {
 	return ImagesWithBase(e, blobs, nil)
 }
 
 // ImagesWithBase is Images for archives that hold the base's layers in
 // another form than the base's blobs (a docker archive's uncompressed
 // tars): base maps a base blob's digest to the blob that stands for it.
-func ImagesWithBase(e *gen.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
+func ImagesWithBase(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
 	imgs := make([]*Image, 0, len(e.Systems))
 	for i := range e.Systems {
 		p := e.Systems[i].Image
@@ -292,7 +292,7 @@ func SizesAhead(layers []Layer) (results []chan SizeResult, stop func()) {
 // not nil), the layers it has records of are not read at all, and the
 // records of the others are kept (without their blobs, which nothing
 // writes).
-func Digest(e *gen.Export, c *layercache.Cache) ([]*Image, error) {
+func Digest(e *plan.Export, c *layercache.Cache) ([]*Image, error) {
 	_, compression, err := Check(e)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ import (
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -62,7 +62,7 @@ type Closure struct {
 	// Roots are the store paths the spec names; Items every item of the
 	// closure, dependencies first, each once.
 	Roots []store.Path
-	Items []gen.Item
+	Items []plan.Item
 	// Created is the export's created time.
 	Created time.Time
 	// Tool is storepack's version.
@@ -70,11 +70,11 @@ type Closure struct {
 }
 
 // Of is the Closure of e's systems (of sys alone when not nil), named name.
-func Of(e *gen.Export, sys *gen.System, name string, created time.Time, tool string) Closure {
+func Of(e *plan.Export, sys *plan.System, name string, created time.Time, tool string) Closure {
 	c := Closure{Name: name, Created: created.UTC(), Tool: tool}
 	systems := e.Systems
 	if sys != nil {
-		systems = []gen.System{*sys}
+		systems = []plan.System{*sys}
 	}
 	seen := map[store.Path]bool{}
 	roots := map[store.Path]bool{}
@@ -147,7 +147,7 @@ func (c Closure) created() string { return c.Created.Format(time.RFC3339) }
 func spdxID(p store.Path) common.ElementID { return common.ElementID("Package-" + p.HashPart()) }
 
 // facts are what an item's comment and properties record beyond its name.
-func facts(it gen.Item) []cdx.Property {
+func facts(it plan.Item) []cdx.Property {
 	props := []cdx.Property{
 		{Name: "nix:store_path", Value: string(it.Path)},
 		{Name: "nix:narinfo:nar_hash", Value: it.NarHash.String()},

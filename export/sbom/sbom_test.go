@@ -14,7 +14,7 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdxlib"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -39,8 +39,8 @@ func TestSplitName(t *testing.T) {
 // source item to nothing.
 func closure(t *testing.T) Closure {
 	t.Helper()
-	mk := func(p string, size int64, deriver string, refs ...string) gen.Item {
-		it := gen.Item{Path: store.Path(p), NarSize: size, Deriver: deriver}
+	mk := func(p string, size int64, deriver string, refs ...string) plan.Item {
+		it := plan.Item{Path: store.Path(p), NarSize: size, Deriver: deriver}
 		copy(it.NarHash[:], p)
 		for _, r := range refs {
 			it.References = append(it.References, store.Path(r))
@@ -50,7 +50,7 @@ func closure(t *testing.T) Closure {
 	glibc := "/nix/store/8l1dmqd5kx4hvwy7m7w2zd3a0r0kyrvx-glibc-2.39-52"
 	hello := "/nix/store/fv3w4afhjjxq9558jq5kaj3jcj81a8rc-hello-2.12"
 	src := "/nix/store/0qpbc4skvz5lmsj6frv0m5hl0nk2ga2x-app"
-	items := []gen.Item{
+	items := []plan.Item{
 		mk(glibc, 30_000_000, "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc-2.39-52.drv", glibc),
 		mk(hello, 260_000, "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-hello-2.12.drv", glibc, hello),
 		mk(src, 1200, ""),

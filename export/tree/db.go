@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -15,7 +15,7 @@ import (
 // seconds): the contents of a tree's database entry. It is made in a
 // temporary folder (store.WriteDB needs a file) and read back; the same
 // closure and time give the same bytes.
-func StoreDB(items map[store.Path]*gen.Item, mtime int64) ([]byte, error) {
+func StoreDB(items map[store.Path]*plan.Item, mtime int64) ([]byte, error) {
 	infos := make([]store.PathInfo, 0, len(items))
 	for _, it := range items {
 		infos = append(infos, store.PathInfo{Path: it.Path, NarHash: it.NarHash[:], NarSize: it.NarSize, Deriver: it.Deriver, References: it.References})

@@ -1,4 +1,4 @@
-// Package tree writes the file system trees of a plan (gen.Tree: store
+// Package tree writes the file system trees of a plan (plan.Tree: store
 // items at their store paths, with folders and symlinks around them) as
 // tar archives: the layers of images, and the file system formats.
 //
@@ -52,7 +52,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -61,9 +61,9 @@ import (
 // items are read from, how reading them is counted, the contents of its
 // database and how its names start.
 type Source struct {
-	// Items are the closure's items by path (gen.Items): their FSPath
+	// Items are the closure's items by path (plan.Items): their FSPath
 	// says where their files are, their NarSize what Counter expects.
-	Items map[store.Path]*gen.Item
+	Items map[store.Path]*plan.Item
 	// Counter, when not nil, counts the items as they are written: the
 	// bytes as they are read, then each item's planned NAR size.
 	Counter nar.Counter
@@ -82,8 +82,8 @@ type Source struct {
 // WithDB returns src with DB set to the store database of src.Items
 // registered at mtime (Unix seconds) when t has a database entry, else
 // src as it is.
-func (src Source) WithDB(t *gen.Tree, mtime int64) (Source, error) {
-	if src.DB != nil || !slices.ContainsFunc(t.Entries, func(e gen.Entry) bool { return e.Type == gen.EntryDatabase }) {
+func (src Source) WithDB(t *plan.Tree, mtime int64) (Source, error) {
+	if src.DB != nil || !slices.ContainsFunc(t.Entries, func(e plan.Entry) bool { return e.Type == plan.EntryDatabase }) {
 		return src, nil
 	}
 	db, err := StoreDB(src.Items, mtime)
@@ -97,7 +97,7 @@ func (src Source) WithDB(t *gen.Tree, mtime int64) (Source, error) {
 // Size is the length of t's tar with every entry's mtime set to mtime
 // (Unix seconds), computed from the items' metadata (folder listings,
 // lstat, symlink targets) without reading their contents.
-func Size(t *gen.Tree, mtime int64, src Source) (int64, error) {
+func Size(t *plan.Tree, mtime int64, src Source) (int64, error) {
 	return walk(nil, t, mtime, src)
 }
 
@@ -106,7 +106,7 @@ func Size(t *gen.Tree, mtime int64, src Source) (int64, error) {
 // length changes while it is read is an error. The files are walked and
 // read ahead in another goroutine (nar.Stream); w is only called from the
 // calling goroutine.
-func WriteTar(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
+func WriteTar(w io.Writer, t *plan.Tree, mtime int64, src Source) (int64, error) {
 	return walk(w, t, mtime, src)
 }
 
@@ -118,22 +118,22 @@ func Padding(size int64) int64 { return -size & 511 }
 // a store item read from the file system.
 type node struct {
 	name     string
-	entry    *gen.Entry
+	entry    *plan.Entry
 	fsPath   string
 	item     store.Path // the store item read from fsPath
 	children []*node
 }
 
 // build builds the tree of t, finding store items in items.
-func build(t *gen.Tree, items map[store.Path]*gen.Item) (*node, error) {
-	root := &node{entry: &gen.Entry{Path: "/", Type: gen.EntryDirectory}}
+func build(t *plan.Tree, items map[store.Path]*plan.Item) (*node, error) {
+	root := &node{entry: &plan.Entry{Path: "/", Type: plan.EntryDirectory}}
 	nodes := map[string]*node{"/": root}
 	attach := func(p string, n *node) error {
 		if _, dup := nodes[p]; dup {
 			return fmt.Errorf("%s is in the tree twice", p)
 		}
 		parent, ok := nodes[path.Dir(p)]
-		if !ok || parent.entry == nil || parent.entry.Type != gen.EntryDirectory {
+		if !ok || parent.entry == nil || parent.entry.Type != plan.EntryDirectory {
 			return fmt.Errorf("%s: its folder %s is not a folder of the tree", p, path.Dir(p))
 		}
 		nodes[p] = n
@@ -141,14 +141,14 @@ func build(t *gen.Tree, items map[store.Path]*gen.Item) (*node, error) {
 		return nil
 	}
 	entries := slices.Clone(t.Entries)
-	slices.SortFunc(entries, func(a, b gen.Entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(entries, func(a, b plan.Entry) int { return strings.Compare(a.Path, b.Path) })
 	for i := range entries {
 		e := &entries[i]
 		if !path.IsAbs(e.Path) || path.Clean(e.Path) != e.Path || e.Path == "/" {
 			return nil, fmt.Errorf("entry %q: not a clean absolute path below /", e.Path)
 		}
 		switch e.Type {
-		case gen.EntryDirectory, gen.EntrySymlink, gen.EntryFile, gen.EntryDatabase:
+		case plan.EntryDirectory, plan.EntrySymlink, plan.EntryFile, plan.EntryDatabase:
 		default:
 			return nil, fmt.Errorf("entry %s: unknown type %q", e.Path, e.Type)
 		}
@@ -299,7 +299,7 @@ type walker struct {
 
 // walk writes t's tar to w and returns its length, or, when w is nil,
 // counts its bytes.
-func walk(w io.Writer, t *gen.Tree, mtime int64, src Source) (int64, error) {
+func walk(w io.Writer, t *plan.Tree, mtime int64, src Source) (int64, error) {
 	root, err := build(t, src.Items)
 	if err != nil {
 		return 0, err
@@ -354,13 +354,13 @@ func (tw *walker) node(n *node, rel string) error {
 		mode := int64(n.entry.Mode)
 		owner := Owner{n.entry.UID, n.entry.GID}
 		switch n.entry.Type {
-		case gen.EntryDirectory:
+		case plan.EntryDirectory:
 			tw.scratch, err = appendHeader(tw.scratch[:0], name+"/", tar.TypeDir, mode, owner, 0, tw.mtime, "", tw.long)
-		case gen.EntrySymlink:
+		case plan.EntrySymlink:
 			tw.scratch, err = appendHeader(tw.scratch[:0], name, tar.TypeSymlink, mode, owner, 0, tw.mtime, n.entry.Target, tw.long)
-		case gen.EntryFile, gen.EntryDatabase:
+		case plan.EntryFile, plan.EntryDatabase:
 			content = []byte(n.entry.Content)
-			if n.entry.Type == gen.EntryDatabase {
+			if n.entry.Type == plan.EntryDatabase {
 				if tw.src.DB == nil {
 					return fmt.Errorf("%s: the store database was not made (Source.WithDB)", n.entry.Path)
 				}

@@ -12,24 +12,24 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
 )
 
 // oneTree plans the fixture as an image of a single layer, whose tree
 // holds everything.
-func oneTree(t *testing.T, f *fixture.Store) (*gen.Tree, Source, int64) {
+func oneTree(t *testing.T, f *fixture.Store) (*plan.Tree, Source, int64) {
 	t.Helper()
 	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
-	return &sys.Image.Layers[0].Tree, Source{Items: gen.Items(sys.Closure)}, sys.Image.MTime()
+	return &sys.Image.Layers[0].Tree, Source{Items: plan.Items(sys.Closure)}, sys.Image.MTime()
 }
 
 // writeTarBytes writes t's tar, checking the length WriteTar reports and
 // the one Size computes.
-func writeTarBytes(t *testing.T, tr *gen.Tree, mtime int64, src Source) []byte {
+func writeTarBytes(t *testing.T, tr *plan.Tree, mtime int64, src Source) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	n, err := WriteTar(&buf, tr, mtime, src)
@@ -169,7 +169,7 @@ func TestSizeMatches(t *testing.T) {
 		e := &spec.Export{Name: "sizes", Format: format.Docker}
 		sys := f.System(t, "x86_64-linux", e, "sizes")
 		for i := range sys.Image.Layers {
-			writeTarBytes(t, &sys.Image.Layers[i].Tree, sys.Image.MTime(), Source{Items: gen.Items(sys.Closure)})
+			writeTarBytes(t, &sys.Image.Layers[i].Tree, sys.Image.MTime(), Source{Items: plan.Items(sys.Closure)})
 		}
 	}
 }
@@ -181,7 +181,7 @@ func TestTarErrors(t *testing.T) {
 	}
 	e := &spec.Export{Name: "x", Format: format.Docker}
 	sys := f.System(t, "x86_64-linux", e, "fifo")
-	src := Source{Items: gen.Items(sys.Closure)}
+	src := Source{Items: plan.Items(sys.Closure)}
 	var buf bytes.Buffer
 	if _, err := WriteTar(&buf, &sys.Image.Layers[0].Tree, 1, src); err == nil || !strings.Contains(err.Error(), "FIFO") {
 		t.Errorf("tree with a FIFO: error %v", err)
@@ -189,13 +189,13 @@ func TestTarErrors(t *testing.T) {
 	if _, err := Size(&sys.Image.Layers[0].Tree, 1, src); err == nil || !strings.Contains(err.Error(), "pipe") {
 		t.Errorf("size of a tree with a FIFO: error %v", err)
 	}
-	bad := []gen.Tree{
-		{Items: []store.Path{fixture.StorePath("/gnu/store", "missing")}, Entries: []gen.Entry{{Path: "/gnu", Type: gen.EntryDirectory}, {Path: "/gnu/store", Type: gen.EntryDirectory}}},
+	bad := []plan.Tree{
+		{Items: []store.Path{fixture.StorePath("/gnu/store", "missing")}, Entries: []plan.Entry{{Path: "/gnu", Type: plan.EntryDirectory}, {Path: "/gnu/store", Type: plan.EntryDirectory}}},
 		{Items: sys.Image.Layers[0].Items},
-		{Entries: []gen.Entry{{Path: "/a/b", Type: gen.EntryDirectory}}},
-		{Entries: []gen.Entry{{Path: "/a", Type: gen.EntrySymlink, Target: "x"}, {Path: "/a/b", Type: gen.EntryDirectory}}},
-		{Entries: []gen.Entry{{Path: "relative", Type: gen.EntryDirectory}}},
-		{Entries: []gen.Entry{{Path: "/a", Type: "fifo"}}},
+		{Entries: []plan.Entry{{Path: "/a/b", Type: plan.EntryDirectory}}},
+		{Entries: []plan.Entry{{Path: "/a", Type: plan.EntrySymlink, Target: "x"}, {Path: "/a/b", Type: plan.EntryDirectory}}},
+		{Entries: []plan.Entry{{Path: "relative", Type: plan.EntryDirectory}}},
+		{Entries: []plan.Entry{{Path: "/a", Type: "fifo"}}},
 	}
 	for _, tr := range bad {
 		if _, err := WriteTar(&buf, &tr, 1, src); err == nil {

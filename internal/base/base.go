@@ -28,38 +28,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/internal/platform"
+	"github.com/storepack/storepack/plan"
 )
-
-// Image is a base image for one platform, as a plan records it.
-type Image struct {
-	// Ref is the base as the spec gives it.
-	Ref string `json:"ref"`
-	// Digest is the digest of the platform's image manifest.
-	Digest digest.Digest `json:"digest"`
-	// Layers are its layers, bottom first.
-	Layers []Layer `json:"layers"`
-	// History is its config's history.
-	History []ocispec.History `json:"history,omitempty"`
-	// Config holds the settings an image built on it inherits.
-	Config Config `json:"config"`
-}
-
-// Layer is one layer of a base image: its blob, unchanged.
-type Layer struct {
-	Digest    digest.Digest `json:"digest"`
-	Size      int64         `json:"size"`
-	MediaType string        `json:"media_type"`
-	DiffID    digest.Digest `json:"diff_id"`
-}
-
-// Config is what an image inherits from its base's config.
-type Config struct {
-	Env        []string `json:"env,omitempty"`
-	Entrypoint []string `json:"entrypoint,omitempty"`
-	Cmd        []string `json:"cmd,omitempty"`
-	User       string   `json:"user,omitempty"`
-	WorkingDir string   `json:"working_dir,omitempty"`
-}
 
 // Options say how a base is reached.
 type Options struct {
@@ -111,7 +81,7 @@ func splitLayout(ref string) (dir, tag string) {
 }
 
 // Resolve reads the base ref for platform p.
-func Resolve(ref string, p platform.Platform, o Options) (*Image, error) {
+func Resolve(ref string, p platform.Platform, o Options) (*plan.Base, error) {
 	img, err := open(ref, p, o)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", ref, err)
@@ -219,7 +189,7 @@ func byPlatform(idx v1.ImageIndex, ms []v1.Descriptor, p platform.Platform) (v1.
 // are (uncompressed: their digest is their diff id), and its digest is its
 // config's, the image ID docker gives it: go-containerregistry would
 // otherwise compress them and make up a manifest.
-func describe(ref string, img v1.Image, archive bool) (*Image, error) {
+func describe(ref string, img v1.Image, archive bool) (*plan.Base, error) {
 	d, err := img.Digest()
 	if archive {
 		d, err = img.ConfigName()
@@ -238,7 +208,7 @@ func describe(ref string, img v1.Image, archive bool) (*Image, error) {
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("%d layers but %d diff ids", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
-	out := &Image{Ref: ref, Digest: digest.Digest(d.String())}
+	out := &plan.Base{Ref: ref, Digest: digest.Digest(d.String())}
 	if archive {
 		layers, err := img.Layers()
 		if err != nil {
@@ -255,7 +225,7 @@ func describe(ref string, img v1.Image, archive bool) (*Image, error) {
 				return nil, err
 			}
 			id := digest.Digest(cf.RootFS.DiffIDs[i].String())
-			out.Layers = append(out.Layers, Layer{Digest: id, Size: n, MediaType: ocispec.MediaTypeImageLayer, DiffID: id})
+			out.Layers = append(out.Layers, plan.BaseLayer{Digest: id, Size: n, MediaType: ocispec.MediaTypeImageLayer, DiffID: id})
 		}
 		m.Layers = nil
 	}
@@ -264,7 +234,7 @@ func describe(ref string, img v1.Image, archive bool) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
-		out.Layers = append(out.Layers, Layer{Digest: digest.Digest(l.Digest.String()), Size: l.Size, MediaType: mt, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())})
+		out.Layers = append(out.Layers, plan.BaseLayer{Digest: digest.Digest(l.Digest.String()), Size: l.Size, MediaType: mt, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())})
 	}
 	for _, h := range cf.History {
 		oh := ocispec.History{CreatedBy: h.CreatedBy, Comment: h.Comment, Author: h.Author, EmptyLayer: h.EmptyLayer}
@@ -275,7 +245,7 @@ func describe(ref string, img v1.Image, archive bool) (*Image, error) {
 		out.History = append(out.History, oh)
 	}
 	c := cf.Config
-	out.Config = Config{Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, WorkingDir: c.WorkingDir}
+	out.Config = plan.BaseConfig{Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, WorkingDir: c.WorkingDir}
 	return out, nil
 }
 

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
 	"github.com/storepack/storepack/internal/atomicfile"
 )
 

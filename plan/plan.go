@@ -1,13 +1,12 @@
-// Package gen evaluates a spec against a store into a deterministic Plan:
-// the closure of each export and system, and for images their layers, the
-// folders and symlinks beside the store items, tags and settings. It reads
-// the store but writes nothing.
+// Package plan holds the data of a plan: what an export run writes,
+// fully determined by the spec and the store. gen builds a plan; the
+// writers read it and never write into it. It says what to write, not how
+// a format encodes it.
 //
-// The plan is data that flows one way: export reads it and never writes
-// into it. It says what to write, not how a format encodes it: image
-// configs, manifests and indexes are package image's, the digests of what
-// is written are export's results.
-package gen
+// The plan imports nothing of storepack above the store: the writers read
+// it without linking the spec language, the store's database or a
+// registry client.
+package plan
 
 import (
 	digest "github.com/opencontainers/go-digest"
