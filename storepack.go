@@ -5,6 +5,7 @@
 package storepack
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -188,7 +189,7 @@ func generate(o Options) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gen.Generate(sp)
+	return gen.Generate(context.Background(), sp)
 }
 
 // Export writes every selected export into the output folder and returns

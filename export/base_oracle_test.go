@@ -42,8 +42,8 @@ func baseImages(t *testing.T, skopeo, host string) (layout, archive, pinned stri
 		}
 		return filepath.Join(dir, out)
 	}
-	layout = mk(format.OCI, "base-layout")
-	archive = mk(format.Docker, "base.tar")
+	layout = mk(format.Format("oci"), "base-layout")
+	archive = mk(format.Format("docker"), "base.tar")
 	run(t, skopeo, "copy", "--dest-tls-verify=false", "oci:"+layout+":base:1", "docker://"+host+"/library/busybox:1")
 	d := strings.TrimSpace(string(run(t, skopeo, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", "docker://"+host+"/library/busybox:1")))
 	return layout, archive, host + "/library/busybox@" + d
@@ -75,14 +75,14 @@ func TestBaseImages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tag := "localhost/storepack-test-base:" + string(rune('a'+i))
 			e := &spec.Export{
-				Name: "derived", Format: format.OCI,
+				Name: "derived", Format: format.Format("oci"),
 				Entrypoint: []string{"/bin/busybox", "sh", "-c", `cat ` + msg + `; echo "$GREETING $EXTRA"`},
 				Env:        map[string]string{"EXTRA": "and the spec"},
 				Symlinks:   map[string]string{},
 				Insecure:   true,
 				Image:      spec.Image{Tag: tag, Base: tt.ref},
 			}
-			ge := &plan.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+			ge := &plan.Export{Name: e.Name, Format: format.Format("oci"), Output: "layout"}
 			ge.Systems = append(ge.Systems, *greeting.System(t, "x86_64-linux", e, "greeting"))
 			// podman names an image pulled from oci:DIR after DIR, which
 			// must then be lower case.
@@ -157,9 +157,9 @@ func TestBaseImages(t *testing.T) {
 			// The same as a docker archive: the base's layers as
 			// uncompressed tars, their diff ids as in the base.
 			de := *e
-			de.Format = format.Docker
+			de.Format = format.Format("docker")
 			de.Image.Tag = tag + "-docker"
-			dge := &plan.Export{Name: de.Name, Format: format.Docker, Output: "image.tar"}
+			dge := &plan.Export{Name: de.Name, Format: format.Format("docker"), Output: "image.tar"}
 			dge.Systems = append(dge.Systems, *greeting.System(t, "x86_64-linux", &de, "greeting"))
 			file, _ := writeDockerFile(t, dge)
 			dcfg := string(run(t, skopeo, "inspect", "--config", "docker-archive:"+file))
@@ -179,13 +179,13 @@ func TestBaseImages(t *testing.T) {
 	// A push of an image on the registry base: the base's blobs are there
 	// already (skipped), the image runs from the registry.
 	pe := &spec.Export{
-		Name: "derived", Format: format.OCI,
+		Name: "derived", Format: format.Format("oci"),
 		Entrypoint: []string{"/bin/busybox", "sh", "-c", `cat ` + msg},
 		Symlinks:   map[string]string{},
 		Insecure:   true,
 		Image:      spec.Image{Tag: "derived:1", Base: pinned},
 	}
-	pge := &plan.Export{Name: pe.Name, Format: format.OCI, Push: host + "/team/derived:1", Insecure: true}
+	pge := &plan.Export{Name: pe.Name, Format: format.Format("oci"), Push: host + "/team/derived:1", Insecure: true}
 	pge.Systems = append(pge.Systems, *greeting.System(t, "x86_64-linux", pe, "greeting"))
 	report, err := Push(context.Background(), pge, PushOptions{})
 	if err != nil {
@@ -203,10 +203,10 @@ func TestBaseImages(t *testing.T) {
 	}
 
 	// A registry base without a digest is an error that says what to pin.
-	e := &spec.Export{Name: "derived", Format: format.OCI, Insecure: true, Image: spec.Image{Tag: "x:1", Base: host + "/library/busybox:1"}}
+	e := &spec.Export{Name: "derived", Format: format.Format("oci"), Insecure: true, Image: spec.Image{Tag: "x:1", Base: host + "/library/busybox:1"}}
 	sys := &plan.System{Name: "x86_64-linux", Closure: greeting.Items, Roots: []store.Path{greeting.ByName["greeting"]}}
 	e.Systems = []spec.System{{Name: "x86_64-linux", Paths: sys.Roots}}
-	_, err = gen.PlanImage(e, sys)
+	_, err = gen.PlanImage(context.Background(), e, sys)
 	if err == nil || !strings.Contains(err.Error(), "not pinned by digest") || !strings.Contains(err.Error(), pinned) {
 		t.Errorf("an unpinned base: %v; want an error naming %s", err, pinned)
 	}
@@ -220,11 +220,11 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 	bb := runnableItems(t)[:1]
 	fs := fixture.Write(t, "/gnu/store", "", bb)
 	be := &spec.Export{
-		Name: "base", Format: format.OCI,
+		Name: "base", Format: format.Format("oci"),
 		Symlinks: map[string]string{"/bin": string(fs.ByName["busybox-static"]) + "/bin"},
 		Image:    spec.Image{Tag: "base:multi"},
 	}
-	bge := &plan.Export{Name: be.Name, Format: format.OCI, Output: "base-layout"}
+	bge := &plan.Export{Name: be.Name, Format: format.Format("oci"), Output: "base-layout"}
 	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 		be.Systems = append(be.Systems, spec.System{Name: s, Paths: []store.Path{fs.ByName["busybox-static"]}})
 	}
@@ -238,8 +238,8 @@ func TestBaseMultiPlatformAndCache(t *testing.T) {
 	ref := "oci:" + filepath.Join(bdir, "base-layout") + ":base:multi"
 
 	greeting := fixture.Write(t, "/gnu/store", "", []fixture.Item{{Name: "greeting", Files: map[string]string{"msg": "hi\n"}}})
-	e := &spec.Export{Name: "derived", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{Tag: "derived:multi", Base: ref}}
-	ge := &plan.Export{Name: e.Name, Format: format.OCI, Output: "layout"}
+	e := &spec.Export{Name: "derived", Format: format.Format("oci"), Symlinks: map[string]string{}, Image: spec.Image{Tag: "derived:multi", Base: ref}}
+	ge := &plan.Export{Name: e.Name, Format: format.Format("oci"), Output: "layout"}
 	for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 		e.Systems = append(e.Systems, spec.System{Name: s, Paths: []store.Path{greeting.ByName["greeting"]}})
 	}

@@ -2,6 +2,7 @@ package export
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"go/build"
 	"io"
@@ -33,8 +34,8 @@ func BenchmarkWriteDocker(b *testing.B) {
 	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &plan.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []plan.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: format.Docker, Symlinks: map[string]string{}, Image: spec.Image{}}
-	img, err := gen.PlanImage(e, sys)
+	e := &spec.Export{Name: "bench", Format: format.Format("docker"), Symlinks: map[string]string{}, Image: spec.Image{}}
+	img, err := gen.PlanImage(context.Background(), e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,8 +90,8 @@ func BenchmarkDockerReexport(b *testing.B) {
 				{Path: big, FSPath: tree, NarHash: sha256.Sum256([]byte("bench-tree")), References: []store.Path{}},
 				{Path: app, FSPath: appDir, NarHash: sha256.Sum256([]byte("app-" + strconv.Itoa(run))), References: []store.Path{}, Source: "app"},
 			}}
-		e := &spec.Export{Name: "bench", Format: format.Docker, Output: "bench.tar", Symlinks: map[string]string{}, Image: spec.Image{}}
-		img, err := gen.PlanImage(e, sys)
+		e := &spec.Export{Name: "bench", Format: format.Format("docker"), Output: "bench.tar", Symlinks: map[string]string{}, Image: spec.Image{}}
+		img, err := gen.PlanImage(context.Background(), e, sys)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,14 +10,22 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/binarycache"
 	"github.com/storepack/storepack/store/nar"
 )
 
+// binaryCacheDef declares the format: a Nix binary cache folder of every system's closure.
+var binaryCacheDef = format.Def{Name: "binary-cache", Kind: format.Store,
+	Compressions: binarycache.WriteCompressions, CompressionOf: "a binary cache's NARs", SignKey: format.NixKey}
+
 // binaryCacheWriter writes binary-cache exports (package binarycache).
 type binaryCacheWriter struct{}
+
+// Def declares the format.
+func (binaryCacheWriter) Def() *format.Def { return &binaryCacheDef }
 
 func (binaryCacheWriter) totals(e *plan.Export) (bytes, items int64) { return closureTotals(e, true) }
 

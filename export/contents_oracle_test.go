@@ -46,7 +46,7 @@ func TestAccountsAndFilesPodman(t *testing.T) {
 	podman := oracle.Require(t, "podman")
 	oracle.Require(t, "runc")
 	tag := "localhost/storepack-test-contents:1"
-	e, _ := contentsExport(t, format.Docker, tag)
+	e, _ := contentsExport(t, format.Format("docker"), tag)
 	file, _ := writeDockerFile(t, e)
 	run(t, podman, "load", "-i", file)
 	defer exec.Command(podman, "rmi", "-f", tag).Run()
@@ -67,7 +67,7 @@ func TestAccountsAndFilesPodman(t *testing.T) {
 // with their owners and modes, and extracts them so as root.
 func TestAccountsAndFilesTarball(t *testing.T) {
 	tarBin := oracle.Require(t, "tar")
-	e, _ := contentsExport(t, format.Tarball, "")
+	e, _ := contentsExport(t, format.Format("tarball"), "")
 	e.Output = ""
 	sys := &e.Systems[0]
 	sys.Output = "contents.tar"

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 // debWriter writes deb exports: one Debian binary package of each
 // system's tree, as dpkg installs it.
 //
+// debDef declares the format: a Debian binary package of each system's tree.
+var debDef = format.Def{Name: "deb", Kind: format.Tree, Ext: ".deb", PerSystem: true,
+	Compressions: []format.Compression{format.XZ, format.Gzip, format.Zstd, format.None}, CompressionOf: "a deb's data.tar",
+	Attrs: slices.Concat(format.TreeAttrs, format.DatabaseAttrs),
+	Blocks: slices.Concat(format.ContentBlocks, []format.Block{{Name: "package", Required: true,
+		Recommended: map[string]string{"maintainer": "Debian packages name their maintainer: dpkg warns when it installs one without."}}})}
+
 // A deb is an ar archive of three members: debian-binary ("2.0"),
 // control.tar (the control file and md5sums) and data.tar (the tree, the
 // tar of package tree with "./" before every name, as dpkg-deb writes
@@ -33,6 +41,9 @@ import (
 // md5sums are taken from the same stream, then the package is written
 // around it.
 type debWriter struct{ treeWriter }
+
+// Def declares the format.
+func (debWriter) Def() *format.Def { return &debDef }
 
 func (debWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
@@ -270,4 +281,10 @@ func writeArMember(w io.Writer, prefix, name string, mtime, size int64, r io.Rea
 		_, err = io.WriteString(w, "\n")
 	}
 	return err
+}
+
+// PlanTree sets each system's package metadata, with its Debian
+// architecture.
+func (debWriter) PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Entry, error) {
+	return nil, planPackage(t, s, debDef.Name, s.Platform.Debian())
 }

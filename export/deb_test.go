@@ -32,7 +32,7 @@ var helloPackage = spec.Package{
 // data compressed as c, with the store database.
 func helloDeb(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
-	e, _ := treeExport(t, format.Deb, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("deb"), "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		p := helloPackage
 		e.Compression, e.Database, e.Package = c, true, &p
 	})
@@ -128,7 +128,7 @@ func debParts(t testing.TB, file string, c format.Compression) (members []arMemb
 // tree of the tarball with "./" before each name, the items NAR-identical
 // and the store database in it.
 func TestDeb(t *testing.T) {
-	for _, c := range format.Deb.Def().Compressions {
+	for _, c := range format.Format("deb").Def().Compressions {
 		t.Run(string(c), func(t *testing.T) {
 			e := helloDeb(t, "", c)
 			file := writeTreeFile(t, e)
@@ -180,7 +180,7 @@ func TestDeb(t *testing.T) {
 // TestDebDescriptionDefault: without a description, the control file
 // names the closure's roots.
 func TestDebDescriptionDefault(t *testing.T) {
-	e, _ := treeExport(t, format.Deb, "/nix/store", "", fixture.Hello(), []string{"hello-2.12", "greeting"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("deb"), "/nix/store", "", fixture.Hello(), []string{"hello-2.12", "greeting"}, func(e *spec.Export) {
 		e.Package = &spec.Package{Name: "hello", Version: "1"}
 	})
 	_, control, _, _ := debParts(t, writeTreeFile(t, e), format.XZ)
@@ -210,8 +210,8 @@ func TestDebDpkg(t *testing.T) {
 	dpkgDeb := oracle.Require(t, "dpkg-deb")
 	oracle.Require(t, "chroot")
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
-		for _, comp := range format.Deb.Def().Compressions {
-			e := nixTree(t, c, format.Deb, func(e *spec.Export) { e.Compression = comp })
+		for _, comp := range format.Format("deb").Def().Compressions {
+			e := nixTree(t, c, format.Format("deb"), func(e *spec.Export) { e.Compression = comp })
 			file := writeTreeFile(t, e)
 			info, err := exec.Command(dpkgDeb, "--info", file).CombinedOutput()
 			if err != nil || !strings.Contains(string(info), "Package: nixtest") || !strings.Contains(string(info), "Architecture: amd64") || !strings.Contains(string(info), "md5sums") {

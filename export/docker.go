@@ -63,8 +63,16 @@ import (
 // Outer entries have the images' mtime, uid and gid 0, files 0644 and
 // folders 0755.
 
+// dockerDef declares the format: a Docker archive of the images (docker load).
+var dockerDef = format.Def{Name: "docker", Kind: format.Image, Ext: ".tar", Compressions: image.Compressions,
+	Attrs:  slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs),
+	Blocks: slices.Concat(format.ContentBlocks, format.LayerBlocks), BinLink: true}
+
 // dockerWriter writes docker exports: one archive of every system's image.
 type dockerWriter struct{}
+
+// Def declares the format.
+func (dockerWriter) Def() *format.Def { return &dockerDef }
 
 func (dockerWriter) totals(e *plan.Export) (bytes, items int64) { return image.Totals(e) }
 
@@ -352,4 +360,12 @@ func writeDockerOCI(tw *tar.Writer, imgs []*image.Image, layers []image.Layer, d
 		return err
 	}
 	return image.WriteFile(tw, "index.json", index, mtime)
+}
+
+// PlanImage leaves each image's layers uncompressed: Docker archives hold
+// plain layer tars, whatever the compression attribute (which every image
+// format takes) says.
+func (dockerWriter) PlanImage(img *plan.Image, _ *plan.Settings) error {
+	img.Compression = ""
+	return nil
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -26,11 +27,11 @@ func nixSystem(t *testing.T, c *nixtest.Closure, tag string, maxLayers int) *pla
 	t.Helper()
 	sys := nixClosure(t, c)
 	e := &spec.Export{
-		Name: "nixtest", Format: format.Docker,
+		Name: "nixtest", Format: format.Format("docker"),
 		Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 		Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: tag, MaxLayers: maxLayers},
 	}
-	img, err := gen.PlanImage(e, &sys)
+	img, err := gen.PlanImage(context.Background(), e, &sys)
 	if err != nil {
 		t.Fatal(err)
 	}

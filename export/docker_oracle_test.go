@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -53,7 +54,7 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 	hello := string(f.ByName["hello-script"])
 	e := &spec.Export{
 		Name:       "runnable",
-		Format:     format.Docker,
+		Format:     format.Format("docker"),
 		Entrypoint: []string{hello + "/bin/hello"},
 		Cmd:        []string{"from", "cmd"},
 		Env:        map[string]string{"LANG": "C.UTF-8"},
@@ -191,8 +192,8 @@ func TestDockerUmociUnpack(t *testing.T) {
 			more := fixture.Write(t, dir, f.Root, fixture.Hello())
 			e.Systems[0].Closure = append(e.Systems[0].Closure, more.Items...)
 			sys := &e.Systems[0]
-			spe := &spec.Export{Name: "runnable", Format: format.Docker, Image: spec.Image{Tag: "localhost/runnable:1.0"}}
-			img, err := gen.PlanImage(spe, sys)
+			spe := &spec.Export{Name: "runnable", Format: format.Format("docker"), Image: spec.Image{Tag: "localhost/runnable:1.0"}}
+			img, err := gen.PlanImage(context.Background(), spe, sys)
 			if err != nil {
 				t.Fatal(err)
 			}

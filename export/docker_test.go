@@ -85,7 +85,7 @@ var dockerCases = []dockerCase{
 // written below root (a new temporary folder when empty).
 func (c dockerCase) build(t testing.TB, root string) *plan.Export {
 	t.Helper()
-	e := buildImages(t, c, format.Docker, "", root)
+	e := buildImages(t, c, format.Format("docker"), "", root)
 	e.Output = "hello.tar"
 	return e
 }

@@ -106,7 +106,7 @@ func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
 // its supply chain's files (SBOMs, provenance, signatures: chain), telling
 // o.Progress (when set) how it goes.
 func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]File, error) {
-	w, ok := writers[e.Format]
+	w, ok := writerOf(e.Format)
 	if !ok {
 		return nil, fmt.Errorf("export %q: no writer for the format %q", e.Name, e.Format)
 	}
@@ -245,7 +245,7 @@ func removeStale(plan *plan.Plan, outDir string) error {
 		for _, s := range e.Systems {
 			add(s.Output)
 		}
-		if w, ok := writers[e.Format]; ok && e.Output != "" {
+		if w, ok := writerOf(e.Format); ok && e.Output != "" {
 			for _, d := range w.tempDirs() {
 				pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), d), ".tmp-"})
 			}

@@ -6,23 +6,26 @@ import (
 	"github.com/storepack/storepack/store/nar"
 )
 
-// writers maps each format to its writer, each in a file of its own:
-// store outputs (nar.go, binarycache.go), file system trees (tarball.go,
-// deb.go, rpm.go, squashfs.go) and images (docker.go, oci.go).
-// A format is added to package format's table and here.
-var writers = map[format.Format]writer{
-	format.NAR:         narWriter{},
-	format.BinaryCache: binaryCacheWriter{},
-	format.Docker:      dockerWriter{},
-	format.OCI:         ociWriter{},
-	format.Tarball:     tarballWriter{},
-	format.Deb:         debWriter{},
-	format.RPM:         rpmWriter{},
-	format.Squashfs:    squashfsWriter{},
+// The registry: each format is one file of this package, whose value
+// declares the format (format.Def), plans what it alone needs
+// (gen.TreePlanner, gen.ImagePlanner) and writes it (writer). Adding a
+// format is its file, one line here and its docs.
+func init() {
+	format.Register(
+		narWriter{},         // nar.go: export bundles
+		dockerWriter{},      // docker.go: Docker archives
+		ociWriter{},         // oci.go: OCI layouts and oci-archives
+		binaryCacheWriter{}, // binarycache.go: Nix binary caches
+		tarballWriter{},     // tarball.go
+		debWriter{},         // deb.go
+		rpmWriter{},         // rpm.go
+		squashfsWriter{},    // squashfs.go
+	)
 }
 
 // A writer writes the exports of one format.
 type writer interface {
+	format.Entry
 	// totals is the work write reads from the store, from the plan: the
 	// NAR bytes and the number of store items read, which progress shows
 	// the work done against.
@@ -34,4 +37,10 @@ type writer interface {
 	// where write keeps temporary files named ".tmp-*" (besides the
 	// ".<output>.tmp-*" next to each output that every writer uses).
 	tempDirs() []string
+}
+
+// writerOf is the writer of e's format.
+func writerOf(f format.Format) (writer, bool) {
+	w, ok := f.Entry().(writer)
+	return w, ok
 }

@@ -51,12 +51,12 @@ func TestCacheSameBytes(t *testing.T) {
 	}
 	var cases []tc
 	for _, c := range dockerCases {
-		cases = append(cases, tc{"docker-" + c.name, c, format.Docker, "", "hello.tar"})
+		cases = append(cases, tc{"docker-" + c.name, c, format.Format("docker"), "", "hello.tar"})
 	}
 	for _, c := range ociCases {
-		cases = append(cases, tc{"oci-" + c.name(), c.dockerCase, format.OCI, c.compression, "hello"})
+		cases = append(cases, tc{"oci-" + c.name(), c.dockerCase, format.Format("oci"), c.compression, "hello"})
 	}
-	cases = append(cases, tc{"oci-archive-gzip", dockerCases[0], format.OCI, "gzip", "hello.tar"})
+	cases = append(cases, tc{"oci-archive-gzip", dockerCases[0], format.Format("oci"), "gzip", "hello.tar"})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "store")
@@ -111,7 +111,7 @@ func TestCacheSameBytes(t *testing.T) {
 // file and gives the digests writing gives.
 func TestCacheDescribe(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
-	e := buildImages(t, dockerCases[1], format.OCI, "gzip", root)
+	e := buildImages(t, dockerCases[1], format.Format("oci"), "gzip", root)
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

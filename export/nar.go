@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
@@ -31,8 +32,14 @@ type bundleItem struct {
 	NarSize int64
 }
 
+// narDef declares the format: an export bundle of each system's closure, as `nix-store --export` writes it.
+var narDef = format.Def{Name: "nar", Kind: format.Store, Ext: ".nar", PerSystem: true}
+
 // narWriter writes nar exports: one export bundle per system.
 type narWriter struct{}
+
+// Def declares the format.
+func (narWriter) Def() *format.Def { return &narDef }
 
 func (narWriter) totals(e *plan.Export) (bytes, items int64) { return closureTotals(e, false) }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/storepack/storepack/export/attest"
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/export/tree"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/internal/layercache"
@@ -48,9 +49,17 @@ import (
 // An oci-archive is the layout as a tar (writeOCIArchive), its layer blobs
 // first and resumable, as a docker archive's.
 
+// ociDef declares the format: an OCI image layout folder, or an oci-archive when its output ends with ".tar".
+var ociDef = format.Def{Name: "oci", Kind: format.Image, Compressions: image.Compressions,
+	Attrs:  slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs),
+	Blocks: slices.Concat(format.ContentBlocks, format.LayerBlocks), BinLink: true}
+
 // ociWriter writes oci exports: an image layout folder, or an oci-archive
 // when the output ends with ".tar".
 type ociWriter struct{}
+
+// Def declares the format.
+func (ociWriter) Def() *format.Def { return &ociDef }
 
 func (ociWriter) totals(e *plan.Export) (bytes, items int64) { return image.Totals(e) }
 

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"go/build"
 	"io"
 	"os"
@@ -31,13 +32,13 @@ func benchLayer(b *testing.B, compression format.Compression) image.Layer {
 	p := fixture.StorePath("/nix/store", "bench-tree")
 	sys := &plan.System{Name: "x86_64-linux", Roots: []store.Path{p}, ClosureDigest: "sha256:00000000000000000000",
 		Closure: []plan.Item{{Path: p, FSPath: tree, References: []store.Path{}}}}
-	e := &spec.Export{Name: "bench", Format: format.OCI, Symlinks: map[string]string{}, Image: spec.Image{MaxLayers: 1, Compression: compression}}
-	img, err := gen.PlanImage(e, sys)
+	e := &spec.Export{Name: "bench", Format: format.Format("oci"), Symlinks: map[string]string{}, Image: spec.Image{MaxLayers: 1, Compression: compression}}
+	img, err := gen.PlanImage(context.Background(), e, sys)
 	if err != nil {
 		b.Fatal(err)
 	}
 	sys.Image = img
-	return image.Layers(&plan.Export{Name: "bench", Format: format.OCI, Systems: []plan.System{*sys}})[0]
+	return image.Layers(&plan.Export{Name: "bench", Format: format.Format("oci"), Systems: []plan.System{*sys}})[0]
 }
 
 // BenchmarkOCILayerBlob writes one layer of a large tree as a blob file,

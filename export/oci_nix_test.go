@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,16 +27,16 @@ func TestOCINixClosure(t *testing.T) {
 		e := nixSystem(t, c, tag, 0)
 		sys := &e.Systems[0]
 		spe := &spec.Export{
-			Name: "nixtest", Format: format.OCI,
+			Name: "nixtest", Format: format.Format("oci"),
 			Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 			Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: tag, Compression: "gzip"},
 		}
-		img, err := gen.PlanImage(spe, sys)
+		img, err := gen.PlanImage(context.Background(), spe, sys)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sys.Image = img
-		e.Format = format.OCI
+		e.Format = format.Format("oci")
 		layout, archive, imgs := writeOCIOutputs(t, e)
 		checkLayout(t, e, imgs, layoutFiles(t, layout))
 
@@ -74,14 +75,14 @@ func TestImageDatabase(t *testing.T) {
 				Systems:    []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 				Entrypoint: []string{c.HelloScript}, Image: spec.Image{Tag: "localhost/storepack-db:1", MaxLayers: 4},
 			}
-			img, err := gen.PlanImage(spe, &sys)
+			img, err := gen.PlanImage(context.Background(), spe, &sys)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sys.Image = img
 			e := &plan.Export{Name: spe.Name, Format: f, Output: "nixtest", Systems: []plan.System{sys}}
 			layout := filepath.Join(t.TempDir(), "layout")
-			if f == format.Docker {
+			if f == format.Format("docker") {
 				file, _ := writeDockerFile(t, e)
 				run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":db")
 			} else {

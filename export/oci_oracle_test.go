@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Com
 	hello := string(f.ByName["hello-script"])
 	e := &spec.Export{
 		Name:       "runnable",
-		Format:     format.OCI,
+		Format:     format.Format("oci"),
 		Entrypoint: []string{hello + "/bin/hello"},
 		Cmd:        []string{"from", "cmd"},
 		Env:        map[string]string{"LANG": "C.UTF-8"},
@@ -164,8 +165,8 @@ func TestOCIUmociUnpack(t *testing.T) {
 				more := fixture.Write(t, dir, f.Root, fixture.Hello())
 				sys := &e.Systems[0]
 				sys.Closure = append(sys.Closure, more.Items...)
-				spe := &spec.Export{Name: "runnable", Format: format.OCI, Image: spec.Image{Tag: "localhost/runnable:1.0", Compression: compression}}
-				img, err := gen.PlanImage(spe, sys)
+				spe := &spec.Export{Name: "runnable", Format: format.Format("oci"), Image: spec.Image{Tag: "localhost/runnable:1.0", Compression: compression}}
+				img, err := gen.PlanImage(context.Background(), spe, sys)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -77,7 +77,7 @@ func buildImages(t testing.TB, c dockerCase, f format.Format, compression format
 }
 
 func (c ociCase) build(t testing.TB, root string) *plan.Export {
-	return buildImages(t, c.dockerCase, format.OCI, c.compression, root)
+	return buildImages(t, c.dockerCase, format.Format("oci"), c.compression, root)
 }
 
 // writeLayout writes e as a layout into a new temporary folder and returns

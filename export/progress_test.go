@@ -51,7 +51,7 @@ func want(e *plan.Export) (bytes, items int64) {
 			size[it.Path] = it.NarSize
 		}
 		switch e.Format {
-		case format.Docker, format.OCI:
+		case format.Format("docker"), format.Format("oci"):
 			for _, l := range sys.Image.Layers {
 				if !seenLayer[l.ID] {
 					seenLayer[l.ID] = true
@@ -105,12 +105,12 @@ func TestProgressReachesTotals(t *testing.T) {
 		{"binary cache", func(t *testing.T, root string) *plan.Export { return cacheTestExport(t) }, true},
 	}
 	for _, c := range dockerCases {
-		cases = append(cases, tc{"docker " + c.name, images(c, format.Docker, "", "hello.tar"), true})
+		cases = append(cases, tc{"docker " + c.name, images(c, format.Format("docker"), "", "hello.tar"), true})
 	}
 	for _, c := range ociCases {
-		cases = append(cases, tc{"oci " + c.name(), images(c.dockerCase, format.OCI, c.compression, "hello"), true})
+		cases = append(cases, tc{"oci " + c.name(), images(c.dockerCase, format.Format("oci"), c.compression, "hello"), true})
 	}
-	cases = append(cases, tc{"oci archive", images(dockerCases[0], format.OCI, "gzip", "hello.tar"), true})
+	cases = append(cases, tc{"oci archive", images(dockerCases[0], format.Format("oci"), "gzip", "hello.tar"), true})
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

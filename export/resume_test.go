@@ -126,7 +126,7 @@ func TestDockerLayersAligned(t *testing.T) {
 func TestOCIArchiveLayersAligned(t *testing.T) {
 	for _, c := range ociCases {
 		t.Run(c.name(), func(t *testing.T) {
-			e := buildImages(t, c.dockerCase, format.OCI, c.compression, "")
+			e := buildImages(t, c.dockerCase, format.Format("oci"), c.compression, "")
 			e.Output = "hello.tar"
 			files := outputBytes(t, e, Options{})
 			names, offsets := entryOffsets(t, files["hello.tar"])
@@ -263,10 +263,10 @@ func TestArchiveResumeUsesStates(t *testing.T) {
 		compression format.Compression
 		c           dockerCase
 	}{
-		{"docker", format.Docker, "", dockerCases[0]},
-		{"docker-multi-system", format.Docker, "", dockerCases[3]},
-		{"oci-archive", format.OCI, "", dockerCases[0]},
-		{"oci-archive-zstd-multi-system", format.OCI, "zstd", dockerCases[3]},
+		{"docker", format.Format("docker"), "", dockerCases[0]},
+		{"docker-multi-system", format.Format("docker"), "", dockerCases[3]},
+		{"oci-archive", format.Format("oci"), "", dockerCases[0]},
+		{"oci-archive-zstd-multi-system", format.Format("oci"), "zstd", dockerCases[3]},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -373,7 +373,7 @@ func checkClones(t *testing.T, mnt string) {
 	rand.Read(random)
 	items := append(fixture.Hello(), fixture.Item{Name: "big", Files: map[string]string{"data": string(random)}})
 	f := fixture.Write(t, "/nix/store", filepath.Join(mnt, "store"), items)
-	for _, ff := range []format.Format{format.Docker, format.OCI} {
+	for _, ff := range []format.Format{format.Format("docker"), format.Format("oci")} {
 		t.Run(string(ff), func(t *testing.T) {
 			se := &spec.Export{Name: "big", Format: ff, Output: "big.tar", Image: spec.Image{}}
 			e := &plan.Export{Name: "big", Format: ff, Output: "big.tar",

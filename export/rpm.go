@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/storepack/storepack/export/rpm"
 	"github.com/storepack/storepack/export/tree"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -19,11 +21,20 @@ import (
 // (package rpm: SHA-256 file, header and payload digests, a cpio payload),
 // as rpm installs it.
 //
+// rpmDef declares the format: an RPM v4 package of each system's tree.
+var rpmDef = format.Def{Name: "rpm", Kind: format.Tree, Ext: ".rpm", PerSystem: true,
+	Compressions: []format.Compression{format.Zstd, format.Gzip, format.XZ}, CompressionOf: "an rpm's payload",
+	Attrs:  slices.Concat(format.TreeAttrs, format.DatabaseAttrs),
+	Blocks: slices.Concat(format.ContentBlocks, []format.Block{{Name: "package", Required: true}})}
+
 // The files come from the tree's own tar (package tree: the same modes,
 // times and whole hard links as every other tree), read back entry by
 // entry and spooled by package rpm into temporary files next to the
 // output, so that memory holds the file list alone.
 type rpmWriter struct{ treeWriter }
+
+// Def declares the format.
+func (rpmWriter) Def() *format.Def { return &rpmDef }
 
 func (rpmWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
@@ -124,4 +135,10 @@ func rpmDescription(desc string) (summary, description string) {
 		rest = summary
 	}
 	return strings.TrimSpace(summary), rest
+}
+
+// PlanTree sets each system's package metadata, with its RPM
+// architecture.
+func (rpmWriter) PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Entry, error) {
+	return nil, planPackage(t, s, rpmDef.Name, s.Platform.RPM())
 }

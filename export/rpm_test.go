@@ -19,7 +19,7 @@ import (
 // payload compressed as c, with the store database and a symlink.
 func helloRPM(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
-	e, _ := treeExport(t, format.RPM, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("rpm"), "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		p := helloPackage
 		e.Compression, e.Database, e.Package = c, true, &p
 		e.Symlinks = map[string]string{"/usr/bin/hello": string(fixture.StorePath("/gnu/store", "hello-2.12")) + "/bin/hello"}
@@ -47,7 +47,7 @@ func rpmQuery(t testing.TB, args ...string) string {
 // targets as the tree has them (rpm -qplv against the tree's tar), the
 // digests (rpm -K --nosignature), which a changed byte breaks.
 func TestRPM(t *testing.T) {
-	for _, c := range format.RPM.Def().Compressions {
+	for _, c := range format.Format("rpm").Def().Compressions {
 		t.Run(string(c), func(t *testing.T) {
 			e := helloRPM(t, "", c)
 			file := writeTreeFile(t, e)
@@ -70,7 +70,7 @@ func TestRPM(t *testing.T) {
 			tarball := e.Systems[0]
 			tarball.Tree = &plan.TreeOutput{Created: tarball.Tree.Created, Compression: format.None, Tree: tarball.Tree.Tree}
 			want := map[string]string{}
-			for _, te := range fixture.ReadTar(t, readTarball(t, writeTreeFile(t, &plan.Export{Name: "t", Format: format.Tarball, Systems: []plan.System{tarball}}), format.None)) {
+			for _, te := range fixture.ReadTar(t, readTarball(t, writeTreeFile(t, &plan.Export{Name: "t", Format: format.Format("tarball"), Systems: []plan.System{tarball}}), format.None)) {
 				name := "/" + strings.TrimSuffix(te.Hdr.Name, "/")
 				if strings.HasSuffix(te.Hdr.Name, "/") && !strings.HasPrefix(name, "/gnu") {
 					continue
@@ -124,8 +124,8 @@ func TestRPMInstall(t *testing.T) {
 	oracle.Require(t, "rpm")
 	oracle.Require(t, "chroot")
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
-		for _, comp := range format.RPM.Def().Compressions {
-			e := nixTree(t, c, format.RPM, func(e *spec.Export) { e.Compression = comp })
+		for _, comp := range format.Format("rpm").Def().Compressions {
+			e := nixTree(t, c, format.Format("rpm"), func(e *spec.Export) { e.Compression = comp })
 			file := writeTreeFile(t, e)
 			rpmQuery(t, "-K", "--nosignature", file)
 			root := t.TempDir()

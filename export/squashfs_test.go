@@ -22,7 +22,7 @@ import (
 func helloSquashfs(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
 	hello := string(fixture.StorePath("/gnu/store", "hello-2.12"))
-	e, _ := treeExport(t, format.Squashfs, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("squashfs"), "/gnu/store", root, fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		e.Compression, e.Database = c, true
 		e.Entrypoint = []string{hello + "/bin/hello", "--from", "it's"}
 		e.Cmd = []string{"default arg"}
@@ -49,7 +49,7 @@ func unsquash(t testing.TB, file string) string {
 // environment, the mount points.
 func TestSquashfs(t *testing.T) {
 	unsquashfs := oracle.Require(t, "unsquashfs")
-	for _, c := range format.Squashfs.Def().Compressions {
+	for _, c := range format.Format("squashfs").Def().Compressions {
 		t.Run(string(c), func(t *testing.T) {
 			e := helloSquashfs(t, "", c)
 			file := writeTreeFile(t, e)
@@ -123,8 +123,8 @@ func TestSquashfsNixClosure(t *testing.T) {
 	oracle.RequireRoot(t)
 	oracle.Require(t, "chroot")
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
-		for _, comp := range format.Squashfs.Def().Compressions {
-			e := nixTree(t, c, format.Squashfs, func(e *spec.Export) {
+		for _, comp := range format.Format("squashfs").Def().Compressions {
+			e := nixTree(t, c, format.Format("squashfs"), func(e *spec.Export) {
 				e.Compression = comp
 				// The runscript's /bin/sh.
 				e.Symlinks = map[string]string{"/bin/sh": c.Items[nixtest.Busybox] + "/bin/busybox"}
@@ -141,7 +141,7 @@ func TestSquashfsMount(t *testing.T) {
 	oracle.RequireRoot(t)
 	oracle.Require(t, "chroot")
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
-		e := nixTree(t, c, format.Squashfs, func(e *spec.Export) {
+		e := nixTree(t, c, format.Format("squashfs"), func(e *spec.Export) {
 			e.Symlinks = map[string]string{"/bin/sh": c.Items[nixtest.Busybox] + "/bin/busybox"}
 		})
 		file := writeTreeFile(t, e)

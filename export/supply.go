@@ -20,7 +20,6 @@ import (
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/internal/version"
 	"github.com/storepack/storepack/plan"
-	"github.com/storepack/storepack/spec"
 )
 
 // chain is the supply chain of one export: what is written beside its
@@ -48,7 +47,7 @@ func (c *chain) noteImages(imgs []*image.Image) {
 // newChain reads e's signing key, when it has a PEM one.
 func newChain(plan *plan.Plan, e *plan.Export) (*chain, error) {
 	c := &chain{plan: plan, e: e}
-	if e.SignKey != "" && !e.Format.Def().NixSigned {
+	if e.SignKey != "" && e.Format.Def().SignKey != format.NixKey {
 		k, err := signing.ReadPEMKey(e.SignKey, nil)
 		if err != nil {
 			return nil, err
@@ -64,7 +63,7 @@ func (c *chain) active() bool {
 }
 
 // created is the time SBOMs record: the export's created time (that of
-// its images or trees), else spec.DefaultCreated's.
+// its images or trees), else plan.DefaultCreated's.
 func (c *chain) created() time.Time {
 	for _, s := range c.e.Systems {
 		switch {
@@ -74,7 +73,7 @@ func (c *chain) created() time.Time {
 			return s.Tree.Created
 		}
 	}
-	t, _ := time.Parse(time.RFC3339, spec.DefaultCreated)
+	t, _ := time.Parse(time.RFC3339, plan.DefaultCreated)
 	return t
 }
 
@@ -235,7 +234,7 @@ func (c *chain) envelope(statement []byte) ([]byte, error) {
 // sideBase is the name the side files of output f start with: the file,
 // or the folder of a format that writes one.
 func (c *chain) sideBase(f File) string {
-	if c.e.Format == format.BinaryCache || (c.e.Format == format.OCI && !strings.HasSuffix(c.e.Output, ".tar")) {
+	if strings.HasPrefix(f.Path, c.e.Output+"/") {
 		return c.e.Output
 	}
 	return f.Path

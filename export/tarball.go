@@ -2,6 +2,7 @@ package export
 
 import (
 	"io"
+	"slices"
 
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
@@ -11,10 +12,19 @@ import (
 	"github.com/storepack/storepack/store/nar"
 )
 
+// tarballDef declares the format: a tar of each system's tree, compressed.
+var tarballDef = format.Def{Name: "tarball", Kind: format.Tree, PerSystem: true,
+	Compressions: []format.Compression{format.Gzip, format.Zstd, format.XZ, format.None},
+	Exts:         map[format.Compression]string{format.Gzip: ".tar.gz", format.Zstd: ".tar.zst", format.XZ: ".tar.xz", format.None: ".tar"},
+	Attrs:        slices.Concat(format.TreeAttrs, format.DatabaseAttrs), Blocks: format.ContentBlocks, BinLink: true}
+
 // tarballWriter writes tarball exports: one tar of each system's tree
 // (package tree), compressed on every core (package compress), as GNU tar
 // extracts it.
 type tarballWriter struct{ treeWriter }
+
+// Def declares the format.
+func (tarballWriter) Def() *format.Def { return &tarballDef }
 
 func (tarballWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {

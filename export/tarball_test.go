@@ -29,7 +29,7 @@ import (
 // the store database.
 func helloTarball(t testing.TB, root string, c format.Compression) *plan.Export {
 	t.Helper()
-	e, _ := treeExport(t, format.Tarball, "/gnu/store", root, fixture.Hello(), []string{"hello-2.12", "libc-link"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("tarball"), "/gnu/store", root, fixture.Hello(), []string{"hello-2.12", "libc-link"}, func(e *spec.Export) {
 		e.Compression, e.Database = c, true
 	})
 	return e
@@ -62,11 +62,11 @@ func readTarball(t testing.TB, file string, c format.Compression) []byte {
 // database registers them.
 func TestTarball(t *testing.T) {
 	var first []byte
-	for _, c := range format.Tarball.Def().Compressions {
+	for _, c := range format.Format("tarball").Def().Compressions {
 		t.Run(string(c), func(t *testing.T) {
 			e := helloTarball(t, "", c)
 			file := writeTreeFile(t, e)
-			if want := "hello" + format.Tarball.Ext(c); filepath.Base(file) != want {
+			if want := "hello" + format.Format("tarball").Ext(c); filepath.Base(file) != want {
 				t.Errorf("output %s, want %s", filepath.Base(file), want)
 			}
 			b := readTarball(t, file, c)
@@ -74,7 +74,7 @@ func TestTarball(t *testing.T) {
 				first = b
 				compareGolden(t, "testdata/tarball", map[string]string{"listing": fixture.Listing(t, b)})
 			} else if !bytes.Equal(b, first) {
-				t.Errorf("the tar inside differs from the %s tarball's", format.Tarball.Def().Compression())
+				t.Errorf("the tar inside differs from the %s tarball's", format.Format("tarball").Def().Compression())
 			}
 			created, _ := time.Parse(time.RFC3339, treeCreated)
 			for _, te := range fixture.ReadTar(t, b) {
@@ -133,7 +133,7 @@ func TestTarballCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := treeExport(t, format.Tarball, "/nix/store", "", fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
+	e, _ := treeExport(t, format.Format("tarball"), "/nix/store", "", fixture.Hello(), []string{"hello-2.12"}, func(e *spec.Export) {
 		e.Compression, e.Database, e.Created = format.None, true, later.Format(time.RFC3339)
 	})
 	b := readTarball(t, writeTreeFile(t, e), format.None)
@@ -187,8 +187,8 @@ func TestTarballNixClosure(t *testing.T) {
 		oracle.Require(t, tool)
 	}
 	nixtest.ForEachLayout(t, func(t *testing.T, c *nixtest.Closure) {
-		for _, comp := range format.Tarball.Def().Compressions {
-			e := nixTree(t, c, format.Tarball, func(e *spec.Export) { e.Compression = comp })
+		for _, comp := range format.Format("tarball").Def().Compressions {
+			e := nixTree(t, c, format.Format("tarball"), func(e *spec.Export) { e.Compression = comp })
 			file := writeTreeFile(t, e)
 			dir := t.TempDir()
 			if out, err := exec.Command(tarPath, "-xf", file, "-C", dir).CombinedOutput(); err != nil {

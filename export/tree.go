@@ -2,8 +2,10 @@ package export
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/storepack/storepack/export/tree"
+	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -28,9 +30,6 @@ func writeTrees(e *plan.Export, count nar.Counter, one func(sys *plan.System, t 
 		if err != nil {
 			return files, err
 		}
-		if e.Format.Def().Package && t.Package == nil {
-			return files, fmt.Errorf("export %q, system %s: no package metadata", e.Name, sys.Name)
-		}
 		f, err := one(sys, t, src)
 		if err != nil {
 			return files, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
@@ -54,4 +53,28 @@ func treeSource(e *plan.Export, sys *plan.System, count nar.Counter) (*plan.Tree
 		return nil, tree.Source{}, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
 	}
 	return t, src, nil
+}
+
+// planPackage sets the package metadata of a package format's tree t
+// (deb, rpm) from the spec's package block, with the architecture arch
+// names the system by in the format ("" when it has none) and, by default,
+// a description naming the closure's roots.
+func planPackage(t *plan.TreeOutput, s *plan.Settings, f format.Format, arch string) error {
+	if s.Package == nil {
+		return fmt.Errorf("format %s needs a package block", f)
+	}
+	if arch == "" {
+		return fmt.Errorf("system %s has no %s architecture", s.System, f)
+	}
+	p := *s.Package
+	p.Architecture = arch
+	if strings.TrimSpace(p.Description) == "" {
+		var roots []string
+		for _, r := range s.Roots {
+			roots = append(roots, r.Base())
+		}
+		p.Description = "the store closure of " + strings.Join(roots, ", ")
+	}
+	t.Package = &p
+	return nil
 }

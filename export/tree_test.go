@@ -200,7 +200,8 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 		t.Run(string(f), func(t *testing.T) {
 			st := fixture.Write(t, "/gnu/store", "", fixture.Hello())
 			e := &spec.Export{Name: "hello", Format: f, Compression: f.Def().Compression(), Created: treeCreated}
-			if f.Def().Package {
+			_, isPackage := f.Def().Block("package")
+			if isPackage {
 				p := helloPackage
 				e.Package = &p
 			}
@@ -215,7 +216,7 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(files) != 2 || files[0].System != "x86_64-linux" || files[1].System != "aarch64-linux" || files[0].SHA256 == files[1].SHA256 && f.Def().Package {
+			if len(files) != 2 || files[0].System != "x86_64-linux" || files[1].System != "aarch64-linux" || files[0].SHA256 == files[1].SHA256 && isPackage {
 				t.Fatalf("files %+v", files)
 			}
 			for i, file := range files {
@@ -226,8 +227,11 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if f.Def().Package {
-				want := map[string]string{"x86_64-linux": f.Def().PackageArch(platformOf(t, "x86_64-linux")), "aarch64-linux": f.Def().PackageArch(platformOf(t, "aarch64-linux"))}
+			if isPackage {
+				want := map[format.Format]map[string]string{
+					"deb": {"x86_64-linux": "amd64", "aarch64-linux": "arm64"},
+					"rpm": {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"},
+				}[f]
 				for _, sys := range out.Systems {
 					if sys.Tree.Package.Architecture != want[sys.Name] {
 						t.Errorf("%s: architecture %s, want %s", sys.Name, sys.Tree.Package.Architecture, want[sys.Name])

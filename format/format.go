@@ -1,47 +1,27 @@
-// Package format is the one definition of storepack's output formats:
-// their names, the kind of output each writes, the default output name and
-// the compressions each takes. spec checks a spec against it, gen plans by
-// kind, and export maps each format to its writer (export/formats.go).
+// Package format is the registry of storepack's output formats: what each
+// format declares it takes (its attributes and blocks, compressions,
+// sign_key's kind) and writes (its kind of output, default output name,
+// one output per system or one for all). spec checks a spec against it,
+// gen plans by kind and calls a format's own planning, and export writes
+// with the format's writer: each asks the registry, none names a format.
 //
-// Adding a format is one entry in defs below, one writer file in export
-// with its entry in export's table, and its docs (docs/architecture.md
-// walks through it).
+// A format is one file of package export (or a package of its own) whose
+// value has a Def method, the planning it alone needs (gen.TreePlanner,
+// gen.ImagePlanner) and a writer, registered by one line in export's
+// registry (export/formats.go). The registry is filled when package export
+// is linked: a program that loads specs without writing them imports it
+// for its registry (`import _ "github.com/storepack/storepack/export"`).
 package format
 
 import (
+	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/storepack/storepack/internal/platform"
+	"sync"
 )
 
 // Format is an export's format, as a spec names it.
 type Format string
-
-// The formats.
-const (
-	// NAR is an export bundle: the closure's NARs with their metadata, as
-	// `nix-store --export` writes them; one file per system.
-	NAR Format = "nar"
-	// Docker is a Docker Image Specification v1.2 archive (docker load).
-	Docker Format = "docker"
-	// OCI is an OCI image layout folder, or an oci-archive when its
-	// output ends with ".tar".
-	OCI Format = "oci"
-	// BinaryCache is a Nix binary cache folder: nix-cache-info, narinfos
-	// and compressed NARs.
-	BinaryCache Format = "binary-cache"
-	// Tarball is a tar of the file system tree, compressed; one file per
-	// system.
-	Tarball Format = "tarball"
-	// Deb is a Debian binary package of the tree; one per system.
-	Deb Format = "deb"
-	// RPM is an RPM v4 package of the tree; one per system.
-	RPM Format = "rpm"
-	// Squashfs is a squashfs 4.0 image of the tree laid out for
-	// Apptainer and Singularity; one per system.
-	Squashfs Format = "squashfs"
-)
 
 // Kind is the kind of output a format writes.
 type Kind int
@@ -82,8 +62,57 @@ const (
 	XZ   Compression = "xz"
 )
 
-// Def is what a format is.
+// Key is the kind of key a format's sign_key names.
+type Key int
+
+// The kinds of signing key.
+const (
+	// PEMKey is a PEM key (ed25519 or ECDSA P-256) whose signatures
+	// cosign verifies: the default.
+	PEMKey Key = iota
+	// NixKey is a Nix binary cache key that signs narinfos.
+	NixKey
+)
+
+// The attributes that formats of several kinds share, for their Defs'
+// Attrs. An export's format, paths, systems, output, sign_key, sbom and
+// provenance, and its system blocks, are every format's; compression is
+// taken by the formats that list Compressions.
+var (
+	// ImageAttrs are the attributes of an image's config, tag, layering,
+	// registry and base.
+	ImageAttrs = []string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations", "base"}
+	// RunAttrs say how the output's program runs (also in system blocks).
+	RunAttrs = []string{"entrypoint", "cmd", "env"}
+	// TreeAttrs shape a file system tree: its symlinks and time.
+	TreeAttrs = []string{"symlinks", "created"}
+	// DatabaseAttrs ask for the store database inside the output.
+	DatabaseAttrs = []string{"database"}
+)
+
+// The blocks that formats of several kinds share, for their Defs' Blocks.
+var (
+	// ContentBlocks add accounts and files to a tree or an image.
+	ContentBlocks = []Block{{Name: "account"}, {Name: "file"}}
+	// LayerBlocks choose an image layer's items.
+	LayerBlocks = []Block{{Name: "layer"}}
+)
+
+// Block is a block type that a format takes inside its export blocks.
+type Block struct {
+	// Name is the block's type.
+	Name string
+	// Required is set when an export of the format must have one.
+	Required bool
+	// Recommended maps attributes of the block that an export should set
+	// to why, which a warning gives when one is unset.
+	Recommended map[string]string
+}
+
+// Def is what a format declares.
 type Def struct {
+	// Name is the format's name in specs.
+	Name Format
 	// Kind is the kind of output it writes.
 	Kind Kind
 	// Ext is the default output's extension after the export's name
@@ -91,102 +120,91 @@ type Def struct {
 	// it by compression instead (".tar.gz").
 	Ext  string
 	Exts map[Compression]string
-	// PerSystem is set for formats that write one output per system
-	// (named by Output); the others hold every system in one.
+	// PerSystem is set for formats that write one output per system; the
+	// others hold every system in one.
 	PerSystem bool
 	// Compressions are the values the compression attribute takes, the
-	// default first; nil when the format takes none.
-	Compressions []Compression
-	// CompressionOf names what the compression applies to in messages,
-	// when not the image's layers.
+	// default first; nil when the format takes none. CompressionOf names
+	// what the compression applies to in messages, when not the image's
+	// layers.
+	Compressions  []Compression
 	CompressionOf string
-	// Uncompressed is set when the format writes its contents
-	// uncompressed whatever compression says: docker archives hold plain
-	// layer tars; they take the attribute as every image does.
-	Uncompressed bool
-	// NixSigned is set for formats whose sign_key is a Nix binary cache
-	// key that signs their narinfos; the others take a PEM key and sign
-	// as cosign verifies (package signing).
-	NixSigned bool
-	// Database is set for formats that can hold the store database of
-	// their closure (database = true).
-	Database bool
-	// Runs is set for formats that say how their program runs
-	// (entrypoint, cmd, env): images, and squashfs's runscript.
-	Runs bool
-	// Package is set for formats that take a package block (deb, rpm);
-	// PackageArch names a platform's architecture as the format does.
-	Package     bool
-	PackageArch func(platform.Platform) string
-	// Installs is set for formats whose tree is installed into an existing
-	// root (deb, rpm) rather than being one: they get no default /bin
-	// symlink, which would clash with the root's /bin.
-	Installs bool
+	// Attrs are the optional attributes the format takes besides every
+	// format's (ImageAttrs, RunAttrs, ... composed).
+	Attrs []string
+	// Blocks are the blocks it takes besides system blocks.
+	Blocks []Block
+	// SignKey is the kind of key its sign_key names.
+	SignKey Key
+	// BinLink is set for formats whose tree, without a symlinks
+	// attribute, links /bin to the first path's bin folder; formats
+	// installed into an existing root (packages) leave it unset.
+	BinLink bool
 }
 
-// Compression is the default compression of outputs of the format, or
-// "" for formats that take none.
-func (d Def) Compression() Compression {
-	if len(d.Compressions) == 0 {
-		return ""
+// Entry is a registered format: its Def, and whatever the packages that
+// use the registry ask of it (its planning, its writer).
+type Entry interface {
+	Def() *Def
+}
+
+var registry struct {
+	sync.RWMutex
+	order   []Format
+	entries map[Format]Entry
+}
+
+// Register adds formats to the registry, in the order messages list them.
+// It panics when a name is registered twice: a programming error.
+func Register(es ...Entry) {
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.entries == nil {
+		registry.entries = map[Format]Entry{}
 	}
-	return d.Compressions[0]
+	for _, e := range es {
+		name := e.Def().Name
+		if _, ok := registry.entries[name]; ok {
+			panic(fmt.Sprintf("format %q registered twice", name))
+		}
+		registry.entries[name] = e
+		registry.order = append(registry.order, name)
+	}
 }
 
-// imageCompressions are the layer compressions of images.
-var imageCompressions = []Compression{None, Gzip, Zstd}
-
-// defs is the table of formats, in the order messages list them.
-var defs = []struct {
-	f   Format
-	def Def
-}{
-	{NAR, Def{Kind: Store, Ext: ".nar", PerSystem: true}},
-	{Docker, Def{Kind: Image, Ext: ".tar", Compressions: imageCompressions, Uncompressed: true, Database: true, Runs: true}},
-	{OCI, Def{Kind: Image, Compressions: imageCompressions, Database: true, Runs: true}},
-	{BinaryCache, Def{Kind: Store, Compressions: []Compression{XZ, Zstd, None}, CompressionOf: "a binary cache's NARs", NixSigned: true}},
-	{Tarball, Def{Kind: Tree, PerSystem: true, Database: true,
-		Compressions: []Compression{Gzip, Zstd, XZ, None},
-		Exts:         map[Compression]string{Gzip: ".tar.gz", Zstd: ".tar.zst", XZ: ".tar.xz", None: ".tar"}}},
-	{Deb, Def{Kind: Tree, Ext: ".deb", PerSystem: true, Database: true,
-		Compressions: []Compression{XZ, Gzip, Zstd, None}, CompressionOf: "a deb's data.tar",
-		Package: true, PackageArch: platform.Platform.Debian, Installs: true}},
-	{RPM, Def{Kind: Tree, Ext: ".rpm", PerSystem: true, Database: true,
-		Compressions: []Compression{Zstd, Gzip, XZ}, CompressionOf: "an rpm's payload",
-		Package: true, PackageArch: platform.Platform.RPM, Installs: true}},
-	{Squashfs, Def{Kind: Tree, Ext: ".squashfs", PerSystem: true, Database: true, Runs: true,
-		Compressions: []Compression{Gzip, Zstd, XZ}, CompressionOf: "a squashfs image"}},
+// Lookup returns the registered format named f.
+func Lookup(f Format) (Entry, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	e, ok := registry.entries[f]
+	return e, ok
 }
 
-// All lists every format, in the order messages list them.
+// All lists every registered format, in the order messages list them.
 func All() []Format {
-	out := make([]Format, len(defs))
-	for i, d := range defs {
-		out[i] = d.f
-	}
-	return out
+	registry.RLock()
+	defer registry.RUnlock()
+	return slices.Clone(registry.order)
 }
 
 // Parse returns the format named s, or false.
 func Parse(s string) (Format, bool) {
-	f := Format(s)
-	_, ok := f.lookup()
-	return f, ok
-}
-
-func (f Format) lookup() (Def, bool) {
-	for _, d := range defs {
-		if d.f == f {
-			return d.def, true
-		}
-	}
-	return Def{}, false
+	_, ok := Lookup(Format(s))
+	return Format(s), ok
 }
 
 // Def returns what f is; the zero Def for an unknown format.
 func (f Format) Def() Def {
-	d, _ := f.lookup()
-	return d
+	if e, ok := Lookup(f); ok {
+		return *e.Def()
+	}
+	return Def{}
+}
+
+// Entry is f's registered value, nil for an unknown format.
+func (f Format) Entry() Entry {
+	e, _ := Lookup(f)
+	return e
 }
 
 // Kind is the kind of output f writes (0 for an unknown format).
@@ -209,25 +227,58 @@ func (f Format) Ext(c Compression) string {
 	return d.Ext
 }
 
+// Takes reports whether f's compression attribute takes c.
+func (f Format) Takes(c Compression) bool { return slices.Contains(f.Def().Compressions, c) }
+
+// TakesAttr reports whether the format takes the optional attribute name
+// (compression when it lists Compressions).
+func (d Def) TakesAttr(name string) bool {
+	if name == "compression" {
+		return d.Compressions != nil
+	}
+	return slices.Contains(d.Attrs, name)
+}
+
+// Block returns the format's block of type name, or false.
+func (d Def) Block(name string) (Block, bool) {
+	for _, b := range d.Blocks {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return Block{}, false
+}
+
+// Compression is the default compression of outputs of the format, or
+// "" for formats that take none.
+func (d Def) Compression() Compression {
+	if len(d.Compressions) == 0 {
+		return ""
+	}
+	return d.Compressions[0]
+}
+
 // OfKind lists the formats of kind k, in the order of All.
 func OfKind(k Kind) []Format { return Where(func(d Def) bool { return d.Kind == k }) }
 
-// NixSigning lists the formats whose sign_key is a Nix key.
-func NixSigning() []Format { return Where(func(d Def) bool { return d.NixSigned }) }
+// TakingAttr lists the formats that take the optional attribute name.
+func TakingAttr(name string) []Format { return Where(func(d Def) bool { return d.TakesAttr(name) }) }
+
+// TakingBlock lists the formats that take blocks of type name.
+func TakingBlock(name string) []Format {
+	return Where(func(d Def) bool { _, ok := d.Block(name); return ok })
+}
 
 // Where lists the formats whose Def satisfies pred, in the order of All.
 func Where(pred func(Def) bool) []Format {
 	var out []Format
-	for _, d := range defs {
-		if pred(d.def) {
-			out = append(out, d.f)
+	for _, f := range All() {
+		if pred(f.Def()) {
+			out = append(out, f)
 		}
 	}
 	return out
 }
-
-// Takes reports whether f's compression attribute takes c.
-func (f Format) Takes(c Compression) bool { return slices.Contains(f.Def().Compressions, c) }
 
 // Join lists formats for messages: "docker and oci", "a, b and c".
 func Join(fs []Format) string {

@@ -1,32 +1,39 @@
 package format
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
-func TestTable(t *testing.T) {
-	tests := []struct {
+// fake is a registered format of the tests.
+type fake struct{ d Def }
+
+func (f fake) Def() *Def { return &f.d }
+
+// The registry of this package's tests: two fake formats.
+func init() {
+	Register(
+		fake{Def{Name: "one", Kind: Store, Ext: ".one", PerSystem: true}},
+		fake{Def{Name: "two", Kind: Tree, Compressions: []Compression{Gzip, None},
+			Exts:  map[Compression]string{Gzip: ".t.gz", None: ".t"},
+			Attrs: []string{"symlinks"}, Blocks: []Block{{Name: "package", Required: true}}}},
+	)
+}
+
+func TestRegistry(t *testing.T) {
+	if got := All(); !slices.Equal(got, []Format{"one", "two"}) {
+		t.Errorf("All() = %v", got)
+	}
+	for _, tt := range []struct {
 		f      Format
 		kind   Kind
 		output string
-		comp   []Compression
 	}{
-		{NAR, Store, "hello.nar", nil},
-		{Docker, Image, "hello.tar", []Compression{None, Gzip, Zstd}},
-		{OCI, Image, "hello", []Compression{None, Gzip, Zstd}},
-		{BinaryCache, Store, "hello", []Compression{XZ, Zstd, None}},
-		{Tarball, Tree, "hello.tar.gz", []Compression{Gzip, Zstd, XZ, None}},
-		{Deb, Tree, "hello.deb", []Compression{XZ, Gzip, Zstd, None}},
-		{RPM, Tree, "hello.rpm", []Compression{Zstd, Gzip, XZ}},
-		{Squashfs, Tree, "hello.squashfs", []Compression{Gzip, Zstd, XZ}},
-	}
-	if got := All(); len(got) != len(tests) {
-		t.Fatalf("All() = %v, want %d formats", got, len(tests))
-	}
-	for i, tt := range tests {
-		if All()[i] != tt.f {
-			t.Errorf("All()[%d] = %s, want %s", i, All()[i], tt.f)
-		}
+		{"one", Store, "hello.one"},
+		{"two", Tree, "hello.t.gz"},
+	} {
 		f, ok := Parse(string(tt.f))
-		if !ok || f != tt.f {
+		if !ok || f != tt.f || f.Entry() == nil {
 			t.Errorf("Parse(%q) = %q, %v", tt.f, f, ok)
 		}
 		if f.Kind() != tt.kind {
@@ -35,36 +42,36 @@ func TestTable(t *testing.T) {
 		if got := f.Output("hello", f.Def().Compression()); got != tt.output {
 			t.Errorf("%s: default output %q, want %q", f, got, tt.output)
 		}
-		for _, c := range tt.comp {
-			if !f.Takes(c) {
-				t.Errorf("%s does not take %s", f, c)
-			}
-		}
-		if len(tt.comp) > 0 && f.Def().Compressions[0] != tt.comp[0] {
-			t.Errorf("%s: default compression %s, want %s", f, f.Def().Compressions[0], tt.comp[0])
-		}
 	}
-	for _, bad := range []string{"", "tar", "Docker", "binary_cache"} {
+	if got := Format("two").Output("hello", None); got != "hello.t" {
+		t.Errorf("output by compression = %q", got)
+	}
+	for _, bad := range []string{"", "three", "One"} {
 		if _, ok := Parse(bad); ok {
 			t.Errorf("Parse(%q) accepted it", bad)
 		}
 	}
-}
-
-func TestExtByCompression(t *testing.T) {
-	for _, tt := range []struct {
-		c    Compression
-		want string
-	}{
-		{Gzip, "hello.tar.gz"}, {Zstd, "hello.tar.zst"}, {XZ, "hello.tar.xz"}, {None, "hello.tar"},
-	} {
-		if got := Tarball.Output("hello", tt.c); got != tt.want {
-			t.Errorf("tarball output with %s = %q, want %q", tt.c, got, tt.want)
+	if !Format("two").Takes(None) || Format("two").Takes(XZ) || Format("one").Takes(Gzip) {
+		t.Error("Takes is wrong")
+	}
+	if got := TakingAttr("symlinks"); !slices.Equal(got, []Format{"two"}) {
+		t.Errorf("TakingAttr(symlinks) = %v", got)
+	}
+	if got := TakingAttr("compression"); !slices.Equal(got, []Format{"two"}) {
+		t.Errorf("TakingAttr(compression) = %v", got)
+	}
+	if got := TakingBlock("package"); !slices.Equal(got, []Format{"two"}) {
+		t.Errorf("TakingBlock(package) = %v", got)
+	}
+	if b, ok := Format("two").Def().Block("package"); !ok || !b.Required {
+		t.Errorf("Block(package) = %+v, %v", b, ok)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering a name twice did not panic")
 		}
-	}
-	if got := NAR.Output("hello", ""); got != "hello.nar" {
-		t.Errorf("nar output = %q", got)
-	}
+	}()
+	Register(fake{Def{Name: "one"}})
 }
 
 func TestJoin(t *testing.T) {
@@ -73,10 +80,9 @@ func TestJoin(t *testing.T) {
 		want string
 	}{
 		{nil, ""},
-		{[]Format{NAR}, "nar"},
-		{OfKind(Image), "docker and oci"},
-		{All(), "nar, docker, oci, binary-cache, tarball, deb, rpm and squashfs"},
-		{NixSigning(), "binary-cache"},
+		{[]Format{"nar"}, "nar"},
+		{[]Format{"docker", "oci"}, "docker and oci"},
+		{[]Format{"a", "b", "c"}, "a, b and c"},
 	} {
 		if got := Join(tt.in); got != tt.want {
 			t.Errorf("Join(%v) = %q, want %q", tt.in, got, tt.want)

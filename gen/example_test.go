@@ -1,6 +1,7 @@
 package gen_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 
@@ -26,10 +27,10 @@ func ExamplePlanImage() {
 		},
 	}
 	e := &spec.Export{
-		Name: "hello", Format: format.OCI, Entrypoint: []string{string(hello) + "/bin/hello"},
+		Name: "hello", Format: format.Format("oci"), Entrypoint: []string{string(hello) + "/bin/hello"},
 		Image: spec.Image{Tag: "hello:2.12", Compression: format.Gzip},
 	}
-	img, err := gen.PlanImage(e, sys)
+	img, err := gen.PlanImage(context.Background(), e, sys)
 	if err != nil {
 		log.Fatal(err)
 	}

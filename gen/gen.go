@@ -20,15 +20,21 @@ import (
 )
 
 // Generate evaluates sp against the store it names into a Plan. It reads
-// store items (to hash those the database does not describe) but writes
-// nothing.
-func Generate(sp *spec.Spec) (*plan.Plan, error) {
+// store items (to hash those the database does not describe) and, within
+// ctx, reaches outside the machine for two things: the items missing from
+// the store, which it downloads from the spec's substituters and unpacks
+// into the substitutes cache (substitute.DefaultDir, docs/cache.md), so
+// that writers read them as they read the store; and the base images of
+// image exports, whose manifests and configs it reads from their
+// registries, layouts or archives (their layers are read by the writers).
+// It writes nothing else: no output, nothing in the store.
+func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
 	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	g := &generator{spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
+	g := &generator{ctx: ctx, spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
 	if len(sp.Store.Substituters) > 0 {
 		dir, err := substitute.DefaultDir()
 		if err != nil {
@@ -57,7 +63,7 @@ func Generate(sp *spec.Spec) (*plan.Plan, error) {
 	}
 	// Download and unpack the substituted items, in parallel.
 	if len(g.substituted) > 0 {
-		if err := g.sub.FetchAll(context.Background(), g.substituted); err != nil {
+		if err := g.sub.FetchAll(ctx, g.substituted); err != nil {
 			return nil, err
 		}
 	}
@@ -65,6 +71,7 @@ func Generate(sp *spec.Spec) (*plan.Plan, error) {
 }
 
 type generator struct {
+	ctx     context.Context
 	spec    *spec.Spec
 	store   *store.Store
 	items   map[store.Path]*plan.Item
@@ -123,7 +130,7 @@ func (g *generator) export(e *spec.Export) (*plan.Export, error) {
 		}
 		sys.ClosureDigest = digest.NewDigest(digest.SHA256, h)
 		if e.Format.Kind() == format.Image {
-			img, err := PlanImage(e, sys)
+			img, err := PlanImage(g.ctx, e, sys)
 			if err != nil {
 				return nil, fmt.Errorf("export %q, system %s: %w", e.Name, ss.Name, err)
 			}

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -53,7 +54,7 @@ func TestGoldenPlans(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			plan, err := Generate(loadSpec(t, dir, nil))
+			plan, err := Generate(context.Background(), loadSpec(t, dir, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +133,7 @@ func TestMultiSystemOutputs(t *testing.T) {
 func TestMissingItem(t *testing.T) {
 	sp := loadSpec(t, "testdata/specs/nar", nil)
 	sp.Exports[0].Systems[0].Paths[0] += "-gone"
-	_, err := Generate(sp)
+	_, err := Generate(context.Background(), sp)
 	if err == nil || !strings.Contains(err.Error(), "hello-2.12-gone") {
 		t.Fatalf("err = %v, want one naming the missing item", err)
 	}
@@ -140,7 +141,7 @@ func TestMissingItem(t *testing.T) {
 
 func mustGenerate(t *testing.T, sp *spec.Spec) *plan.Plan {
 	t.Helper()
-	p, err := Generate(sp)
+	p, err := Generate(context.Background(), sp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +159,8 @@ func TestSystemOutput(t *testing.T) {
 		{".nar", "hello.nar", 2, "hello-aarch64-linux.nar"},
 		{".nar", "dir/bundle", 2, "dir/bundle-aarch64-linux"},
 		{".nar", "hello.tar.gz", 2, "hello.tar-aarch64-linux.gz"}, // not the format's extension: the last one
-		{format.Tarball.Ext(format.Gzip), "hello.tar.gz", 2, "hello-aarch64-linux.tar.gz"},
-		{format.Tarball.Ext(format.None), "hello.tar", 2, "hello-aarch64-linux.tar"},
+		{format.Format("tarball").Ext(format.Gzip), "hello.tar.gz", 2, "hello-aarch64-linux.tar.gz"},
+		{format.Format("tarball").Ext(format.None), "hello.tar", 2, "hello-aarch64-linux.tar"},
 	}
 	for _, tt := range tests {
 		if got := systemOutput(tt.ext, tt.output, "aarch64-linux", tt.systems); got != tt.want {

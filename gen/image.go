@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -25,7 +26,7 @@ import (
 // format), whose Name, Roots, Closure and ClosureDigest are set: Generate
 // calls it for every image. It reads the first root's files only to see
 // whether it has a bin folder for the default /bin symlink.
-func PlanImage(e *spec.Export, sys *plan.System) (*plan.Image, error) {
+func PlanImage(ctx context.Context, e *spec.Export, sys *plan.System) (*plan.Image, error) {
 	if len(sys.Closure) == 0 {
 		return nil, errors.New("image of an empty closure")
 	}
@@ -72,7 +73,7 @@ func PlanImage(e *spec.Export, sys *plan.System) (*plan.Image, error) {
 
 	img := &plan.Image{Platform: plat, Tag: tag, Created: created, Annotations: annotations(e, created)}
 	if e.Image.Base != "" {
-		b, err := base.Resolve(e.Image.Base, plat, base.Options{Insecure: e.Insecure})
+		b, err := base.Resolve(e.Image.Base, plat, base.Options{Insecure: e.Insecure, Context: ctx})
 		if err != nil {
 			return nil, err
 		}
@@ -83,14 +84,12 @@ func PlanImage(e *spec.Export, sys *plan.System) (*plan.Image, error) {
 			return nil, fmt.Errorf("base %s has %d layers, max_layers %d leaves none for the closure", e.Image.Base, len(b.Layers), maxLayers+len(b.Layers))
 		}
 	}
-	if !e.Format.Def().Uncompressed {
-		img.Compression = e.Image.Compression
-		if img.Compression == "" {
-			img.Compression = format.None
-		}
-		if !e.Format.Takes(img.Compression) {
-			return nil, fmt.Errorf("unknown layer compression %q: want one of %q", img.Compression, e.Format.Def().Compressions)
-		}
+	img.Compression = e.Image.Compression
+	if img.Compression == "" {
+		img.Compression = format.None
+	}
+	if !e.Format.Takes(img.Compression) {
+		return nil, fmt.Errorf("unknown layer compression %q: want one of %q", img.Compression, e.Format.Def().Compressions)
 	}
 	if maxLayers == 1 {
 		paths := make([]store.Path, 0, len(sys.Closure))
@@ -153,6 +152,15 @@ func PlanImage(e *spec.Export, sys *plan.System) (*plan.Image, error) {
 	}
 	if img.Base != nil {
 		inherit(&img.Config, img.Base.Config)
+	}
+	if ip, ok := e.Format.Entry().(ImagePlanner); ok {
+		s, err := settings(e, ss, sys, items)
+		if err != nil {
+			return nil, err
+		}
+		if err := ip.PlanImage(img, s); err != nil {
+			return nil, err
+		}
 	}
 	return img, nil
 }

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -47,7 +48,7 @@ func imageFixture(t *testing.T, dir store.Dir, n int) *plan.System {
 func dockerExport(sys *plan.System, mod func(*spec.Export)) *spec.Export {
 	e := &spec.Export{
 		Name:    "hello",
-		Format:  format.Docker,
+		Format:  format.Format("docker"),
 		Systems: []spec.System{{Name: sys.Name, Paths: sys.Roots}},
 	}
 	if mod != nil {
@@ -75,7 +76,7 @@ func TestPlanImageLayerCounts(t *testing.T) {
 		t.Run(fmt.Sprintf("%d items, max %d", tt.items, tt.maxLayers), func(t *testing.T) {
 			sys := imageFixture(t, "/gnu/store", tt.items)
 			e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = tt.maxLayers })
-			img, err := PlanImage(e, sys)
+			img, err := PlanImage(context.Background(), e, sys)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +119,7 @@ func TestPlanImageMaxLayersOutOfRange(t *testing.T) {
 	for _, m := range []int{-1, 128} {
 		sys := imageFixture(t, "/gnu/store", 2)
 		e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = m })
-		if _, err := PlanImage(e, sys); err == nil || !strings.Contains(err.Error(), "max_layers") {
+		if _, err := PlanImage(context.Background(), e, sys); err == nil || !strings.Contains(err.Error(), "max_layers") {
 			t.Errorf("max_layers %d: error %v, want one naming max_layers", m, err)
 		}
 	}
@@ -227,7 +228,7 @@ func TestPlanImageEntries(t *testing.T) {
 				}
 			}
 			e := dockerExport(sys, func(e *spec.Export) { e.Symlinks = links })
-			img, err := PlanImage(e, sys)
+			img, err := PlanImage(context.Background(), e, sys)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,7 +266,7 @@ func TestPlanImageSymlinkErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e := dockerExport(sys, func(e *spec.Export) { e.Symlinks = tt.links })
-		_, err := PlanImage(e, sys)
+		_, err := PlanImage(context.Background(), e, sys)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("symlinks %v: error %v, want one with %q", tt.links, err, tt.want)
 		}
@@ -304,7 +305,7 @@ func TestPlanImageTag(t *testing.T) {
 			var got []string
 			for _, s := range tt.systems {
 				sys.Name = s
-				img, err := PlanImage(e, sys)
+				img, err := PlanImage(context.Background(), e, sys)
 				if err != nil {
 					if tt.wantErr == "" || !strings.Contains(err.Error(), tt.wantErr) {
 						t.Fatalf("error %v, want %q", err, tt.wantErr)
@@ -341,7 +342,7 @@ func TestPlanImageCreated(t *testing.T) {
 	for _, tt := range tests {
 		sys := imageFixture(t, "/gnu/store", 2)
 		e := dockerExport(sys, func(e *spec.Export) { e.Created = tt.created })
-		img, err := PlanImage(e, sys)
+		img, err := PlanImage(context.Background(), e, sys)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("created %q: error %v, want %q", tt.created, err, tt.wantErr)
@@ -375,7 +376,7 @@ func TestPlanImageConfig(t *testing.T) {
 		}
 		e.Systems[0].Entrypoint = []string{root + "/bin/hello"}
 	})
-	img, err := PlanImage(e, sys)
+	img, err := PlanImage(context.Background(), e, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +401,7 @@ func TestPlanImageConfig(t *testing.T) {
 func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 	sys := imageFixture(t, "/gnu/store", 6)
 	e := dockerExport(sys, func(e *spec.Export) { e.Image.MaxLayers = 4 })
-	before, err := PlanImage(e, sys)
+	before, err := PlanImage(context.Background(), e, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 				sys2.Closure[i].NarHash[0] ^= 1
 			}
 		}
-		after, err := PlanImage(e, &sys2)
+		after, err := PlanImage(context.Background(), e, &sys2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +431,7 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 	}
 	// And the mtime changes no layer ID.
 	e.Created = "2023-11-14T22:13:20Z"
-	later, err := PlanImage(e, sys)
+	later, err := PlanImage(context.Background(), e, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +488,7 @@ export "hello" {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Generate(loadSpec(t, dir, nil))
+	_, err = Generate(context.Background(), loadSpec(t, dir, nil))
 	if err == nil || !strings.Contains(err.Error(), "max_layers = 2") || !strings.Contains(err.Error(), "no layer for the other 3 store items") {
 		t.Errorf("Generate: %v; want the max_layers error", err)
 	}

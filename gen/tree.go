@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -18,14 +17,13 @@ import (
 // PlanTree plans the output of sys, one system of export e (a file system
 // tree format), whose Name, Roots and Closure are set: Generate calls it
 // for every tree. The tree holds the closure at its store paths, the
-// store folder's parents, the symlinks, the store database when asked for
-// and, for formats that run a program (squashfs), the runtime's files and
-// mount points.
+// store folder's parents, the symlinks, the store database when asked for,
+// the accounts and files, and what the format's own planning adds (a
+// TreePlanner: a runtime's files, a package's metadata).
 func PlanTree(e *spec.Export, sys *plan.System) (*plan.TreeOutput, error) {
 	if len(sys.Closure) == 0 {
 		return nil, errors.New("tree of an empty closure")
 	}
-	def := e.Format.Def()
 	created, err := e.CreatedTime()
 	if err != nil {
 		return nil, err
@@ -37,53 +35,33 @@ func PlanTree(e *spec.Export, sys *plan.System) (*plan.TreeOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := &plan.TreeOutput{Created: created, Compression: e.Compression}
+	for i := range sys.Closure {
+		out.Items = append(out.Items, sys.Closure[i].Path)
+	}
+	out.Items = store.SortPaths(out.Items)
 	fixed := storeParents(storeDir)
 	if e.Database {
 		fixed = append(fixed, databaseEntry(storeDir))
 	}
-	if def.Runs {
-		run, err := runtimeEntries(e, ss, items)
+	if tp, ok := e.Format.Entry().(TreePlanner); ok {
+		s, err := settings(e, ss, sys, items)
 		if err != nil {
 			return nil, err
 		}
-		fixed = append(fixed, run...)
+		own, err := tp.PlanTree(out, s)
+		if err != nil {
+			return nil, err
+		}
+		fixed = append(fixed, own...)
 	}
 	contents, err := contentEntries(e, storeDir)
 	if err != nil {
 		return nil, err
 	}
 	fixed = append(fixed, contents...)
-	entries, err := treeEntries(fixed, links, storeDir)
-	if err != nil {
+	if out.Entries, err = treeEntries(fixed, links, storeDir); err != nil {
 		return nil, err
-	}
-	out := &plan.TreeOutput{Created: created, Compression: e.Compression}
-	out.Entries = entries
-	for i := range sys.Closure {
-		out.Items = append(out.Items, sys.Closure[i].Path)
-	}
-	out.Items = store.SortPaths(out.Items)
-	if def.Package {
-		if e.Package == nil {
-			return nil, fmt.Errorf("format %s needs a package block", e.Format)
-		}
-		plat, err := platform.Lookup(sys.Name)
-		if err != nil {
-			return nil, err
-		}
-		p := *e.Package
-		out.Package = &plan.Package{Name: p.Name, Version: p.Version, Release: p.Release, Architecture: def.PackageArch(plat),
-			Maintainer: p.Maintainer, Description: p.Description, License: p.License, Homepage: p.Homepage}
-		if out.Package.Architecture == "" {
-			return nil, fmt.Errorf("system %s has no %s architecture", sys.Name, e.Format)
-		}
-		if strings.TrimSpace(out.Package.Description) == "" {
-			var roots []string
-			for _, r := range sys.Roots {
-				roots = append(roots, r.Base())
-			}
-			out.Package.Description = "the store closure of " + strings.Join(roots, ", ")
-		}
 	}
 	return out, nil
 }
@@ -124,7 +102,7 @@ func symlinks(e *spec.Export, ss *spec.System, sys *plan.System, items map[store
 		}
 		return e.Symlinks, nil
 	}
-	if e.Format.Def().Installs {
+	if !e.Format.Def().BinLink {
 		return nil, nil
 	}
 	var first store.Path
@@ -221,109 +199,4 @@ func treeEntries(fixed []plan.Entry, links map[string]string, storeDir store.Dir
 	}
 	slices.SortFunc(out, func(a, b plan.Entry) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
-}
-
-// The runtime's files in trees that run a program (squashfs), where
-// Apptainer and Singularity look for them.
-const (
-	runscriptPath   = "/.singularity.d/runscript"
-	environmentPath = "/.singularity.d/env/90-environment.sh"
-)
-
-// mountPoints are the folders a container runtime mounts over or fills
-// (Apptainer's action scripts and libraries).
-var mountPoints = []plan.Entry{
-	{Path: "/.singularity.d/actions", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/.singularity.d/libs", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/dev", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/etc", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/home", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/proc", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/sys", Type: plan.EntryDirectory, Mode: 0o755},
-	{Path: "/tmp", Type: plan.EntryDirectory, Mode: 0o1777},
-}
-
-// runtimeEntries are what Apptainer and Singularity need in a tree that
-// runs a program: the mount points, /.singularity.d/env/90-environment.sh
-// exporting the spec's env, and /.singularity.d/runscript, which execs the
-// entry point and cmd with the arguments it is given (none when both are
-// empty). The scripts run with the closure's first bin/sh, by path, when
-// it has one, so that they also run under a plain chroot; else /bin/sh.
-func runtimeEntries(e *spec.Export, ss *spec.System, items map[store.Path]*plan.Item) ([]plan.Entry, error) {
-	entrypoint, cmd := e.Entrypoint, e.Cmd
-	if ss != nil && ss.Entrypoint != nil {
-		entrypoint = ss.Entrypoint
-	}
-	if ss != nil && ss.Cmd != nil {
-		cmd = ss.Cmd
-	}
-	sh, err := closureShell(items)
-	if err != nil {
-		return nil, err
-	}
-	out := slices.Clone(mountPoints)
-	var env strings.Builder
-	fmt.Fprintf(&env, "#!%s\n", sh)
-	keys := make([]string, 0, len(e.Env))
-	for k := range e.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !shellName(k) {
-			return nil, fmt.Errorf("env %q: not a name a shell can export", k)
-		}
-		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(e.Env[k]))
-	}
-	out = append(out, plan.Entry{Path: environmentPath, Type: plan.EntryFile, Mode: 0o755, Content: env.String()})
-	if args := append(slices.Clone(entrypoint), cmd...); len(args) > 0 {
-		var run strings.Builder
-		fmt.Fprintf(&run, "#!%s\n", sh)
-		if len(keys) > 0 {
-			fmt.Fprintf(&run, ". %s\n", environmentPath)
-		}
-		run.WriteString("exec")
-		for _, a := range args {
-			run.WriteString(" " + shellQuote(a))
-		}
-		run.WriteString(" \"$@\"\n")
-		out = append(out, plan.Entry{Path: runscriptPath, Type: plan.EntryFile, Mode: 0o755, Content: run.String()})
-	}
-	return out, nil
-}
-
-// closureShell is the first item's bin/sh, by path, among items, or
-// /bin/sh when none has one.
-func closureShell(items map[store.Path]*plan.Item) (string, error) {
-	paths := make([]store.Path, 0, len(items))
-	for p := range items {
-		paths = append(paths, p)
-	}
-	for _, p := range store.SortPaths(paths) {
-		fi, err := os.Stat(items[p].FSPath + "/bin/sh")
-		switch {
-		case err == nil && fi.Mode().IsRegular():
-			return string(p) + "/bin/sh", nil
-		case err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
-			return "", fmt.Errorf("%s: %w", p, err)
-		}
-	}
-	return "/bin/sh", nil
-}
-
-// shellName reports whether k is a name a POSIX shell can export.
-func shellName(k string) bool {
-	for i, c := range k {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return k != ""
-}
-
-// shellQuote quotes s for a POSIX shell: in single quotes, where each
-// single quote of s ends the quoting, is escaped with a backslash, and the
-// quoting starts again.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

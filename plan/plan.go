@@ -12,8 +12,13 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/store"
 )
+
+// DefaultCreated is the creation time of outputs whose spec gives none
+// (neither created nor SOURCE_DATE_EPOCH), RFC 3339.
+const DefaultCreated = "1970-01-01T00:00:01Z"
 
 // Plan is everything an export run will write, fully determined by the spec
 // and the store.
@@ -106,4 +111,27 @@ func Items(closure []Item) map[store.Path]*Item {
 		m[closure[i].Path] = &closure[i]
 	}
 	return m
+}
+
+// Settings are what a spec asks of one system's output, in the plan's
+// terms: what a format's own planning reads (gen.TreePlanner,
+// gen.ImagePlanner). They are not part of the plan.
+type Settings struct {
+	// Export and System name the output.
+	Export string
+	System string
+	// Platform is the system's image platform and architecture names.
+	Platform platform.Platform
+	// Roots are the store paths the spec names; Items the closure's
+	// items, by path.
+	Roots []store.Path
+	Items map[store.Path]*Item
+	// Entrypoint, Cmd and Env say how the output's program runs (the
+	// system's entry point and cmd when it sets them).
+	Entrypoint []string
+	Cmd        []string
+	Env        map[string]string
+	// Package is the package block's metadata with no architecture, or
+	// nil.
+	Package *Package
 }

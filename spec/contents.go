@@ -62,17 +62,13 @@ var (
 // file block, a home folder): a clean absolute path below /.
 func IsTreePath(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && p != "/" }
 
-// takesContents reports whether a format takes account and file blocks:
-// images and trees.
-func takesContents(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }
-
 // accounts decodes the account blocks of an export.
 func (l *loader) accounts(d *exportDecl, blocks hcl.Blocks) {
 	e := &d.e
 	seen := map[string]hcl.Range{}
 	for _, b := range blocks {
-		if !takesContents(e.Format.Def()) {
-			l.errorf(b.DefRange.Ptr(), "Block only for images and file system trees", "An account block adds a user to /etc/passwd of images and file system trees; the export %q has format %q.", e.Name, e.Format)
+		if _, ok := e.Format.Def().Block("account"); !ok {
+			l.errorf(b.DefRange.Ptr(), "Block only for "+formatsLabel(format.TakingBlock("account")), "An account block adds a user to /etc/passwd of images and file system trees; the export %q has format %q.", e.Name, e.Format)
 			continue
 		}
 		name := b.Labels[0]
@@ -133,8 +129,8 @@ func (l *loader) fileBlocks(d *exportDecl, blocks hcl.Blocks) {
 	e := &d.e
 	seen := map[string]hcl.Range{}
 	for _, b := range blocks {
-		if !takesContents(e.Format.Def()) {
-			l.errorf(b.DefRange.Ptr(), "Block only for images and file system trees", "A file block adds a file to images and file system trees; the export %q has format %q.", e.Name, e.Format)
+		if _, ok := e.Format.Def().Block("file"); !ok {
+			l.errorf(b.DefRange.Ptr(), "Block only for "+formatsLabel(format.TakingBlock("file")), "A file block adds a file to images and file system trees; the export %q has format %q.", e.Name, e.Format)
 			continue
 		}
 		p := b.Labels[0]
@@ -270,8 +266,8 @@ func (l *loader) layerBlocks(d *exportDecl, blocks hcl.Blocks) {
 	names := map[string]hcl.Range{}
 	listed := map[store.Path]string{}
 	for _, b := range blocks {
-		if e.Format.Kind() != format.Image {
-			l.errorf(b.DefRange.Ptr(), "Block only for images", "A layer block chooses the store items of one image layer; the export %q has format %q.", e.Name, e.Format)
+		if _, ok := e.Format.Def().Block("layer"); !ok {
+			l.errorf(b.DefRange.Ptr(), "Block only for "+formatsLabel(format.TakingBlock("layer")), "A layer block chooses the store items of one image layer; the export %q has format %q.", e.Name, e.Format)
 			continue
 		}
 		name := b.Labels[0]

@@ -20,6 +20,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/reference"
 	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -31,22 +32,12 @@ const (
 	MaxLayersLimit = 127
 	// DefaultCreated is the creation time of images and trees when
 	// neither created nor SOURCE_DATE_EPOCH is set.
-	DefaultCreated = "1970-01-01T00:00:01Z"
+	DefaultCreated = plan.DefaultCreated
 )
 
-// formatAttrs are the export attributes that only some formats take: the
-// formats whose Def takes says so.
-var formatAttrs = []struct {
-	names []string
-	takes func(format.Def) bool
-}{
-	{[]string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations", "base"},
-		func(d format.Def) bool { return d.Kind == format.Image }},
-	{[]string{"entrypoint", "cmd", "env"}, func(d format.Def) bool { return d.Runs }},
-	{[]string{"symlinks", "created"}, func(d format.Def) bool { return d.Kind == format.Image || d.Kind == format.Tree }},
-	{[]string{"compression"}, func(d format.Def) bool { return d.Compressions != nil }},
-	{[]string{"database"}, func(d format.Def) bool { return d.Database }},
-}
+// formatAttrs are the export attributes that only some formats take: a
+// format takes those its Def lists (format.Def.TakesAttr).
+var formatAttrs = slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs, []string{"compression"})
 
 var exportSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -158,20 +149,15 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 	def := e.Format.Def()
 	image := def.Kind == format.Image
 	if e.Format != "" {
-		for _, fa := range formatAttrs {
-			if fa.takes(def) {
-				continue
-			}
-			for _, name := range fa.names {
-				if a := attrs[name]; a != nil {
-					l.notForFormat(a, e, fa.takes)
-				}
+		for _, name := range formatAttrs {
+			if a := attrs[name]; a != nil && !def.TakesAttr(name) {
+				l.notForFormat(a, e)
 			}
 		}
 	}
 
 	paths, pset, pok := l.storePaths(attrs["paths"])
-	if def.Runs {
+	if runs(def) {
 		e.Entrypoint, _ = l.entrypoint(attrs["entrypoint"])
 		e.Cmd, _, _ = l.stringList(attrs["cmd"])
 		e.Env = l.stringMap(attrs["env"], "Invalid environment variable", func(k, _ string) string {
@@ -192,7 +178,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		l.symlinks(d)
 		l.created(d)
 	}
-	if a := attrs["database"]; a != nil && def.Database {
+	if a := attrs["database"]; a != nil && def.TakesAttr("database") {
 		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
 			e.Database = v.True()
 		}
@@ -281,10 +267,10 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
-		if e.Format != "" && !e.Format.Def().Runs {
+		if e.Format != "" && !runs(e.Format.Def()) {
 			for _, an := range []string{"entrypoint", "cmd"} {
 				if a := content.Attributes[an]; a != nil {
-					l.notForFormat(a, e, func(d format.Def) bool { return d.Runs })
+					l.notForFormat(a, e)
 				}
 			}
 		}
@@ -304,7 +290,7 @@ func (l *loader) systems(d *exportDecl, blocks hcl.Blocks, def sysDefaults) {
 			if ps, set, ok := l.storePaths(sb.attrs["paths"]); set || !ok {
 				sys.Paths, given = ps, true
 			}
-			if e.Format.Def().Runs {
+			if runs(e.Format.Def()) {
 				if ep, set := l.entrypoint(sb.attrs["entrypoint"]); set {
 					sys.Entrypoint = ep
 				}
@@ -347,21 +333,21 @@ func (l *loader) output(d *exportDecl) {
 	e.Output = path.Clean(o)
 }
 
+// runs reports whether a format says how its program runs (entrypoint,
+// cmd, env, also in system blocks).
+func runs(d format.Def) bool { return d.TakesAttr("entrypoint") }
+
 // notForFormat reports an attribute set on an export whose format does
-// not take it: the formats that do are those whose Def satisfies takes.
-func (l *loader) notForFormat(a *hcl.Attribute, e *Export, takes func(format.Def) bool) {
-	fs := format.Where(takes)
+// not take it, naming the formats that do.
+func (l *loader) notForFormat(a *hcl.Attribute, e *Export) {
+	fs := format.TakingAttr(a.Name)
 	l.errorf(a.NameRange.Ptr(), "Attribute only for "+formatsLabel(fs), "%s applies to %s exports; the export %q has format %q.", a.Name, format.Join(fs), e.Name, e.Format)
 }
 
 // formatsLabel names a set of formats in a summary: "images" for the
 // images, then "file system trees" for the trees or the other formats'
-// names ("images and squashfs"); "binary caches" for binary-cache; else
-// the formats' names.
+// names ("images and squashfs"); else the formats' names.
 func formatsLabel(fs []format.Format) string {
-	if slices.Equal(fs, []format.Format{format.BinaryCache}) {
-		return "binary caches"
-	}
 	images := format.OfKind(format.Image)
 	var rest []format.Format
 	for _, f := range fs {
@@ -415,7 +401,7 @@ func (l *loader) signKey(d *exportDecl, def format.Def) {
 		return
 	}
 	e.SignKey = l.absPath(p)
-	if def.NixSigned {
+	if def.SignKey == format.NixKey {
 		if _, err := signing.ReadSecretKey(e.SignKey); err != nil {
 			l.errorf(a.Expr.Range().Ptr(), "Invalid sign_key", "%s. Make a key pair with `storepack keygen NAME` or `nix-store --generate-binary-cache-key NAME SECRET PUBLIC`.", upperFirst(err.Error()))
 		}
@@ -573,12 +559,13 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 	if e.Format == "" {
 		return
 	}
-	takes := e.Format.Def().Package
+	block, takes := e.Format.Def().Block("package")
 	for i, b := range blocks {
 		switch {
 		case !takes:
-			l.errorf(b.DefRange.Ptr(), "Block only for "+format.Join(format.Where(func(d format.Def) bool { return d.Package })),
-				"A package block gives the metadata of %s packages; the export %q has format %q.", format.Join(format.Where(func(d format.Def) bool { return d.Package })), e.Name, e.Format)
+			fs := format.Join(format.TakingBlock("package"))
+			l.errorf(b.DefRange.Ptr(), "Block only for "+fs,
+				"A package block gives the metadata of %s packages; the export %q has format %q.", fs, e.Name, e.Format)
 			continue
 		case i > 0:
 			l.errorf(b.DefRange.Ptr(), "Duplicate package block", "The export %q already has a package block at %s.", e.Name, pos(blocks[0].DefRange))
@@ -613,11 +600,11 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			*f.to = v
 		}
 		e.Package = p
-		if e.Format == format.Deb && p.Maintainer == "" {
-			l.warnf(b.DefRange.Ptr(), "Package without a maintainer", "Debian packages name their maintainer: dpkg warns when it installs one without. Set maintainer = \"Name <address>\".")
+		if why, ok := block.Recommended["maintainer"]; ok && p.Maintainer == "" {
+			l.warnf(b.DefRange.Ptr(), "Package without a maintainer", "%s Set maintainer = \"Name <address>\".", why)
 		}
 	}
-	if takes && len(blocks) == 0 {
+	if block.Required && len(blocks) == 0 {
 		l.errorf(d.block.DefRange.Ptr(), "Missing package block", "The export %q has format %q, which needs a package block with at least a version.", e.Name, e.Format)
 	}
 }

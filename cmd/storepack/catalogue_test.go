@@ -556,7 +556,7 @@ func TestChangedAfterPlan(t *testing.T) {
 				if diags.HasErrors() {
 					t.Fatal(diags)
 				}
-				plan, err := gen.Generate(sp)
+				plan, err := gen.Generate(context.Background(), sp)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -14,7 +14,7 @@ import (
 // changes its cache key.
 func TestKeyCoversInputs(t *testing.T) {
 	f := fixture.Write(t, "/nix/store", "", fixture.Hello())
-	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
+	e := &spec.Export{Name: "hello", Format: fixture.ImageFormat, Image: spec.Image{MaxLayers: 1}}
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
 	base := Layers(&plan.Export{Systems: []plan.System{*sys}})[0]
 	want := key(base, format.None)

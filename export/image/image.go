@@ -255,6 +255,9 @@ func BlobPath(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
 }
 
+// Compressions are the layer compressions of images, the default first.
+var Compressions = []format.Compression{format.None, format.Gzip, format.Zstd}
+
 // MediaType is the OCI media type of layers compressed as compression
 // says ("" or "none", "gzip", "zstd").
 func MediaType(compression format.Compression) (string, error) {

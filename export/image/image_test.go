@@ -23,7 +23,7 @@ import (
 func helloExport(t *testing.T, e *spec.Export) *plan.Export {
 	t.Helper()
 	f := fixture.Write(t, "/gnu/store", "", fixture.Hello())
-	e.Name, e.Format = "hello", format.Docker
+	e.Name, e.Format = "hello", fixture.ImageFormat
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
 	return &plan.Export{Name: e.Name, Format: e.Format, Systems: []plan.System{*sys}}
 }

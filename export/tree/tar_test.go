@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
@@ -22,7 +21,7 @@ import (
 // holds everything.
 func oneTree(t *testing.T, f *fixture.Store) (*plan.Tree, Source, int64) {
 	t.Helper()
-	e := &spec.Export{Name: "hello", Format: format.Docker, Image: spec.Image{MaxLayers: 1}}
+	e := &spec.Export{Name: "hello", Format: fixture.ImageFormat, Image: spec.Image{MaxLayers: 1}}
 	sys := f.System(t, "x86_64-linux", e, "hello-2.12")
 	return &sys.Image.Layers[0].Tree, Source{Items: plan.Items(sys.Closure)}, sys.Image.MTime()
 }
@@ -166,7 +165,7 @@ func TestSizeMatches(t *testing.T) {
 	}
 	for _, dir := range []store.Dir{"/gnu/store", "/nix/store", store.Dir("/" + strings.Repeat("s", 90) + "/store")} {
 		f := fixture.Write(t, dir, "", []fixture.Item{{Name: "sizes", Files: files}})
-		e := &spec.Export{Name: "sizes", Format: format.Docker}
+		e := &spec.Export{Name: "sizes", Format: fixture.ImageFormat}
 		sys := f.System(t, "x86_64-linux", e, "sizes")
 		for i := range sys.Image.Layers {
 			writeTarBytes(t, &sys.Image.Layers[i].Tree, sys.Image.MTime(), Source{Items: plan.Items(sys.Closure)})
@@ -179,7 +178,7 @@ func TestTarErrors(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(f.Items[0].FSPath, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &spec.Export{Name: "x", Format: format.Docker}
+	e := &spec.Export{Name: "x", Format: fixture.ImageFormat}
 	sys := f.System(t, "x86_64-linux", e, "fifo")
 	src := Source{Items: plan.Items(sys.Closure)}
 	var buf bytes.Buffer

@@ -12,6 +12,7 @@
 package base
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,8 @@ import (
 
 // Options say how a base is reached.
 type Options struct {
+	// Context bounds the requests to a registry; nil means none.
+	Context context.Context
 	// Insecure allows plain http to the registry.
 	Insecure bool
 	// Keychain finds credentials; nil means authn.DefaultKeychain.
@@ -44,7 +47,11 @@ func (o Options) remote() []remote.Option {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	return []remote.Option{remote.WithAuthFromKeychain(kc)}
+	opts := []remote.Option{remote.WithAuthFromKeychain(kc)}
+	if o.Context != nil {
+		opts = append(opts, remote.WithContext(o.Context))
+	}
+	return opts
 }
 
 // CheckRef checks a base's syntax: "oci:DIR[:TAG]", "docker-archive:FILE"

@@ -3,6 +3,7 @@ package binarycache
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/compress"
@@ -13,9 +14,13 @@ import (
 // parallelism is across NARs); Close ends the compressed stream (it does
 // not close w). The size fits zstd's window to a small NAR, so that
 // encoders running at once hold little history.
+// WriteCompressions are the compressions a cache written here gives its
+// NARs, the default (xz, as Nix) first.
+var WriteCompressions = []format.Compression{format.XZ, format.Zstd, format.None}
+
 func newCompressor(compression string, w io.Writer, size int64) (io.WriteCloser, error) {
-	if !format.BinaryCache.Takes(format.Compression(compression)) {
-		return nil, fmt.Errorf("unknown compression %q (want one of %q)", compression, format.BinaryCache.Def().Compressions)
+	if !slices.Contains(WriteCompressions, format.Compression(compression)) {
+		return nil, fmt.Errorf("unknown compression %q (want one of %q)", compression, WriteCompressions)
 	}
 	return compress.NewWriter(w, format.Compression(compression), compress.Options{Size: size})
 }

@@ -451,7 +451,7 @@ func TestVerifyErrors(t *testing.T) {
 // may ask for (package format): Write must write each.
 func writeCompressions() []string {
 	var out []string
-	for _, c := range format.BinaryCache.Def().Compressions {
+	for _, c := range WriteCompressions {
 		out = append(out, string(c))
 	}
 	return out
