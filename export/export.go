@@ -1,9 +1,13 @@
-// Package export writes plans. One table (formats.go) maps each format of
-// package format to its writer, each in a file of its own: store outputs
-// (nar.go: export bundles; binarycache.go: Nix binary caches) and images
-// (docker.go: Docker archives; oci.go: OCI layouts and oci-archives;
-// push.go: registries), built on the plumbing of their kind (packages nar,
-// binarycache, image, tree).
+// Package export writes plans, and holds storepack's registry of formats
+// (formats.go). Each format is a file of its own that declares it
+// (format.Def), plans what it alone needs and writes it: store outputs
+// (nar.go: export bundles; binarycache.go: Nix binary caches), file system
+// trees (tarball.go, deb.go, rpm.go, squashfs.go) and images (docker.go:
+// Docker archives; oci.go: OCI layouts and oci-archives; push.go:
+// registries), built on the plumbing of their kind (export/tree,
+// export/image, export/squashfs, export/rpm, store/nar,
+// store/binarycache). supply.go writes the supply chain beside and inside
+// every output (SBOMs, provenance, signatures).
 //
 // Export reads the plan and never writes into it: what it computes (the
 // digests and sizes of files, layers and images) it returns. Every output

@@ -34,11 +34,11 @@
 //     format's. Image attributes (tag ... insecure, and entrypoint and cmd
 //     of system blocks) on an export of another kind are errors, not
 //     warnings, but for compression on the formats that take one (a binary
-//     cache's NARs: "xz", "zstd" or "none"). sign_key, only on
-//     binary-cache exports, names a
-//     secret key file (relative to the spec folder) in the format of
-//     `nix-store --generate-binary-cache-key`; a missing or bad key is an
-//     error at load time, and the export reads the file again when it
+//     cache's NARs: "xz", "zstd" or "none"). sign_key names a
+//     secret key file (relative to the spec folder): a Nix key, as
+//     `nix-store --generate-binary-cache-key` writes it, for the formats
+//     that sign narinfos (format.NixKey), else a PEM key whose signatures
+//     cosign verifies; a missing or bad key is an error at load time, and the export reads the file again when it
 //     writes. insecure without push is a warning.
 //   - systems, when unset, is the system blocks' names, else the host's
 //     (LoadOptions.System); systems named only by a block are added after
