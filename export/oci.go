@@ -59,7 +59,7 @@ func (ociWriter) tempDirs() []string { return nil }
 func (ociWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var f File
 	var err error
-	if strings.HasSuffix(e.Output, ".tar") {
+	if image.IsOCIArchive(e.Output) {
 		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
 		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count, o.chain) })
 	} else {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -235,7 +234,7 @@ func (c *chain) envelope(statement []byte) ([]byte, error) {
 // sideBase is the name the side files of output f start with: the file,
 // or the folder of a format that writes one.
 func (c *chain) sideBase(f File) string {
-	if c.e.Format == format.BinaryCache || (c.e.Format == format.OCI && !strings.HasSuffix(c.e.Output, ".tar")) {
+	if c.e.Format == format.BinaryCache || (c.e.Format == format.OCI && !image.IsOCIArchive(c.e.Output)) {
 		return c.e.Output
 	}
 	return f.Path
