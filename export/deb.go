@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/export/tree"
-	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
@@ -63,7 +62,7 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
 	}
 	return writeAtomic(outDir, rel, func(w io.Writer) error {
-		ext := debTarExt(t.Compression)
+		ext := compress.Ext(t.Compression)
 		mtime := t.MTime()
 		if err := writeArMember(w, "!<arch>\n", "debian-binary", mtime, int64(len("2.0\n")), strings.NewReader("2.0\n")); err != nil {
 			return err
@@ -77,11 +76,6 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 		}
 		return writeArMember(w, "", "data.tar"+ext, mtime, size, io.NewSectionReader(data, 0, size))
 	})
-}
-
-// debTarExt is the extension of a deb member tar compressed as c.
-func debTarExt(c format.Compression) string {
-	return map[format.Compression]string{format.XZ: ".xz", format.Gzip: ".gz", format.Zstd: ".zst"}[c]
 }
 
 // debSums is what control.tar says of the data: each regular file's md5

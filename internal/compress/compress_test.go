@@ -215,3 +215,18 @@ func TestXZSized(t *testing.T) {
 		}
 	}
 }
+
+// TestExt checks each compression's extension, and that the tarball's
+// default output names (format, which cannot import this package) agree.
+func TestExt(t *testing.T) {
+	for c, want := range map[format.Compression]string{format.Gzip: ".gz", format.Zstd: ".zst", format.XZ: ".xz", format.None: "", "": "", "lz4": ""} {
+		if got := Ext(c); got != want {
+			t.Errorf("Ext(%q) = %q, want %q", c, got, want)
+		}
+	}
+	for _, c := range format.Tarball.Def().Compressions {
+		if got, want := format.Tarball.Ext(c), ".tar"+Ext(c); got != want {
+			t.Errorf("format.Tarball.Ext(%q) = %q, want %q", c, got, want)
+		}
+	}
+}

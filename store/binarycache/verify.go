@@ -121,7 +121,7 @@ func checkNARFile(file string, ni *NarInfo) error {
 	fileHash := sha256.New()
 	raw := &countw.Writer{W: fileHash}
 	r := io.TeeReader(bufio.NewReaderSize(f, 1<<20), raw)
-	dec, done, err := newDecompressor(ni.Compression, r)
+	dec, done, err := NewDecompressor(ni.Compression, r)
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: %w", file, err)
 	}
