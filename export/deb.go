@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/export/tree"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
@@ -47,7 +48,7 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 	}
 	// The data, next to the output under the temporary name removeStale
 	// knows.
-	data, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-data-*")
+	data, err := os.CreateTemp(filepath.Dir(final), atomicfile.TempPrefix(final)+"data-*")
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}

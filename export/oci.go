@@ -251,7 +251,7 @@ func writeOCIDir(outDir, rel string, e *plan.Export, c *layercache.Cache, count 
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
 		return File{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	tmp, err := os.MkdirTemp(filepath.Dir(final), atomicfile.TempPattern(final))
 	if err != nil {
 		return File{}, err
 	}

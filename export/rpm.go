@@ -11,6 +11,7 @@ import (
 
 	"github.com/storepack/storepack/export/rpm"
 	"github.com/storepack/storepack/export/tree"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -29,7 +30,7 @@ func (rpmWriter) write(e *plan.Export, outDir string, o Options, count nar.Count
 	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-			return writeRPM(w, t, src, filepath.Dir(final), "."+filepath.Base(final)+".tmp-")
+			return writeRPM(w, t, src, filepath.Dir(final), atomicfile.TempPrefix(final))
 		})
 	})
 }

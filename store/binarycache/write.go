@@ -410,7 +410,7 @@ var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<
 // file of that name, hence those bytes, was already there).
 func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
 	narDir := filepath.Join(dir, "nar")
-	tmp, err := atomicfile.CreateIn(narDir, ".tmp-"+it.Path.HashPart()+"-*", "", 0o644)
+	tmp, err := atomicfile.CreateIn(narDir, atomicfile.UnnamedPattern(it.Path.HashPart()), "", 0o644)
 	if err != nil {
 		return nil, false, fmt.Errorf("binary cache: %w", err)
 	}

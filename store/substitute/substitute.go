@@ -14,7 +14,6 @@ package substitute
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/binarycache"
@@ -260,9 +260,7 @@ func (s *Substituter) Fetch(ctx context.Context, p store.Path) error {
 	h := sha256.New()
 	cr := &countingReader{r: dec, limit: e.ni.NarSize}
 	tee := io.TeeReader(cr, h)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := dst + ".tmp-" + hex.EncodeToString(rnd[:])
+	tmp := atomicfile.TempName(dst)
 	if err := nar.Restore(tee, tmp); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
