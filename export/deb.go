@@ -16,6 +16,7 @@ import (
 
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
@@ -59,7 +60,7 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 	}
 	// The data, next to the output under the temporary name removeStale
 	// knows.
-	data, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-data-*")
+	data, err := os.CreateTemp(filepath.Dir(final), atomicfile.TempPrefix(final)+"data-*")
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", final, err)
 	}
@@ -74,7 +75,7 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
 	}
 	return writeAtomic(outDir, rel, func(w io.Writer) error {
-		ext := debTarExt(t.Compression)
+		ext := compress.Ext(t.Compression)
 		mtime := t.MTime()
 		if err := writeArMember(w, "!<arch>\n", "debian-binary", mtime, int64(len("2.0\n")), strings.NewReader("2.0\n")); err != nil {
 			return err
@@ -88,11 +89,6 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 		}
 		return writeArMember(w, "", "data.tar"+ext, mtime, size, io.NewSectionReader(data, 0, size))
 	})
-}
-
-// debTarExt is the extension of a deb member tar compressed as c.
-func debTarExt(c format.Compression) string {
-	return map[format.Compression]string{format.XZ: ".xz", format.Gzip: ".gz", format.Zstd: ".zst"}[c]
 }
 
 // debSums is what control.tar says of the data: each regular file's md5

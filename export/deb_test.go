@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
@@ -89,7 +90,7 @@ func debParts(t testing.TB, file string, c format.Compression) (members []arMemb
 	if len(members) != 3 {
 		t.Fatalf("%d members", len(members))
 	}
-	ext := debTarExt(c)
+	ext := compress.Ext(c)
 	var names []string
 	for _, m := range members {
 		names = append(names, m.name)

@@ -242,7 +242,7 @@ func removeStale(plan *plan.Plan, outDir string) error {
 			return
 		}
 		final := filepath.Join(outDir, filepath.FromSlash(rel))
-		pats = append(pats, pattern{filepath.Dir(final), "." + filepath.Base(final) + ".tmp-"})
+		pats = append(pats, pattern{filepath.Dir(final), atomicfile.TempPrefix(final)})
 	}
 	for _, e := range plan.Exports {
 		add(e.Output)
@@ -251,7 +251,7 @@ func removeStale(plan *plan.Plan, outDir string) error {
 		}
 		if w, ok := writerOf(e.Format); ok && e.Output != "" {
 			for _, d := range w.tempDirs() {
-				pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), d), ".tmp-"})
+				pats = append(pats, pattern{filepath.Join(outDir, filepath.FromSlash(e.Output), d), atomicfile.UnnamedPrefix})
 			}
 		}
 	}

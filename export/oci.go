@@ -68,7 +68,7 @@ func (ociWriter) tempDirs() []string { return nil }
 func (ociWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
 	var f File
 	var err error
-	if strings.HasSuffix(e.Output, ".tar") {
+	if image.IsOCIArchive(e.Output) {
 		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
 		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count, o.chain) })
 	} else {
@@ -260,7 +260,7 @@ func writeOCIDir(outDir, rel string, e *plan.Export, c *layercache.Cache, count 
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
 		return File{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	tmp, err := os.MkdirTemp(filepath.Dir(final), atomicfile.TempPattern(final))
 	if err != nil {
 		return File{}, err
 	}

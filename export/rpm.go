@@ -13,6 +13,7 @@ import (
 	"github.com/storepack/storepack/export/rpm"
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -40,7 +41,7 @@ func (rpmWriter) write(e *plan.Export, outDir string, o Options, count nar.Count
 	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-			return writeRPM(w, t, src, filepath.Dir(final), "."+filepath.Base(final)+".tmp-")
+			return writeRPM(w, t, src, filepath.Dir(final), atomicfile.TempPrefix(final))
 		})
 	})
 }

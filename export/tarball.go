@@ -14,9 +14,21 @@ import (
 
 // tarballDef declares the format: a tar of each system's tree, compressed.
 var tarballDef = format.Def{Name: "tarball", Kind: format.Tree, PerSystem: true,
-	Compressions: []format.Compression{format.Gzip, format.Zstd, format.XZ, format.None},
-	Exts:         map[format.Compression]string{format.Gzip: ".tar.gz", format.Zstd: ".tar.zst", format.XZ: ".tar.xz", format.None: ".tar"},
-	Attrs:        slices.Concat(format.TreeAttrs, format.DatabaseAttrs), Blocks: format.ContentBlocks, BinLink: true}
+	Compressions: tarballCompressions, Exts: tarballExts(),
+	Attrs: slices.Concat(format.TreeAttrs, format.DatabaseAttrs), Blocks: format.ContentBlocks, BinLink: true}
+
+// tarballCompressions are a tarball's compressions, the default first.
+var tarballCompressions = []format.Compression{format.Gzip, format.Zstd, format.XZ, format.None}
+
+// tarballExts names a tarball by its compression: ".tar" and the
+// compressor's extension.
+func tarballExts() map[format.Compression]string {
+	m := map[format.Compression]string{}
+	for _, c := range tarballCompressions {
+		m[c] = ".tar" + compress.Ext(c)
+	}
+	return m
+}
 
 // tarballWriter writes tarball exports: one tar of each system's tree
 // (package tree), compressed on every core (package compress), as GNU tar

@@ -40,8 +40,8 @@ type File struct {
 	GID     int
 }
 
-// MaxFileSize is the largest file block: its contents are held in the
-// plan.
+// MaxFileSize is the largest file block, and the most file() reads: their
+// contents are held in the plan.
 const MaxFileSize = 16 << 20
 
 // The accounts storepack always writes when it writes /etc/passwd.
@@ -160,7 +160,7 @@ func (l *loader) fileBlocks(d *exportDecl, blocks hcl.Blocks) {
 				continue
 			}
 			if len(c) > MaxFileSize {
-				l.errorf(ca.Expr.Range().Ptr(), "File too large", "The content of %s is %d bytes; file blocks hold at most %d (16 MiB): put larger files in a source block.", p, len(c), MaxFileSize)
+				l.errorf(ca.Expr.Range().Ptr(), "File too large", "The content of %s is %d bytes; file blocks hold at most %d (%d MiB): put larger files in a source block.", p, len(c), MaxFileSize, MaxFileSize>>20)
 				continue
 			}
 			f.Content = c
@@ -217,7 +217,7 @@ func readFileBlock(p string) (string, error) {
 		return "", fmt.Errorf("%s is %s, not a regular file", p, kind)
 	}
 	if fi.Size() > MaxFileSize {
-		return "", fmt.Errorf("%s is %d bytes; file blocks hold at most %d (16 MiB): add larger files as a source block", p, fi.Size(), MaxFileSize)
+		return "", fmt.Errorf("%s is %d bytes; file blocks hold at most %d (%d MiB): add larger files as a source block", p, fi.Size(), MaxFileSize, MaxFileSize>>20)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {

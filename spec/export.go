@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/storepack/storepack/export/sbom"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/reference"
 	"github.com/storepack/storepack/internal/signing"
@@ -421,8 +422,8 @@ func (l *loader) supplyChain(d *exportDecl) {
 			seen := map[string]bool{}
 			for _, f := range list {
 				switch {
-				case f != "spdx" && f != "cyclonedx":
-					l.errorf(a.Expr.Range().Ptr(), "Invalid sbom", "%q is not an SBOM format: sbom takes \"spdx\" (SPDX 2.3 JSON) and \"cyclonedx\" (CycloneDX JSON).", f)
+				case !slices.Contains(sbom.Formats, sbom.Format(f)):
+					l.errorf(a.Expr.Range().Ptr(), "Invalid sbom", "%q is not an SBOM format: sbom takes %s.", f, sbomFormats())
 				case seen[f]:
 					l.errorf(a.Expr.Range().Ptr(), "Invalid sbom", "%q is listed twice.", f)
 				default:
@@ -437,6 +438,22 @@ func (l *loader) supplyChain(d *exportDecl) {
 			e.Provenance = v.True()
 		}
 	}
+}
+
+// sbomFormats lists the SBOM formats for messages: "\"spdx\" (SPDX 2.3
+// JSON) and \"cyclonedx\" (CycloneDX JSON)".
+func sbomFormats() string {
+	var b strings.Builder
+	for i, f := range sbom.Formats {
+		switch {
+		case i == len(sbom.Formats)-1 && i > 0:
+			b.WriteString(" and ")
+		case i > 0:
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q (%s)", f, f.Title())
+	}
+	return b.String()
 }
 
 // image decodes the settings of a docker or oci export.

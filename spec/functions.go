@@ -170,10 +170,7 @@ func unwrapPathError(err error) error {
 	return fmt.Errorf("%w", err)
 }
 
-// maxFileSize bounds what file() reads.
-const maxFileSize = 16 << 20
-
-// readSpecFile reads a regular file of at most maxFileSize bytes for
+// readSpecFile reads a regular file of at most MaxFileSize bytes for
 // file(): a device, FIFO or folder would never end or block.
 func readSpecFile(p string) ([]byte, error) {
 	// Stat before opening: opening a FIFO blocks until it has a writer.
@@ -195,12 +192,12 @@ func readSpecFile(p string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
 	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%d bytes, more than the %d file() reads", fi.Size(), maxFileSize)
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%d bytes, more than the %d file() reads", fi.Size(), MaxFileSize)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err == nil && len(b) > maxFileSize {
-		err = fmt.Errorf("more than the %d bytes file() reads", maxFileSize)
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err == nil && len(b) > MaxFileSize {
+		err = fmt.Errorf("more than the %d bytes file() reads", MaxFileSize)
 	}
 	return b, err
 }

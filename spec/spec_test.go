@@ -459,3 +459,10 @@ func TestDebWithoutMaintainer(t *testing.T) {
 		t.Errorf("package %+v, want x 1.0-1", p)
 	}
 }
+
+// TestSBOMFormats lists export/sbom's formats for messages.
+func TestSBOMFormats(t *testing.T) {
+	if got, want := sbomFormats(), `"spdx" (SPDX 2.3 JSON) and "cyclonedx" (CycloneDX JSON)`; got != want {
+		t.Errorf("sbomFormats() = %s, want %s", got, want)
+	}
+}

@@ -6,7 +6,8 @@
 //     and blobs (compressed, hashed on the way), written in parallel;
 //   - image.go (this file): the encoding of an image once its layers'
 //     blobs are known: the config, the OCI manifest, the image index, the
-//     docker archive's manifest entry, media types;
+//     docker archive's manifest entry, media types, whether an oci
+//     output is a layout or an archive (IsOCIArchive);
 //   - cache.go: layers kept in the layer cache between exports;
 //   - resume.go: tar archives whose first layers a re-export copies from
 //     the cache without reading or hashing them again.
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -234,6 +236,11 @@ func Index(e *plan.Export, imgs []*Image) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// IsOCIArchive reports whether the output of an oci export is an
+// oci-archive, a tar of the layout: when its name ends with ".tar". Any
+// other output is a layout folder.
+func IsOCIArchive(output string) bool { return strings.HasSuffix(output, ".tar") }
 
 // LayoutVersion is an OCI layout's oci-layout file.
 const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`

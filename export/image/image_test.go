@@ -189,3 +189,13 @@ func TestCheck(t *testing.T) {
 		t.Error("an export without systems: no error")
 	}
 }
+
+// TestIsOCIArchive: an oci output ending with ".tar" is an archive, any
+// other a layout folder.
+func TestIsOCIArchive(t *testing.T) {
+	for output, want := range map[string]bool{"app.tar": true, "out/app.tar": true, "app": false, "app.tar.gz": false, "app-tar": false, "app.tar/": false} {
+		if got := IsOCIArchive(output); got != want {
+			t.Errorf("IsOCIArchive(%q) = %v, want %v", output, got, want)
+		}
+	}
+}

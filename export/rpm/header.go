@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/storepack/storepack/internal/countw"
 )
 
 // Tags of the signature header and of the main header (rpm's rpmtag.h).
@@ -154,23 +156,23 @@ func (h *index) writeTo(w io.Writer, region int32) (int64, error) {
 		e := h.entries[t]
 		head = put(head, t, e.typ, int32(offsets[i]), e.count)
 	}
-	cw := &counter{w: w}
+	cw := &countw.Writer{W: w}
 	if _, err := cw.Write(head); err != nil {
-		return cw.n, err
+		return cw.N, err
 	}
 	var pad [8]byte
 	at := 0
 	for i, t := range tags {
 		if _, err := cw.Write(pad[:offsets[i]-at]); err != nil {
-			return cw.n, err
+			return cw.N, err
 		}
 		e := h.entries[t]
 		if _, err := cw.Write(e.data); err != nil {
-			return cw.n, err
+			return cw.N, err
 		}
 		at = offsets[i] + len(e.data)
 	}
 	trailer := put(nil, region, typeBinary, -16*il, 16)
 	_, err := cw.Write(trailer)
-	return cw.n, err
+	return cw.N, err
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/countw"
 )
 
 // Metadata is what a package says of itself.
@@ -216,7 +217,7 @@ func (w *Writer) writePayload(dst io.Writer, order []int32) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c := &counter{w: cw}
+	c := &countw.Writer{W: cw}
 	var hdr []byte
 	for i, k := range order {
 		r := w.files.at(int(k))
@@ -244,7 +245,7 @@ func (w *Writer) writePayload(dst io.Writer, order []int32) (int64, error) {
 	if err := cw.Close(); err != nil {
 		return 0, err
 	}
-	return c.n, nil
+	return c.N, nil
 }
 
 var zeros [4]byte
@@ -267,18 +268,6 @@ func cpioHeader(b []byte, ino, mode uint32, mtime, size int64, path []byte) []by
 }
 
 func pad4(n int64) int64 { return (4 - n%4) % 4 }
-
-// counter counts what is written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
 
 // lead is rpm's 96-byte lead: magic, version 3.0, binary, the package's
 // name, Linux, header-style signatures.

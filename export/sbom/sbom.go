@@ -46,6 +46,15 @@ const SpecVersion = cdx.SpecVersion1_6
 // Formats lists every format, in the order outputs are written.
 var Formats = []Format{SPDX, CycloneDX}
 
+// Title names the document a format writes, for messages: "SPDX 2.3
+// JSON", "CycloneDX JSON".
+func (f Format) Title() string {
+	if f == SPDX {
+		return "SPDX 2.3 JSON"
+	}
+	return "CycloneDX JSON"
+}
+
 // Ext is the extension a format's document adds to its output's name.
 func (f Format) Ext() string {
 	if f == SPDX {

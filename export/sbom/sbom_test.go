@@ -12,6 +12,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/storepack/storepack/plan"
@@ -256,5 +257,19 @@ func TestReproducible(t *testing.T) {
 	}
 	if _, err := Write("syft", closure(t)); err == nil {
 		t.Error("an unknown format was written")
+	}
+}
+
+// TestTitle names each format's document, the SPDX version being the one
+// written.
+func TestTitle(t *testing.T) {
+	want := map[Format]string{SPDX: "SPDX 2.3 JSON", CycloneDX: "CycloneDX JSON"}
+	for _, f := range Formats {
+		if got := f.Title(); got != want[f] {
+			t.Errorf("%s: Title() = %q, want %q", f, got, want[f])
+		}
+	}
+	if spdx.Version != "SPDX-2.3" {
+		t.Errorf("SPDX documents are %s: change Title", spdx.Version)
 	}
 }

@@ -4,15 +4,59 @@
 // name. On any error, or when the writer gives up, the temporary file is
 // removed and the final name is untouched. Exports, binary caches, the
 // layer cache, lock files and `storepack fmt` all write through it.
+//
+// It is also the one home of temporary names, by which whoever cleans up
+// after a killed writer knows what to remove: what will be named final is
+// made under a name starting with TempPrefix(final), ".<base name>.tmp-",
+// in final's folder; a file whose final name is known only once written
+// (a blob named by its digest) under one starting with UnnamedPrefix,
+// ".tmp-".
 package atomicfile
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 )
+
+// UnnamedPrefix starts the temporary names of files whose final name is
+// not known when they are created (CreateIn with final "", committed with
+// CommitAs): layer cache blobs, a binary cache's NAR files.
+const UnnamedPrefix = ".tmp-"
+
+// TempPrefix starts the temporary names of final in its folder:
+// ".<base name>.tmp-". A writer that needs more temporary files or
+// folders for one output (a deb's data, an rpm's spools) starts their
+// names with it too.
+func TempPrefix(final string) string { return "." + filepath.Base(final) + UnnamedPrefix }
+
+// TempPattern is the os.CreateTemp or os.MkdirTemp pattern of a temporary
+// name of final: TempPrefix(final) and a random part.
+func TempPattern(final string) string { return TempPrefix(final) + "*" }
+
+// UnnamedPattern is the os.CreateTemp pattern of a temporary name of a
+// file whose final name is not known yet: UnnamedPrefix, then tag and "-"
+// when tag is not "", then a random part.
+func UnnamedPattern(tag string) string {
+	if tag == "" {
+		return UnnamedPrefix + "*"
+	}
+	return UnnamedPrefix + tag + "-*"
+}
+
+// TempName returns a new temporary name of final, in final's folder:
+// TempPrefix(final) and 16 random hex digits. It creates nothing: it is
+// for what other code makes at a path that must not exist yet (a NAR
+// unpacked into a folder).
+func TempName(final string) string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return filepath.Join(filepath.Dir(final), TempPrefix(final)+hex.EncodeToString(rnd[:]))
+}
 
 // File is a file being written under a temporary name. Write to it (it
 // is an *os.File), then Commit, CommitAs or CommitNew it; Abort, which may
@@ -36,7 +80,7 @@ func NoSync(f *File) { f.sync = false }
 // the temporary file is ".<base name>.tmp-*" in final's folder, so that
 // whoever cleans up after a killed writer knows it by its name.
 func Create(final string, perm fs.FileMode, opts ...Option) (*File, error) {
-	return CreateIn(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*", final, perm, opts...)
+	return CreateIn(filepath.Dir(final), TempPattern(final), final, perm, opts...)
 }
 
 // CreateIn starts writing a file in dir whose temporary name follows

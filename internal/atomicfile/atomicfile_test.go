@@ -134,3 +134,40 @@ func TestWriteFile(t *testing.T) {
 		t.Error("writing into a missing folder succeeded")
 	}
 }
+
+// TestTempNames checks the temporary names: each starts with its prefix,
+// TempName's are fresh and in final's folder, and os.CreateTemp follows
+// the patterns.
+func TestTempNames(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(dir, "out.deb")
+	if got, want := TempPrefix(final), ".out.deb.tmp-"; got != want {
+		t.Errorf("TempPrefix = %q, want %q", got, want)
+	}
+	if got, want := TempPattern(final), ".out.deb.tmp-*"; got != want {
+		t.Errorf("TempPattern = %q, want %q", got, want)
+	}
+	if got, want := UnnamedPattern(""), ".tmp-*"; got != want {
+		t.Errorf("UnnamedPattern(\"\") = %q, want %q", got, want)
+	}
+	if got, want := UnnamedPattern("abc"), ".tmp-abc-*"; got != want {
+		t.Errorf("UnnamedPattern(\"abc\") = %q, want %q", got, want)
+	}
+	a, b := TempName(final), TempName(final)
+	if a == b || filepath.Dir(a) != dir || !strings.HasPrefix(filepath.Base(a), TempPrefix(final)) || len(filepath.Base(a)) != len(TempPrefix(final))+16 {
+		t.Errorf("TempName gave %s and %s, want two names .out.deb.tmp-<16 hex digits> in %s", a, b, dir)
+	}
+	if _, err := os.Lstat(a); err == nil {
+		t.Errorf("TempName made %s", a)
+	}
+	for _, p := range []struct{ pattern, prefix string }{{TempPattern(final), TempPrefix(final)}, {UnnamedPattern("x"), UnnamedPrefix + "x-"}} {
+		f, err := os.CreateTemp(dir, p.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if base := filepath.Base(f.Name()); !strings.HasPrefix(base, p.prefix) || len(base) == len(p.prefix) {
+			t.Errorf("os.CreateTemp(%q) made %s, want %s and a random part", p.pattern, base, p.prefix)
+		}
+	}
+}

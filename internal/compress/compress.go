@@ -25,7 +25,6 @@
 package compress
 
 import (
-	"compress/bzip2"
 	"fmt"
 	"io"
 	"runtime"
@@ -220,8 +219,9 @@ func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, erro
 }
 
 // NewReader returns a reader of the decompressed bytes of r, compressed
-// as c says (also "bzip2", which Nix binary caches may hold), and a
-// function that releases its resources.
+// as c says, and a function that releases its resources. The other
+// compressions a binary cache's NARs may have (bzip2) are read by package
+// binarycache (binarycache.NewDecompressor).
 func NewReader(r io.Reader, c format.Compression) (io.Reader, func(), error) {
 	switch c {
 	case "", format.None:
@@ -241,10 +241,23 @@ func NewReader(r io.Reader, c format.Compression) (io.Reader, func(), error) {
 			return nil, nil, err
 		}
 		return gr, func() { gr.Close() }, nil
-	case "bzip2":
-		return bzip2.NewReader(r), func() {}, nil
 	}
 	return nil, nil, fmt.Errorf("cannot read the compression %q", c)
+}
+
+// Ext is the extension a file compressed as c takes after its own:
+// ".gz", ".zst" or ".xz"; "" for none ("" or None) and for a compression
+// this package does not know.
+func Ext(c format.Compression) string {
+	switch c {
+	case format.Gzip:
+		return ".gz"
+	case format.Zstd:
+		return ".zst"
+	case format.XZ:
+		return ".xz"
+	}
+	return ""
 }
 
 // Settings describes everything the bytes of a stream compressed as c

@@ -215,3 +215,12 @@ func TestXZSized(t *testing.T) {
 		}
 	}
 }
+
+// TestExt checks each compression's extension.
+func TestExt(t *testing.T) {
+	for c, want := range map[format.Compression]string{format.Gzip: ".gz", format.Zstd: ".zst", format.XZ: ".xz", format.None: "", "": "", "lz4": ""} {
+		if got := Ext(c); got != want {
+			t.Errorf("Ext(%q) = %q, want %q", c, got, want)
+		}
+	}
+}

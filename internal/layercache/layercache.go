@@ -86,7 +86,7 @@ func Open(dir string) (*Cache, error) {
 	}
 	if ents, err := os.ReadDir(c.blobDir()); err == nil {
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), ".tmp-") {
+			if !strings.HasPrefix(e.Name(), atomicfile.UnnamedPrefix) {
 				continue
 			}
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
@@ -255,7 +255,7 @@ type BlobWriter struct {
 
 // NewBlob starts a blob. Write its bytes, then Commit or Abort.
 func (c *Cache) NewBlob() (*BlobWriter, error) {
-	f, err := atomicfile.CreateIn(c.blobDir(), ".tmp-*", "", 0o444)
+	f, err := atomicfile.CreateIn(c.blobDir(), atomicfile.UnnamedPattern(""), "", 0o444)
 	if err != nil {
 		return nil, fmt.Errorf("layer cache: %w", err)
 	}

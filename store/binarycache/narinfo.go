@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -21,25 +23,45 @@ const (
 	CompressionNone = "none"
 )
 
-// readCompressions are the compressions a narinfo may name: those Nix
-// writes. Verify can decompress all but br.
-var readCompressions = []string{CompressionXZ, CompressionZstd, CompressionNone, "bzip2", "gzip", "br"}
+// narCompressions are the compressions a narinfo may name: those Nix
+// writes, in the order messages list them, each with whether
+// NewDecompressor reads a NAR file of it (all but br).
+var narCompressions = []struct {
+	name string
+	read bool
+}{
+	{CompressionXZ, true}, {CompressionZstd, true}, {CompressionNone, true},
+	{"bzip2", true}, {"gzip", true}, {"br", false},
+}
 
-// narExt is the extension Nix gives a NAR file of each compression.
+// NarInfoCompressions lists the compressions a narinfo's Compression
+// field may name: those Nix writes (xz, zstd, none, bzip2, gzip, br).
+// ParseNarInfo and MarshalText take no other; NewDecompressor reads all
+// but br.
+func NarInfoCompressions() []string { return compressions(false) }
+
+// compressions lists the names of narCompressions, only those
+// NewDecompressor reads when readable is set.
+func compressions(readable bool) []string {
+	var out []string
+	for _, c := range narCompressions {
+		if c.read || !readable {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// narExt is the extension Nix gives a NAR file of each compression:
+// ".nar" and the compressed file's extension.
 func narExt(compression string) string {
 	switch compression {
-	case CompressionXZ:
-		return ".nar.xz"
-	case CompressionZstd:
-		return ".nar.zst"
 	case "bzip2":
 		return ".nar.bz2"
-	case "gzip":
-		return ".nar.gz"
 	case "br":
 		return ".nar.br"
 	}
-	return ".nar"
+	return ".nar" + compress.Ext(format.Compression(compression))
 }
 
 // NarInfo is the content of a .narinfo file.
@@ -149,8 +171,8 @@ func (n *NarInfo) check() error {
 	if err := checkURL(n.URL); err != nil {
 		return err
 	}
-	if !slices.Contains(readCompressions, n.Compression) {
-		return fmt.Errorf("Compression %q is not one of %s", n.Compression, strings.Join(readCompressions, ", "))
+	if names := NarInfoCompressions(); !slices.Contains(names, n.Compression) {
+		return fmt.Errorf("Compression %q is not one of %s", n.Compression, strings.Join(names, ", "))
 	}
 	if n.FileSize <= 0 {
 		return fmt.Errorf("FileSize %d is not a positive number", n.FileSize)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -118,9 +119,9 @@ func checkNARFile(file string, ni *NarInfo) error {
 	}
 	defer f.Close()
 	fileHash := sha256.New()
-	raw := &counter{w: fileHash}
+	raw := &countw.Writer{W: fileHash}
 	r := io.TeeReader(bufio.NewReaderSize(f, 1<<20), raw)
-	dec, done, err := newDecompressor(ni.Compression, r)
+	dec, done, err := NewDecompressor(ni.Compression, r)
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: %w", file, err)
 	}
@@ -136,8 +137,8 @@ func checkNARFile(file string, ni *NarInfo) error {
 		return fmt.Errorf("its NAR file %s: %w", file, err)
 	}
 	var problems []string
-	if raw.n != ni.FileSize {
-		problems = append(problems, fmt.Sprintf("the file has %d bytes, FileSize says %d", raw.n, ni.FileSize))
+	if raw.N != ni.FileSize {
+		problems = append(problems, fmt.Sprintf("the file has %d bytes, FileSize says %d", raw.N, ni.FileSize))
 	}
 	if h := sum(fileHash); h != ni.FileHash {
 		problems = append(problems, fmt.Sprintf("the file's hash is %s, FileHash says %s", h, ni.FileHash))

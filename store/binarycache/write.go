@@ -21,6 +21,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
@@ -409,13 +410,13 @@ var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<
 // file of that name, hence those bytes, was already there).
 func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
 	narDir := filepath.Join(dir, "nar")
-	tmp, err := atomicfile.CreateIn(narDir, ".tmp-"+it.Path.HashPart()+"-*", "", 0o644)
+	tmp, err := atomicfile.CreateIn(narDir, atomicfile.UnnamedPattern(it.Path.HashPart()), "", 0o644)
 	if err != nil {
 		return nil, false, fmt.Errorf("binary cache: %w", err)
 	}
 	defer tmp.Abort()
 	fileHash := sha256.New()
-	file := &counter{w: io.MultiWriter(tmp, fileHash)}
+	file := &countw.Writer{W: io.MultiWriter(tmp, fileHash)}
 	buf := fileBuffers.Get().(*bufio.Writer)
 	buf.Reset(file)
 	defer fileBuffers.Put(buf)
@@ -424,14 +425,14 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 		return nil, false, err
 	}
 	narHash := sha256.New()
-	narCount := &counter{w: io.MultiWriter(comp, narHash)}
+	narCount := &countw.Writer{W: io.MultiWriter(comp, narHash)}
 	if _, err := nar.DumpCounting(narCount, it.FSPath, c); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	got := sum(narHash)
-	if got != it.NarHash || narCount.n != it.NarSize {
+	if got != it.NarHash || narCount.N != it.NarSize {
 		return nil, false, fmt.Errorf("%s (read from %s) has NAR hash %s and size %d, but the store records %s and %d: it changed since the plan was made",
-			it.Path, it.FSPath, got, narCount.n, it.NarHash, it.NarSize)
+			it.Path, it.FSPath, got, narCount.N, it.NarHash, it.NarSize)
 	}
 	if err := comp.Close(); err != nil {
 		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
@@ -446,9 +447,9 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 		URL:         url,
 		Compression: compression,
 		FileHash:    fh,
-		FileSize:    file.n,
+		FileSize:    file.N,
 		NarHash:     got,
-		NarSize:     narCount.n,
+		NarSize:     narCount.N,
 		References:  sortedRefs(it.References),
 		CA:          it.CA,
 	}
@@ -456,7 +457,7 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
 	}
 	final := filepath.Join(dir, filepath.FromSlash(url))
-	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.n {
+	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.N {
 		return ni, false, nil // named by its hash: the same bytes are there
 	}
 	if err := tmp.CommitAs(final); err != nil {
@@ -475,18 +476,6 @@ func sortedRefs(refs []store.Path) []store.Path {
 func sum(h hash.Hash) (out store.Hash) {
 	h.Sum(out[:0])
 	return out
-}
-
-// counter counts the bytes written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // writeFileNew writes data to file, which must not exist (a link, unlike a

@@ -13,9 +13,7 @@ package substitute
 
 import (
 	"bufio"
-	"compress/bzip2"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -26,8 +24,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/binarycache"
@@ -255,7 +252,7 @@ func (s *Substituter) Fetch(ctx context.Context, p store.Path) error {
 		return fmt.Errorf("%s: its NAR %s: %w", what, e.ni.URL, err)
 	}
 	defer rc.Close()
-	dec, done, err := decompress(e.ni.Compression, bufio.NewReaderSize(rc, 1<<20))
+	dec, done, err := binarycache.NewDecompressor(e.ni.Compression, bufio.NewReaderSize(rc, 1<<20))
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -263,9 +260,7 @@ func (s *Substituter) Fetch(ctx context.Context, p store.Path) error {
 	h := sha256.New()
 	cr := &countingReader{r: dec, limit: e.ni.NarSize}
 	tee := io.TeeReader(cr, h)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := dst + ".tmp-" + hex.EncodeToString(rnd[:])
+	tmp := atomicfile.TempName(dst)
 	if err := nar.Restore(tee, tmp); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -312,16 +307,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("the NAR is longer than the %d bytes its narinfo says", c.limit)
 	}
 	return n, err
-}
-
-// decompress reads a NAR file compressed as a narinfo says: xz, zstd,
-// bzip2, gzip or none.
-func decompress(compression string, r io.Reader) (io.Reader, func(), error) {
-	switch compression {
-	case "bzip2":
-		return bzip2.NewReader(r), func() {}, nil
-	case "", "none", "xz", "zstd", "gzip":
-		return compress.NewReader(r, format.Compression(strings.TrimPrefix(compression, "")))
-	}
-	return nil, nil, fmt.Errorf("a NAR compressed with %q, which storepack cannot read (xz, zstd, bzip2, gzip, none)", compression)
 }
