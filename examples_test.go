@@ -5,12 +5,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/internal/oracle"
 )
 
@@ -65,6 +69,84 @@ func TestExamplesPlan(t *testing.T) {
 	}
 	if d := cmp.Diff(string(want), got.String()); d != "" {
 		t.Errorf("%s mismatch (-want +got):\n%s", golden, d)
+	}
+}
+
+// readmeOutput is an output file as README.md quotes it after
+// `$ go run mage.go export`: "out/PATH  sha256:HEX…  SIZE bytes", HEX the
+// digest's first digits (at least 8) or all of them.
+var readmeOutput = regexp.MustCompile(`^\s+(out/\S+)\s+sha256:([0-9a-f]{8,64})…?\s+([0-9]+) bytes$`)
+
+// TestREADMEDigests exports the bundled examples as `go run mage.go
+// export` does and checks what README.md quotes of them: the listing after
+// `$ go run mage.go export` names every file written, each with its size
+// and its sha256 (or its first digits); every sha256 digest the README
+// quotes is one of that listing's; and every store path it quotes is one
+// of the examples' closures. When the outputs change, copy the real
+// values from `go run mage.go export` into the README.
+func TestREADMEDigests(t *testing.T) {
+	o := examples(t)
+	files, err := Export(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[string]export.File{}
+	for _, f := range files {
+		written["out/"+f.Path] = f
+	}
+	b, err := os.ReadFile("README.md")
+	must(t, err)
+	lines := strings.Split(string(b), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.HasSuffix(l, "$ go run mage.go export") })
+	if start < 0 {
+		t.Fatal("README.md has no `$ go run mage.go export` listing")
+	}
+	checked := map[string]bool{}
+	for n, l := range lines[start+1:] {
+		m := readmeOutput.FindStringSubmatch(l)
+		if m == nil {
+			break
+		}
+		line := start + 2 + n
+		f, ok := written[m[1]]
+		if !ok {
+			t.Errorf("README.md:%d quotes %s, which the export does not write", line, m[1])
+			continue
+		}
+		delete(written, m[1])
+		checked[m[2]] = true
+		if !strings.HasPrefix(f.SHA256, m[2]) {
+			t.Errorf("README.md:%d quotes %s as sha256:%s…, it is sha256:%s", line, m[1], m[2], f.SHA256)
+		}
+		if size, _ := strconv.ParseInt(m[3], 10, 64); size != f.Size {
+			t.Errorf("README.md:%d quotes %s as %s bytes, it is %d", line, m[1], m[3], f.Size)
+		}
+	}
+	for p, f := range written {
+		t.Errorf("README.md does not list %s (sha256:%s, %d bytes) after `$ go run mage.go export`", p, f.SHA256, f.Size)
+	}
+	for _, m := range regexp.MustCompile(`sha256:([0-9a-f]+)`).FindAllStringSubmatch(string(b), -1) {
+		if !checked[m[1]] {
+			t.Errorf("README.md quotes sha256:%s outside the export listing: this test does not check it", m[1])
+		}
+	}
+
+	p, err := generate(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := map[string]bool{}
+	for _, e := range p.Exports {
+		for _, s := range e.Systems {
+			for _, it := range s.Closure {
+				items[string(it.Path)] = true
+			}
+		}
+	}
+	for _, sp := range regexp.MustCompile(`/(?:gnu|nix)/store/[0-9a-z]{32}-[^\s/]+`).FindAllString(string(b), -1) {
+		if !items[sp] {
+			t.Errorf("README.md quotes the store path %s, which is in no closure of the examples", sp)
+		}
 	}
 }
 

@@ -1,17 +1,22 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
+
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/plan"
 )
 
 // Description is a plan with what writing it computes about its images:
-// each image's layer digests, config and manifests (image.Image). It
-// marshals to the JSON that `storepack plan` prints: the plan's own
-// fields, each system's image in the form image.Image.MarshalJSON gives.
+// each image's layer digests, config and manifests (image.Image), and the
+// image index of an OCI export of several systems. It marshals to the JSON
+// that `storepack plan` prints: the plan's own fields, each system's image
+// in the form image.Image.MarshalJSON gives.
 type Description struct {
 	*plan.Plan
 	Exports []ExportDescription `json:"exports"`
@@ -21,6 +26,13 @@ type Description struct {
 type ExportDescription struct {
 	*plan.Export
 	Systems []SystemDescription `json:"systems"`
+	// Index is the image index of an OCI export of several systems, the
+	// bytes the layout holds as blobs/sha256/<hex of IndexDigest> and its
+	// index.json names; IndexSize is their length. All three are empty
+	// for other exports.
+	Index       json.RawMessage `json:"index,omitempty"`
+	IndexDigest digest.Digest   `json:"index_digest,omitempty"`
+	IndexSize   int64           `json:"index_size,omitempty"`
 }
 
 // SystemDescription is one system of an ExportDescription, with its image
@@ -33,21 +45,56 @@ type SystemDescription struct {
 // Describe computes the digests of every image of plan by streaming their
 // layers into the hashes (reading every store file of the images, but
 // those of the layers o.Cache has records of), and returns the plan with
-// them. Nothing is written but records in the cache.
+// them. Each image is the one its export's writer writes, encoded by the
+// same code: for a docker export, the archive's image (its base's layers
+// as uncompressed tars, which means decompressing a compressed base's
+// layers, through the cache, to learn their lengths); for an OCI export,
+// the layout's, with the image index of several systems. Nothing is
+// written but records and base layers in the cache.
 func Describe(plan *plan.Plan, o Options) (*Description, error) {
 	d := &Description{Plan: plan}
 	for i := range plan.Exports {
 		e := &plan.Exports[i]
-		var imgs []*image.Image
+		var (
+			imgs  []*image.Image
+			index []byte
+		)
 		if e.Format.Kind() == format.Image {
 			var err error
-			if imgs, err = image.Digest(e, o.Cache); err != nil {
+			if imgs, index, err = describeImages(e, o.Cache); err != nil {
 				return nil, fmt.Errorf("export %q: %w", e.Name, err)
 			}
 		}
-		d.Exports = append(d.Exports, describeExport(e, imgs))
+		ed := describeExport(e, imgs)
+		if index != nil {
+			ed.Index, ed.IndexDigest, ed.IndexSize = index, digest.FromBytes(index), int64(len(index))
+		}
+		d.Exports = append(d.Exports, ed)
 	}
 	return d, nil
+}
+
+// describeImages returns the images of e, an image export, as its writer
+// writes them, from their layers' blobs computed without writing
+// (image.DigestBlobs); and for an OCI export of several systems, the image
+// index (ociImageIndex).
+func describeImages(e *plan.Export, c *layercache.Cache) (imgs []*image.Image, index []byte, err error) {
+	blobs, err := image.DigestBlobs(e, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch e.Format {
+	case format.Docker:
+		imgs, err = describeDocker(e, blobs, c)
+		return imgs, nil, err
+	case format.OCI:
+		if imgs, err = image.Images(e, blobs); err != nil {
+			return nil, nil, err
+		}
+		index, err = ociImageIndex(e, imgs)
+		return imgs, index, err
+	}
+	return nil, nil, fmt.Errorf("no image writer for the format %q", e.Format)
 }
 
 // describeExport is e with imgs, its systems' images (nil for other

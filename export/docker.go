@@ -196,10 +196,10 @@ func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Cou
 				return nil, fmt.Errorf("base %s: layer %s: %w", b.Ref, l.Digest, err)
 			}
 			off += int64(len(head)) + size + tree.Padding(size)
-			baseBlobs[l.Digest] = image.BaseBlob{Blob: image.Blob{DiffID: l.DiffID, Size: size, Digest: l.DiffID, BlobSize: size}, MediaType: ocispec.MediaTypeImageLayer}
+			baseBlobs[l.Digest] = dockerBaseBlob(l, size)
 		}
 	}
-	imgs, err := image.ImagesWithBase(e, done, baseBlobs)
+	imgs, err := image.DockerImages(e, done, baseBlobs)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +247,44 @@ func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Cou
 		}
 	}
 	return imgs, tw.Close()
+}
+
+// dockerBaseBlob is what stands for the base layer l in a docker archive:
+// its uncompressed tar of size bytes, named by its diff id.
+func dockerBaseBlob(l plan.BaseLayer, size int64) image.BaseBlob {
+	return image.BaseBlob{Blob: image.Blob{DiffID: l.DiffID, Size: size, Digest: l.DiffID, BlobSize: size}, MediaType: ocispec.MediaTypeImageLayer}
+}
+
+// describeDocker returns the images writeDocker writes for e, from its
+// layers' blobs (image.DigestBlobs), without writing the archive. The base
+// layers' tars are those writeDocker holds (dockerBaseBlob): an
+// uncompressed base layer is its own tar, of the blob's size; a compressed
+// one is decompressed (dockerBaseTar, through the layer cache c, which
+// keeps the tar for the export) to learn its tar's length.
+func describeDocker(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, error) {
+	base := map[digest.Digest]image.BaseBlob{}
+	for i := range e.Systems {
+		b := e.Systems[i].Image.Base
+		if b == nil {
+			continue
+		}
+		for _, l := range b.Layers {
+			if _, ok := base[l.Digest]; ok {
+				continue
+			}
+			size := l.Size
+			if layerCompression(l.MediaType) != format.None {
+				_, n, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
+				if err != nil {
+					return nil, err
+				}
+				remove()
+				size = n
+			}
+			base[l.Digest] = dockerBaseBlob(l, size)
+		}
+	}
+	return image.DockerImages(e, blobs, base)
 }
 
 // dockerLayerHeaders are the tar headers of a layer of size bytes in a

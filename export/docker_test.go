@@ -21,6 +21,7 @@ import (
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
 	"github.com/storepack/storepack/store"
@@ -338,27 +339,95 @@ func TestDockerCreated(t *testing.T) {
 }
 
 // TestDescribeMatchesWriteDocker: the images that Describe computes (what
-// storepack plan prints) are those the writer writes, and the plan is
-// left as it was.
+// storepack plan prints) are those the writer writes, with and without a
+// layer cache, and the plan is left as it was; what storepack plan prints
+// of them is what the archive holds: each image's manifest.json entry and
+// config, its OCI manifest (in the archive's OCI part, listed in its
+// index.json, naming the archive's blobs: a base's layers as their
+// uncompressed tars) and its base's reference and manifest digest.
 func TestDescribeMatchesWriteDocker(t *testing.T) {
-	c := dockerCases[1]
-	written := c.build(t, "")
-	_, imgs := writeDockerBytes(t, written)
-	planned := c.build(t, "")
-	before, err := json.Marshal(planned)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Describe(&plan.Plan{Exports: []plan.Export{*planned}}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := d.Exports[0].Systems[0].Image
-	if diff := cmp.Diff(imgs[0], got, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
-		t.Errorf("image described differs from the one written (-written +described):\n%s", diff)
-	}
-	if after, _ := json.Marshal(planned); !bytes.Equal(before, after) {
-		t.Error("Describe changed the plan")
+	for _, c := range describeCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			written := c.build(t, "")
+			b, imgs := writeDockerBytes(t, written)
+			planned := c.build(t, "")
+			before, err := json.Marshal(planned)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache, err := layercache.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d *Description
+			for _, o := range []Options{{}, {Cache: cache}, {Cache: cache}} {
+				if d, err = Describe(&plan.Plan{Exports: []plan.Export{*planned}}, o); err != nil {
+					t.Fatal(err)
+				}
+				for i, img := range imgs {
+					got := d.Exports[0].Systems[i].Image
+					if diff := cmp.Diff(img, got, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
+						t.Errorf("cache %v: image described differs from the one written (-written +described):\n%s", o.Cache != nil, diff)
+					}
+				}
+			}
+			if after, _ := json.Marshal(planned); !bytes.Equal(before, after) {
+				t.Error("Describe changed the plan")
+			}
+
+			a := readArchive(t, b)
+			var manifest []image.DockerEntry
+			if err := json.Unmarshal(a.entries["manifest.json"].Data, &manifest); err != nil {
+				t.Fatalf("manifest.json: %v", err)
+			}
+			ex := printed(t, d)
+			if len(manifest) != len(ex.Systems) {
+				t.Fatalf("manifest.json has %d entries, %d systems printed", len(manifest), len(ex.Systems))
+			}
+			for i, s := range ex.Systems {
+				if s.Image == nil || s.Image.DockerManifest == nil {
+					t.Fatalf("system %d: no docker_manifest printed", i)
+				}
+				if diff := cmp.Diff(manifest[i], *s.Image.DockerManifest); diff != "" {
+					t.Errorf("system %d: printed docker_manifest differs from manifest.json's entry (-written +printed):\n%s", i, diff)
+				}
+				if !bytes.Equal(compact(t, s.Image.Config), a.entries[manifest[i].Config].Data) {
+					t.Errorf("system %d: printed config differs from %s", i, manifest[i].Config)
+				}
+				// The layer tars manifest.json names are those the
+				// printed manifest names, by their diff ids.
+				var m ocispec.Manifest
+				if err := json.Unmarshal(s.Image.OCIManifest, &m); err != nil {
+					t.Fatal(err)
+				}
+				for j, l := range manifest[i].Layers {
+					data := a.entries[l].Data
+					if j >= len(m.Layers) || digest.FromBytes(data) != m.Layers[j].Digest || int64(len(data)) != m.Layers[j].Size {
+						t.Errorf("system %d: %s (%s, %d bytes) is not the printed manifest's layer %d", i, l, digest.FromBytes(data), len(data), j)
+					}
+				}
+			}
+			if ex.Index != nil || ex.IndexDigest != "" {
+				t.Errorf("an image index printed for a docker archive: %s %s", ex.IndexDigest, ex.Index)
+			}
+			blobs := map[digest.Digest][]byte{}
+			for _, n := range a.names {
+				hex, ok := strings.CutPrefix(n, "blobs/sha256/")
+				if !ok || hex == "" {
+					continue
+				}
+				en := a.entries[n]
+				if en.Hdr.Typeflag == tar.TypeLink {
+					en = a.entries[en.Hdr.Linkname]
+				}
+				blobs[digest.NewDigestFromEncoded(digest.SHA256, hex)] = en.Data
+			}
+			var index ocispec.Index
+			if err := json.Unmarshal(a.entries["index.json"].Data, &index); err != nil {
+				t.Fatal(err)
+			}
+			checkPrintedImages(t, written, ex, blobs, index.Manifests, true)
+		})
 	}
 }
 

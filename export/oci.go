@@ -109,11 +109,11 @@ func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFil
 		add(img.Manifest)
 		root = img.Descriptor()
 	}
-	if len(imgs) > 1 {
-		ib, err := image.Index(e, imgs)
-		if err != nil {
-			return nil, nil, err
-		}
+	ib, err := ociImageIndex(e, imgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ib != nil {
 		tag, err := e.IndexTag()
 		if err != nil {
 			return nil, nil, err
@@ -162,6 +162,17 @@ func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFil
 	slices.SortFunc(blobs, func(a, b ociFile) int { return strings.Compare(a.name, b.name) })
 	index, err = image.LayoutIndex(entries)
 	return blobs, index, err
+}
+
+// ociImageIndex is the image index blob of an OCI export of e whose
+// images are imgs: for several systems, the index of their manifests
+// (image.Index), which index.json names; nil for one system, whose
+// manifest index.json names itself.
+func ociImageIndex(e *plan.Export, imgs []*image.Image) ([]byte, error) {
+	if len(imgs) < 2 {
+		return nil, nil
+	}
+	return image.Index(e, imgs)
 }
 
 // writeOCILayout writes e as an OCI image layout into dir, which must not

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -422,23 +424,59 @@ func sameFiles(a, b map[string][]byte) bool {
 	return true
 }
 
-// TestOCIDescribeMatchesLayout: the digests Describe computes without
-// writing are those of the written layout.
+// TestOCIDescribeMatchesLayout: the images Describe computes without
+// writing are those of the written layout, and what storepack plan prints
+// of them is what the layout holds: each image's OCI manifest (the blob
+// of its digest, listed in index.json or the image index, naming the
+// layout's config and layer blobs, a base's first) and config, the image
+// index of several systems, and the base's reference and manifest digest.
 func TestOCIDescribeMatchesLayout(t *testing.T) {
-	for _, c := range ociCases {
+	cases := slices.Clone(ociCases)
+	for _, c := range describeCases(t)[2:] {
+		cases = append(cases, ociCase{c, format.Gzip}, ociCase{c, format.None})
+	}
+	for _, c := range cases {
 		t.Run(c.name(), func(t *testing.T) {
-			_, written := writeLayout(t, c.build(t, ""))
+			e := c.build(t, "")
+			dir, written := writeLayout(t, e)
 			planned := c.build(t, "")
 			d, err := Describe(&plan.Plan{Exports: []plan.Export{*planned}}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i := range written {
-				w, p := written[i], d.Exports[0].Systems[i].Image
-				if w.ManifestDigest == "" || w.ManifestDigest != p.ManifestDigest || w.ConfigDigest != p.ConfigDigest {
-					t.Errorf("%s: written manifest %s config %s, described %s %s", planned.Systems[i].Name, w.ManifestDigest, w.ConfigDigest, p.ManifestDigest, p.ConfigDigest)
+				if diff := cmp.Diff(written[i], d.Exports[0].Systems[i].Image, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
+					t.Errorf("%s: image described differs from the one written (-written +described):\n%s", planned.Systems[i].Name, diff)
 				}
 			}
+
+			files := layoutFiles(t, dir)
+			blobs := layoutBlobs(files)
+			ex := printed(t, d)
+			var index ocispec.Index
+			if err := json.Unmarshal(files["index.json"], &index); err != nil {
+				t.Fatal(err)
+			}
+			manifests := index.Manifests
+			if len(e.Systems) > 1 {
+				root := index.Manifests[0]
+				if ex.IndexDigest != root.Digest || ex.IndexSize != root.Size || !bytes.Equal(compact(t, ex.Index), blobs[root.Digest]) {
+					t.Errorf("printed index %s (%d bytes), index.json names %s (%d bytes)", ex.IndexDigest, ex.IndexSize, root.Digest, root.Size)
+				}
+				var idx ocispec.Index
+				if err := json.Unmarshal(blobs[root.Digest], &idx); err != nil {
+					t.Fatal(err)
+				}
+				manifests = idx.Manifests
+			} else if ex.Index != nil || ex.IndexDigest != "" || ex.IndexSize != 0 {
+				t.Errorf("an image index printed for one system: %s", ex.IndexDigest)
+			}
+			for i, s := range ex.Systems {
+				if s.Image != nil && s.Image.DockerManifest != nil {
+					t.Errorf("system %d: a docker_manifest printed for an OCI layout", i)
+				}
+			}
+			checkPrintedImages(t, e, ex, blobs, manifests, false)
 		})
 	}
 }

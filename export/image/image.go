@@ -66,15 +66,21 @@ type Image struct {
 	// Manifest is the OCI manifest's bytes; ManifestDigest their digest.
 	Manifest       []byte
 	ManifestDigest digest.Digest
+	// Docker is set on the images of a docker archive (DockerImages): the
+	// archive holds their base's layers as uncompressed tars (BaseBlobs),
+	// and each has an entry in its manifest.json (DockerEntry), which
+	// MarshalJSON shows.
+	Docker bool
 }
 
 // newImage encodes the config and manifest of the image plan p whose layers'
-// blobs are blobs (one per layer, bottom first).
-func newImage(p *plan.Image, blobs []Blob, base map[digest.Digest]BaseBlob) (*Image, error) {
+// blobs are blobs (one per layer, bottom first); docker marks it as an
+// image of a docker archive.
+func newImage(p *plan.Image, blobs []Blob, base map[digest.Digest]BaseBlob, docker bool) (*Image, error) {
 	if len(blobs) != len(p.Layers) {
 		return nil, fmt.Errorf("image %s: %d blobs for %d layers", p.Tag, len(blobs), len(p.Layers))
 	}
-	img := &Image{Plan: p, Blobs: slices.Clone(blobs)}
+	img := &Image{Plan: p, Blobs: slices.Clone(blobs), Docker: docker}
 	if p.Base != nil {
 		for _, l := range p.Base.Layers {
 			b := BaseBlob{Blob: Blob{DiffID: l.DiffID, Size: l.Size, Digest: l.Digest, BlobSize: l.Size}, MediaType: l.MediaType}
@@ -320,9 +326,13 @@ func envList(env map[string]string) []string {
 	return out
 }
 
-// MarshalJSON writes the image as `storepack plan` shows it: its plan,
-// each layer with its blob's digests, the config, the docker archive's
-// manifest entry and the OCI manifest's digest and size.
+// MarshalJSON writes the image as `storepack plan` shows it: its plan
+// (platform, tag, mtime and the base it is built on, when any), each layer
+// with its blob's digests, the config, the docker archive's manifest.json
+// entry (docker_manifest, for an image of a docker archive), and the OCI
+// manifest (oci_manifest: the config's and every layer blob's descriptor,
+// the base's layers first) with its digest and size. The config and the
+// manifest are the very bytes the writers write, re-indented.
 func (img *Image) MarshalJSON() ([]byte, error) {
 	type layer struct {
 		*plan.Layer
@@ -333,23 +343,30 @@ func (img *Image) MarshalJSON() ([]byte, error) {
 		Platform       plan.Platform      `json:"platform"`
 		Tag            string             `json:"tag"`
 		MTime          int64              `json:"mtime"`
+		Base           *plan.Base         `json:"base,omitempty"`
 		Layers         []layer            `json:"layers"`
-		Config         ocispec.Image      `json:"config"`
+		Config         json.RawMessage    `json:"config"`
 		ConfigDigest   digest.Digest      `json:"config_digest"`
-		Manifest       DockerEntry        `json:"manifest"`
+		DockerManifest *DockerEntry       `json:"docker_manifest,omitempty"`
 		Compression    format.Compression `json:"compression,omitempty"`
+		OCIManifest    json.RawMessage    `json:"oci_manifest"`
 		ManifestDigest digest.Digest      `json:"manifest_digest"`
 		ManifestSize   int64              `json:"manifest_size"`
 	}{
 		Platform:       p.Platform,
 		Tag:            p.Tag,
 		MTime:          p.MTime(),
-		Config:         img.config(),
+		Base:           p.Base,
+		Config:         img.Config,
 		ConfigDigest:   img.ConfigDigest,
-		Manifest:       img.DockerEntry(),
 		Compression:    p.Compression,
+		OCIManifest:    img.Manifest,
 		ManifestDigest: img.ManifestDigest,
 		ManifestSize:   int64(len(img.Manifest)),
+	}
+	if img.Docker {
+		e := img.DockerEntry()
+		v.DockerManifest = &e
 	}
 	for i := range p.Layers {
 		v.Layers = append(v.Layers, layer{&p.Layers[i], img.Blobs[i]})

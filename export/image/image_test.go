@@ -49,7 +49,7 @@ func TestConfig(t *testing.T) {
 		Image:      spec.Image{WorkingDir: "/work", User: "1000:1000", Labels: map[string]string{"org.opencontainers.image.source": "https://example.org"}, ExposedPorts: []string{"8080/tcp", "53/udp", "9000/tcp"}, Volumes: []string{"/data"}, MaxLayers: 3},
 	})
 	p := e.Systems[0].Image
-	img, err := newImage(p, fakeBlobs(p), nil)
+	img, err := newImage(p, fakeBlobs(p), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,11 @@ func TestConfig(t *testing.T) {
 func TestNew(t *testing.T) {
 	e := helloExport(t, &spec.Export{Image: spec.Image{Tag: "hello:1.0"}})
 	p := e.Systems[0].Image
-	if _, err := newImage(p, fakeBlobs(p)[1:], nil); err == nil {
+	if _, err := newImage(p, fakeBlobs(p)[1:], nil, false); err == nil {
 		t.Error("New with too few blobs: no error")
 	}
 	blobs := fakeBlobs(p)
-	img, err := newImage(p, blobs, nil)
+	img, err := newImage(p, blobs, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,15 +105,21 @@ func Check(e *plan.Export) (mtime int64, compression format.Compression, err err
 }
 
 // Images gives each system of e its image, from the blobs of its layers
-// by layer ID.
+// by layer ID: the images of OCI layouts and archives and of pushes, whose
+// base layers are the base's blobs, unchanged.
 func Images(e *plan.Export, blobs map[string]Blob) ([]*Image, error) {
-	return ImagesWithBase(e, blobs, nil)
+	return images(e, blobs, nil, false)
 }
 
-// ImagesWithBase is Images for archives that hold the base's layers in
-// another form than the base's blobs (a docker archive's uncompressed
-// tars): base maps a base blob's digest to the blob that stands for it.
-func ImagesWithBase(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
+// DockerImages is Images for docker archives, which hold the base's
+// layers as uncompressed tars: base maps a base blob's digest to the tar
+// that stands for it. The images are marked Docker.
+func DockerImages(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
+	return images(e, blobs, base, true)
+}
+
+// images is Images and DockerImages.
+func images(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob, docker bool) ([]*Image, error) {
 	imgs := make([]*Image, 0, len(e.Systems))
 	for i := range e.Systems {
 		p := e.Systems[i].Image
@@ -125,7 +131,7 @@ func ImagesWithBase(e *plan.Export, blobs map[string]Blob, base map[digest.Diges
 			}
 			bs[j] = b
 		}
-		img, err := newImage(p, bs, base)
+		img, err := newImage(p, bs, base, docker)
 		if err != nil {
 			return nil, err
 		}
@@ -287,12 +293,22 @@ func SizesAhead(layers []Layer) (results []chan SizeResult, stop func()) {
 }
 
 // Digest computes the blobs of e's images by streaming (and compressing)
-// every layer into the hashes only, and returns each system's image: what
-// planning and pushing need before any blob is written. With a cache (c
-// not nil), the layers it has records of are not read at all, and the
-// records of the others are kept (without their blobs, which nothing
-// writes).
+// every layer into the hashes only (DigestBlobs), and returns each
+// system's image (Images): what pushing needs before any blob is written.
 func Digest(e *plan.Export, c *layercache.Cache) ([]*Image, error) {
+	blobs, err := DigestBlobs(e, c)
+	if err != nil {
+		return nil, err
+	}
+	return Images(e, blobs)
+}
+
+// DigestBlobs computes the blobs of e's layers (by layer ID) by streaming
+// (and compressing) every layer into the hashes only: what planning and
+// pushing need before any blob is written. With a cache (c not nil), the
+// layers it has records of are not read at all, and the records of the
+// others are kept (without their blobs, which nothing writes).
+func DigestBlobs(e *plan.Export, c *layercache.Cache) (map[string]Blob, error) {
 	_, compression, err := Check(e)
 	if err != nil {
 		return nil, err
@@ -311,7 +327,7 @@ func Digest(e *plan.Export, c *layercache.Cache) ([]*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Images(e, blobs)
+	return blobs, nil
 }
 
 // digestWriter passes writes on while hashing and counting them.
