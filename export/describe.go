@@ -83,18 +83,17 @@ func describeImages(e *plan.Export, c *layercache.Cache) (imgs []*image.Image, i
 	if err != nil {
 		return nil, nil, err
 	}
-	switch e.Format {
-	case format.Docker:
-		imgs, err = describeDocker(e, blobs, c)
-		return imgs, nil, err
-	case format.OCI:
-		if imgs, err = image.Images(e, blobs); err != nil {
-			return nil, nil, err
-		}
-		index, err = ociImageIndex(e, imgs)
-		return imgs, index, err
+	d, ok := e.Format.Entry().(imageDescriber)
+	if !ok {
+		return nil, nil, fmt.Errorf("no image writer for the format %q", e.Format)
 	}
-	return nil, nil, fmt.Errorf("no image writer for the format %q", e.Format)
+	return d.describe(e, blobs, c)
+}
+
+// An imageDescriber is an image format that says what its writer writes
+// of each image, and of their index, from the layers' blobs.
+type imageDescriber interface {
+	describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, []byte, error)
 }
 
 // describeExport is e with imgs, its systems' images (nil for other

@@ -407,3 +407,9 @@ func (dockerWriter) PlanImage(img *plan.Image, _ *plan.Settings) error {
 	img.Compression = ""
 	return nil
 }
+
+// describe gives the images as the archive holds them (describeDocker).
+func (dockerWriter) describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, []byte, error) {
+	imgs, err := describeDocker(e, blobs, c)
+	return imgs, nil, err
+}

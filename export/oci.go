@@ -487,3 +487,14 @@ func linkBlob(p, blobDir, name string) error {
 	}
 	return nil
 }
+
+// describe gives the images and, for several systems, their index, as
+// the layout holds them.
+func (ociWriter) describe(e *plan.Export, blobs map[string]image.Blob, _ *layercache.Cache) ([]*image.Image, []byte, error) {
+	imgs, err := image.Images(e, blobs)
+	if err != nil {
+		return nil, nil, err
+	}
+	index, err := ociImageIndex(e, imgs)
+	return imgs, index, err
+}
