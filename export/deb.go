@@ -30,7 +30,8 @@ var debDef = format.Def{Name: "deb", Kind: format.Tree, Ext: ".deb", PerSystem: 
 	Compressions: []format.Compression{format.XZ, format.Gzip, format.Zstd, format.None}, CompressionOf: "a deb's data.tar",
 	Attrs: slices.Concat(format.TreeAttrs, format.DatabaseAttrs),
 	Blocks: slices.Concat(format.ContentBlocks, []format.Block{{Name: "package", Required: true,
-		Recommended: map[string]string{"maintainer": "Debian packages name their maintainer: dpkg warns when it installs one without."}}})}
+		Recommended: map[string]string{"maintainer": "Debian packages name their maintainer: dpkg warns when it installs one without. " +
+			`Set maintainer = "Name <address>".`}}})}
 
 // A deb is an ar archive of three members: debian-binary ("2.0"),
 // control.tar (the control file and md5sums) and data.tar (the tree, the

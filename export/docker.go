@@ -174,30 +174,25 @@ func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Cou
 	// The base's layers, after the closure's (they hold no store item, and
 	// resuming stays with the layers above): uncompressed tars.
 	baseBlobs := map[digest.Digest]image.BaseBlob{}
-	for i := range e.Systems {
-		b := e.Systems[i].Image.Base
-		if b == nil {
-			continue
+	err = eachBaseLayer(e, func(b *plan.Base, l plan.BaseLayer) error {
+		p, size, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
+		if err != nil {
+			return err
 		}
-		for _, l := range b.Layers {
-			if _, ok := baseBlobs[l.Digest]; ok {
-				continue
-			}
-			p, size, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
-			if err != nil {
-				return nil, err
-			}
-			head, err := image.AlignedHead(dockerLayerHeaders(l.DiffID.Encoded(), size, mtime), off)
-			if err == nil {
-				err = image.WriteChunk(w, head, p, size)
-			}
-			remove()
-			if err != nil {
-				return nil, fmt.Errorf("base %s: layer %s: %w", b.Ref, l.Digest, err)
-			}
-			off += int64(len(head)) + size + tree.Padding(size)
-			baseBlobs[l.Digest] = dockerBaseBlob(l, size)
+		head, err := image.AlignedHead(dockerLayerHeaders(l.DiffID.Encoded(), size, mtime), off)
+		if err == nil {
+			err = image.WriteChunk(w, head, p, size)
 		}
+		remove()
+		if err != nil {
+			return fmt.Errorf("base %s: layer %s: %w", b.Ref, l.Digest, err)
+		}
+		off += int64(len(head)) + size + tree.Padding(size)
+		baseBlobs[l.Digest] = dockerBaseBlob(l, size)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	imgs, err := image.DockerImages(e, done, baseBlobs)
 	if err != nil {
@@ -249,6 +244,28 @@ func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Cou
 	return imgs, tw.Close()
 }
 
+// eachBaseLayer calls do for each distinct layer of the bases of e's
+// images, in system and layer order, and stops at its first error.
+func eachBaseLayer(e *plan.Export, do func(b *plan.Base, l plan.BaseLayer) error) error {
+	seen := map[digest.Digest]bool{}
+	for i := range e.Systems {
+		b := e.Systems[i].Image.Base
+		if b == nil {
+			continue
+		}
+		for _, l := range b.Layers {
+			if seen[l.Digest] {
+				continue
+			}
+			seen[l.Digest] = true
+			if err := do(b, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // dockerBaseBlob is what stands for the base layer l in a docker archive:
 // its uncompressed tar of size bytes, named by its diff id.
 func dockerBaseBlob(l plan.BaseLayer, size int64) image.BaseBlob {
@@ -263,26 +280,21 @@ func dockerBaseBlob(l plan.BaseLayer, size int64) image.BaseBlob {
 // keeps the tar for the export) to learn its tar's length.
 func describeDocker(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, error) {
 	base := map[digest.Digest]image.BaseBlob{}
-	for i := range e.Systems {
-		b := e.Systems[i].Image.Base
-		if b == nil {
-			continue
-		}
-		for _, l := range b.Layers {
-			if _, ok := base[l.Digest]; ok {
-				continue
+	err := eachBaseLayer(e, func(b *plan.Base, l plan.BaseLayer) error {
+		size := l.Size
+		if layerCompression(l.MediaType) != format.None {
+			_, n, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
+			if err != nil {
+				return err
 			}
-			size := l.Size
-			if layerCompression(l.MediaType) != format.None {
-				_, n, remove, err := dockerBaseTar(b.Ref, l, e.Insecure, c)
-				if err != nil {
-					return nil, err
-				}
-				remove()
-				size = n
-			}
-			base[l.Digest] = dockerBaseBlob(l, size)
+			remove()
+			size = n
 		}
+		base[l.Digest] = dockerBaseBlob(l, size)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return image.DockerImages(e, blobs, base)
 }

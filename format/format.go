@@ -105,7 +105,8 @@ type Block struct {
 	// Required is set when an export of the format must have one.
 	Required bool
 	// Recommended maps attributes of the block that an export should set
-	// to why, which a warning gives when one is unset.
+	// to why and how, which a warning at the block gives when one is
+	// unset.
 	Recommended map[string]string
 }
 

@@ -1,3 +1,14 @@
+// Package gen evaluates a spec against a store into a deterministic
+// plan.Plan: the closure of each export and system, and for images their
+// layers, the folders and symlinks beside the store items, tags and
+// settings; for trees, each system's tree. It plans what every output of a
+// kind has and asks the format's own planning (TreePlanner, ImagePlanner)
+// for the rest, through the registry of package format.
+//
+// It reads the store, and within the context Generate is given, fetches
+// what the plan needs from outside: substituted items (into the
+// substitutes cache) and base images' manifests and configs. It writes no
+// output.
 package gen
 
 import (

@@ -591,7 +591,7 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 		content, diags := b.Body.Content(packageSchema)
 		l.diags = append(l.diags, diags...)
 		p := &Package{Name: e.Name, Release: "1"}
-		for _, f := range []struct {
+		fields := []struct {
 			name string
 			to   *string
 			re   *regexp.Regexp
@@ -604,7 +604,8 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			{"description", &p.Description, nil, ""},
 			{"license", &p.License, oneLine, "one line of text"},
 			{"homepage", &p.Homepage, oneLine, "one line of text"},
-		} {
+		}
+		for _, f := range fields {
 			a := content.Attributes[f.name]
 			v, set, ok := l.evalString(a)
 			if !ok || !set {
@@ -617,8 +618,10 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			*f.to = v
 		}
 		e.Package = p
-		if why, ok := block.Recommended["maintainer"]; ok && p.Maintainer == "" {
-			l.warnf(b.DefRange.Ptr(), "Package without a maintainer", "%s Set maintainer = \"Name <address>\".", why)
+		for _, f := range fields {
+			if why, ok := block.Recommended[f.name]; ok && *f.to == "" {
+				l.warnf(b.DefRange.Ptr(), "Package without a "+f.name, "%s", why)
+			}
 		}
 	}
 	if block.Required && len(blocks) == 0 {

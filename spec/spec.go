@@ -131,7 +131,7 @@ type Export struct {
 	// Output is the output file or folder, relative to the output folder.
 	Output string
 	// Entrypoint, Cmd and Env say how the output's program runs, for
-	// formats that say it (format.Def.Runs: an image's config, squashfs's
+	// formats that say it (those taking format.RunAttrs: an image's config, squashfs's
 	// runscript and environment); a system block may set its own
 	// Entrypoint and Cmd.
 	Entrypoint []string
@@ -146,7 +146,7 @@ type Export struct {
 	// DefaultCreated (Load applies that rule); "" means DefaultCreated.
 	Created string `json:",omitempty"`
 	// Database asks for the store database of the closure inside the
-	// output (formats whose Def has Database).
+	// output (formats taking format.DatabaseAttrs).
 	Database bool `json:",omitempty"`
 	// Accounts are the account blocks (users in /etc/passwd, with their
 	// home folders) and Files the file blocks, in spec order: images and
@@ -169,7 +169,7 @@ type Export struct {
 	// formats that take none. Images have theirs in Image.
 	Compression format.Compression `json:",omitempty"`
 	// SignKey is the secret key file (absolute) that signs the export, or
-	// "": a Nix key for a binary cache's narinfos (format.Def.NixSigned),
+	// "": a Nix key for a binary cache's narinfos (format.NixKey),
 	// else a PEM key (ed25519 or ECDSA P-256, PKCS#8, or cosign's
 	// encrypted key) for signatures cosign verifies. Load checks it; the
 	// export reads it again when it writes.

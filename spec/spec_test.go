@@ -452,7 +452,8 @@ func TestDebWithoutMaintainer(t *testing.T) {
 	if sp == nil || diags.HasErrors() {
 		t.Fatalf("Load failed:\n%s", FormatDiagnostics(nil, diags))
 	}
-	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Summary != "Package without a maintainer" || diags[0].Subject.Start.Line != 4 {
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Summary != "Package without a maintainer" || diags[0].Subject.Start.Line != 4 ||
+		!strings.Contains(diags[0].Detail, `Set maintainer = "Name <address>".`) {
 		t.Errorf("diagnostics:\n%s", FormatDiagnostics(nil, diags))
 	}
 	if p := sp.Exports[0].Package; p == nil || p.Name != "x" || p.Version != "1.0" || p.Release != "1" {
