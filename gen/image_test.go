@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -491,5 +494,51 @@ export "hello" {
 	_, err = Generate(context.Background(), loadSpec(t, dir, nil))
 	if err == nil || !strings.Contains(err.Error(), "max_layers = 2") || !strings.Contains(err.Error(), "no layer for the other 3 store items") {
 		t.Errorf("Generate: %v; want the max_layers error", err)
+	}
+}
+
+// TestGenerateContextBoundsBase: a registry base that accepts requests and
+// never answers is given up when Generate's context ends, with the
+// context's error naming the base, instead of hanging.
+func TestGenerateContextBoundsBase(t *testing.T) {
+	root, err := filepath.Abs("testdata/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The registry has the request: end the run's context, then
+		// never answer.
+		cancel()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(`store {
+  dir  = "/gnu/store"
+  root = "`+root+`"
+  db   = "none"
+}
+
+export "hello" {
+  format   = "oci"
+  systems  = ["x86_64-linux"]
+  paths    = ["/gnu/store/qvzbpnllxraamdsh8qmz8rsp7xrsnj9q-hello-2.12"]
+  base     = "`+host+`/base@sha256:`+strings.Repeat("a", 64)+`"
+  insecure = true
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Generate(ctx, loadSpec(t, dir, nil))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), host) {
+		t.Errorf("Generate: %v; want the context's cancellation, naming the base", err)
 	}
 }
