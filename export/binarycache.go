@@ -32,9 +32,9 @@ func (binaryCacheWriter) totals(e *plan.Export) (bytes, items int64) { return cl
 // tempDirs: binarycache.Write makes each NAR file as ".tmp-*" in nar/.
 func (binaryCacheWriter) tempDirs() []string { return []string{"nar"} }
 
-func (binaryCacheWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	files, _, err := writeBinaryCache(e, outDir, count)
-	return files, err
+func (binaryCacheWriter) write(j job) (written, error) {
+	files, _, err := writeBinaryCache(j.e, j.outDir, j.count)
+	return written{files: files}, err
 }
 
 // writeBinaryCache writes the closures of every system of e, each item

@@ -19,7 +19,6 @@ import (
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/plan"
-	"github.com/storepack/storepack/store/nar"
 )
 
 // debWriter writes deb exports: one Debian binary package of each
@@ -47,8 +46,9 @@ type debWriter struct{ treeWriter }
 // Def declares the format.
 func (debWriter) Def() *format.Def { return &debDef }
 
-func (debWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
+func (debWriter) write(j job) (written, error) {
+	outDir := j.outDir
+	return writeTrees(j, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeDeb(outDir, sys.Output, t, src)
 	})
 }

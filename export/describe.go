@@ -56,7 +56,7 @@ func Describe(plan *plan.Plan, o Options) (*Description, error) {
 	for i := range plan.Exports {
 		e := &plan.Exports[i]
 		var (
-			imgs  []*image.Image
+			imgs  *image.Set
 			index []byte
 		)
 		if e.Format.Kind() == format.Image {
@@ -76,9 +76,9 @@ func Describe(plan *plan.Plan, o Options) (*Description, error) {
 
 // describeImages returns the images of e, an image export, as its writer
 // writes them, from their layers' blobs computed without writing
-// (image.DigestBlobs); and for an OCI export of several systems, the image
-// index (ociImageIndex).
-func describeImages(e *plan.Export, c *layercache.Cache) (imgs []*image.Image, index []byte, err error) {
+// (image.DigestBlobs); and the image index the output holds, if any (an
+// OCI export of several systems).
+func describeImages(e *plan.Export, c *layercache.Cache) (imgs *image.Set, index []byte, err error) {
 	blobs, err := image.DigestBlobs(e, c)
 	if err != nil {
 		return nil, nil, err
@@ -91,21 +91,28 @@ func describeImages(e *plan.Export, c *layercache.Cache) (imgs []*image.Image, i
 }
 
 // An imageDescriber is an image format that says what its writer writes
-// of each image, and of their index, from the layers' blobs.
+// of each image, from the layers' blobs, and the image index its output
+// holds (nil for none).
 type imageDescriber interface {
-	describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, []byte, error)
+	describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) (*image.Set, []byte, error)
 }
 
 // describeExport is e with imgs, its systems' images (nil for other
 // formats).
-func describeExport(e *plan.Export, imgs []*image.Image) ExportDescription {
+func describeExport(e *plan.Export, imgs *image.Set) ExportDescription {
 	ed := ExportDescription{Export: e}
 	for j := range e.Systems {
 		sd := SystemDescription{System: &e.Systems[j]}
-		if j < len(imgs) {
-			sd.Image = imgs[j]
+		if imgs != nil && j < len(imgs.Images) {
+			sd.Image = imgs.Images[j]
 		}
 		ed.Systems = append(ed.Systems, sd)
 	}
 	return ed
 }
+
+// The image formats describe their images.
+var (
+	_ imageDescriber = dockerWriter{}
+	_ imageDescriber = ociWriter{}
+)

@@ -78,17 +78,18 @@ func (dockerWriter) totals(e *plan.Export) (bytes, items int64) { return image.T
 
 func (dockerWriter) tempDirs() []string { return nil }
 
-func (dockerWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	f, err := writeAtomic(outDir, e.Output, func(w io.Writer) error {
-		imgs, err := writeDocker(w, e, o.Cache, count)
-		o.chain.noteImages(imgs)
+func (dockerWriter) write(j job) (written, error) {
+	var imgs *image.Set
+	f, err := writeAtomic(j.outDir, j.e.Output, func(w io.Writer) error {
+		var err error
+		imgs, err = writeDocker(w, j.e, j.cache, j.count)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return written{}, err
 	}
-	f.Export = e.Name
-	return []File{f}, nil
+	f.Export = j.e.Name
+	return written{files: []File{f}, images: imgs}, nil
 }
 
 // dockerStart is the key of a docker archive before its first layer.
@@ -96,6 +97,8 @@ var dockerStart = image.ArchiveStart("docker archive", nil)
 
 // writeDocker writes e, an export whose systems have image plans, to w as
 // a docker archive holding one image per system, and returns the images.
+// The archive's index.json lists each image's manifest: a docker archive
+// holds no image index, whatever the number of systems.
 // With a layer cache (c not nil), a layer the cache holds is copied from
 // its blob, with its diff id and size from its record, without reading the
 // store; the others are streamed from the store and also written to the
@@ -104,7 +107,7 @@ var dockerStart = image.ArchiveStart("docker archive", nil)
 // with the run of first layers that the cache holds with their state,
 // neither read nor hashed. The items read, or skipped for a cached layer,
 // are counted on count (which may be nil).
-func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Counter) ([]*image.Image, error) {
+func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Counter) (*image.Set, error) {
 	mtime, _, err := image.Check(e)
 	if err != nil {
 		return nil, err
@@ -203,7 +206,7 @@ func writeDocker(w io.Writer, e *plan.Export, c *layercache.Cache, count nar.Cou
 	configs := map[string][]byte{}
 	var manifest []image.DockerEntry
 	repos := map[string]map[string]string{}
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		entry := img.DockerEntry()
 		configs[entry.Config] = img.Config
 		manifest = append(manifest, entry)
@@ -278,7 +281,7 @@ func dockerBaseBlob(l plan.BaseLayer, size int64) image.BaseBlob {
 // uncompressed base layer is its own tar, of the blob's size; a compressed
 // one is decompressed (dockerBaseTar, through the layer cache c, which
 // keeps the tar for the export) to learn its tar's length.
-func describeDocker(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, error) {
+func describeDocker(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) (*image.Set, error) {
 	base := map[digest.Digest]image.BaseBlob{}
 	err := eachBaseLayer(e, func(b *plan.Base, l plan.BaseLayer) error {
 		size := l.Size
@@ -356,7 +359,7 @@ func streamLayer(w io.Writer, head []byte, l image.Layer, size int64, c *layerca
 // writeDockerOCI writes the OCI layout part of a docker archive: the
 // blobs (layers and configs as hard links to the docker entries, the
 // manifests), oci-layout and index.json.
-func writeDockerOCI(tw *tar.Writer, imgs []*image.Image, layers []image.Layer, done map[string]image.Blob, mtime int64) error {
+func writeDockerOCI(tw *tar.Writer, imgs *image.Set, layers []image.Layer, done map[string]image.Blob, mtime int64) error {
 	type blob struct {
 		name, link string
 		data       []byte
@@ -372,16 +375,14 @@ func writeDockerOCI(tw *tar.Writer, imgs []*image.Image, layers []image.Layer, d
 	for _, l := range layers {
 		add(blob{name: image.BlobPath(done[l.Plan.ID].DiffID), link: image.DockerLayerTar(l.Plan.ID)})
 	}
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		for _, b := range img.BaseBlobs {
 			add(blob{name: image.BlobPath(b.DiffID), link: image.DockerLayerTar(b.DiffID.Encoded())})
 		}
 	}
-	var manifests []ocispec.Descriptor
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		add(blob{name: image.BlobPath(img.ConfigDigest), link: img.DockerEntry().Config})
 		add(blob{name: image.BlobPath(img.ManifestDigest), data: img.Manifest})
-		manifests = append(manifests, img.Descriptor())
 	}
 	slices.SortFunc(blobs, func(a, b blob) int { return strings.Compare(a.name, b.name) })
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
@@ -402,7 +403,7 @@ func writeDockerOCI(tw *tar.Writer, imgs []*image.Image, layers []image.Layer, d
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
 	}
-	index, err := image.LayoutIndex(manifests)
+	index, err := image.LayoutIndex(imgs.Manifests())
 	if err != nil {
 		return err
 	}
@@ -420,8 +421,9 @@ func (dockerWriter) PlanImage(img *plan.Image, _ *plan.Settings) error {
 	return nil
 }
 
-// describe gives the images as the archive holds them (describeDocker).
-func (dockerWriter) describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) ([]*image.Image, []byte, error) {
+// describe gives the images as the archive holds them (describeDocker),
+// with no index: the archive holds none.
+func (dockerWriter) describe(e *plan.Export, blobs map[string]image.Blob, c *layercache.Cache) (*image.Set, []byte, error) {
 	imgs, err := describeDocker(e, blobs, c)
 	return imgs, nil, err
 }

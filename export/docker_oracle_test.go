@@ -61,6 +61,11 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
 		Image:      spec.Image{Tag: tag, Labels: map[string]string{"org.example.test": "yes"}, MaxLayers: maxLayers},
 	}
+	// The spec names every system, so that each image is tagged for its
+	// platform when there are several, as gen tags them.
+	for _, s := range systems {
+		e.Systems = append(e.Systems, spec.System{Name: s})
+	}
 	out := &plan.Export{Name: e.Name, Format: e.Format}
 	for _, s := range systems {
 		out.Systems = append(out.Systems, *f.System(t, s, e, "hello-script"))
@@ -70,7 +75,7 @@ func runnableExport(t testing.TB, dir store.Dir, tag string, maxLayers int, syst
 
 // writeDockerFile writes e to a file in a temporary folder and returns
 // its path and the images.
-func writeDockerFile(t testing.TB, e *plan.Export) (string, []*image.Image) {
+func writeDockerFile(t testing.TB, e *plan.Export) (string, *image.Set) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image.tar")
 	b, imgs := writeDockerBytes(t, e)
@@ -131,8 +136,8 @@ func TestDockerSkopeoInspect(t *testing.T) {
 					t.Errorf("%s: %d layers, want %d", sys.Name, len(got.Layers), len(img.Layers))
 				}
 				for i := range got.Layers {
-					if i < len(img.Layers) && got.Layers[i] != string(imgs[j].Blobs[i].DiffID) {
-						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, got.Layers[i], imgs[j].Blobs[i].DiffID)
+					if i < len(img.Layers) && got.Layers[i] != string(imgs.Images[j].Blobs[i].DiffID) {
+						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, got.Layers[i], imgs.Images[j].Blobs[i].DiffID)
 					}
 				}
 				var cfg struct {

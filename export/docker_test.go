@@ -93,7 +93,7 @@ func (c dockerCase) build(t testing.TB, root string) *plan.Export {
 
 // writeDockerBytes writes e as a docker archive in memory and returns it
 // and its images.
-func writeDockerBytes(t testing.TB, e *plan.Export) ([]byte, []*image.Image) {
+func writeDockerBytes(t testing.TB, e *plan.Export) ([]byte, *image.Set) {
 	t.Helper()
 	var buf bytes.Buffer
 	imgs, err := writeDocker(&buf, e, nil, nil)
@@ -183,7 +183,7 @@ func TestDockerGolden(t *testing.T) {
 			e := c.build(t, "")
 			b, imgs := writeDockerBytes(t, e)
 			a := readArchive(t, b)
-			manifest, _ := checkArchive(t, e, imgs, a)
+			manifest, _ := checkArchive(t, e, imgs.Images, a)
 
 			files := map[string]string{
 				"manifest.json": string(a.entries["manifest.json"].Data),
@@ -204,7 +204,7 @@ func TestDockerGolden(t *testing.T) {
 				layers.WriteString("image " + sys.Image.Tag + "\n")
 				for j, l := range m.Layers {
 					pl := sys.Image.Layers[j]
-					layers.WriteString("\nlayer " + l + " " + string(imgs[i].Blobs[j].DiffID) + " (" + pl.CreatedBy + ")\n")
+					layers.WriteString("\nlayer " + l + " " + string(imgs.Images[i].Blobs[j].DiffID) + " (" + pl.CreatedBy + ")\n")
 					layers.WriteString(fixture.Listing(t, a.entries[l].Data))
 				}
 				layers.WriteString("\n")
@@ -272,7 +272,7 @@ func TestDockerSharedLayersWrittenOnce(t *testing.T) {
 	e := dockerCases[3].build(t, "")
 	b, imgs := writeDockerBytes(t, e)
 	a := readArchive(t, b)
-	checkArchive(t, e, imgs, a)
+	checkArchive(t, e, imgs.Images, a)
 	layerTars := 0
 	for _, n := range a.names {
 		if strings.HasSuffix(n, "/layer.tar") {
@@ -309,8 +309,8 @@ func TestDockerCreated(t *testing.T) {
 	ab, aimgs := writeDockerBytes(t, base)
 	bb, bimgs := writeDockerBytes(t, later)
 	a, b := readArchive(t, ab), readArchive(t, bb)
-	_, ca := checkArchive(t, base, aimgs, a)
-	mb, cb := checkArchive(t, later, bimgs, b)
+	_, ca := checkArchive(t, base, aimgs.Images, a)
+	mb, cb := checkArchive(t, later, bimgs.Images, b)
 	if want := time.Unix(epoch, 0).UTC(); !cb[0].Created.Equal(want) {
 		t.Errorf("created %v, want %v", cb[0].Created, want)
 	}
@@ -364,7 +364,7 @@ func TestDescribeMatchesWriteDocker(t *testing.T) {
 				if d, err = Describe(&plan.Plan{Exports: []plan.Export{*planned}}, o); err != nil {
 					t.Fatal(err)
 				}
-				for i, img := range imgs {
+				for i, img := range imgs.Images {
 					got := d.Exports[0].Systems[i].Image
 					if diff := cmp.Diff(img, got, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
 						t.Errorf("cache %v: image described differs from the one written (-written +described):\n%s", o.Cache != nil, diff)

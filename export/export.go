@@ -68,11 +68,6 @@ type Options struct {
 	// with its totals, and given the bytes and store items done as its
 	// store files are read: see docs/progress.md.
 	Progress progress.Reporter
-
-	// chain is the supply chain of the export being written (writeExport
-	// sets it): image writers record their images in it, and OCI layouts
-	// take their attachments from it.
-	chain *chain
 }
 
 // Write writes every export of plan into outDir, which is created when
@@ -118,7 +113,6 @@ func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]F
 	if err != nil {
 		return nil, fmt.Errorf("export %q: %w", e.Name, err)
 	}
-	o.chain = c
 	var count nar.Counter = nar.Discard
 	var task *progress.Task
 	if o.Progress != nil {
@@ -126,10 +120,11 @@ func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]F
 		task = o.Progress.Begin(e.Name, bytes, items)
 		count = task // a nil *Task counts nothing
 	}
-	files, err := w.write(e, outDir, o, count)
+	out, err := w.write(job{e: e, outDir: outDir, cache: o.Cache, count: count, chain: c})
+	files := out.files
 	if err == nil {
 		var side []File
-		side, err = c.writeFiles(outDir, files, c.images)
+		side, err = c.writeFiles(outDir, files, out.images)
 		files = append(files, side...)
 	}
 	if err != nil {

@@ -45,20 +45,20 @@ func (narWriter) totals(e *plan.Export) (bytes, items int64) { return closureTot
 
 func (narWriter) tempDirs() []string { return nil }
 
-func (narWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var files []File
-	for i := range e.Systems {
-		sys := &e.Systems[i]
-		f, err := writeAtomic(outDir, sys.Output, func(w io.Writer) error {
-			return writeBundle(w, sys.Closure, count)
+func (narWriter) write(j job) (written, error) {
+	var out written
+	for i := range j.e.Systems {
+		sys := &j.e.Systems[i]
+		f, err := writeAtomic(j.outDir, sys.Output, func(w io.Writer) error {
+			return writeBundle(w, sys.Closure, j.count)
 		})
 		if err != nil {
-			return files, err
+			return out, err
 		}
-		f.Export, f.System = e.Name, sys.Name
-		files = append(files, f)
+		f.Export, f.System = j.e.Name, sys.Name
+		out.files = append(out.files, f)
 	}
-	return files, nil
+	return out, nil
 }
 
 // writeBundle writes the export bundle of a plan's closure to w, the

@@ -25,7 +25,6 @@ import (
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/reference"
 	"github.com/storepack/storepack/plan"
-	"github.com/storepack/storepack/store/nar"
 )
 
 // An OCI image layout (image-spec's image-layout.md) holds:
@@ -65,20 +64,27 @@ func (ociWriter) totals(e *plan.Export) (bytes, items int64) { return image.Tota
 
 func (ociWriter) tempDirs() []string { return nil }
 
-func (ociWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	var f File
-	var err error
-	if image.IsOCIArchive(e.Output) {
-		dir := filepath.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
-		f, err = writeAtomic(outDir, e.Output, func(w io.Writer) error { return writeOCIArchive(w, dir, e, o.Cache, count, o.chain) })
+func (ociWriter) write(j job) (written, error) {
+	var (
+		f    File
+		imgs *image.Set
+		err  error
+	)
+	if image.IsOCIArchive(j.e.Output) {
+		final := filepath.Join(j.outDir, filepath.FromSlash(j.e.Output))
+		f, err = writeAtomic(j.outDir, j.e.Output, func(w io.Writer) error {
+			var err error
+			imgs, err = writeOCIArchive(w, final, j)
+			return err
+		})
 	} else {
-		f, err = writeOCIDir(outDir, e.Output, e, o.Cache, count, o.chain)
+		f, imgs, err = writeOCIDir(j.e.Output, j)
 	}
 	if err != nil {
-		return nil, err
+		return written{}, err
 	}
-	f.Export = e.Name
-	return []File{f}, nil
+	f.Export = j.e.Name
+	return written{files: []File{f}, images: imgs}, nil
 }
 
 // ociFile is a small file of a layout: a config, a manifest, an index.
@@ -87,11 +93,11 @@ type ociFile struct {
 	data []byte
 }
 
-// ociMetadata lists the blobs of e's images besides layers (configs,
-// manifests, the image index, and what the supply chain ch attaches to the
-// image or index: cosign's signatures and attestations, referrers), sorted
-// by name, and index.json.
-func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFile, index []byte, err error) {
+// ociMetadata lists the blobs of the image set imgs besides layers
+// (configs, manifests, the image index, and what the supply chain ch
+// attaches to the set's root: cosign's signatures and attestations,
+// referrers), sorted by name, and index.json, which names the root.
+func ociMetadata(imgs *image.Set, ch *chain) (blobs []ociFile, index []byte, err error) {
 	seen := map[string]bool{}
 	add := func(b []byte) digest.Digest {
 		d := digest.FromBytes(b)
@@ -102,42 +108,22 @@ func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFil
 		}
 		return d
 	}
-	var root ocispec.Descriptor
-	kind := attest.ImageKind
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		add(img.Config)
 		add(img.Manifest)
-		root = img.Descriptor()
 	}
-	ib, err := ociImageIndex(e, imgs)
+	kind := attest.ImageKind
+	if imgs.Index != nil {
+		add(imgs.Index)
+		kind = attest.IndexKind
+	}
+	root := imgs.Root()
+	entries := []ocispec.Descriptor{root}
+	att, err := ch.attach(imgs, reference.Repository(root.Annotations[ocispec.AnnotationRefName]))
 	if err != nil {
 		return nil, nil, err
 	}
-	if ib != nil {
-		tag, err := e.IndexTag()
-		if err != nil {
-			return nil, nil, err
-		}
-		root = ocispec.Descriptor{
-			MediaType:   ocispec.MediaTypeImageIndex,
-			Digest:      add(ib),
-			Size:        int64(len(ib)),
-			Annotations: map[string]string{ocispec.AnnotationRefName: tag},
-		}
-		kind = attest.IndexKind
-	}
-	entries := []ocispec.Descriptor{root}
-	if ch.active() {
-		subjects, err := imageSubjects(e, imgs)
-		if err != nil {
-			return nil, nil, err
-		}
-		// The root first: the subject cosign checks.
-		subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
-		att, err := ch.attach(root, reference.Repository(root.Annotations[ocispec.AnnotationRefName]), subjects)
-		if err != nil {
-			return nil, nil, err
-		}
+	if att != nil {
 		addArtifact := func(a *attest.Artifact, annotations map[string]string) {
 			for _, b := range a.Blobs {
 				add(b.Data)
@@ -164,26 +150,16 @@ func ociMetadata(e *plan.Export, imgs []*image.Image, ch *chain) (blobs []ociFil
 	return blobs, index, err
 }
 
-// ociImageIndex is the image index blob of an OCI export of e whose
-// images are imgs: for several systems, the index of their manifests
-// (image.Index), which index.json names; nil for one system, whose
-// manifest index.json names itself.
-func ociImageIndex(e *plan.Export, imgs []*image.Image) ([]byte, error) {
-	if len(imgs) < 2 {
-		return nil, nil
-	}
-	return image.Index(e, imgs)
-}
-
-// writeOCILayout writes e as an OCI image layout into dir, which must not
-// exist or be empty, and returns its images. Every store file is read once
+// writeOCILayout writes the job's export as an OCI image layout into dir,
+// which must not exist or be empty, and returns its images. Every store file is read once
 // (per layer holding it). With a layer cache (c not nil), a layer blob the
 // cache holds is put in the layout as a reflink or hard link of the cached
 // file (layercache.Link), with its digests from its record, without
 // reading the store; the others are written into the cache first and
 // linked the same way. The items read, or skipped for a cached layer, are
 // counted on count (which may be nil).
-func writeOCILayout(dir string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) ([]*image.Image, error) {
+func writeOCILayout(dir string, j job) (*image.Set, error) {
+	e, c, count := j.e, j.cache, j.count
 	_, compression, err := image.Check(e)
 	if err != nil {
 		return nil, err
@@ -219,11 +195,10 @@ func writeOCILayout(dir string, e *plan.Export, c *layercache.Cache, count nar.C
 	if err != nil {
 		return nil, err
 	}
-	if err := writeBaseBlobs(blobDir, imgs, e.Insecure, c); err != nil {
+	if err := writeBaseBlobs(blobDir, imgs.Images, e.Insecure, c); err != nil {
 		return nil, err
 	}
-	ch.noteImages(imgs)
-	blobs, index, err := ociMetadata(e, imgs, ch)
+	blobs, index, err := ociMetadata(imgs, j.chain)
 	if err != nil {
 		return nil, err
 	}
@@ -258,38 +233,40 @@ func writeBlobFile(blobDir string, fill func(io.Writer) (digest.Digest, error)) 
 	return tmp.CommitAs(filepath.Join(blobDir, d.Encoded()))
 }
 
-// writeOCIDir writes e as a layout folder rel inside outDir: built in a
-// temporary folder next to it, then swapped into place. A previous output
-// is replaced only when it is an OCI layout (it holds oci-layout) or an
-// empty folder; anything else is an error and stays untouched. The File
-// returned is the layout's index.json, whose digest covers every blob.
-func writeOCIDir(outDir, rel string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) (File, error) {
-	final := filepath.Join(outDir, filepath.FromSlash(rel))
+// writeOCIDir writes the job's export as a layout folder rel inside its
+// output folder: built in a temporary folder next to it, then swapped into
+// place. A previous output is replaced only when it is an OCI layout (it
+// holds oci-layout) or an empty folder; anything else is an error and
+// stays untouched. The File returned is the layout's index.json, whose
+// digest covers every blob.
+func writeOCIDir(rel string, j job) (File, *image.Set, error) {
+	final := filepath.Join(j.outDir, filepath.FromSlash(rel))
 	if err := checkReplaceable(final); err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(final), atomicfile.TempPattern(final))
 	if err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
 	defer os.RemoveAll(tmp) // the new layout once moved, or the old one
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
-	if _, err := writeOCILayout(tmp, e, c, count, ch); err != nil {
-		return File{}, fmt.Errorf("%s: %w", final, err)
+	imgs, err := writeOCILayout(tmp, j)
+	if err != nil {
+		return File{}, nil, fmt.Errorf("%s: %w", final, err)
 	}
 	index, err := os.ReadFile(filepath.Join(tmp, "index.json"))
 	if err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
 	if err := swapDir(tmp, final); err != nil {
-		return File{}, err
+		return File{}, nil, err
 	}
-	return File{Path: filepath.ToSlash(rel) + "/index.json", SHA256: digest.FromBytes(index).Encoded(), Size: int64(len(index))}, nil
+	return File{Path: filepath.ToSlash(rel) + "/index.json", SHA256: digest.FromBytes(index).Encoded(), Size: int64(len(index))}, imgs, nil
 }
 
 // checkReplaceable fails when p exists and is not an OCI layout or an
@@ -353,9 +330,11 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// writeOCIArchive writes e as an oci-archive (the layout as a tar) to w:
-// the layout is built in a temporary folder inside tmpParent (each store
-// file read once), then copied into the tar: oci-layout, "blobs/",
+// writeOCIArchive writes the job's export as an oci-archive (the layout as
+// a tar) to w, and returns its images. The layout is built in a temporary
+// folder next to final, the archive's path, under the temporary name that
+// Write sweeps after a killed export (atomicfile.TempPattern), each store
+// file read once; then copied into the tar: oci-layout, "blobs/",
 // "blobs/sha256/", the layer blobs in image order (the first image's from
 // the bottom up, then the next images' not written yet), each starting at
 // a multiple of 4096 bytes (image.AlignedHead), then the other blobs
@@ -363,17 +342,24 @@ func syncDir(dir string) error {
 // Entries have the images' mtime, uid and gid 0, files 0644, folders 0755.
 // With a layer cache, a re-export appends the unchanged first layer blobs
 // without hashing them, as docker archives do.
-func writeOCIArchive(w io.Writer, tmpParent string, e *plan.Export, c *layercache.Cache, count nar.Counter, ch *chain) error {
-	tmp, err := os.MkdirTemp(tmpParent, ".oci-archive-*")
+func writeOCIArchive(w io.Writer, final string, j job) (*image.Set, error) {
+	c := j.cache
+	tmp, err := os.MkdirTemp(filepath.Dir(final), atomicfile.TempPattern(final))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	imgs, err := writeOCILayout(tmp, e, c, count, ch)
+	imgs, err := writeOCILayout(tmp, j)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mtime := imgs[0].Plan.MTime()
+	return imgs, copyOCIArchive(w, tmp, imgs, c)
+}
+
+// copyOCIArchive writes the layout folder dir, holding imgs, into w as an
+// oci-archive (writeOCIArchive), resuming through the layer cache c.
+func copyOCIArchive(w io.Writer, tmp string, imgs *image.Set, c *layercache.Cache) error {
+	mtime := imgs.Images[0].Plan.MTime()
 	af, _ := w.(image.Resumable)
 	var start bytes.Buffer
 	tw := tar.NewWriter(&start)
@@ -395,7 +381,7 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *plan.Export, c *layercach
 	blobDir := filepath.Join(tmp, "blobs", "sha256")
 	written := map[string]bool{}
 	var chunks []image.Chunk
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		for _, b := range img.Blobs {
 			name := b.Digest.Encoded()
 			if written[name] {
@@ -414,6 +400,7 @@ func writeOCIArchive(w io.Writer, tmpParent string, e *plan.Export, c *layercach
 	off := int64(start.Len())
 	first := 0
 	if c != nil && af != nil {
+		var err error
 		if first, key, err = image.Resume(af, c, key, chunks); err != nil {
 			return err
 		}
@@ -490,11 +477,10 @@ func linkBlob(p, blobDir, name string) error {
 
 // describe gives the images and, for several systems, their index, as
 // the layout holds them.
-func (ociWriter) describe(e *plan.Export, blobs map[string]image.Blob, _ *layercache.Cache) ([]*image.Image, []byte, error) {
+func (ociWriter) describe(e *plan.Export, blobs map[string]image.Blob, _ *layercache.Cache) (*image.Set, []byte, error) {
 	imgs, err := image.Images(e, blobs)
 	if err != nil {
 		return nil, nil, err
 	}
-	index, err := ociImageIndex(e, imgs)
-	return imgs, index, err
+	return imgs, imgs.Index, nil
 }

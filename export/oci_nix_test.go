@@ -38,7 +38,7 @@ func TestOCINixClosure(t *testing.T) {
 		sys.Image = img
 		e.Format = format.Format("oci")
 		layout, archive, imgs := writeOCIOutputs(t, e)
-		checkLayout(t, e, imgs, layoutFiles(t, layout))
+		checkLayout(t, e, imgs.Images, layoutFiles(t, layout))
 
 		bundle := filepath.Join(t.TempDir(), "bundle")
 		run(t, umoci, "unpack", "--image", layout+":"+tag, bundle)
@@ -87,7 +87,7 @@ func TestImageDatabase(t *testing.T) {
 				run(t, skopeo, "copy", "docker-archive:"+file, "oci:"+layout+":db")
 			} else {
 				var err error
-				if _, err = writeOCILayout(layout, e, nil, nil, nil); err != nil {
+				if _, err = writeOCILayout(layout, job{e: e}); err != nil {
 					t.Fatal(err)
 				}
 				run(t, skopeo, "copy", "oci:"+layout+":localhost/storepack-db:1", "oci:"+layout+":db")

@@ -54,7 +54,7 @@ func runnableOCI(t testing.TB, dir store.Dir, tag string, compression format.Com
 // writeOCIOutputs writes e as a layout folder and as an oci-archive
 // through writeExport, returning both paths and e's images as
 // image.Digest computes them.
-func writeOCIOutputs(t testing.TB, e *plan.Export) (dir, archive string, imgs []*image.Image) {
+func writeOCIOutputs(t testing.TB, e *plan.Export) (dir, archive string, imgs *image.Set) {
 	t.Helper()
 	out := t.TempDir()
 	for _, o := range []string{"layout", "image.tar"} {
@@ -97,7 +97,7 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Fatal(err)
 				}
 				if len(e.Systems) == 1 {
-					img := imgs[0]
+					img := imgs.Images[0]
 					if digest.FromBytes(raw) != img.ManifestDigest || m.MediaType != ocispec.MediaTypeImageManifest || len(m.Layers) != len(img.Blobs) {
 						t.Errorf("%s: %s with %d layers, want the manifest %s", ref, m.MediaType, len(m.Layers), img.ManifestDigest)
 					}
@@ -107,7 +107,7 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Fatalf("%s: %s with %d manifests, want an index of %d", ref, m.MediaType, len(m.Manifests), len(e.Systems))
 				}
 				for i, d := range m.Manifests {
-					img, plan := imgs[i], e.Systems[i].Image
+					img, plan := imgs.Images[i], e.Systems[i].Image
 					if d.Digest != img.ManifestDigest || d.Platform == nil || d.Platform.Architecture != plan.Platform.Architecture || d.Platform.Variant != plan.Platform.Variant {
 						t.Errorf("%s: manifest %d is %+v, want %s for %+v", ref, i, d, img.ManifestDigest, plan.Platform)
 					}
@@ -116,14 +116,7 @@ func TestOCISkopeoInspect(t *testing.T) {
 			// skopeo picks each system's image out of the layout; its
 			// Digest is that of what the reference names: the index when
 			// there is one.
-			top := imgs[0].ManifestDigest
-			if len(e.Systems) > 1 {
-				b, err := image.Index(e, imgs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				top = digest.FromBytes(b)
-			}
+			top := imgs.Root().Digest
 			for j, sys := range e.Systems {
 				p := sys.Image.Platform
 				args := []string{"inspect", "--override-os", "linux", "--override-arch", p.Architecture}
@@ -142,8 +135,8 @@ func TestOCISkopeoInspect(t *testing.T) {
 					t.Errorf("%s: inspect says %s %s %d layers; want %s %s %d", sys.Name, got.Digest, got.Architecture, len(got.Layers), top, p.Architecture, len(sys.Image.Layers))
 				}
 				for i, l := range got.Layers {
-					if l != string(imgs[j].Blobs[i].Digest) {
-						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, l, imgs[j].Blobs[i].Digest)
+					if l != string(imgs.Images[j].Blobs[i].Digest) {
+						t.Errorf("%s: layer %d is %s, want %s", sys.Name, i, l, imgs.Images[j].Blobs[i].Digest)
 					}
 				}
 			}
@@ -257,8 +250,8 @@ func TestOCIUmociMultiSystem(t *testing.T) {
 		if err := json.Unmarshal(run(t, skopeo, "inspect", "--raw", "oci:"+one), &m); err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Layers) != len(sys.Image.Layers) || m.Layers[0].Digest != imgs[j].Blobs[0].Digest {
-			t.Errorf("%s: skopeo copied %+v, want the layers of %s", sys.Name, m.Layers, imgs[j].ManifestDigest)
+		if len(m.Layers) != len(sys.Image.Layers) || m.Layers[0].Digest != imgs.Images[j].Blobs[0].Digest {
+			t.Errorf("%s: skopeo copied %+v, want the layers of %s", sys.Name, m.Layers, imgs.Images[j].ManifestDigest)
 		}
 		bundle := filepath.Join(t.TempDir(), "bundle")
 		run(t, umoci, "unpack", "--image", one+":"+sys.Image.Tag, bundle)

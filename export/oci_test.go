@@ -84,10 +84,10 @@ func (c ociCase) build(t testing.TB, root string) *plan.Export {
 
 // writeLayout writes e as a layout into a new temporary folder and returns
 // the folder and the images.
-func writeLayout(t testing.TB, e *plan.Export) (string, []*image.Image) {
+func writeLayout(t testing.TB, e *plan.Export) (string, *image.Set) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
-	imgs, err := writeOCILayout(dir, e, nil, nil, nil)
+	imgs, err := writeOCILayout(dir, job{e: e})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestOCIGolden(t *testing.T) {
 			e := c.build(t, "")
 			dir, imgs := writeLayout(t, e)
 			files := layoutFiles(t, dir)
-			checkLayout(t, e, imgs, files)
+			checkLayout(t, e, imgs.Images, files)
 			golden := map[string]string{"index.json": prettyJSON(t, files["index.json"])}
 			var blobs strings.Builder
 			names := make([]string, 0, len(files))
@@ -318,16 +318,12 @@ func TestOCIGolden(t *testing.T) {
 			}
 			golden["files.txt"] = blobs.String()
 			for i, sys := range e.Systems {
-				img := imgs[i]
+				img := imgs.Images[i]
 				golden["manifest-"+sys.Name+".json"] = prettyJSON(t, files[image.BlobPath(img.ManifestDigest)])
 				golden["config-"+sys.Name+".json"] = prettyJSON(t, files[image.BlobPath(img.ConfigDigest)])
 			}
 			if len(e.Systems) > 1 {
-				b, err := image.Index(e, imgs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				golden["image-index.json"] = prettyJSON(t, b)
+				golden["image-index.json"] = prettyJSON(t, imgs.Index)
 			}
 			compareGolden(t, filepath.Join("testdata", "oci", c.name()), golden)
 		})
@@ -444,8 +440,8 @@ func TestOCIDescribeMatchesLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range written {
-				if diff := cmp.Diff(written[i], d.Exports[0].Systems[i].Image, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
+			for i := range written.Images {
+				if diff := cmp.Diff(written.Images[i], d.Exports[0].Systems[i].Image, cmpopts.IgnoreFields(image.Image{}, "Plan")); diff != "" {
 					t.Errorf("%s: image described differs from the one written (-written +described):\n%s", planned.Systems[i].Name, diff)
 				}
 			}
@@ -502,7 +498,7 @@ func TestWriteExportOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkLayout(t, e, imgs, layoutFiles(t, layout))
+	checkLayout(t, e, imgs.Images, layoutFiles(t, layout))
 
 	// A second export replaces the layout: same index, no stray blob or
 	// temporary folder, even when the previous layout had extra files.
@@ -518,7 +514,7 @@ func TestWriteExportOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkLayout(t, other, otherImgs, layoutFiles(t, layout))
+	checkLayout(t, other, otherImgs.Images, layoutFiles(t, layout))
 	if des, _ := os.ReadDir(out); len(des) != 1 {
 		t.Errorf("the output folder holds %d entries after replacing, want 1", len(des))
 	}
@@ -565,7 +561,7 @@ func TestWriteExportOCI(t *testing.T) {
 	if a.names[0] != "oci-layout" || a.names[len(a.names)-1] != "index.json" {
 		t.Errorf("archive order %v", a.names)
 	}
-	checkLayout(t, e, imgs, archived)
+	checkLayout(t, e, imgs.Images, archived)
 	if des, _ := os.ReadDir(out); len(des) != 3 {
 		t.Errorf("the output folder holds %d entries, want hello, hello.tar, mine", len(des))
 	}
@@ -602,7 +598,7 @@ func TestDockerArchiveOCI(t *testing.T) {
 			}
 			checkSchema(t, "index", "index.json", files["index.json"])
 			for i, md := range index.Manifests {
-				img, ip := imgs[i], e.Systems[i].Image
+				img, ip := imgs.Images[i], e.Systems[i].Image
 				if md.Digest != img.ManifestDigest || md.Annotations[ocispec.AnnotationRefName] != ip.Tag || md.Platform.Architecture != ip.Platform.Architecture {
 					t.Errorf("manifest %d: %+v; image %s %s", i, md, img.ManifestDigest, ip.Tag)
 				}
@@ -620,7 +616,7 @@ func TestDockerArchiveOCI(t *testing.T) {
 				for _, d := range append([]ocispec.Descriptor{man.Config}, man.Layers...) {
 					sub[image.BlobPath(d.Digest)] = files[image.BlobPath(d.Digest)]
 				}
-				checkLayout(t, &one, imgs[i:i+1], sub)
+				checkLayout(t, &one, imgs.Images[i:i+1], sub)
 			}
 		})
 	}
@@ -628,12 +624,12 @@ func TestDockerArchiveOCI(t *testing.T) {
 
 func TestWriteOCIErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")
-	if _, err := writeOCILayout(dir, &plan.Export{Name: "x"}, nil, nil, nil); err == nil {
+	if _, err := writeOCILayout(dir, job{e: &plan.Export{Name: "x"}}); err == nil {
 		t.Error("export without systems: no error")
 	}
 	e := ociCases[0].build(t, "")
 	e.Systems[0].Image.Compression = "lz4"
-	if _, err := writeOCILayout(dir, e, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "lz4") {
+	if _, err := writeOCILayout(dir, job{e: e}); err == nil || !strings.Contains(err.Error(), "lz4") {
 		t.Errorf("unknown compression: %v", err)
 	}
 	e = ociCases[0].build(t, "")

@@ -22,7 +22,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/export/attest"
@@ -83,38 +82,19 @@ type PushOptions struct {
 	Cache *layercache.Cache
 }
 
-// pushAttachments pushes what e's supply chain attaches to the pushed
-// image or index (digest root) in ref's repository: with a key, cosign's
-// signature image (tag sha256-<hex>.sig; in a multi-system push also one
-// per manifest) and attestation image (.att); the SBOMs and provenance as
-// OCI 1.1 referrers, through the registry's referrers API or, where it has
-// none, the fallback tag sha256-<hex>.
-func pushAttachments(e *plan.Export, pl *plan.Plan, ref name.Reference, imgs []*image.Image, root digest.Digest, opts []remote.Option) error {
-	if pl == nil {
-		pl = &plan.Plan{}
-	}
-	ch, err := newChain(pl, e)
-	if err != nil || !ch.active() {
-		return err
-	}
-	subjects, err := imageSubjects(e, imgs)
-	if err != nil {
-		return err
-	}
-	subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
-	rootDesc := imgs[0].Descriptor()
-	if len(imgs) > 1 {
-		raw, err := image.Index(e, imgs)
-		if err != nil {
-			return err
-		}
-		rootDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: root, Size: int64(len(raw))}
-	}
+// pushAttachments pushes what the supply chain ch attaches to the pushed
+// image set imgs (its root: the image or index) in ref's repository: with
+// a key, cosign's signature image (tag sha256-<hex>.sig; in a multi-system
+// push also one per manifest) and attestation image (.att); the SBOMs and
+// provenance as OCI 1.1 referrers, through the registry's referrers API
+// or, where it has none, the fallback tag sha256-<hex>.
+func pushAttachments(ch *chain, imgs *image.Set, ref name.Reference, opts []remote.Option) error {
 	repo := ref.Context()
-	att, err := ch.attach(rootDesc, repo.Name(), subjects)
-	if err != nil {
+	att, err := ch.attach(imgs, repo.Name())
+	if err != nil || att == nil {
 		return err
 	}
+	root := imgs.Root().Digest
 	opts = append(opts, remote.WithReferrersTagFallback(true))
 	put := func(a *attest.Artifact, at name.Reference) error {
 		for _, b := range a.Blobs {
@@ -128,8 +108,8 @@ func pushAttachments(e *plan.Export, pl *plan.Plan, ref name.Reference, imgs []*
 		if err := put(att.signatures, repo.Tag(attest.SignatureTag(root))); err != nil {
 			return fmt.Errorf("signature: %w", err)
 		}
-		if len(imgs) > 1 {
-			for _, img := range imgs {
+		if imgs.Index != nil {
+			for _, img := range imgs.Images {
 				s, err := attest.Sign(attest.Signed{Repository: repo.Name(), Digest: img.ManifestDigest}, ch.key)
 				if err != nil {
 					return err
@@ -188,6 +168,14 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 	if err != nil {
 		return nil, err
 	}
+	pl := o.Plan
+	if pl == nil {
+		pl = &plan.Plan{}
+	}
+	ch, err := newChain(pl, e)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: %w", e.Name, err)
+	}
 	keychain := o.Keychain
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
@@ -198,7 +186,7 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain), remote.WithJobs(jobs)}
 	var (
-		imgs  []*image.Image
+		imgs  *image.Set
 		paths map[digest.Digest]string // cached blob files by digest
 	)
 	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
@@ -218,46 +206,35 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 	if err != nil {
 		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
-	blobs := map[string]image.Blob{}
-	for _, img := range imgs {
-		for i, l := range img.Plan.Layers {
-			blobs[l.ID] = img.Blobs[i]
-		}
-	}
+	blobs := imgs.Blobs()
 	layers := map[digest.Digest]partial.CompressedLayer{}
 	for _, l := range image.Layers(e) {
 		b := blobs[l.Plan.ID]
 		layers[b.Digest] = &pushLayer{l: l, blob: b, compression: compression, rec: rec, path: paths[b.Digest]}
 	}
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		for _, b := range img.BaseBlobs {
 			layers[b.Digest] = &baseLayer{img: img, b: b, insecure: e.Insecure, rec: rec}
 		}
 	}
 	images := map[digest.Digest]v1.Image{}
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		pi, err := partial.CompressedToImage(&pushImage{config: img.Config, manifest: img.Manifest, layers: layers})
 		if err != nil {
 			return nil, fmt.Errorf("export %q: %w", e.Name, err)
 		}
 		images[img.ManifestDigest] = pi
 	}
-	report := &PushReport{Ref: ref.String()}
-	if len(imgs) == 1 {
-		report.Digest = imgs[0].ManifestDigest
+	report := &PushReport{Ref: ref.String(), Digest: imgs.Root().Digest}
+	if imgs.Index == nil {
 		err = remote.Write(ref, images[report.Digest], opts...)
 	} else {
-		var raw []byte
-		if raw, err = image.Index(e, imgs); err != nil {
-			return nil, err
-		}
-		report.Digest = digest.FromBytes(raw)
-		err = remote.WriteIndex(ref, &pushIndex{raw: raw, images: images}, opts...)
+		err = remote.WriteIndex(ref, &pushIndex{raw: imgs.Index, images: images}, opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
-	if err := pushAttachments(e, o.Plan, ref, imgs, report.Digest, opts); err != nil {
+	if err := pushAttachments(ch, imgs, ref, opts); err != nil {
 		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
 	for d := range layers {
@@ -298,7 +275,7 @@ func newRepository(ctx context.Context, repo name.Repository, opts []remote.Opti
 // GOMAXPROCS at a time, their digests recorded in the cache), jobs
 // uploads at once in all, and returns e's images and the cached blob
 // files by digest.
-func streamLayers(ctx context.Context, e *plan.Export, c *layercache.Cache, compression format.Compression, repo name.Repository, p *remote.Pusher, jobs int, rec *uploadRecorder) ([]*image.Image, map[digest.Digest]string, error) {
+func streamLayers(ctx context.Context, e *plan.Export, c *layercache.Cache, compression format.Compression, repo name.Repository, p *remote.Pusher, jobs int, rec *uploadRecorder) (*image.Set, map[digest.Digest]string, error) {
 	var (
 		mu    sync.Mutex
 		blobs = map[string]image.Blob{}
@@ -447,7 +424,7 @@ type pushLayer struct {
 // cachedBlobs has the digests of every layer of e from the layer cache c
 // (a layer it has no record of is written into it, the store read once)
 // and returns e's images and the blob files the cache holds, by digest.
-func cachedBlobs(e *plan.Export, c *layercache.Cache, compression format.Compression) ([]*image.Image, map[digest.Digest]string, error) {
+func cachedBlobs(e *plan.Export, c *layercache.Cache, compression format.Compression) (*image.Set, map[digest.Digest]string, error) {
 	var mu sync.Mutex
 	paths := map[digest.Digest]string{}
 	blobs, err := image.Each(image.Layers(e), func(l image.Layer) (image.Blob, error) {

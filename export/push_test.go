@@ -25,14 +25,14 @@ import (
 
 // pushedImages are e's images as image.Digest computes them, and their
 // distinct layer blobs, sorted.
-func pushedImages(t *testing.T, e *plan.Export) ([]*image.Image, []digest.Digest) {
+func pushedImages(t *testing.T, e *plan.Export) (*image.Set, []digest.Digest) {
 	t.Helper()
 	imgs, err := image.Digest(e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []digest.Digest
-	for _, img := range imgs {
+	for _, img := range imgs.Images {
 		for _, b := range img.Blobs {
 			if !slices.Contains(out, b.Digest) {
 				out = append(out, b.Digest)
@@ -82,7 +82,7 @@ func TestPushRegistry(t *testing.T) {
 				t.Errorf("the registry holds %s, the push reported %s", got, rep.Digest)
 			}
 			if len(e.Systems) == 1 {
-				if want := imgs[0].Manifest; !bytes.Equal(raw, want) {
+				if want := imgs.Images[0].Manifest; !bytes.Equal(raw, want) {
 					t.Errorf("the registry's manifest differs from the image's:\n%s\n%s", raw, want)
 				}
 			} else {
@@ -90,7 +90,7 @@ func TestPushRegistry(t *testing.T) {
 				if err := json.Unmarshal(raw, &idx); err != nil {
 					t.Fatal(err)
 				}
-				if want, _ := image.Index(e, imgs); !bytes.Equal(raw, want) || len(idx.Manifests) != len(e.Systems) {
+				if want := imgs.Index; !bytes.Equal(raw, want) || len(idx.Manifests) != len(e.Systems) {
 					t.Errorf("the registry's index differs from the images':\n%s\n%s", raw, want)
 				}
 			}
@@ -102,7 +102,7 @@ func TestPushRegistry(t *testing.T) {
 					t.Fatal(err)
 				}
 				var want []digest.Digest
-				for _, b := range imgs[j].Blobs {
+				for _, b := range imgs.Images[j].Blobs {
 					want = append(want, b.Digest)
 				}
 				if !slices.Equal(got.Layers, want) {
@@ -198,12 +198,12 @@ func TestPushStreamed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if rep.Digest != imgs[0].ManifestDigest {
-					t.Errorf("%s: pushed %s, the plan's manifest is %s", ref, rep.Digest, imgs[0].ManifestDigest)
+				if rep.Digest != imgs.Images[0].ManifestDigest {
+					t.Errorf("%s: pushed %s, the plan's manifest is %s", ref, rep.Digest, imgs.Images[0].ManifestDigest)
 				}
 				raw := run(t, skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
-				if !bytes.Equal(raw, imgs[0].Manifest) {
-					t.Errorf("%s: the registry's manifest differs from the plan's:\n%s\n%s", ref, raw, imgs[0].Manifest)
+				if !bytes.Equal(raw, imgs.Images[0].Manifest) {
+					t.Errorf("%s: the registry's manifest differs from the plan's:\n%s\n%s", ref, raw, imgs.Images[0].Manifest)
 				}
 				if n := reg.BlobUploads() - before; n < len(rep.Uploaded) {
 					t.Errorf("%s: the registry's log shows %d blob uploads, the report %d", ref, n, len(rep.Uploaded))

@@ -136,7 +136,7 @@ func TestOCIArchiveLayersAligned(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, img := range imgs {
+			for _, img := range imgs.Images {
 				for _, b := range img.Blobs {
 					if n := "blobs/sha256/" + b.Digest.Encoded(); !seen[n] {
 						seen[n] = true

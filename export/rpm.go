@@ -15,7 +15,6 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/plan"
-	"github.com/storepack/storepack/store/nar"
 )
 
 // rpmWriter writes rpm exports: one RPM v4 package of each system's tree
@@ -37,8 +36,9 @@ type rpmWriter struct{ treeWriter }
 // Def declares the format.
 func (rpmWriter) Def() *format.Def { return &rpmDef }
 
-func (rpmWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
+func (rpmWriter) write(j job) (written, error) {
+	outDir := j.outDir
+	return writeTrees(j, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		final := filepath.Join(outDir, filepath.FromSlash(sys.Output))
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error {
 			return writeRPM(w, t, src, filepath.Dir(final), atomicfile.TempPrefix(final))

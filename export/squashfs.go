@@ -15,7 +15,6 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
-	"github.com/storepack/storepack/store/nar"
 )
 
 // squashfsDef declares the format: a squashfs 4.0 image of each system's tree, laid out for Apptainer and Singularity.
@@ -32,8 +31,9 @@ type squashfsWriter struct{ treeWriter }
 // Def declares the format.
 func (squashfsWriter) Def() *format.Def { return &squashfsDef }
 
-func (squashfsWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
+func (squashfsWriter) write(j job) (written, error) {
+	outDir := j.outDir
+	return writeTrees(j, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeAtomicAt(outDir, sys.Output, func(out *os.File) error { return writeSquashfs(out, t, src) })
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/export/attest"
 	"github.com/storepack/storepack/export/image"
@@ -26,22 +25,14 @@ import (
 // outputs (SBOMs, the provenance statement, signatures; docs/supply-chain.md)
 // and, for OCI layouts and pushes, attached to its images (cosign's
 // signature and attestation images, and OCI 1.1 referrers). It reads the
-// plan; the images' digests are what the image writers computed.
+// plan, and is given the image set (image.Set) that an image output
+// wrote; it is never written to once made.
 type chain struct {
 	plan *plan.Plan
 	e    *plan.Export
 	// key signs (a PEM key); nil for unsigned exports and for binary
 	// caches, whose narinfos their writer signs with a Nix key.
 	key *signing.Key
-	// images are the export's images, as its writer computed them.
-	images []*image.Image
-}
-
-// noteImages records the images an image writer wrote; c may be nil.
-func (c *chain) noteImages(imgs []*image.Image) {
-	if c != nil {
-		c.images = imgs
-	}
 }
 
 // newChain reads e's signing key, when it has a PEM one.
@@ -121,25 +112,18 @@ func (c *chain) build() attest.Build {
 	return b
 }
 
-// imageSubjects are the subjects of imgs: each manifest, and the index of
-// a multi-system export, named by their tags.
-func imageSubjects(e *plan.Export, imgs []*image.Image) ([]attest.Subject, error) {
+// imageSubjects are the subjects of the image set s (nil for none): each
+// manifest, and the index of several systems, named by their tags
+// (image.Set.Named).
+func imageSubjects(s *image.Set) []attest.Subject {
+	if s == nil {
+		return nil
+	}
 	var subs []attest.Subject
-	for _, img := range imgs {
-		subs = append(subs, attest.Subject{Name: img.Plan.Tag, Digest: img.ManifestDigest})
+	for _, n := range s.Named() {
+		subs = append(subs, attest.Subject{Name: n.Tag, Digest: n.Digest})
 	}
-	if len(imgs) > 1 {
-		ib, err := image.Index(e, imgs)
-		if err != nil {
-			return nil, err
-		}
-		tag, err := e.IndexTag()
-		if err != nil {
-			return nil, err
-		}
-		subs = append(subs, attest.Subject{Name: tag, Digest: digest.FromBytes(ib)})
-	}
-	return subs, nil
+	return subs
 }
 
 // attachments are the artifacts an image (or index) root carries: with a
@@ -153,9 +137,18 @@ type attachments struct {
 	referrers    []*attest.Artifact
 }
 
-// attach builds root's attachments. subjects are the statements'
-// subjects (root first).
-func (c *chain) attach(root ocispec.Descriptor, repository string, subjects []attest.Subject) (*attachments, error) {
+// attach builds the attachments of the image set s's root (s.Root()),
+// signed for repository; the statements' subjects are the set's manifests
+// and index, the root first. It returns nil when the export asks for no
+// part of the chain.
+func (c *chain) attach(s *image.Set, repository string) (*attachments, error) {
+	if !c.active() {
+		return nil, nil
+	}
+	root := s.Root()
+	subjects := imageSubjects(s)
+	// The root first: the subject cosign checks.
+	subjects = append(subjects[len(subjects)-1:], subjects[:len(subjects)-1]...)
 	a := &attachments{}
 	docs, err := c.sboms(nil, c.e.Name)
 	if err != nil {
@@ -243,16 +236,13 @@ func (c *chain) sideBase(f File) string {
 // writeFiles writes the side files of the export's outputs files into
 // outDir: per output, its SBOMs, its provenance statement and, with a key,
 // a signature of the output (files only) and of each side file, as
-// `cosign verify-blob` checks them. imgs are the export's images (nil for
-// other formats). It returns the files written.
-func (c *chain) writeFiles(outDir string, files []File, imgs []*image.Image) ([]File, error) {
+// `cosign verify-blob` checks them. imgs is the image set the files hold
+// (nil for other formats). It returns the files written.
+func (c *chain) writeFiles(outDir string, files []File, imgs *image.Set) ([]File, error) {
 	if !c.active() {
 		return nil, nil
 	}
-	imgSubjects, err := imageSubjects(c.e, imgs)
-	if err != nil {
-		return nil, err
-	}
+	imgSubjects := imageSubjects(imgs)
 	var out []File
 	write := func(rel string, data []byte) error {
 		f, err := writeAtomic(outDir, rel, func(w io.Writer) error { _, err := w.Write(data); return err })

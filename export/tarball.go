@@ -9,7 +9,6 @@ import (
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/fanout"
 	"github.com/storepack/storepack/plan"
-	"github.com/storepack/storepack/store/nar"
 )
 
 // tarballDef declares the format: a tar of each system's tree, compressed.
@@ -38,8 +37,9 @@ type tarballWriter struct{ treeWriter }
 // Def declares the format.
 func (tarballWriter) Def() *format.Def { return &tarballDef }
 
-func (tarballWriter) write(e *plan.Export, outDir string, o Options, count nar.Counter) ([]File, error) {
-	return writeTrees(e, count, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
+func (tarballWriter) write(j job) (written, error) {
+	outDir := j.outDir
+	return writeTrees(j, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
 		return writeAtomic(outDir, sys.Output, func(w io.Writer) error { return writeTarball(w, t, src) })
 	})
 }

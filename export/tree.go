@@ -21,23 +21,25 @@ func (treeWriter) tempDirs() []string { return nil }
 
 // writeTrees writes one output for each system of the tree export e with
 // one, given the system's tree and the source of its items (counted on
-// count), and returns the files, each with its export and system.
-func writeTrees(e *plan.Export, count nar.Counter, one func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error)) ([]File, error) {
-	var files []File
+// the job's counter), and returns the files, each with its export and
+// system.
+func writeTrees(j job, one func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error)) (written, error) {
+	var out written
+	e := j.e
 	for i := range e.Systems {
 		sys := &e.Systems[i]
-		t, src, err := treeSource(e, sys, count)
+		t, src, err := treeSource(e, sys, j.count)
 		if err != nil {
-			return files, err
+			return out, err
 		}
 		f, err := one(sys, t, src)
 		if err != nil {
-			return files, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
+			return out, fmt.Errorf("export %q, system %s: %w", e.Name, sys.Name, err)
 		}
 		f.Export, f.System = e.Name, sys.Name
-		files = append(files, f)
+		out.files = append(out.files, f)
 	}
-	return files, nil
+	return out, nil
 }
 
 // treeSource is the tree of one system of a tree export, and where its

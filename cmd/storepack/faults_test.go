@@ -17,11 +17,15 @@ import (
 )
 
 // faultSpec is a spec exporting the source folder "data" in format
-// (binary caches uncompressed).
+// (binary caches uncompressed); "oci-archive" is an oci export to
+// data.tar.
 func faultSpec(format string) string {
 	extra := ""
-	if format == "binary-cache" {
+	switch format {
+	case "binary-cache":
 		extra = "  compression = \"none\"\n"
+	case "oci-archive":
+		format, extra = "oci", "  output = \"data.tar\"\n"
 	}
 	return "store {\n  dir = \"/nix/store\"\n  db  = \"none\"\n}\n\nsource \"data\" {\n  path = \"data\"\n}\n\nexport \"data\" {\n  format = \"" + format + "\"\n  paths  = [source.data.store_path]\n" + extra + "}\n"
 }
@@ -85,16 +89,30 @@ func tempFiles(t *testing.T, dir string) []string {
 	return out
 }
 
+// diskSize is the bytes of the files under p (p itself when a file).
+func diskSize(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
 // TestKillMidExport kills an export of a 200 MB source with SIGKILL once
-// its temporary file has grown: the previous output is intact, nothing is
-// at the final path but it, and the next export removes the killed one's
-// temporary file.
+// its temporary files have grown: the previous output is intact, nothing
+// is at the final path but it, and the next export removes the killed
+// one's temporary files (an oci-archive's temporary layout folder too).
 func TestKillMidExport(t *testing.T) {
-	for _, format := range []string{"nar", "docker"} {
+	for _, format := range []string{"nar", "docker", "oci-archive"} {
 		t.Run(format, func(t *testing.T) {
 			dir := faultDir(t, format, 2, 1<<20)
 			out := filepath.Join(t.TempDir(), "out")
-			final := filepath.Join(out, map[string]string{"nar": "data.nar", "docker": "data.tar"}[format])
+			final := filepath.Join(out, map[string]string{"nar": "data.nar", "docker": "data.tar", "oci-archive": "data.tar"}[format])
 			if r := runCmd(t, exportCmd(dir, out)); r.code != 0 {
 				t.Fatalf("first export: exit %d\n%s", r.code, r.stderr)
 			}
@@ -119,7 +137,7 @@ func TestKillMidExport(t *testing.T) {
 				default:
 				}
 				for _, name := range tempFiles(t, out) {
-					if fi, err := os.Stat(filepath.Join(out, name)); err == nil && fi.Size() > 20<<20 {
+					if diskSize(filepath.Join(out, name)) > 20<<20 {
 						cmd.Process.Signal(syscall.SIGKILL)
 						killed = true
 						break poll

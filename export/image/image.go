@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -214,34 +213,6 @@ func DockerLayerTar(id string) string { return id + "/layer.tar" }
 
 // NameTag splits the image's tag into its name and tag parts.
 func (img *Image) NameTag() (name, tag string, err error) { return reference.Parse(img.Plan.Tag) }
-
-// Index is the OCI image index of a multi-system export: one manifest
-// descriptor per image, in system order, with its platform; annotated with
-// the export's index tag (plan.Export.IndexTag).
-func Index(e *plan.Export, imgs []*Image) ([]byte, error) {
-	idx := &ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: make([]ocispec.Descriptor, 0, len(imgs)),
-	}
-	for _, img := range imgs {
-		idx.Manifests = append(idx.Manifests, img.Descriptor())
-	}
-	tag, err := e.IndexTag()
-	if err != nil {
-		return nil, err
-	}
-	idx.Annotations = map[string]string{}
-	if len(imgs) > 0 {
-		maps.Copy(idx.Annotations, imgs[0].Plan.Annotations)
-	}
-	idx.Annotations[ocispec.AnnotationRefName] = tag
-	b, err := Marshal(idx)
-	if err != nil {
-		return nil, fmt.Errorf("export %q: index: %w", e.Name, err)
-	}
-	return b, nil
-}
 
 // IsOCIArchive reports whether the output of an oci export is an
 // oci-archive, a tar of the layout: when its name ends with ".tar". Any

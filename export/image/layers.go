@@ -105,21 +105,21 @@ func Check(e *plan.Export) (mtime int64, compression format.Compression, err err
 }
 
 // Images gives each system of e its image, from the blobs of its layers
-// by layer ID: the images of OCI layouts and archives and of pushes, whose
-// base layers are the base's blobs, unchanged.
-func Images(e *plan.Export, blobs map[string]Blob) ([]*Image, error) {
+// by layer ID, as a Set: the images of OCI layouts and archives and of
+// pushes, whose base layers are the base's blobs, unchanged.
+func Images(e *plan.Export, blobs map[string]Blob) (*Set, error) {
 	return images(e, blobs, nil, false)
 }
 
 // DockerImages is Images for docker archives, which hold the base's
 // layers as uncompressed tars: base maps a base blob's digest to the tar
 // that stands for it. The images are marked Docker.
-func DockerImages(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) ([]*Image, error) {
+func DockerImages(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob) (*Set, error) {
 	return images(e, blobs, base, true)
 }
 
 // images is Images and DockerImages.
-func images(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob, docker bool) ([]*Image, error) {
+func images(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBlob, docker bool) (*Set, error) {
 	imgs := make([]*Image, 0, len(e.Systems))
 	for i := range e.Systems {
 		p := e.Systems[i].Image
@@ -137,7 +137,7 @@ func images(e *plan.Export, blobs map[string]Blob, base map[digest.Digest]BaseBl
 		}
 		imgs = append(imgs, img)
 	}
-	return imgs, nil
+	return newSet(e, imgs)
 }
 
 // source is where l's items are read from, counted on c, with the store
@@ -295,7 +295,7 @@ func SizesAhead(layers []Layer) (results []chan SizeResult, stop func()) {
 // Digest computes the blobs of e's images by streaming (and compressing)
 // every layer into the hashes only (DigestBlobs), and returns each
 // system's image (Images): what pushing needs before any blob is written.
-func Digest(e *plan.Export, c *layercache.Cache) ([]*Image, error) {
+func Digest(e *plan.Export, c *layercache.Cache) (*Set, error) {
 	blobs, err := DigestBlobs(e, c)
 	if err != nil {
 		return nil, err
