@@ -403,7 +403,15 @@ func writeDockerOCI(tw *tar.Writer, imgs *image.Set, layers []image.Layer, done 
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
 	}
-	index, err := image.LayoutIndex(imgs.Manifests())
+	var listed []ocispec.Descriptor
+	for _, m := range imgs.Manifests() {
+		d, err := image.Listed(m)
+		if err != nil {
+			return err
+		}
+		listed = append(listed, d)
+	}
+	index, err := image.LayoutIndex(listed)
 	if err != nil {
 		return err
 	}

@@ -118,7 +118,11 @@ func ociMetadata(imgs *image.Set, ch *chain) (blobs []ociFile, index []byte, err
 		kind = attest.IndexKind
 	}
 	root := imgs.Root()
-	entries := []ocispec.Descriptor{root}
+	listed, err := image.Listed(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := []ocispec.Descriptor{listed}
 	att, err := ch.attach(imgs, reference.Repository(root.Annotations[ocispec.AnnotationRefName]))
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +138,7 @@ func ociMetadata(imgs *image.Set, ch *chain) (blobs []ociFile, index []byte, err
 			entries = append(entries, d)
 		}
 		if att.signatures != nil {
-			entries[0].Annotations = maps.Clone(root.Annotations)
+			entries[0].Annotations = maps.Clone(listed.Annotations)
 			entries[0].Annotations[attest.KindAnnotation] = kind
 			addArtifact(att.signatures, map[string]string{attest.KindAnnotation: attest.SignatureKind})
 			if att.attestations != nil {
@@ -143,6 +147,19 @@ func ociMetadata(imgs *image.Set, ch *chain) (blobs []ociFile, index []byte, err
 		}
 		for _, r := range att.referrers {
 			addArtifact(r, nil)
+		}
+		// The referrers again, under the fallback tag that names them.
+		if len(att.referrers) > 0 {
+			ri, err := attest.ReferrersIndex(att.referrers)
+			if err != nil {
+				return nil, nil, err
+			}
+			entries = append(entries, ocispec.Descriptor{
+				MediaType:   ocispec.MediaTypeImageIndex,
+				Digest:      add(ri),
+				Size:        int64(len(ri)),
+				Annotations: map[string]string{ocispec.AnnotationRefName: attest.FallbackTag(root.Digest)},
+			})
 		}
 	}
 	slices.SortFunc(blobs, func(a, b ociFile) int { return strings.Compare(a.name, b.name) })

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/export/attest"
 	"github.com/storepack/storepack/export/image"
@@ -159,7 +160,7 @@ func (c *chain) attach(s *image.Set, repository string) (*attachments, error) {
 		return attest.Statement(subjects, predicateType, predicate)
 	}
 	for _, d := range docs {
-		ref, err := attest.Referrer(root, d.artifactType(), d.data, nil)
+		ref, err := attest.Referrer(root, d.artifactType(), d.data, titled(c.e.Name+d.format.Ext()))
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +181,7 @@ func (c *chain) attach(s *image.Set, repository string) (*attachments, error) {
 		if err != nil {
 			return nil, err
 		}
-		ref, err := attest.Referrer(root, attest.ProvenanceArtifactType, st, nil)
+		ref, err := attest.Referrer(root, attest.ProvenanceArtifactType, st, titled(c.e.Name+".intoto.json"))
 		if err != nil {
 			return nil, err
 		}
@@ -213,6 +214,14 @@ func (c *chain) attach(s *image.Set, repository string) (*attachments, error) {
 		}
 	}
 	return a, nil
+}
+
+// titled are the annotations of a referrer's layer: its file name, which
+// `oras pull` writes it to (org.opencontainers.image.title): the export's
+// name and the document's extension, as `storepack export` names the side
+// file of a layout named after its export.
+func titled(name string) map[string]string {
+	return map[string]string{ocispec.AnnotationTitle: name}
 }
 
 // envelope signs a statement into a DSSE envelope, compact.

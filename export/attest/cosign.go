@@ -179,6 +179,22 @@ func referrer(subject ocispec.Descriptor, artifactType, layerType string, data [
 	return newArtifact(cd, empty, []ocispec.Descriptor{layer}, [][]byte{data}, &sub, artifactType)
 }
 
+// FallbackTag is the tag that lists the referrers of the manifest or index
+// d where no referrers API answers (OCI distribution-spec 1.1's referrers
+// tag schema): sha256-<hex>. Layouts carry it too, for the tools that
+// find referrers by tag (regctl).
+func FallbackTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() }
+
+// ReferrersIndex is the image index that FallbackTag names: the
+// descriptors of the referrers, with their artifact types, in order.
+func ReferrersIndex(referrers []*Artifact) ([]byte, error) {
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+	for _, r := range referrers {
+		idx.Manifests = append(idx.Manifests, r.Descriptor)
+	}
+	return image.Marshal(idx)
+}
+
 // SignatureTag and AttestationTag are the tags cosign looks for an image's
 // signatures and attestations under: sha256-<hex>.sig and .att.
 func SignatureTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() + ".sig" }

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -221,6 +222,26 @@ func IsOCIArchive(output string) bool { return strings.HasSuffix(output, ".tar")
 
 // LayoutVersion is an OCI layout's oci-layout file.
 const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
+
+// AnnotationImageName is the annotation containerd names an imported
+// image by (`ctr images import`), before org.opencontainers.image.ref.name:
+// the reference in full (reference.Normalize), as `docker save` writes it
+// on its archive's index.json.
+const AnnotationImageName = "io.containerd.image.name"
+
+// Listed is d, the descriptor of a tagged image or index
+// (org.opencontainers.image.ref.name), as a layout's index.json lists it:
+// also annotated with its full name as containerd reads it
+// (AnnotationImageName).
+func Listed(d ocispec.Descriptor) (ocispec.Descriptor, error) {
+	full, err := reference.Normalize(d.Annotations[ocispec.AnnotationRefName])
+	if err != nil {
+		return d, fmt.Errorf("index.json: %w", err)
+	}
+	d.Annotations = maps.Clone(d.Annotations)
+	d.Annotations[AnnotationImageName] = full
+	return d, nil
+}
 
 // LayoutIndex is an OCI layout's index.json listing manifests (a newline
 // after the JSON).

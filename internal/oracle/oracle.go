@@ -1,5 +1,6 @@
 // Package oracle finds the real tools that storepack's output is checked
-// against (Nix, skopeo, umoci, podman, a registry, cosign) for tests. A missing tool
+// against (Nix, skopeo, umoci, podman, a registry, containerd, cosign,
+// regctl, oras, lintian, rpmlint) for tests. A missing tool
 // fails the test when STOREPACK_ORACLES=require (as in CI) and skips it,
 // naming the tool and its Debian package, otherwise: never silently.
 package oracle
@@ -41,12 +42,18 @@ var packages = map[string]string{
 	"dpkg":            "dpkg",
 	"dpkg-deb":        "dpkg",
 	"rpm":             "rpm",
+	"containerd":      "containerd",
+	"ctr":             "containerd",
+	"lintian":         "lintian",
+	"rpmlint":         "rpmlint",
 }
 
 // goInstalled are the tools built from the Go module proxy, with the
 // command that installs them into GOPATH/bin.
 var goInstalled = map[string]string{
 	"cosign": "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+	"regctl": "go install github.com/regclient/regclient/cmd/regctl@v0.11.7",
+	"oras":   "go install oras.land/oras/cmd/oras@v1.3.6",
 }
 
 // Required reports whether missing tools must fail tests.

@@ -64,3 +64,23 @@ func Repository(ref string) string {
 	}
 	return name
 }
+
+// Normalize is ref in full, as containerd and docker name images: with
+// the registry host, docker.io when ref names none, and the "library/"
+// namespace for docker.io's one-component names, and the tag ("latest"
+// when ref has none). "hello:1" is "docker.io/library/hello:1",
+// "localhost/hello" is "localhost/hello:latest". ref must pass Parse.
+func Normalize(ref string) (string, error) {
+	name, tag, err := Parse(ref)
+	if err != nil {
+		return "", err
+	}
+	host, rest, ok := strings.Cut(name, "/")
+	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+		host, rest = "docker.io", name
+	}
+	if host == "docker.io" && !strings.Contains(rest, "/") {
+		rest = "library/" + rest
+	}
+	return host + "/" + rest + ":" + tag, nil
+}

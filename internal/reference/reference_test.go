@@ -61,3 +61,37 @@ func TestRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalize checks full names against go-containerregistry's, which
+// spells docker.io as index.docker.io.
+func TestNormalize(t *testing.T) {
+	tests := []struct{ ref, want string }{
+		{"hello", "docker.io/library/hello:latest"},
+		{"hello:1.0", "docker.io/library/hello:1.0"},
+		{"demo/hello:1", "docker.io/demo/hello:1"},
+		{"docker.io/hello:1", "docker.io/library/hello:1"},
+		{"localhost/hello", "localhost/hello:latest"},
+		{"localhost:5000/a/b:2", "localhost:5000/a/b:2"},
+		{"registry.example.org/hello:3", "registry.example.org/hello:3"},
+		{"Hello", ""},
+	}
+	for _, tt := range tests {
+		got, err := Normalize(tt.ref)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("Normalize(%q) = %q, want an error", tt.ref, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Normalize(%q) = %q, %v; want %q", tt.ref, got, err, tt.want)
+		}
+		r, err := gcrname.ParseReference(tt.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gcr := strings.Replace(r.Name(), "index.docker.io/", "docker.io/", 1); gcr != got {
+			t.Errorf("Normalize(%q) = %q, go-containerregistry says %q", tt.ref, got, gcr)
+		}
+	}
+}
