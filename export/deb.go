@@ -3,6 +3,7 @@ package export
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -217,8 +218,9 @@ func debControl(t *plan.TreeOutput, sums *debSums) ([]byte, error) {
 }
 
 // debControlFile is the control file of the package p: Package, Version,
-// Architecture, Maintainer, Installed-Size (KiB), Homepage and
-// Description, in the order dpkg-deb lists them.
+// Architecture, Maintainer, Installed-Size (KiB), Section (default
+// "misc"), Priority (default "optional"), Homepage and Description, in the
+// order dpkg-deb lists them.
 func debControlFile(p *plan.Package, installed int64) (string, error) {
 	var b strings.Builder
 	field := func(name, value string) error {
@@ -236,6 +238,8 @@ func debControlFile(p *plan.Package, installed int64) (string, error) {
 		{"Architecture", p.Architecture},
 		{"Maintainer", p.Maintainer},
 		{"Installed-Size", fmt.Sprint(installed)},
+		{"Section", cmp.Or(p.Section, "misc")},
+		{"Priority", cmp.Or(p.Priority, "optional")},
 		{"Homepage", p.Homepage},
 	} {
 		if err := field(f[0], f[1]); err != nil {

@@ -27,6 +27,7 @@ var helloPackage = spec.Package{
 	Maintainer:  "Release Team <release@example.org>",
 	Description: "GNU Hello, packed from its store closure\nIt greets.\n\nTwice.",
 	License:     "GPL-3.0-or-later", Homepage: "https://example.org/hello",
+	Section:     "utils",
 }
 
 // helloDeb plans a deb of the Hello fixture's hello-2.12 in /gnu/store,
@@ -161,7 +162,7 @@ func TestDeb(t *testing.T) {
 				t.Errorf("md5sums:\n%s\nwant:\n%s", md5sums, wantSums.String())
 			}
 			wantControl := "Package: hello\nVersion: 2.12\nArchitecture: amd64\nMaintainer: Release Team <release@example.org>\n" +
-				"Installed-Size: " + strconv.FormatInt(installed, 10) + "\nHomepage: https://example.org/hello\n" +
+				"Installed-Size: " + strconv.FormatInt(installed, 10) + "\nSection: utils\nPriority: optional\nHomepage: https://example.org/hello\n" +
 				"Description: GNU Hello, packed from its store closure\n It greets.\n .\n Twice.\n"
 			if control != wantControl {
 				t.Errorf("control:\n%s\nwant:\n%s", control, wantControl)
@@ -179,14 +180,21 @@ func TestDeb(t *testing.T) {
 }
 
 // TestDebDescriptionDefault: without a description, the control file
-// names the closure's roots.
+// names the closure's roots (by name, without their hashes) in a
+// capitalised synopsis, and says what the package installs in an
+// extended description; Section and Priority have Debian's defaults.
 func TestDebDescriptionDefault(t *testing.T) {
 	e, _ := treeExport(t, format.Format("deb"), "/nix/store", "", fixture.Hello(), []string{"hello-2.12", "greeting"}, func(e *spec.Export) {
 		e.Package = &spec.Package{Name: "hello", Version: "1"}
 	})
 	_, control, _, _ := debParts(t, writeTreeFile(t, e), format.XZ)
-	if !strings.Contains(control, "\nDescription: the store closure of ") || !strings.Contains(control, "-hello-2.12") || !strings.Contains(control, "-greeting") {
-		t.Errorf("control:\n%s", control)
+	for _, want := range []string{
+		"\nSection: misc\nPriority: optional\n",
+		"\nDescription: Store closure of greeting, hello-2.12\n The store items greeting, hello-2.12 and every item they reference, installed\n at their paths in /nix/store.\n",
+	} {
+		if !strings.Contains(control, want) {
+			t.Errorf("control has no %q:\n%s", want, control)
+		}
 	}
 	if strings.Contains(control, "Maintainer") || strings.Contains(control, "Homepage") {
 		t.Errorf("empty fields written:\n%s", control)

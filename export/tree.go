@@ -7,6 +7,7 @@ import (
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
+	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -71,12 +72,59 @@ func planPackage(t *plan.TreeOutput, s *plan.Settings, f format.Format, arch str
 	p := *s.Package
 	p.Architecture = arch
 	if strings.TrimSpace(p.Description) == "" {
-		var roots []string
-		for _, r := range s.Roots {
-			roots = append(roots, r.Base())
-		}
-		p.Description = "the store closure of " + strings.Join(roots, ", ")
+		p.Description = closureDescription(s.Roots)
 	}
 	t.Package = &p
 	return nil
+}
+
+// closureDescription is the default description of a package of the
+// closure of roots, as lintian and rpmlint want one: a capitalised
+// synopsis of at most 80 characters with no article first ("Store closure
+// of hello-2.12, guile-3.0.9"; "and N more" past the limit), and an
+// extended description saying what the package installs.
+func closureDescription(roots []store.Path) string {
+	synopsis := "Store closure of"
+	var names []string
+	for i, r := range roots {
+		names = append(names, r.Name())
+		more := ""
+		if rest := len(roots) - i - 1; rest > 0 {
+			more = fmt.Sprintf(" and %d more", rest)
+		}
+		if i > 0 && len(synopsis)+2+len(r.Name())+len(more) > 80 {
+			synopsis += fmt.Sprintf(" and %d more", len(roots)-i)
+			break
+		}
+		if i > 0 {
+			synopsis += ","
+		}
+		synopsis += " " + r.Name()
+	}
+	dir := "the store"
+	if len(roots) > 0 {
+		dir = string(roots[0].Dir())
+	}
+	return synopsis + "\n" + wrap("The store items "+strings.Join(names, ", ")+" and every item they reference, installed at their paths in "+dir+".", 79)
+}
+
+// wrap breaks text into lines of at most width bytes at spaces (a longer
+// word stays whole).
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case n+1+len(w) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }

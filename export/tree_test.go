@@ -3,11 +3,13 @@ package export
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -250,4 +252,33 @@ func platformOf(t testing.TB, system string) platform.Platform {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestClosureDescription: the default package description's synopsis
+// stays within 80 characters, naming as many roots as fit.
+func TestClosureDescription(t *testing.T) {
+	var roots []store.Path
+	for i := range 12 {
+		roots = append(roots, fixture.StorePath("/gnu/store", fmt.Sprintf("package-number-%d-1.0", i)))
+	}
+	tests := []struct {
+		roots    []store.Path
+		synopsis string
+	}{
+		{roots[:1], "Store closure of package-number-0-1.0"},
+		{roots[:2], "Store closure of package-number-0-1.0, package-number-1-1.0"},
+		{roots, "Store closure of package-number-0-1.0, package-number-1-1.0 and 10 more"},
+	}
+	for _, tt := range tests {
+		d := closureDescription(tt.roots)
+		synopsis, rest, _ := strings.Cut(d, "\n")
+		if synopsis != tt.synopsis {
+			t.Errorf("%d roots: synopsis %q, want %q", len(tt.roots), synopsis, tt.synopsis)
+		}
+		for _, l := range strings.Split(rest, "\n") {
+			if len(l) > 79 || l == "" {
+				t.Errorf("%d roots: extended description line %q", len(tt.roots), l)
+			}
+		}
+	}
 }

@@ -101,4 +101,6 @@ type Package struct {
 	Description  string `json:"description,omitempty"`
 	License      string `json:"license,omitempty"`
 	Homepage     string `json:"homepage,omitempty"`
+	Section      string `json:"section,omitempty"`
+	Priority     string `json:"priority,omitempty"`
 }

@@ -63,6 +63,7 @@ var exportSchema = &hcl.BodySchema{
 var packageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "name"}, {Name: "version", Required: true}, {Name: "release"},
 	{Name: "maintainer"}, {Name: "description"}, {Name: "license"}, {Name: "homepage"},
+	{Name: "section"}, {Name: "priority"},
 }}
 
 var systemSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -604,6 +605,8 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			{"description", &p.Description, nil, ""},
 			{"license", &p.License, oneLine, "one line of text"},
 			{"homepage", &p.Homepage, oneLine, "one line of text"},
+			{"section", &p.Section, debField, "lower-case letters, digits and '+', '-', '.', '/'"},
+			{"priority", &p.Priority, debField, "lower-case letters, digits and '+', '-', '.', '/'"},
 		}
 		for _, f := range fields {
 			a := content.Attributes[f.name]
@@ -636,6 +639,7 @@ var (
 	packageName    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	packageVersion = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~_]*$`)
 	oneLine        = regexp.MustCompile(`^[^\n]*$`)
+	debField       = regexp.MustCompile(`^[a-z0-9][a-z0-9+./-]*$`)
 )
 
 // defaultCreated is SOURCE_DATE_EPOCH as an RFC 3339 time when set, else

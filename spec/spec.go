@@ -234,6 +234,10 @@ type Package struct {
 	Description string `json:",omitempty"`
 	License     string `json:",omitempty"`
 	Homepage    string `json:",omitempty"`
+	// Section and Priority are a deb's control fields (the deb format
+	// says their defaults).
+	Section  string `json:",omitempty"`
+	Priority string `json:",omitempty"`
 }
 
 // CreatedTime is Created as a UTC time, DefaultCreated when empty: what

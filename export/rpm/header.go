@@ -31,6 +31,7 @@ const (
 	tagSize              = 1009
 	tagLicense           = 1014
 	tagPackager          = 1015
+	tagGroup             = 1016
 	tagURL               = 1020
 	tagOS                = 1021
 	tagArch              = 1022
@@ -51,6 +52,9 @@ const (
 	tagDirIndexes        = 1116
 	tagBaseNames         = 1117
 	tagDirNames          = 1118
+	tagChangelogTime     = 1080
+	tagChangelogName     = 1081
+	tagChangelogText     = 1082
 	tagPayloadFormat     = 1124
 	tagPayloadCompressor = 1125
 	tagPayloadFlags      = 1126

@@ -40,7 +40,11 @@ type Metadata struct {
 	// Summary is one line; Description may be several.
 	Summary, Description   string
 	License, URL, Packager string
-	BuildTime              time.Time
+	// Group is the package's group; "Applications/System" when empty (a
+	// group from Red Hat's list: rpmlint takes rpmbuild's "Unspecified"
+	// for none).
+	Group     string
+	BuildTime time.Time
 	// Compression is the payload's: gzip, zstd or xz.
 	Compression format.Compression
 }
@@ -297,9 +301,23 @@ func (w *Writer) header(payloadDigest string, order []int32) *index {
 	h.add(tagBuildTime, int32Entry(int32(m.BuildTime.Unix())))
 	h.add(tagBuildHost, stringEntry("localhost"))
 	h.add(tagLicense, stringEntry(m.License))
+	group := m.Group
+	if group == "" {
+		group = "Applications/System"
+	}
+	h.add(tagGroup, stringEntry(group))
 	if m.Packager != "" {
 		h.add(tagPackager, stringEntry(m.Packager))
 	}
+	// One changelog entry, for this version, at the build time (rpmlint
+	// requires a changelog; the package has no history of its own).
+	who := m.Packager
+	if who == "" {
+		who = "storepack"
+	}
+	h.add(tagChangelogTime, int32ArrayEntry([]int32{int32(m.BuildTime.Unix())}))
+	h.add(tagChangelogName, stringArrayEntry([]string{fmt.Sprintf("%s - %s-%s", who, m.Version, m.Release)}))
+	h.add(tagChangelogText, stringArrayEntry([]string{"- Packed from its store closure by storepack."}))
 	if m.URL != "" {
 		h.add(tagURL, stringEntry(m.URL))
 	}
