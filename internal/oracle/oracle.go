@@ -46,7 +46,8 @@ var packages = map[string]string{
 // goInstalled are the tools built from the Go module proxy, with the
 // command that installs them into GOPATH/bin.
 var goInstalled = map[string]string{
-	"cosign": "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+	"cosign":    "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+	"versitygw": "GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0",
 }
 
 // Required reports whether missing tools must fail tests.
