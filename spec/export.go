@@ -330,7 +330,11 @@ func (l *loader) output(d *exportDecl) {
 		return
 	}
 	d.outputRange = a.Expr.Range()
-	if def := e.Format.Def(); def.RemoteOutput != nil {
+	if def := e.Format.Def(); def.RemoteOutput == nil && strings.Contains(o, "://") {
+		fs := format.Where(func(d format.Def) bool { return d.RemoteOutput != nil })
+		l.errorf(a.Expr.Range().Ptr(), "Invalid output", "The output of a %q export is a path inside the output folder, not a URL: only %s exports write elsewhere.", e.Format, format.Join(fs))
+		return
+	} else if def.RemoteOutput != nil {
 		remote, err := def.RemoteOutput(o)
 		if err != nil {
 			l.errorf(a.Expr.Range().Ptr(), "Invalid output", "%s.", upperFirst(err.Error()))
