@@ -33,6 +33,7 @@ var testHelpers = []string{
 	"internal/nixtest",
 	"internal/oracle",
 	"internal/gotest",
+	"internal/s3test",
 }
 
 // testHelperImporters may import test helpers from non-test code: the

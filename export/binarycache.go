@@ -1,10 +1,10 @@
 package export
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -18,8 +18,21 @@ import (
 )
 
 // binaryCacheDef declares the format: a Nix binary cache folder of every system's closure.
+// Its output is a folder in the output folder, or an s3:// bucket
+// (binarycache.ParseS3URL).
 var binaryCacheDef = format.Def{Name: "binary-cache", Kind: format.Store,
-	Compressions: binarycache.WriteCompressions, CompressionOf: "a binary cache's NARs", SignKey: format.NixKey}
+	Compressions: binarycache.WriteCompressions, CompressionOf: "a binary cache's NARs", SignKey: format.NixKey,
+	RemoteOutput: remoteCache}
+
+// remoteCache reports whether a binary cache's output is an s3:// URL,
+// and checks it.
+func remoteCache(o string) (bool, error) {
+	if !binarycache.IsS3(o) {
+		return false, nil
+	}
+	_, err := binarycache.ParseS3URL(o)
+	return true, err
+}
 
 // binaryCacheWriter writes binary-cache exports (package binarycache).
 type binaryCacheWriter struct{}
@@ -38,7 +51,8 @@ func (binaryCacheWriter) write(j job) (written, error) {
 }
 
 // writeBinaryCache writes the closures of every system of e, each item
-// once, into the cache folder e.Output inside outDir, the NARs compressed
+// once, into the cache e.Output: a folder inside outDir, or an s3://
+// bucket, the NARs compressed
 // as e.Compression says and the narinfos signed with the key file
 // e.SignKey, read now, when set (see binarycache.Write: entries already in
 // the cache are checked and kept, never rewritten). It returns every file
@@ -74,22 +88,27 @@ func writeBinaryCache(e *plan.Export, outDir string, count nar.Counter) ([]File,
 		}
 		opts.Key = &k
 	}
-	dir := filepath.Join(outDir, filepath.FromSlash(e.Output))
-	res, err := binarycache.Write(dir, items, opts)
+	var c binarycache.Cache = binarycache.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
+	name := func(rel string) string { return path.Join(e.Output, rel) }
+	if binaryCacheDef.Remote(e.Output) {
+		s3, err := binarycache.NewS3(e.Output)
+		if err != nil {
+			return fail(err)
+		}
+		c, name = s3, s3.Location
+	}
+	res, err := binarycache.WriteCache(context.Background(), c, items, opts)
 	if err != nil {
 		return fail(err)
 	}
-	files, err := cacheFiles(e, dir, res)
-	if err != nil {
-		return fail(err)
-	}
-	return files, res, nil
+	return cacheFiles(e, res, name), res, nil
 }
 
-// cacheFiles lists the files of the entries of res in the cache folder
-// dir, with their digests: read for nix-cache-info and narinfos, taken
-// from the narinfo for NARs (FileHash is the file's sha256).
-func cacheFiles(e *plan.Export, dir string, res *binarycache.Result) ([]File, error) {
+// cacheFiles lists the files of the entries of res, with their digests,
+// named by name (relative to the output folder, or s3:// URLs): those of
+// nix-cache-info and the narinfos from their bytes, those of the NARs
+// from the narinfos (FileHash is the file's sha256).
+func cacheFiles(e *plan.Export, res *binarycache.Result, name func(rel string) string) []File {
 	seen := map[string]bool{}
 	var files []File
 	add := func(rel string, sum []byte, size int64) {
@@ -97,26 +116,17 @@ func cacheFiles(e *plan.Export, dir string, res *binarycache.Result) ([]File, er
 			return
 		}
 		seen[rel] = true
-		files = append(files, File{Export: e.Name, Path: path.Join(e.Output, rel), SHA256: hex.EncodeToString(sum), Size: size})
+		files = append(files, File{Export: e.Name, Path: name(rel), SHA256: hex.EncodeToString(sum), Size: size})
 	}
-	addRead := func(rel string) error {
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return err
-		}
+	addBytes := func(rel string, b []byte) {
 		sum := sha256.Sum256(b)
 		add(rel, sum[:], int64(len(b)))
-		return nil
 	}
-	if err := addRead(binarycache.CacheInfoFile); err != nil {
-		return nil, err
-	}
+	addBytes(binarycache.CacheInfoFile, res.CacheInfo)
 	for _, en := range res.Entries {
-		if err := addRead(en.File); err != nil {
-			return nil, err
-		}
+		addBytes(en.File, en.Text)
 		add(en.NarInfo.URL, en.NarInfo.FileHash[:], en.NarInfo.FileSize)
 	}
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	return files, nil
+	return files
 }

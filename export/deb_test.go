@@ -27,7 +27,7 @@ var helloPackage = spec.Package{
 	Maintainer:  "Release Team <release@example.org>",
 	Description: "GNU Hello, packed from its store closure\nIt greets.\n\nTwice.",
 	License:     "GPL-3.0-or-later", Homepage: "https://example.org/hello",
-	Section:     "utils",
+	Section: "utils",
 }
 
 // helloDeb plans a deb of the Hello fixture's hello-2.12 in /gnu/store,

@@ -42,7 +42,9 @@ type File struct {
 	// for files holding every system).
 	Export string `json:"export"`
 	System string `json:"system,omitempty"`
-	// Path is relative to the output folder, with forward slashes.
+	// Path is relative to the output folder, with forward slashes; for
+	// an output outside it (format.Def.RemoteOutput: a binary cache in an
+	// s3:// bucket), the object's URL.
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
@@ -77,18 +79,26 @@ type Options struct {
 // advisory lock (flock) on OutLockFile in outDir while it writes, and a
 // second Write (in this process or another) waits for it. Holding the lock,
 // it first removes the temporary files and folders ".<output>.tmp-*" that
-// an export killed while writing those outputs left behind.
+// an export killed while writing those outputs left behind. When every
+// export writes outside the output folder (remote), Write neither makes
+// nor locks it.
 func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
-	if err := os.MkdirAll(outDir, 0o777); err != nil {
-		return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
+	local := false
+	for i := range plan.Exports {
+		local = local || !remoteOutput(&plan.Exports[i])
 	}
-	unlock, err := lockOutDir(outDir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if err := removeStale(plan, outDir); err != nil {
-		return nil, err
+	if local {
+		if err := os.MkdirAll(outDir, 0o777); err != nil {
+			return nil, fmt.Errorf("output folder %s: %w", outDir, bare(err))
+		}
+		unlock, err := lockOutDir(outDir)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if err := removeStale(plan, outDir); err != nil {
+			return nil, err
+		}
 	}
 	var files []File
 	for i := range plan.Exports {
@@ -99,6 +109,13 @@ func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
 		files = append(files, fs...)
 	}
 	return files, nil
+}
+
+// remoteOutput reports whether e's output is outside the output folder (its
+// format's RemoteOutput says so).
+func remoteOutput(e *plan.Export) bool {
+	d := e.Format.Def()
+	return d.Remote(e.Output)
 }
 
 // writeExport writes e, an export of plan, with its format's writer, then
@@ -120,7 +137,12 @@ func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]F
 		task = o.Progress.Begin(e.Name, bytes, items)
 		count = task // a nil *Task counts nothing
 	}
-	out, err := w.write(job{e: e, outDir: outDir, cache: o.Cache, count: count, chain: c})
+	var out written
+	if remoteOutput(e) && c.active() {
+		err = errors.New("sbom and provenance write files beside the output, which is outside the output folder")
+	} else {
+		out, err = w.write(job{e: e, outDir: outDir, cache: o.Cache, count: count, chain: c})
+	}
 	files := out.files
 	if err == nil {
 		var side []File
@@ -240,6 +262,9 @@ func removeStale(plan *plan.Plan, outDir string) error {
 		pats = append(pats, pattern{filepath.Dir(final), atomicfile.TempPrefix(final)})
 	}
 	for _, e := range plan.Exports {
+		if remoteOutput(&e) {
+			continue
+		}
 		add(e.Output)
 		for _, s := range e.Systems {
 			add(s.Output)

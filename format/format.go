@@ -141,6 +141,21 @@ type Def struct {
 	// attribute, links /bin to the first path's bin folder; formats
 	// installed into an existing root (packages) leave it unset.
 	BinLink bool
+	// RemoteOutput, when set, tells whether an output names a place
+	// outside the output folder (a binary cache's s3:// bucket) and
+	// checks it: such an output is taken as it is, never made a path.
+	// nil for formats that only write into the output folder.
+	RemoteOutput func(output string) (remote bool, err error)
+}
+
+// Remote reports whether the output o of an export of this format is a
+// place outside the output folder (RemoteOutput), not a path in it.
+func (d *Def) Remote(o string) bool {
+	if d.RemoteOutput == nil {
+		return false
+	}
+	remote, err := d.RemoteOutput(o)
+	return remote && err == nil
 }
 
 // Entry is a registered format: its Def, and whatever the packages that

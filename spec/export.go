@@ -83,6 +83,9 @@ type exportDecl struct {
 	e     Export
 	// outputRange is where the output is set, or the block.
 	outputRange hcl.Range
+	// remote is set when the output names a place outside the output
+	// folder (format.Def.RemoteOutput).
+	remote bool
 }
 
 // exports decodes the export blocks, in the order given, and checks what
@@ -328,6 +331,22 @@ func (l *loader) output(d *exportDecl) {
 		return
 	}
 	d.outputRange = a.Expr.Range()
+	if def := e.Format.Def(); def.RemoteOutput == nil && strings.Contains(o, "://") {
+		fs := format.Where(func(d format.Def) bool { return d.RemoteOutput != nil })
+		l.errorf(a.Expr.Range().Ptr(), "Invalid output", "The output of a %q export is a path inside the output folder, not a URL: only %s exports write elsewhere.", e.Format, format.Join(fs))
+		return
+	} else if def.RemoteOutput != nil {
+		remote, err := def.RemoteOutput(o)
+		if err != nil {
+			l.errorf(a.Expr.Range().Ptr(), "Invalid output", "%s.", upperFirst(err.Error()))
+			return
+		}
+		if remote {
+			d.remote = true
+			e.Output = o
+			return
+		}
+	}
 	if !filepath.IsLocal(o) || strings.Contains(o, "\\") {
 		l.errorf(a.Expr.Range().Ptr(), "Invalid output", "%q is not a relative path inside the output folder: it must not be empty or absolute, nor go up with \"..\".", o)
 		return
@@ -437,6 +456,13 @@ func (l *loader) supplyChain(d *exportDecl) {
 	if a := attrs["provenance"]; a != nil {
 		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
 			e.Provenance = v.True()
+		}
+	}
+	if d.remote {
+		for _, name := range []string{"sbom", "provenance"} {
+			if a := attrs[name]; a != nil {
+				l.errorf(a.NameRange.Ptr(), "Not for a remote output", "%s writes files beside the output, and the export %q writes outside the output folder: leave %s out.", name, e.Name, name)
+			}
 		}
 	}
 }

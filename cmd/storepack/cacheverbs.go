@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 
@@ -45,8 +46,8 @@ var keygenVerb = &verb{
 
 var verifyCacheVerb = &verb{
 	name:     "verify-cache",
-	operands: "DIR",
-	summary:  "Check every narinfo of a binary cache: its signature by --key, its NAR's file hash and size, and the NAR hash and size.",
+	operands: "DIR|s3://BUCKET[/PREFIX]?...",
+	summary:  "Check every narinfo of a binary cache (a folder or an S3 bucket): its signature by --key, its NAR's file hash and size, and the NAR hash and size.",
 	min:      1, max: 1,
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		key := fs.String("key", "", "the public key, as text (name:base64) or a file holding it (required)")
@@ -58,11 +59,15 @@ var verifyCacheVerb = &verb{
 			if err != nil {
 				return err
 			}
-			n, err := binarycache.Verify(args[0], k)
+			c, err := binarycache.Open(args[0])
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "%s: %d narinfos verified\n", args[0], n)
+			n, err := binarycache.VerifyCache(context.Background(), c, k)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: %d narinfos verified\n", c, n)
 			return nil
 		}
 	},

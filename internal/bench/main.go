@@ -34,6 +34,7 @@ var (
 	runs      = flag.Int("runs", 3, "runs of each command; the fastest counts")
 	tree      = flag.String("tree", os.Getenv("BENCH_TREE"), "a store item of at least 200 MB (default: GOROOT added to the Nix store)")
 	scaleOnly = flag.Bool("scale", false, "run the scale rows alone")
+	s3Only    = flag.Bool("s3", false, "run the scale closure's S3 binary cache rows alone")
 )
 
 // result is one timed command.
@@ -52,7 +53,7 @@ func main() {
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "storepack")
 	run("go", "build", "-o", bin, "./cmd/storepack")
-	if *scaleOnly {
+	if *scaleOnly || *s3Only {
 		scale(bin, tmp)
 		return
 	}

@@ -54,6 +54,12 @@ func scale(bin, tmp string) {
 			a.wall.Seconds()/b.wall.Seconds(), target, float64(a.maxKB)/1024)
 	}
 
+	if *s3Only {
+		s3Rows(tw, bin, tmp, s.Root)
+		check(tw.Flush())
+		return
+	}
+
 	// Planning: the closure's items and layers, no archive.
 	writeSpec(exportSpec("docker", "  max_layers = 100\n"))
 	p := bestWith([]string{bin, "plan", "-C", spec}, os.Environ(), outFile, func() {})
@@ -98,6 +104,9 @@ func scale(bin, tmp string) {
 		}
 		fmt.Fprintf(tw, "%s export\t%.3fs\t\t\t< 64 MiB\t%.1f MiB\n", f.format, wall.Seconds(), rss)
 	}
+
+	// Binary caches in S3.
+	s3Rows(tw, bin, tmp, s.Root)
 
 	// A push of the 100-layer image, and skopeo copy of the same layout.
 	if reg, stop, err := startRegistry(tmp); err != nil {

@@ -51,9 +51,10 @@ var packages = map[string]string{
 // goInstalled are the tools built from the Go module proxy, with the
 // command that installs them into GOPATH/bin.
 var goInstalled = map[string]string{
-	"cosign": "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
-	"regctl": "go install github.com/regclient/regclient/cmd/regctl@v0.11.7",
-	"oras":   "go install oras.land/oras/cmd/oras@v1.3.6",
+	"cosign":    "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+	"regctl":    "go install github.com/regclient/regclient/cmd/regctl@v0.11.7",
+	"oras":      "go install oras.land/oras/cmd/oras@v1.3.6",
+	"versitygw": "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0",
 }
 
 // Required reports whether missing tools must fail tests.

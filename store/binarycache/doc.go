@@ -28,4 +28,9 @@
 // the narinfo that points at it: a reader of the cache never sees a narinfo
 // without its NAR. Entries already in the cache are checked and never
 // rewritten. Verify checks a whole cache against a public key.
+//
+// A cache is a Cache: a folder (Dir) or an S3 bucket (S3, an s3:// URL as
+// Nix names them, reached with aws-sdk-go-v2 and its default credential
+// chain), holding the same files under the same names; WriteCache and
+// VerifyCache work on either.
 package binarycache

@@ -2,6 +2,7 @@ package binarycache
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/storepack/storepack/internal/nixtest"
 	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/internal/s3test"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -387,4 +389,48 @@ func TestNixSubstitutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNixSubstitutesFromS3: Nix (which has no S3 support on this Debian)
+// substitutes a closure published to a bucket through the bucket's plain
+// http URL, checking its signatures.
+func TestNixSubstitutesFromS3(t *testing.T) {
+	root := buildLocal(t)
+	env := nixEnv(t, nixtest.NixLayout)
+	items := storeItems(t, nixtest.NixLayout, root)
+	_, sk, pk := nixKey(t, env, "s3-substitute-1")
+	srv := s3test.Start(t)
+	srv.CreateBucket("nixcache")
+	c, err := NewS3(srv.CacheURL("nixcache", "ci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteCache(context.Background(), c, items, Options{StoreDir: "/nix/store", Compression: CompressionZstd, Key: &sk}); err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, len(items))
+	want := map[string]string{}
+	for i, it := range items {
+		paths[i] = string(it.Path)
+		want[paths[i]] = mustNix(t, env, "nix-store", "-q", "--hash", paths[i])
+	}
+	mustNix(t, env, "nix-store", append([]string{"--delete"}, paths...)...)
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("%s is still on disk", p)
+		}
+	}
+	if _, err := runNix(env, nil, "nix-store", "-r", root,
+		"--option", "substituters", srv.URL+"/nixcache/ci",
+		"--option", "trusted-public-keys", pk.String(),
+		"--option", "require-sigs", "true",
+		"--option", "narinfo-cache-negative-ttl", "0"); err != nil {
+		t.Fatalf("Nix does not substitute from the bucket: %v", err)
+	}
+	for _, p := range paths {
+		if got := mustNix(t, env, "nix-store", "-q", "--hash", p); got != want[p] {
+			t.Errorf("%s substituted with NAR hash %s, want %s", p, got, want[p])
+		}
+	}
+	mustNix(t, env, "nix-store", "--verify-path", root)
 }

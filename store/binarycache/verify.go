@@ -2,12 +2,11 @@ package binarycache
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,7 +15,12 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// Verify checks the binary cache in dir against pub and returns how many
+// Verify checks the binary cache folder dir: VerifyCache of Dir(dir).
+func Verify(dir string, pub signing.PublicKey) (int, error) {
+	return VerifyCache(context.Background(), Dir(dir), pub)
+}
+
+// VerifyCache checks the binary cache c against pub and returns how many
 // narinfo files it checked. Every <hashpart>.narinfo must parse, be about
 // a path of the store nix-cache-info names whose hash part is its file
 // name, carry a valid signature by pub (a signature by another key does
@@ -25,47 +29,38 @@ import (
 // its references must have narinfos in the cache too. Every problem is
 // reported, each naming its file; a cache without narinfo is an error
 // too.
-func Verify(dir string, pub signing.PublicKey) (int, error) {
-	infoFile := filepath.Join(dir, CacheInfoFile)
-	b, err := os.ReadFile(infoFile)
+func VerifyCache(ctx context.Context, c Reader, pub signing.PublicKey) (int, error) {
+	b, err := readFile(ctx, c, CacheInfoFile)
 	if err != nil {
-		return 0, fmt.Errorf("binary cache %s: %w", dir, err)
+		return 0, fmt.Errorf("binary cache %s: %w", c, err)
 	}
 	ci, err := ParseCacheInfo(b)
 	if err != nil {
-		return 0, fmt.Errorf("corrupt %s: %w", infoFile, err)
+		return 0, fmt.Errorf("corrupt %s: %w", c.Location(CacheInfoFile), err)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := c.NarInfos(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("binary cache %s: %w", dir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".narinfo") && !strings.HasPrefix(n, ".") {
-			names = append(names, n)
-		}
+		return 0, err
 	}
 	if len(names) == 0 {
-		return 0, fmt.Errorf("binary cache %s holds no .narinfo file", dir)
+		return 0, fmt.Errorf("binary cache %s holds no .narinfo file", c)
 	}
-	slices.Sort(names)
 	have := map[string]bool{}
 	for _, n := range names {
 		have[strings.TrimSuffix(n, ".narinfo")] = true
 	}
 	var errs []error
 	for _, n := range names {
-		file := filepath.Join(dir, n)
-		if err := verifyEntry(dir, n, ci.StoreDir, pub, have); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+		if err := verifyEntry(ctx, c, n, ci.StoreDir, pub, have); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Location(n), err))
 		}
 	}
 	return len(names), errors.Join(errs...)
 }
 
-// verifyEntry checks one narinfo file, name, of the cache in dir.
-func verifyEntry(dir, name string, storeDir store.Dir, pub signing.PublicKey, have map[string]bool) error {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+// verifyEntry checks one narinfo file, name, of the cache c.
+func verifyEntry(ctx context.Context, c Reader, name string, storeDir store.Dir, pub signing.PublicKey, have map[string]bool) error {
+	b, err := readFile(ctx, c, name)
 	if err != nil {
 		return err
 	}
@@ -87,7 +82,7 @@ func verifyEntry(dir, name string, storeDir store.Dir, pub signing.PublicKey, ha
 			return fmt.Errorf("its reference %s has no narinfo in the cache", r)
 		}
 	}
-	return checkNARFile(filepath.Join(dir, filepath.FromSlash(ni.URL)), ni)
+	return checkNARFile(ctx, c, ni)
 }
 
 // checkSigs checks that ni has a valid signature by pub.
@@ -112,8 +107,9 @@ func checkSigs(ni *NarInfo, pub signing.PublicKey) error {
 
 // checkNARFile checks the NAR file of ni: size and hash of the file, and
 // of the NAR once decompressed.
-func checkNARFile(file string, ni *NarInfo) error {
-	f, err := os.Open(file)
+func checkNARFile(ctx context.Context, c Reader, ni *NarInfo) error {
+	file := c.Location(ni.URL)
+	f, err := c.Open(ctx, ni.URL)
 	if err != nil {
 		return fmt.Errorf("its NAR file: %w", err)
 	}

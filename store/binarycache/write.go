@@ -9,9 +9,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -19,7 +17,6 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/storepack/storepack/format"
-	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/internal/signing"
@@ -71,6 +68,8 @@ type Entry struct {
 	NarInfo *NarInfo
 	// File is the narinfo file, relative to the cache folder.
 	File string
+	// Text is the narinfo file's bytes.
+	Text []byte
 	// Written is true when Write wrote the narinfo; false when it was
 	// already there.
 	Written bool
@@ -90,55 +89,64 @@ type Result struct {
 	Written []string
 	// Skipped counts the items whose narinfo was already in the cache.
 	Skipped int
+	// CacheInfo is the bytes of the cache's nix-cache-info.
+	CacheInfo []byte
 }
 
-// Write adds items (a closure: each item's references must be among the
-// items or already in the cache) to the binary cache in dir, which is
-// created when missing. It writes nix-cache-info when missing (an
-// existing one must name opts.StoreDir), and for each item whose
-// <hashpart>.narinfo is missing, its NAR file, then its narinfo, each
-// through a temporary file renamed into place. An existing narinfo is
-// parsed and checked (its store path, its NAR file's presence and size)
-// and never rewritten; a corrupt one is an error naming it. NARs are made
-// with nar.Dump, streamed through the compressor into the file while the
-// NAR and the file are hashed, so memory does not grow with an item's
-// size; a NAR whose hash or size differs from the item's is an error (the
-// store changed). Narinfos are written only once every NAR file is in
-// place, dependencies first, so the cache is valid at every moment: when a
-// NAR fails, no narinfo (nor a missing nix-cache-info) is written and the
-// NAR files this run added are removed; when a narinfo fails, those
-// written before it stay, and a new Write completes the cache.
+// Write adds items to the binary cache folder dir, which is created when
+// missing: WriteCache of Dir(dir).
 func Write(dir string, items []Item, opts Options) (*Result, error) {
+	return WriteCache(context.Background(), Dir(dir), items, opts)
+}
+
+// WriteCache adds items (a closure: each item's references must be among
+// the items or already in the cache) to the binary cache c. It writes
+// nix-cache-info when missing (an existing one must name opts.StoreDir),
+// and for each item whose <hashpart>.narinfo is missing, its NAR file,
+// then its narinfo. An existing narinfo is parsed and checked (its store
+// path, its NAR file's presence and size) and never rewritten; a corrupt
+// one is an error naming it. NARs are made with nar.Dump, streamed
+// through the compressor into the cache (c.CreateNAR: a temporary file,
+// or an upload) while the NAR and the file are hashed, so memory does not
+// grow with an item's size; a NAR whose hash or size differs from the
+// item's is an error (the store changed). Narinfos are written only once
+// every NAR file is in place, dependencies first, so the cache is valid at
+// every moment: when a NAR fails, no narinfo (nor a missing
+// nix-cache-info) is written and the NAR files this run added are
+// removed; when a narinfo fails, those written before it stay, and a new
+// Write completes the cache.
+func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Result, error) {
 	if opts.Counter == nil {
 		opts.Counter = nar.Discard
 	}
 	if opts.Compression == "" {
 		opts.Compression = CompressionXZ
 	}
-	if c, err := newCompressor(opts.Compression, io.Discard, 0); err != nil {
-		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+	if comp, err := newCompressor(opts.Compression, io.Discard, 0); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", c, err)
 	} else {
-		c.Close()
+		comp.Close()
 	}
 	if _, err := store.ParseDir(string(opts.StoreDir)); err != nil {
-		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+		return nil, fmt.Errorf("binary cache %s: %w", c, err)
 	}
 	unique, err := checkItems(items, opts.StoreDir)
 	if err != nil {
-		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
+		return nil, fmt.Errorf("binary cache %s: %w", c, err)
 	}
-	if err := checkClosed(dir, unique); err != nil {
-		return nil, fmt.Errorf("binary cache %s: %w", dir, err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "nar"), 0o777); err != nil {
-		return nil, fmt.Errorf("binary cache folder %s: %w", dir, err)
-	}
-	res := &Result{Entries: make([]Entry, len(unique))}
-	// Check an existing nix-cache-info before the work; write a missing
-	// one only once every NAR is in place.
-	if _, err := writeCacheInfo(dir, opts.StoreDir, false); err != nil {
+	if err := c.Prepare(ctx); err != nil {
 		return nil, err
 	}
+	// Check an existing nix-cache-info before the work; write a missing
+	// one only once every NAR is in place.
+	info, _, err := writeCacheInfo(ctx, c, opts.StoreDir, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkClosed(ctx, c, unique); err != nil {
+		return nil, fmt.Errorf("binary cache %s: %w", c, err)
+	}
+	res := &Result{Entries: make([]Entry, len(unique)), CacheInfo: info}
 
 	// First every NAR file, several at once; then the narinfos, one at a
 	// time in the items' order (dependencies first), so that a narinfo is
@@ -167,7 +175,7 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 			for i := range next {
 				w := min(compress.EncoderMemory(format.Compression(opts.Compression), compress.Options{Size: unique[i].NarSize}), encoderBudget)
 				budget.Acquire(context.Background(), w)
-				pi, err := prepareItem(dir, &unique[i], opts.Compression, opts.Counter)
+				pi, err := prepareItem(ctx, c, &unique[i], opts.Compression, opts.Counter)
 				budget.Release(w)
 				if err != nil {
 					errs[i] = err
@@ -192,20 +200,21 @@ feed:
 		// Publish nothing: take back the NAR files this run added.
 		for _, pi := range pending {
 			if pi.narWritten {
-				os.Remove(filepath.Join(dir, filepath.FromSlash(pi.ni.URL)))
+				c.Remove(context.WithoutCancel(ctx), pi.ni.URL)
 			}
 		}
 		return res, err
 	}
-	wrote, err := writeCacheInfo(dir, opts.StoreDir, true)
+	info, wrote, err := writeCacheInfo(ctx, c, opts.StoreDir, true)
 	if err != nil {
 		return nil, err
 	}
+	res.CacheInfo = info
 	if wrote {
 		res.Written = append(res.Written, CacheInfoFile)
 	}
 	for i := range unique {
-		e, files, err := publishItem(dir, &unique[i], &pending[i], &opts)
+		e, files, err := publishItem(ctx, c, &unique[i], &pending[i], &opts)
 		res.Written = append(res.Written, files...)
 		if err != nil {
 			slices.Sort(res.Written)
@@ -255,9 +264,9 @@ func checkItems(items []Item, dir store.Dir) ([]Item, error) {
 }
 
 // checkClosed checks that every reference of the items is one of them or
-// already has a narinfo in dir: Nix cannot substitute an item whose
+// already has a narinfo in c: Nix cannot substitute an item whose
 // references it cannot find.
-func checkClosed(dir string, items []Item) error {
+func checkClosed(ctx context.Context, c Cache, items []Item) error {
 	have := map[store.Path]bool{}
 	for _, it := range items {
 		have[it.Path] = true
@@ -267,8 +276,10 @@ func checkClosed(dir string, items []Item) error {
 			if have[r] {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(dir, r.HashPart()+".narinfo")); err != nil {
+			if _, err := c.Size(ctx, r.HashPart()+".narinfo"); errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s refers to %s, which is neither among the items written nor in the cache", it.Path, r)
+			} else if err != nil {
+				return err
 			}
 			have[r] = true
 		}
@@ -277,65 +288,74 @@ func checkClosed(dir string, items []Item) error {
 }
 
 // writeCacheInfo checks an existing nix-cache-info and, when write is set,
-// writes a missing one. It reports whether it wrote the file.
-func writeCacheInfo(dir string, storeDir store.Dir, write bool) (bool, error) {
-	file := filepath.Join(dir, CacheInfoFile)
-	if b, err := os.ReadFile(file); err == nil {
+// writes a missing one. It returns the file's bytes (nil when there is
+// none and write is not set) and whether it wrote them.
+func writeCacheInfo(ctx context.Context, c Cache, storeDir store.Dir, write bool) ([]byte, bool, error) {
+	b, err := readSmall(ctx, c, CacheInfoFile)
+	if err != nil {
+		return nil, false, fmt.Errorf("binary cache %s: %w", c, err)
+	}
+	if b != nil {
 		ci, err := ParseCacheInfo(b)
 		if err != nil {
-			return false, fmt.Errorf("corrupt %s: %w", file, err)
+			return nil, false, fmt.Errorf("corrupt %s: %w", c.Location(CacheInfoFile), err)
 		}
 		if ci.StoreDir != storeDir {
-			return false, fmt.Errorf("%s: the cache holds paths of the store %s, not %s", file, ci.StoreDir, storeDir)
+			return nil, false, fmt.Errorf("%s: the cache holds paths of the store %s, not %s", c.Location(CacheInfoFile), ci.StoreDir, storeDir)
 		}
-		return false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
+		return b, false, nil
 	}
 	if !write {
-		return false, nil
+		return nil, false, nil
 	}
 	text, err := (&CacheInfo{StoreDir: storeDir, WantMassQuery: 1, Priority: DefaultPriority}).MarshalText()
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	return true, atomicfile.WriteFile(file, text, 0o644)
+	created, err := c.PutNew(ctx, CacheInfoFile, text)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", c.Location(CacheInfoFile), err)
+	}
+	if !created {
+		// Another writer made it meanwhile: check theirs.
+		return writeCacheInfo(ctx, c, storeDir, false)
+	}
+	return text, true, nil
 }
 
 // pendingItem is an item whose NAR file is in place (or whose narinfo
 // was found) and whose narinfo is yet to be written.
 type pendingItem struct {
 	existing   *NarInfo // the narinfo already in the cache, or nil
+	text       []byte   // existing's bytes
 	ni         *NarInfo // the narinfo to write
 	narWritten bool     // whether this run wrote ni's NAR file
 }
 
 // prepareItem reads the item's narinfo when the cache has it, else writes
 // its NAR file.
-func prepareItem(dir string, it *Item, compression string, c nar.Counter) (pendingItem, error) {
-	file := filepath.Join(dir, it.Path.HashPart()+".narinfo")
-	if ni, err := readExisting(dir, file, it.Path); err != nil {
+func prepareItem(ctx context.Context, c Cache, it *Item, compression string, cnt nar.Counter) (pendingItem, error) {
+	if ni, text, err := readExisting(ctx, c, it.Path); err != nil {
 		return pendingItem{}, err
 	} else if ni != nil {
-		c.Done(1, it.NarSize)
-		return pendingItem{existing: ni}, nil
+		cnt.Done(1, it.NarSize)
+		return pendingItem{existing: ni, text: text}, nil
 	}
-	ni, narWritten, err := writeNAR(dir, it, compression, c)
+	ni, narWritten, err := writeNAR(ctx, c, it, compression, cnt)
 	if err != nil {
 		return pendingItem{}, err
 	}
-	c.Done(1, 0)
+	cnt.Done(1, 0)
 	return pendingItem{ni: ni, narWritten: narWritten}, nil
 }
 
 // publishItem writes the narinfo of a prepared item. It returns the
 // item's entry and the files written (relative, slashes).
-func publishItem(dir string, it *Item, pi *pendingItem, opts *Options) (Entry, []string, error) {
+func publishItem(ctx context.Context, c Cache, it *Item, pi *pendingItem, opts *Options) (Entry, []string, error) {
 	rel := it.Path.HashPart() + ".narinfo"
-	file := filepath.Join(dir, rel)
 	e := Entry{File: rel}
 	if pi.existing != nil {
-		e.NarInfo = pi.existing
+		e.NarInfo, e.Text = pi.existing, pi.text
 		e.Differs = pi.existing.NarHash != it.NarHash || pi.existing.NarSize != it.NarSize
 		return e, nil, nil
 	}
@@ -351,49 +371,52 @@ func publishItem(dir string, it *Item, pi *pendingItem, opts *Options) (Entry, [
 	if err != nil {
 		return e, files, fmt.Errorf("%s: %w", it.Path, err)
 	}
-	if created, err := writeFileNew(file, text); err != nil {
-		return e, files, err
+	if created, err := c.PutNew(ctx, rel, text); err != nil {
+		return e, files, fmt.Errorf("%s: %s: %w", it.Path, c.Location(rel), err)
 	} else if !created {
 		// Another writer added it since we looked: keep theirs.
-		theirs, err := readExisting(dir, file, it.Path)
+		theirs, text, err := readExisting(ctx, c, it.Path)
 		if err != nil {
 			return e, files, err
 		}
-		e.NarInfo = theirs
+		if theirs == nil {
+			return e, files, fmt.Errorf("%s: %s vanished while it was written", it.Path, c.Location(rel))
+		}
+		e.NarInfo, e.Text = theirs, text
 		e.Differs = theirs.NarHash != it.NarHash || theirs.NarSize != it.NarSize
 		return e, files, nil
 	}
-	e.NarInfo, e.Written = ni, true
+	e.NarInfo, e.Text, e.Written = ni, text, true
 	return e, append(files, rel), nil
 }
 
-// readExisting reads and checks the narinfo file of p when there is one:
-// it must parse, be about p, and its NAR file must exist with its
-// FileSize. It returns nil when there is none.
-func readExisting(dir, file string, p store.Path) (*NarInfo, error) {
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
+// readExisting reads and checks the narinfo of p when c has one: it must
+// parse, be about p, and its NAR file must exist with its FileSize. It
+// returns nil when there is none.
+func readExisting(ctx context.Context, c Cache, p store.Path) (*NarInfo, []byte, error) {
+	rel := p.HashPart() + ".narinfo"
+	b, err := readSmall(ctx, c, rel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
+	} else if b == nil {
+		return nil, nil, nil
 	}
+	file := c.Location(rel)
 	ni, err := ParseNarInfo(b)
 	if err != nil {
-		return nil, fmt.Errorf("corrupt cache entry %s: %w", file, err)
+		return nil, nil, fmt.Errorf("corrupt cache entry %s: %w", file, err)
 	}
 	if ni.StorePath != p {
-		return nil, fmt.Errorf("corrupt cache entry %s: it is about %s, not %s", file, ni.StorePath, p)
+		return nil, nil, fmt.Errorf("corrupt cache entry %s: it is about %s, not %s", file, ni.StorePath, p)
 	}
-	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(ni.URL)))
+	size, err := c.Size(ctx, ni.URL)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file: %w", file, err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s is not a regular file", file, ni.URL)
-	case fi.Size() != ni.FileSize:
-		return nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s has %d bytes, FileSize says %d", file, ni.URL, fi.Size(), ni.FileSize)
+		return nil, nil, fmt.Errorf("corrupt cache entry %s: its NAR file: %w", file, err)
+	case size != ni.FileSize:
+		return nil, nil, fmt.Errorf("corrupt cache entry %s: its NAR file %s has %d bytes, FileSize says %d", file, ni.URL, size, ni.FileSize)
 	}
-	return ni, nil
+	return ni, b, nil
 }
 
 // encoderBudget bounds the memory of the NAR compressors running at once
@@ -405,18 +428,17 @@ const encoderBudget = 40 << 20
 // kept for the next NAR rather than made anew for each.
 var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
 
-// writeNAR makes the compressed NAR of it in dir/nar and returns its
+// writeNAR makes the compressed NAR of it in c's nar/ and returns its
 // narinfo (unsigned) and whether the NAR file was written (false when a
 // file of that name, hence those bytes, was already there).
-func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo, bool, error) {
-	narDir := filepath.Join(dir, "nar")
-	tmp, err := atomicfile.CreateIn(narDir, atomicfile.UnnamedPattern(it.Path.HashPart()), "", 0o644)
+func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt nar.Counter) (*NarInfo, bool, error) {
+	out, err := c.CreateNAR(ctx, it, compression)
 	if err != nil {
-		return nil, false, fmt.Errorf("binary cache: %w", err)
+		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
-	defer tmp.Abort()
+	defer out.Abort()
 	fileHash := sha256.New()
-	file := &countw.Writer{W: io.MultiWriter(tmp, fileHash)}
+	file := &countw.Writer{W: io.MultiWriter(out, fileHash)}
 	buf := fileBuffers.Get().(*bufio.Writer)
 	buf.Reset(file)
 	defer fileBuffers.Put(buf)
@@ -426,7 +448,7 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 	}
 	narHash := sha256.New()
 	narCount := &countw.Writer{W: io.MultiWriter(comp, narHash)}
-	if _, err := nar.DumpCounting(narCount, it.FSPath, c); err != nil {
+	if _, err := nar.DumpCounting(narCount, it.FSPath, cnt); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	got := sum(narHash)
@@ -438,7 +460,7 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
 	}
 	if err := buf.Flush(); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", tmp.Name(), err)
+		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	fh := sum(fileHash)
 	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))
@@ -456,14 +478,11 @@ func writeNAR(dir string, it *Item, compression string, c nar.Counter) (*NarInfo
 	if it.Deriver != "" {
 		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
 	}
-	final := filepath.Join(dir, filepath.FromSlash(url))
-	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == file.N {
-		return ni, false, nil // named by its hash: the same bytes are there
+	written, err := out.Commit(ctx, url, file.N)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %s: %w", it.Path, c.Location(url), err)
 	}
-	if err := tmp.CommitAs(final); err != nil {
-		return nil, false, err
-	}
-	return ni, true, nil
+	return ni, written, nil
 }
 
 // sortedRefs is refs sorted, without repeats.
@@ -476,23 +495,4 @@ func sortedRefs(refs []store.Path) []store.Path {
 func sum(h hash.Hash) (out store.Hash) {
 	h.Sum(out[:0])
 	return out
-}
-
-// writeFileNew writes data to file, which must not exist (a link, unlike a
-// rename, never replaces a file that appeared meanwhile: see
-// atomicfile.CommitNew). created is false, and nothing is written, when
-// file exists.
-func writeFileNew(file string, data []byte) (created bool, err error) {
-	if _, err := os.Lstat(file); err == nil {
-		return false, nil
-	}
-	f, err := atomicfile.Create(file, 0o644)
-	if err != nil {
-		return false, fmt.Errorf("binary cache: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Abort()
-		return false, err
-	}
-	return f.CommitNew()
 }

@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/storepack/storepack/store/binarycache"
 )
 
 // Source is one binary cache: where nix-cache-info, the narinfos and the
-// NAR files are read from. file:// and http(s):// caches are here; another
-// kind (s3://, say) is one more Source (docs/binary-cache.md says how).
+// NAR files are read from. file:// and http(s):// caches are here;
+// s3:// caches are binarycache.S3 (a GetObject per file, credentials from
+// the AWS SDK's default chain).
 type Source interface {
 	// String is the cache's URL, for messages.
 	String() string
@@ -26,7 +29,8 @@ type Source interface {
 	Open(ctx context.Context, rel string) (io.ReadCloser, error)
 }
 
-// NewSource returns the cache at u: file://DIR or http(s)://HOST/PATH.
+// NewSource returns the cache at u: file://DIR, http(s)://HOST/PATH or
+// s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P.
 func NewSource(u string) (Source, error) {
 	switch {
 	case strings.HasPrefix(u, "file://"):
@@ -40,10 +44,10 @@ func NewSource(u string) (Source, error) {
 			return nil, fmt.Errorf("cache %s: %w", u, err)
 		}
 		return &httpSource{base: strings.TrimSuffix(u, "/"), client: &http.Client{Timeout: HTTPTimeout}}, nil
-	case strings.HasPrefix(u, "s3://"):
-		return nil, fmt.Errorf("cache %s: s3:// caches are not supported (docs/binary-cache.md says how one would slot in)", u)
+	case binarycache.IsS3(u):
+		return binarycache.NewS3(u)
 	}
-	return nil, fmt.Errorf("cache %q: want file://DIR, http://... or https://...", u)
+	return nil, fmt.Errorf("cache %q: want file://DIR, http://..., https://... or s3://...", u)
 }
 
 // fileSource is a cache folder.

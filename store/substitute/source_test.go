@@ -21,7 +21,8 @@ func TestNewSource(t *testing.T) {
 		{"http://127.0.0.1:8080", ""},
 		{"https://cache.example.org/sub", ""},
 		{"file://relative", "absolute folder"},
-		{"s3://bucket", "s3:// caches are not supported"},
+		{"s3://bucket?region=eu-west-1&endpoint=127.0.0.1:7070&scheme=http", ""},
+		{"s3://bucket?bogus=1", "unknown parameter"},
 		{"ftp://x", "want file://DIR"},
 	} {
 		_, err := NewSource(tt.url)

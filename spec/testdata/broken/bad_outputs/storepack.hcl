@@ -19,3 +19,22 @@ export "empty" {
   paths  = [local.hello]
   output = ""
 }
+
+export "s3_on_nar" {
+  format = "nar"
+  paths  = [local.hello]
+  output = "s3://bucket/hello.nar"
+}
+
+export "s3_bad_parameter" {
+  format = "binary-cache"
+  paths  = [local.hello]
+  output = "s3://bucket/cache?region=eu-west-1&compression=xz"
+}
+
+export "s3_with_sbom" {
+  format = "binary-cache"
+  paths  = [local.hello]
+  output = "s3://bucket/cache?region=eu-west-1&endpoint=127.0.0.1:7070&scheme=http"
+  sbom   = ["spdx"]
+}

@@ -17,3 +17,12 @@ export "plain" {
   format = "binary-cache"
   paths  = [local.hello]
 }
+
+# Published to an S3 bucket, as Nix names them.
+export "bucket" {
+  format      = "binary-cache"
+  paths       = [local.hello]
+  output      = "s3://nix-cache/ci?region=eu-west-1&endpoint=127.0.0.1:7070&scheme=http"
+  compression = "zstd"
+  sign_key    = "cache.secret"
+}

@@ -1,0 +1,533 @@
+package binarycache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/storepack/storepack/store"
+)
+
+// The bounds of reaching an S3 server: each request is tried S3Attempts
+// times in all, with pauses growing up to S3MaxBackoff (the AWS SDK's
+// standard retryer: connection errors, timeouts, 500 and 503 are retried),
+// and a request whose answer has not begun after S3HeaderTimeout has
+// failed.
+var (
+	S3Attempts      = 4
+	S3MaxBackoff    = 2 * time.Second
+	S3HeaderTimeout = 60 * time.Second
+)
+
+// DefaultS3PartSize is the size of the parts of a multipart upload, and
+// the size above which a NAR goes up in parts: smaller NARs are held in
+// memory and put in one request at their final name.
+const DefaultS3PartSize = 8 << 20
+
+// S3Location is an s3:// cache URL, as Nix names them:
+// s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P.
+type S3Location struct {
+	// Bucket is the bucket; Prefix the folder of the cache in it ("" for
+	// its top), without leading or trailing slashes.
+	Bucket, Prefix string
+	// Region is the region requests are signed for (default us-east-1,
+	// as Nix).
+	Region string
+	// Endpoint is the server's URL (scheme, host, port), "" for AWS.
+	Endpoint string
+	// Profile is the shared configuration profile whose credentials are
+	// used, "" for the default chain's.
+	Profile string
+}
+
+// IsS3 reports whether loc is an s3:// URL.
+func IsS3(loc string) bool { return strings.HasPrefix(loc, "s3://") }
+
+// ParseS3URL parses an s3:// cache URL. It takes the query parameters
+// region, endpoint (a URL, or HOST[:PORT] with scheme), scheme (http or
+// https, default https) and profile; any other is an error.
+func ParseS3URL(s string) (*S3Location, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("cache URL %q: %w", s, err)
+	}
+	if u.Scheme != "s3" || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("cache URL %q: want s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P", redactS3(s))
+	}
+	l := &S3Location{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: "us-east-1"}
+	if strings.Contains(l.Prefix, "//") || slices.Contains(strings.Split(l.Prefix, "/"), "..") {
+		return nil, fmt.Errorf("cache URL %q: the prefix %q is not a clean folder", redactS3(s), l.Prefix)
+	}
+	q := u.Query()
+	scheme := "https"
+	for k, v := range q {
+		if len(v) != 1 {
+			return nil, fmt.Errorf("cache URL %q: %s is given %d times", redactS3(s), k, len(v))
+		}
+		switch k {
+		case "region":
+			l.Region = v[0]
+		case "endpoint":
+			l.Endpoint = v[0]
+		case "profile":
+			l.Profile = v[0]
+		case "scheme":
+			if v[0] != "http" && v[0] != "https" {
+				return nil, fmt.Errorf("cache URL %q: scheme %q is not http or https", redactS3(s), v[0])
+			}
+			scheme = v[0]
+		default:
+			return nil, fmt.Errorf("cache URL %q: unknown parameter %q (storepack takes region, endpoint, scheme and profile)", redactS3(s), k)
+		}
+	}
+	if l.Endpoint != "" {
+		if !strings.Contains(l.Endpoint, "://") {
+			l.Endpoint = scheme + "://" + l.Endpoint
+		}
+		e, err := url.Parse(l.Endpoint)
+		if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+			return nil, fmt.Errorf("cache URL %q: endpoint %q is not an http(s) URL or HOST[:PORT]", redactS3(s), redactURL(l.Endpoint))
+		}
+	}
+	return l, nil
+}
+
+// String is the cache's URL without its query, and the endpoint (its
+// credentials, if it holds any, redacted) when set.
+func (l *S3Location) String() string {
+	s := "s3://" + path.Join(l.Bucket, l.Prefix)
+	if l.Endpoint != "" {
+		s += " at " + redactURL(l.Endpoint)
+	}
+	return s
+}
+
+// redactURL hides a password in u.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+// redactS3 hides the credentials an s3:// URL might carry.
+func redactS3(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(an unparsable s3:// URL)"
+	}
+	q := u.Query()
+	if e := q.Get("endpoint"); e != "" {
+		q.Set("endpoint", redactURL(e))
+	}
+	u.RawQuery = q.Encode()
+	return u.Redacted()
+}
+
+// S3 is a binary cache in an S3 bucket: the objects of a cache folder,
+// under the same names (below the prefix) and with the same bytes.
+type S3 struct {
+	loc    *S3Location
+	client *s3.Client
+	tm     *transfermanager.Client
+	// PartSize is the size of multipart uploads' parts and the size
+	// above which a NAR is uploaded in parts (at least 5 MiB).
+	PartSize int64
+	// CopyPartSize is the largest object copied in one request when a
+	// NAR uploaded in parts is moved to its name; larger ones are copied
+	// in parts of that size (S3 allows 5 GiB).
+	CopyPartSize int64
+
+	bufs sync.Pool
+}
+
+// NewS3 returns the cache at the s3:// URL u. Credentials come from the
+// AWS SDK's default chain (environment, shared configuration and
+// credentials files, the URL's profile, then the machine's role).
+func NewS3(u string) (*S3, error) {
+	l, err := ParseS3URL(u)
+	if err != nil {
+		return nil, err
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(l.Region),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = S3Attempts
+				o.MaxBackoff = S3MaxBackoff
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.ResponseHeaderTimeout = S3HeaderTimeout
+		})),
+	}
+	if l.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(l.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: AWS configuration: %w", l, err)
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if l.Endpoint != "" {
+			o.BaseEndpoint = aws.String(l.Endpoint)
+			o.UsePathStyle = true
+		}
+	})
+	c := &S3{loc: l, client: client, PartSize: DefaultS3PartSize, CopyPartSize: 5 << 30}
+	c.tm = transfermanager.New(client)
+	return c, nil
+}
+
+// S3Location returns the parsed URL of the cache.
+func (c *S3) S3Location() *S3Location { return c.loc }
+
+// Client is the cache's S3 client.
+func (c *S3) Client() *s3.Client { return c.client }
+
+// String is the cache's URL, without credentials.
+func (c *S3) String() string { return c.loc.String() }
+
+// Key is the object key of the file rel.
+func (c *S3) Key(rel string) string {
+	if c.loc.Prefix == "" {
+		return rel
+	}
+	return c.loc.Prefix + "/" + rel
+}
+
+// Location is the s3:// URL of the file rel.
+func (c *S3) Location(rel string) string { return "s3://" + c.loc.Bucket + "/" + c.Key(rel) }
+
+// fail wraps an SDK error about rel: a missing object wraps
+// fs.ErrNotExist; a refusal names the credentials.
+func (c *S3) fail(rel string, err error) error {
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	switch {
+	case errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound"):
+		return fmt.Errorf("%s: %w", c.Location(rel), fs.ErrNotExist)
+	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
+		return fmt.Errorf("%s: %w", c.Location(rel), fs.ErrNotExist)
+	}
+	return fmt.Errorf("%s (%s): %w", c.Location(rel), c.loc, err)
+}
+
+// Open gets the object rel.
+func (c *S3) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
+	out, err := c.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.loc.Bucket, Key: aws.String(c.Key(rel))})
+	if err != nil {
+		return nil, c.fail(rel, err)
+	}
+	return out.Body, nil
+}
+
+// Size asks for the size of the object rel (HEAD).
+func (c *S3) Size(ctx context.Context, rel string) (int64, error) {
+	out, err := c.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.loc.Bucket, Key: aws.String(c.Key(rel))})
+	if err != nil {
+		return 0, c.fail(rel, err)
+	}
+	return aws.ToInt64(out.ContentLength), nil
+}
+
+// NarInfos lists the narinfo objects right under the prefix.
+func (c *S3) NarInfos(ctx context.Context) ([]string, error) {
+	prefix := c.Key("")
+	var names []string
+	p := s3.NewListObjectsV2Paginator(c.client, &s3.ListObjectsV2Input{Bucket: &c.loc.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", c.loc, c.bucketErr(err))
+		}
+		for _, o := range page.Contents {
+			n := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			if strings.HasSuffix(n, ".narinfo") && !strings.HasPrefix(n, ".") {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// bucketErr explains the errors of reaching the bucket itself.
+func (c *S3) bucketErr(err error) error {
+	var re *awshttp.ResponseError
+	var ae smithy.APIError
+	code := ""
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	switch {
+	case code == "NoSuchBucket" || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound):
+		return fmt.Errorf("the bucket %q does not exist: %w", c.loc.Bucket, err)
+	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
+		(errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden):
+		return fmt.Errorf("access to the bucket %q refused: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the URL's profile, ~/.aws/credentials) and the region %s: %w", c.loc.Bucket, c.loc.Region, err)
+	}
+	return err
+}
+
+// Prepare checks that the bucket is there and that the credentials may
+// reach it (HeadBucket).
+func (c *S3) Prepare(ctx context.Context) error {
+	if _, err := c.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.loc.Bucket}); err != nil {
+		return fmt.Errorf("binary cache %s: %w", c.loc, c.bucketErr(err))
+	}
+	return nil
+}
+
+// contentType is the Content-Type Nix gives a cache's objects.
+func contentType(rel string) string {
+	switch {
+	case rel == CacheInfoFile:
+		return "text/x-nix-cache-info"
+	case strings.HasSuffix(rel, ".narinfo"):
+		return "text/x-nix-narinfo"
+	}
+	return "application/x-nix-nar"
+}
+
+// PutNew puts the object rel unless it exists (HEAD, then a PUT with
+// If-None-Match: *, so that an object put meanwhile is not replaced where
+// the server honours it).
+func (c *S3) PutNew(ctx context.Context, rel string, data []byte) (bool, error) {
+	if _, err := c.Size(ctx, rel); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	_, err := c.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &c.loc.Bucket, Key: aws.String(c.Key(rel)), Body: bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))), ContentType: aws.String(contentType(rel)),
+		IfNoneMatch: aws.String("*"),
+	})
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed {
+		return false, nil
+	}
+	if err != nil {
+		return false, c.fail(rel, err)
+	}
+	return true, nil
+}
+
+// Remove deletes the object rel.
+func (c *S3) Remove(ctx context.Context, rel string) error {
+	if _, err := c.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.loc.Bucket, Key: aws.String(c.Key(rel))}); err != nil {
+		return c.fail(rel, err)
+	}
+	return nil
+}
+
+// uploadName is the temporary object a NAR larger than a part goes up
+// to, in parts, before it is copied to its name: named by the item's NAR
+// hash and the compression, which give its bytes, so that a later run
+// finds (and aborts) an upload a killed run left.
+func uploadName(it *Item, compression string) string {
+	return "nar/.upload-" + store.Encode32(it.NarHash[:]) + narExt(compression)
+}
+
+// CreateNAR starts a NAR: held in memory up to PartSize, then streamed
+// to a temporary object in a multipart upload.
+func (c *S3) CreateNAR(ctx context.Context, it *Item, compression string) (NARFile, error) {
+	b, _ := c.bufs.Get().(*bytes.Buffer)
+	if b == nil {
+		b = bytes.NewBuffer(make([]byte, 0, c.PartSize))
+	}
+	return &s3NAR{c: c, ctx: ctx, tmp: uploadName(it, compression), buf: b}, nil
+}
+
+// s3NAR is a NAR on its way to a bucket.
+type s3NAR struct {
+	c   *S3
+	ctx context.Context
+	tmp string // the temporary object, when the NAR outgrows buf
+	buf *bytes.Buffer
+
+	pw       *io.PipeWriter // the multipart upload's body, once started
+	done     chan error     // the multipart upload's result
+	finished bool
+}
+
+func (n *s3NAR) Write(p []byte) (int, error) {
+	if n.pw == nil {
+		if int64(n.buf.Len()+len(p)) <= n.c.PartSize {
+			return n.buf.Write(p)
+		}
+		if err := n.startUpload(); err != nil {
+			return 0, err
+		}
+	}
+	return n.pw.Write(p)
+}
+
+// startUpload aborts the uploads to the temporary object that earlier
+// runs left, then starts a multipart upload fed with what buf holds and
+// every later write.
+func (n *s3NAR) startUpload() error {
+	if err := n.c.abortUploads(n.ctx, n.tmp); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	n.pw, n.done = pw, make(chan error, 1)
+	go func() {
+		_, err := n.c.tm.UploadObject(n.ctx, &transfermanager.UploadObjectInput{
+			Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), Body: pr,
+			ContentType: aws.String(contentType(n.tmp)),
+		}, func(o *transfermanager.Options) {
+			o.PartSizeBytes = n.c.PartSize
+			o.MultipartUploadThreshold = n.c.PartSize
+			o.Concurrency = 2
+			o.FailTimeout = 10 * time.Second
+		})
+		if err != nil {
+			err = n.c.fail(n.tmp, err)
+		}
+		pr.CloseWithError(cmpErr(err, io.ErrClosedPipe))
+		n.done <- err
+	}()
+	_, err := pw.Write(n.buf.Bytes())
+	n.release()
+	return err
+}
+
+// cmpErr is err, or alt when err is nil.
+func cmpErr(err, alt error) error {
+	if err != nil {
+		return err
+	}
+	return alt
+}
+
+// release gives buf back for the next NAR.
+func (n *s3NAR) release() {
+	if n.buf != nil {
+		n.buf.Reset()
+		n.c.bufs.Put(n.buf)
+		n.buf = nil
+	}
+}
+
+func (n *s3NAR) Abort() {
+	if n.finished {
+		return
+	}
+	n.finished = true
+	if n.pw != nil {
+		n.pw.CloseWithError(errors.New("NAR aborted"))
+		<-n.done // the transfer manager aborts the multipart upload
+	}
+	n.release()
+}
+
+func (n *s3NAR) Commit(ctx context.Context, rel string, size int64) (bool, error) {
+	n.finished = true
+	defer n.release()
+	if n.pw != nil {
+		n.pw.Close()
+		if err := <-n.done; err != nil {
+			return false, err
+		}
+		defer n.c.Remove(context.WithoutCancel(ctx), n.tmp)
+	}
+	if got, err := n.c.Size(ctx, rel); err == nil && got == size {
+		return false, nil // named by its hash: the same bytes are there
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if n.pw == nil {
+		_, err := n.c.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf.Bytes()),
+			ContentLength: aws.Int64(int64(n.buf.Len())), ContentType: aws.String(contentType(rel)),
+		})
+		if err != nil {
+			return false, n.c.fail(rel, err)
+		}
+		return true, nil
+	}
+	return true, n.c.copy(ctx, n.tmp, rel, size)
+}
+
+// abortUploads aborts the multipart uploads to the object rel.
+func (c *S3) abortUploads(ctx context.Context, rel string) error {
+	key := c.Key(rel)
+	out, err := c.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &c.loc.Bucket, Prefix: &key})
+	if err != nil {
+		return c.fail(rel, err)
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != key {
+			continue
+		}
+		if _, err := c.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.loc.Bucket, Key: &key, UploadId: u.UploadId}); err != nil {
+			return c.fail(rel, err)
+		}
+	}
+	return nil
+}
+
+// copy copies the object from to to, whose size is size: in one request
+// up to CopyPartSize, else in a multipart upload of copied parts
+// (aborted on failure).
+func (c *S3) copy(ctx context.Context, from, to string, size int64) error {
+	src := c.loc.Bucket + "/" + c.Key(from)
+	key := aws.String(c.Key(to))
+	if size <= c.CopyPartSize {
+		_, err := c.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &c.loc.Bucket, Key: key, CopySource: aws.String(src)})
+		if err != nil {
+			return c.fail(to, err)
+		}
+		return nil
+	}
+	mu, err := c.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &c.loc.Bucket, Key: key, ContentType: aws.String(contentType(to))})
+	if err != nil {
+		return c.fail(to, err)
+	}
+	var parts []types.CompletedPart
+	for off, num := int64(0), int32(1); off < size; off, num = off+c.CopyPartSize, num+1 {
+		end := min(off+c.CopyPartSize, size) - 1
+		out, err := c.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: &c.loc.Bucket, Key: key, UploadId: mu.UploadId, PartNumber: aws.Int32(num),
+			CopySource: aws.String(src), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			c.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &c.loc.Bucket, Key: key, UploadId: mu.UploadId})
+			return c.fail(to, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(num)})
+	}
+	_, err = c.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &c.loc.Bucket, Key: key, UploadId: mu.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		c.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &c.loc.Bucket, Key: key, UploadId: mu.UploadId})
+		return c.fail(to, err)
+	}
+	return nil
+}
