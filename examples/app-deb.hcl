@@ -10,7 +10,7 @@ export "app-deb" {
     name        = "app"
     version     = var.version
     maintainer  = "Example Maintainers <maintainers@example.org>"
-    description = "a greeting program\nThe example program of storepack, packed from its store closure."
+    description = "greeting program\nThe example program of storepack, packed from its store closure."
     homepage    = "https://example.org/app"
   }
 }

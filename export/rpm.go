@@ -138,6 +138,13 @@ func rpmDescription(desc string) (summary, description string) {
 	return strings.TrimSpace(summary), rest
 }
 
+// OutputName is the name rpmbuild gives a package, and rpmlint expects:
+// NAME-VERSION-RELEASE.ARCH.rpm.
+func (rpmWriter) OutputName(sys *plan.System) string {
+	p := sys.Tree.Package
+	return fmt.Sprintf("%s-%s-%s.%s.rpm", p.Name, p.Version, p.Release, p.Architecture)
+}
+
 // PlanTree sets each system's package metadata, with its RPM
 // architecture.
 func (rpmWriter) PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Entry, error) {

@@ -156,6 +156,9 @@ func (g *generator) export(e *spec.Export) (*plan.Export, error) {
 		}
 		if e.Format.Def().PerSystem {
 			sys.Output = systemOutput(e.Format.Ext(e.Compression), e.Output, ss.Name, len(e.Systems))
+			if n, ok := e.Format.Entry().(OutputNamer); ok && e.OutputDefault {
+				sys.Output = n.OutputName(sys)
+			}
 		}
 		out.Systems = append(out.Systems, *sys)
 	}

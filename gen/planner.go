@@ -16,6 +16,13 @@ type TreePlanner interface {
 	PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Entry, error)
 }
 
+// An OutputNamer is a per-system format that names each system's output
+// from its plan when the spec names none (rpm: NAME-VERSION-RELEASE.ARCH.rpm,
+// as rpmbuild names packages).
+type OutputNamer interface {
+	OutputName(sys *plan.System) string
+}
+
 // An ImagePlanner is an image format that plans what it alone needs of
 // each system's image, once gen has planned what every image has.
 type ImagePlanner interface {

@@ -327,6 +327,7 @@ func (l *loader) output(d *exportDecl) {
 	if !set {
 		if e.Format != "" {
 			e.Output = e.Format.Output(e.Name, e.Compression)
+			e.OutputDefault = true
 		}
 		return
 	}

@@ -130,6 +130,10 @@ type Export struct {
 	Systems []System
 	// Output is the output file or folder, relative to the output folder.
 	Output string
+	// OutputDefault is set when the spec names no output, and Output is
+	// the format's default name for the export (a format may name each
+	// system's output from its plan instead: gen.OutputNamer).
+	OutputDefault bool `json:",omitempty"`
 	// Entrypoint, Cmd and Env say how the output's program runs, for
 	// formats that say it (those taking format.RunAttrs: an image's config, squashfs's
 	// runscript and environment); a system block may set its own
