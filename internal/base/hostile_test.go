@@ -2,11 +2,11 @@ package base
 
 import (
 	"bytes"
-	"fmt"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
