@@ -12,6 +12,7 @@ import (
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -106,7 +107,7 @@ func WriteLock(o Options) (string, error) {
 func Verify(o Options) error {
 	o = o.WithDefaults()
 	p := lockPath(o)
-	data, err := os.ReadFile(p)
+	data, err := bounded.ReadFile(p, bounded.LockFile)
 	if err != nil {
 		return fmt.Errorf("%w (run lock first)", err)
 	}
