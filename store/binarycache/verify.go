@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/countw"
+	"github.com/storepack/storepack/internal/printable"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -27,13 +29,13 @@ import (
 // too.
 func Verify(dir string, pub signing.PublicKey) (int, error) {
 	infoFile := filepath.Join(dir, CacheInfoFile)
-	b, err := os.ReadFile(infoFile)
+	b, err := bounded.ReadFile(infoFile, bounded.CacheInfo)
 	if err != nil {
 		return 0, fmt.Errorf("binary cache %s: %w", dir, err)
 	}
 	ci, err := ParseCacheInfo(b)
 	if err != nil {
-		return 0, fmt.Errorf("corrupt %s: %w", infoFile, err)
+		return 0, fmt.Errorf("corrupt %s: %w", printable.String(infoFile), err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -57,7 +59,7 @@ func Verify(dir string, pub signing.PublicKey) (int, error) {
 	for _, n := range names {
 		file := filepath.Join(dir, n)
 		if err := verifyEntry(dir, n, ci.StoreDir, pub, have); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			errs = append(errs, fmt.Errorf("%s: %w", printable.String(file), err))
 		}
 	}
 	return len(names), errors.Join(errs...)
@@ -65,7 +67,7 @@ func Verify(dir string, pub signing.PublicKey) (int, error) {
 
 // verifyEntry checks one narinfo file, name, of the cache in dir.
 func verifyEntry(dir, name string, storeDir store.Dir, pub signing.PublicKey, have map[string]bool) error {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := bounded.ReadFile(filepath.Join(dir, name), bounded.NarInfo)
 	if err != nil {
 		return err
 	}
@@ -111,23 +113,26 @@ func checkSigs(ni *NarInfo, pub signing.PublicKey) error {
 }
 
 // checkNARFile checks the NAR file of ni: size and hash of the file, and
-// of the NAR once decompressed.
+// of the NAR once decompressed, which is read no further than NarSize
+// (a NAR that decompresses to more is reported, not read to its end). The
+// file must be a regular file.
 func checkNARFile(file string, ni *NarInfo) error {
-	f, err := os.Open(file)
+	f, err := bounded.Open(file)
 	if err != nil {
 		return fmt.Errorf("its NAR file: %w", err)
 	}
 	defer f.Close()
+	file = printable.String(file)
 	fileHash := sha256.New()
 	raw := &countw.Writer{W: fileHash}
 	r := io.TeeReader(bufio.NewReaderSize(f, 1<<20), raw)
-	dec, done, err := NewDecompressor(ni.Compression, r)
+	dec, done, err := NewDecompressorSize(ni.Compression, r, ni.NarSize)
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: %w", file, err)
 	}
 	defer done()
 	narHash := sha256.New()
-	n, err := io.Copy(narHash, dec)
+	n, err := io.Copy(narHash, &bounded.Reader{R: dec, Limit: ni.NarSize, What: fmt.Sprintf("the NAR, %d bytes by its NarSize", ni.NarSize)})
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: decompressing (%s): %w", file, ni.Compression, err)
 	}
