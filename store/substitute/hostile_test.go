@@ -274,12 +274,48 @@ func TestSameNAR(t *testing.T) {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		ents, _ := os.ReadDir(dir)
-		if len(ents) != 1 {
-			var names []string
-			for _, e := range ents {
+		var names []string
+		for _, e := range ents {
+			if e.Name() != ".lock" {
 				names = append(names, e.Name())
 			}
+		}
+		if len(names) != 1 {
 			t.Errorf("round %d: the substitutes folder holds %q, want one NAR", round, names)
 		}
+	}
+}
+
+// TestSweepSubstitutes: a run sweeps the temporary folders killed runs
+// left in the substitutes folder (read-only ones too), but not while
+// another run uses the folder.
+func TestSweepSubstitutes(t *testing.T) {
+	c := newTestCache(t)
+	p := c.add(t, strings.Repeat("c", 32)+"-x", "x")
+	q := c.add(t, strings.Repeat("d", 32)+"-y", "y")
+	dir := t.TempDir()
+	left := filepath.Join(dir, ".0123.tmp-dead")
+	os.MkdirAll(filepath.Join(left, "sub"), 0o755)
+	os.Chmod(left, 0o555)
+	// Another run holds the folder: nothing is swept.
+	lock, err := os.Create(filepath.Join(dir, ".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	if err := fetchFrom(t, "file://"+c.dir(t), c, dir, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(left); err != nil {
+		t.Errorf("swept while another run used the folder: %v", err)
+	}
+	lock.Close()
+	if err := fetchFrom(t, "file://"+c.dir(t), c, dir, q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(left); err == nil {
+		t.Error("a killed run's temporary folder was not swept")
 	}
 }

@@ -235,6 +235,17 @@ func (s *Substituter) Path(info *store.PathInfo) string {
 // FetchAll fetches the items ps (each found by Info before), Jobs at a
 // time; the first error stops the others.
 func (s *Substituter) FetchAll(ctx context.Context, ps []store.Path) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("substitutes: %w", err)
+	}
+	unlock, err := useDir(s.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return parallel(ctx, ps, s.Fetch)
 }
 
@@ -388,15 +399,7 @@ func (s *Substituter) download(ctx context.Context, e *entry, dst string) error 
 func equal(a, b []byte) bool { return string(a) == string(b) }
 
 // removeAll removes an unpacked item, whose folders are read-only.
-func removeAll(p string) {
-	filepath.Walk(p, func(q string, fi os.FileInfo, err error) error {
-		if err == nil && fi.IsDir() {
-			os.Chmod(q, 0o755)
-		}
-		return nil
-	})
-	os.RemoveAll(p)
-}
+func removeAll(p string) { atomicfile.RemoveAll(p) }
 
 // countingReader counts what it reads and fails past limit bytes, so that
 // a NAR longer than its narinfo says stops early.
