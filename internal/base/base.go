@@ -37,6 +37,7 @@ import (
 	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/internal/printable"
+	"github.com/storepack/storepack/internal/timeouts"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -55,7 +56,9 @@ func (o Options) remote() []remote.Option {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	opts := []remote.Option{remote.WithAuthFromKeychain(kc)}
+	// Each wait on the registry is bounded (package timeouts), and the
+	// whole by Context.
+	opts := []remote.Option{remote.WithAuthFromKeychain(kc), remote.WithTransport(timeouts.Shared())}
 	if o.Context != nil {
 		opts = append(opts, remote.WithContext(o.Context))
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/signing"
+	"github.com/storepack/storepack/internal/timeouts"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/binarycache"
 	"github.com/storepack/storepack/store/nar"
@@ -92,10 +93,15 @@ func (c *testCache) serve(t *testing.T, handle func(w http.ResponseWriter, r *ht
 	return srv
 }
 
+// shortTimeouts lowers the bounds of waits, for the sources made next.
 func shortTimeouts(t *testing.T) {
-	saved := []time.Duration{ConnectTimeout, HeaderTimeout, IdleTimeout, Backoff}
-	ConnectTimeout, HeaderTimeout, IdleTimeout, Backoff = time.Second, 300*time.Millisecond, 300*time.Millisecond, time.Millisecond
-	t.Cleanup(func() { ConnectTimeout, HeaderTimeout, IdleTimeout, Backoff = saved[0], saved[1], saved[2], saved[3] })
+	saved := []time.Duration{timeouts.Connect, timeouts.Header, timeouts.Idle, Backoff}
+	timeouts.Connect, timeouts.Header, timeouts.Idle, Backoff = time.Second, 300*time.Millisecond, 300*time.Millisecond, time.Millisecond
+	timeouts.Reset()
+	t.Cleanup(func() {
+		timeouts.Connect, timeouts.Header, timeouts.Idle, Backoff = saved[0], saved[1], saved[2], saved[3]
+		timeouts.Reset()
+	})
 }
 
 // fetchFrom looks p up in the cache at url and fetches it into dir.

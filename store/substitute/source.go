@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/printable"
+	"github.com/storepack/storepack/internal/timeouts"
 )
 
 // Source is one binary cache: where nix-cache-info, the narinfos and the
@@ -45,7 +45,7 @@ func NewSource(u string) (Source, error) {
 			return nil, fmt.Errorf("cache %s: not a URL", printable.URL(u))
 		}
 		base := strings.TrimSuffix(u, "/")
-		return &httpSource{base: base, name: printable.URL(base), client: &http.Client{Transport: Transport()}}, nil
+		return &httpSource{base: base, name: printable.URL(base), client: &http.Client{Transport: timeouts.Shared()}}, nil
 	case strings.HasPrefix(u, "s3://"):
 		return nil, fmt.Errorf("cache %s: s3:// caches are not supported (docs/binary-cache.md says how one would slot in)", printable.URL(u))
 	}
@@ -63,32 +63,14 @@ func (d fileSource) Open(_ context.Context, rel string) (io.ReadCloser, error) {
 	return bounded.Open(filepath.Join(string(d), filepath.FromSlash(rel)))
 }
 
-// The bounds of reaching an http cache, which bound the waits, not the
-// work: connecting (ConnectTimeout, and as long again for a TLS
-// handshake), the response's headers (HeaderTimeout), and every wait for
-// the next bytes of a body (IdleTimeout); a download that keeps coming
-// takes as long as it takes (the run's context, storepack --timeout, bounds
-// the whole). A failed request or body (no answer, a 5xx, a connection
-// lost or idle) is tried again after a growing pause, Attempts times in
-// all.
+// The bounds of reaching an http cache: each wait is bounded (package
+// timeouts: connecting, headers, no byte for a while), not a download; a
+// failed request or body (no answer, a 5xx, a connection lost or idle) is
+// tried again after a growing pause, Attempts times in all.
 var (
-	ConnectTimeout = 10 * time.Second
-	HeaderTimeout  = 30 * time.Second
-	IdleTimeout    = 30 * time.Second
-	Attempts       = 3
-	Backoff        = 250 * time.Millisecond
+	Attempts = 3
+	Backoff  = 250 * time.Millisecond
 )
-
-// Transport is the http transport of caches and registries: a
-// connection, TLS handshake and response headers bounded in time
-// (ConnectTimeout, HeaderTimeout), proxies from the environment.
-func Transport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = ConnectTimeout
-	t.ResponseHeaderTimeout = HeaderTimeout
-	return t
-}
 
 // httpSource is a cache served over http(s).
 type httpSource struct {
@@ -99,35 +81,30 @@ type httpSource struct {
 
 func (h *httpSource) String() string { return h.name }
 
-// Open returns the body of rel, which fails (with an error that is
-// Retryable) once no byte has come for IdleTimeout.
+// Open returns the body of rel, which fails (with a timeouts.BodyError)
+// once no byte has come for timeouts.Idle.
 func (h *httpSource) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	var last error
 	pause := Backoff
 	for attempt := 1; attempt <= Attempts; attempt++ {
-		rctx, cancel := context.WithCancelCause(ctx)
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, h.base+"/"+rel, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/"+rel, nil)
 		if err != nil {
-			cancel(nil)
 			return nil, fmt.Errorf("%s/%s: %w", h.name, printable.String(rel), err)
 		}
 		resp, err := h.client.Do(req)
 		switch {
 		case err != nil:
-			cancel(nil)
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
 			last = errors.New(printable.String(err.Error())) // net/http strips the password
 		case resp.StatusCode == http.StatusOK:
-			return newIdleBody(ctx, rctx, resp.Body, cancel, h.name+"/"+printable.String(rel)), nil
+			return resp.Body, nil
 		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden:
 			resp.Body.Close()
-			cancel(nil)
 			return nil, fmt.Errorf("%s/%s: %s: %w", h.name, printable.String(rel), printable.String(resp.Status), fs.ErrNotExist)
 		default:
 			resp.Body.Close()
-			cancel(nil)
 			last = fmt.Errorf("%s/%s: %s", h.name, printable.String(rel), printable.String(resp.Status))
 			if resp.StatusCode < 500 {
 				return nil, last
@@ -155,63 +132,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// errIdle is the cause of a body given up for being idle.
-var errIdle = errors.New("idle")
-
-// idleBody is a response body whose reads fail once no byte has come
-// for IdleTimeout: a timer, reset by every read that returns bytes,
-// cancels the request.
-type idleBody struct {
-	ctx    context.Context // the caller's
-	rctx   context.Context // the request's
-	rc     io.ReadCloser
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	what   string
-}
-
-func newIdleBody(ctx, rctx context.Context, rc io.ReadCloser, cancel context.CancelCauseFunc, what string) *idleBody {
-	b := &idleBody{ctx: ctx, rctx: rctx, rc: rc, cancel: cancel, what: what}
-	b.timer = time.AfterFunc(IdleTimeout, func() { cancel(errIdle) })
-	return b
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.timer.Reset(IdleTimeout)
-	}
-	switch {
-	case err == nil || err == io.EOF:
-	case b.ctx.Err() != nil:
-		err = context.Cause(b.ctx) // the run is over
-	case errors.Is(context.Cause(b.rctx), errIdle):
-		err = &RetryableError{Err: fmt.Errorf("%s: no data for %s", b.what, IdleTimeout)}
-	default:
-		err = &RetryableError{Err: fmt.Errorf("%s: %s", b.what, printable.String(err.Error()))}
-	}
-	return n, err
-}
-
-func (b *idleBody) Close() error {
-	b.timer.Stop()
-	err := b.rc.Close()
-	b.cancel(nil)
-	return err
-}
-
-// RetryableError is a failure to read a body that another attempt may
-// not meet: a connection lost or idle.
-type RetryableError struct{ Err error }
-
-func (e *RetryableError) Error() string { return e.Err.Error() }
-func (e *RetryableError) Unwrap() error { return e.Err }
-
-// retryable reports whether err is worth another attempt.
-func retryable(err error) bool {
-	var r *RetryableError
-	return errors.As(err, &r)
-}
+// retryable reports whether err is worth another attempt: a body lost
+// or idle on the way.
+func retryable(err error) bool { return timeouts.Retryable(err) }
 
 // notFound reports whether err says the cache has no such file.
 func notFound(err error) bool { return errors.Is(err, fs.ErrNotExist) }
