@@ -43,7 +43,7 @@ func PushExports(ctx context.Context, o Options) ([]*export.PushReport, error) {
 // Push is PushExports with a line per push written to o.Stderr.
 func Push(o Options) error {
 	o = o.WithDefaults()
-	reports, err := PushExports(context.Background(), o)
+	reports, err := PushExports(o.context(), o)
 	for _, r := range reports {
 		WritePushReport(o.Stderr, r)
 	}

@@ -71,6 +71,10 @@ type Options struct {
 	// CacheDir is the layer cache folder (default: layercache.DefaultDir,
 	// $XDG_CACHE_HOME/storepack; relative: in Dir).
 	CacheDir string
+	// Context bounds the run's reaching outside the machine (substituted
+	// items, base images, pushes): when it ends (storepack --timeout, an
+	// interrupt), they stop and remove what they had begun. Nil: none.
+	Context context.Context
 	// Progress, when not nil, shows the progress of each export (Export
 	// only): the front ends set progress.Auto(Stderr), a bar on a
 	// terminal and plain lines elsewhere, unless Quiet.
@@ -189,7 +193,7 @@ func generate(o Options) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gen.Generate(context.Background(), sp)
+	return gen.Generate(o.context(), sp)
 }
 
 // Export writes every selected export into the output folder and returns
@@ -232,6 +236,14 @@ func exportOptions(o Options) export.Options {
 		return export.Options{}
 	}
 	return export.Options{Cache: c}
+}
+
+// context is o.Context, or a context that never ends.
+func (o Options) context() context.Context {
+	if o.Context == nil {
+		return context.Background()
+	}
+	return o.Context
 }
 
 // lockPath is the lock file of o's spec.

@@ -132,7 +132,7 @@ func checkNARFile(file string, ni *NarInfo) error {
 	}
 	defer done()
 	narHash := sha256.New()
-	n, err := io.Copy(narHash, &bounded.Reader{R: dec, Limit: ni.NarSize, What: fmt.Sprintf("the NAR, %d bytes by its NarSize", ni.NarSize)})
+	n, err := io.Copy(narHash, &bounded.Reader{R: dec, Limit: ni.NarSize, What: "the NAR, longer than its NarSize"})
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: decompressing (%s): %w", file, ni.Compression, err)
 	}

@@ -373,6 +373,10 @@ func (s *Substituter) download(ctx context.Context, e *entry, dst string) error 
 	cr := &countingReader{r: dec, limit: e.ni.NarSize}
 	tee := io.TeeReader(cr, h)
 	tmp := atomicfile.TempName(dst)
+	if err := unpacking(tmp); err != nil {
+		return err
+	}
+	defer unpacked(tmp)
 	if err := nar.Restore(tee, tmp); err != nil {
 		removeAll(tmp)
 		return err
@@ -416,4 +420,48 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("the NAR is longer than the %d bytes its narinfo says", c.limit)
 	}
 	return n, err
+}
+
+// The temporary folders this process is unpacking NARs into, so that an
+// interrupt removes them (and only them: other runs may share the
+// substitutes folder).
+var active struct {
+	sync.Mutex
+	tmps    map[string]bool
+	stopped bool
+}
+
+// errInterrupted is the error of unpacking begun after RemoveTemporaries.
+var errInterrupted = errors.New("interrupted")
+
+func unpacking(tmp string) error {
+	active.Lock()
+	defer active.Unlock()
+	if active.stopped {
+		return errInterrupted
+	}
+	if active.tmps == nil {
+		active.tmps = map[string]bool{}
+	}
+	active.tmps[tmp] = true
+	return nil
+}
+
+func unpacked(tmp string) {
+	active.Lock()
+	delete(active.tmps, tmp)
+	active.Unlock()
+}
+
+// RemoveTemporaries removes the temporary folders this process is
+// unpacking NARs into, and makes every unpacking begun after it fail:
+// what an interrupted command calls before it exits, while downloads
+// may still be running.
+func RemoveTemporaries() {
+	active.Lock()
+	defer active.Unlock()
+	active.stopped = true
+	for tmp := range active.tmps {
+		removeAll(tmp)
+	}
 }
