@@ -41,6 +41,13 @@ import (
 // registries, layouts or archives (their layers are read by the writers).
 // It writes nothing else: no output, nothing in the store.
 func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
+	return GenerateIn(ctx, sp, "")
+}
+
+// GenerateIn is Generate with substituted items unpacked into the folder
+// substitutes ("": substitute.DefaultDir): the front ends give a
+// temporary one when the cache is turned off or cannot be written.
+func GenerateIn(ctx context.Context, sp *spec.Spec, substitutes string) (*plan.Plan, error) {
 	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
@@ -48,9 +55,11 @@ func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
 	defer st.Close()
 	g := &generator{ctx: ctx, spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
 	if len(sp.Store.Substituters) > 0 {
-		dir, err := substitute.DefaultDir()
-		if err != nil {
-			return nil, err
+		dir := substitutes
+		if dir == "" {
+			if dir, err = substitute.DefaultDir(); err != nil {
+				return nil, err
+			}
 		}
 		if g.sub, err = substitute.New(sp.Store.Substituters, sp.Store.TrustedPublicKeys, sp.Store.Dir, dir); err != nil {
 			return nil, err

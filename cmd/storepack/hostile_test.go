@@ -306,3 +306,49 @@ func TestInterruptAndTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestSubstitutesWithoutCache: with --no-cache, or a cache folder that
+// cannot be made (reported on stderr), an export with substituters
+// works, its items unpacked into a temporary folder removed at its end.
+func TestSubstitutesWithoutCache(t *testing.T) {
+	cache, pub, p := hostileCache(t, "xz", 1<<16)
+	dir := substituterSpec(t, "file://"+cache, pub, p)
+	for _, tt := range []struct {
+		name   string
+		xdg    func(t *testing.T) string
+		args   []string
+		stderr string
+	}{
+		{"--no-cache", func(t *testing.T) string { return t.TempDir() }, []string{"--no-cache"}, ""},
+		{"unwritable cache", func(t *testing.T) string {
+			f := filepath.Join(t.TempDir(), "a-file")
+			writeFile(t, f, "")
+			return f // no folder can be made below a file
+		}, nil, "not using the substitutes cache"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			xdg := tt.xdg(t)
+			out := filepath.Join(t.TempDir(), "out")
+			tmp := t.TempDir()
+			cmd := exec.Command(bin, append([]string{"export", "-q", "-C", dir, "--out", out}, tt.args...)...)
+			cmd.Env = append(cleanEnv(), "XDG_CACHE_HOME="+xdg, "TMPDIR="+tmp)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.Bytes())
+			}
+			if tt.stderr == "" && stderr.Len() > 0 || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q, want %q", stderr.Bytes(), tt.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(out, "item.nar")); err != nil {
+				t.Error(err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(xdg, "storepack", "substitutes")); len(ents) != 0 {
+				t.Errorf("the cache holds %d entries", len(ents))
+			}
+			if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+				t.Errorf("left %d temporary entries", len(ents))
+			}
+		})
+	}
+}
