@@ -352,3 +352,13 @@ func TestSubstitutesWithoutCache(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsEscaped: a name with control characters reaches stderr
+// escaped, whatever message quotes it.
+func TestErrorsEscaped(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache\x1b[2J\x1b]0;owned\a")
+	r := storepack(t, nil, "verify-cache", dir, "--key", "k-1:"+strings.Repeat("A", 43)+"=")
+	if r.code != 1 || bytes.ContainsAny(r.stderr, "\x1b\a") || !strings.Contains(string(r.stderr), `cache\x1b[2J\x1b]0;owned\a`) {
+		t.Errorf("exit %d, stderr %q; want 1 and the name escaped", r.code, r.stderr)
+	}
+}

@@ -44,6 +44,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/storepack/storepack/internal/printable"
 )
 
 // A verb is one subcommand. setup registers the verb's flags on fs and
@@ -226,9 +228,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// oneLine keeps an error message on one line.
+// oneLine keeps an error message on one line, with the control
+// characters of names from outside escaped (printable.String): what the
+// command prints of an error.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return printable.String(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
 }
 
 // pathError makes err read "<path>: <what is wrong>": unchanged when its
