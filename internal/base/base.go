@@ -122,6 +122,9 @@ type resolved struct {
 	manifest *v1.Manifest
 	config   *v1.ConfigFile
 	archive  v1.Image
+	// archiveSize is the archive file's size, which bounds what each of
+	// its layers may expand to (LayerLimit).
+	archiveSize int64
 }
 
 // open reads the base ref for p.
@@ -340,7 +343,8 @@ func byPlatform(ms []v1.Descriptor, p platform.Platform) (v1.Descriptor, error) 
 // whose manifest.json and config are bounded in size, read by
 // go-containerregistry.
 func openArchive(file string) (*resolved, error) {
-	if err := checkArchive(file); err != nil {
+	size, err := checkArchive(file)
+	if err != nil {
 		return nil, err
 	}
 	img, err := tarball.ImageFromPath(file, nil)
@@ -360,18 +364,22 @@ func openArchive(file string) (*resolved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: %w", file, err)
 	}
-	return &resolved{digest: d, config: cf, archive: img}, nil
+	return &resolved{digest: d, config: cf, archive: img, archiveSize: size}, nil
 }
 
 // checkArchive checks, before go-containerregistry reads them whole, that
 // the Docker archive file is a regular file whose manifest.json and the
-// configs it names are within their limits.
-func checkArchive(file string) error {
+// configs it names are within their limits; it returns the file's size.
+func checkArchive(file string) (int64, error) {
 	f, err := bounded.Open(file)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
 	sizes := map[string]int64{}
 	var manifest []byte
 	tr := tar.NewReader(f)
@@ -381,29 +389,29 @@ func checkArchive(file string) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			return 0, fmt.Errorf("%s: %w", file, err)
 		}
 		name := path.Clean(h.Name)
 		sizes[name] = h.Size
 		if name == "manifest.json" {
 			if manifest, err = bounded.ReadAll(tr, bounded.Index); err != nil {
-				return fmt.Errorf("%s: manifest.json: %w", file, err)
+				return 0, fmt.Errorf("%s: manifest.json: %w", file, err)
 			}
 		}
 	}
 	if manifest == nil {
-		return fmt.Errorf("%s: no manifest.json: not a Docker archive", file)
+		return 0, fmt.Errorf("%s: no manifest.json: not a Docker archive", file)
 	}
 	var entries []struct{ Config string }
 	if err := json.Unmarshal(manifest, &entries); err != nil {
-		return fmt.Errorf("%s: manifest.json: %w", file, err)
+		return 0, fmt.Errorf("%s: manifest.json: %w", file, err)
 	}
 	for _, e := range entries {
 		if n := sizes[path.Clean(e.Config)]; n > bounded.Config {
-			return fmt.Errorf("%s: config %s: %d bytes, more than %d: %w", file, printable.String(e.Config), n, bounded.Config, bounded.ErrTooLarge)
+			return 0, fmt.Errorf("%s: config %s: %d bytes, more than %d: %w", file, printable.String(e.Config), n, bounded.Config, bounded.ErrTooLarge)
 		}
 	}
-	return nil
+	return fi.Size(), nil
 }
 
 // describe records r. A Docker archive's layers are its tars as they are
@@ -426,7 +434,7 @@ func describe(ref string, r *resolved) (*plan.Base, error) {
 			if err != nil {
 				return nil, err
 			}
-			br := &bounded.Reader{R: rc, Limit: LayerLimit(0), What: fmt.Sprintf("layer %d", i+1)}
+			br := &bounded.Reader{R: rc, Limit: LayerLimit(r.archiveSize), What: fmt.Sprintf("layer %d", i+1)}
 			n, err := io.Copy(io.Discard, br)
 			rc.Close()
 			if err != nil {
@@ -488,7 +496,7 @@ func Open(ref string, d digest.Digest, o Options) (io.ReadCloser, error) {
 		return bounded.Open(layoutBlobPath(dir, h))
 	case strings.HasPrefix(ref, "docker-archive:"):
 		file := strings.TrimPrefix(ref, "docker-archive:")
-		if err := checkArchive(file); err != nil {
+		if _, err := checkArchive(file); err != nil {
 			return nil, err
 		}
 		img, err := tarball.ImageFromPath(file, nil)

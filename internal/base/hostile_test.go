@@ -1,6 +1,7 @@
 package base
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -237,4 +238,58 @@ func gzipZeros(t *testing.T, n int) []byte {
 	w.Write(make([]byte, n))
 	w.Close()
 	return b.Bytes()
+}
+
+// TestResolveHostileArchive: a docker archive that is not a regular
+// file, or whose manifest.json or config is too large, is refused before
+// it is read whole.
+func TestResolveHostileArchive(t *testing.T) {
+	tarOf := func(t *testing.T, files map[string][]byte) string {
+		p := filepath.Join(t.TempDir(), "base.tar")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := tar.NewWriter(f)
+		for name, b := range files {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+			tw.Write(b)
+		}
+		tw.Close()
+		f.Close()
+		return p
+	}
+	for _, tt := range []struct {
+		name string
+		file func(t *testing.T) string
+		want string
+	}{
+		{"linked to /dev/zero", func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "base.tar")
+			os.Symlink("/dev/zero", p)
+			return p
+		}, "not a regular file (a character device)"},
+		{"a FIFO", func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "base.tar")
+			syscall.Mkfifo(p, 0o644)
+			return p
+		}, "not a regular file (a FIFO)"},
+		{"manifest.json too large", func(t *testing.T) string {
+			return tarOf(t, map[string][]byte{"manifest.json": append([]byte("[ "), bytes.Repeat([]byte(" "), bounded.Index)...)})
+		}, "manifest.json: more than 4194304 bytes: too large"},
+		{"config too large", func(t *testing.T) string {
+			return tarOf(t, map[string][]byte{
+				"manifest.json": []byte(`[{"Config":"c.json","RepoTags":["x:1"],"Layers":[]}]`),
+				"c.json":        bytes.Repeat([]byte(" "), bounded.Config+1),
+			})
+		}, "config c.json: 16777217 bytes, more than 16777216: too large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ref := "docker-archive:" + tt.file(t)
+			_, err := Resolve(ref, amd64, Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "base "+ref) {
+				t.Errorf("Resolve: %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
