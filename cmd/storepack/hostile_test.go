@@ -362,3 +362,50 @@ func TestErrorsEscaped(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and the name escaped", r.code, r.stderr)
 	}
 }
+
+// TestInterruptMidExport: SIGINT while an export writes its output (a
+// binary whose grace is 0 s, so that the export cannot finish in it)
+// exits 130, removes the temporary output and leaves the previous output
+// intact.
+func TestInterruptMidExport(t *testing.T) {
+	quick := filepath.Join(t.TempDir(), "storepack-quick")
+	build := exec.Command("go", "build", "-ldflags=-X=main.interruptWait=0s", "-o", quick, ".")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	for _, format := range []string{"nar", "docker"} {
+		t.Run(format, func(t *testing.T) {
+			dir := faultDir(t, format, 2, 1<<20)
+			out := filepath.Join(t.TempDir(), "out")
+			final := filepath.Join(out, map[string]string{"nar": "data.nar", "docker": "data.tar"}[format])
+			if r := runCmd(t, exportCmd(dir, out)); r.code != 0 {
+				t.Fatalf("first export: exit %d\n%s", r.code, r.stderr)
+			}
+			before := fileSum(final)
+			fillData(t, filepath.Join(dir, "data"), 50, 4<<20) // 200 MB
+			cmd := exec.Command(quick, "export", "-q", "-C", dir, "--out", out)
+			cmd.Env = cleanEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(2 * time.Minute)
+			for len(tempFiles(t, out)) == 0 && time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
+				t.Fatalf("exit %v, stderr %s; want 130 and interrupted", err, stderr.Bytes())
+			}
+			if left := tempFiles(t, out); len(left) != 0 {
+				t.Errorf("left %s", left)
+			}
+			if got := fileSum(final); got != before {
+				t.Errorf("%s changed under an interrupted export", final)
+			}
+		})
+	}
+}

@@ -20,6 +20,17 @@ import (
 // exits.
 var interruptGrace = 2 * time.Second
 
+// interruptWait, when set at link time (go build -ldflags
+// -X=main.interruptWait=0s), replaces interruptGrace: what the interrupt
+// test builds with, to interrupt exports that would finish in the grace.
+var interruptWait string
+
+func init() {
+	if d, err := time.ParseDuration(interruptWait); err == nil {
+		interruptGrace = d
+	}
+}
+
 // errInterrupted is the cause of a run's context ended by a signal.
 type errInterrupted struct{ sig os.Signal }
 
