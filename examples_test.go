@@ -131,10 +131,11 @@ func TestREADMEDigests(t *testing.T) {
 		}
 	}
 
-	p, err := generate(o)
+	p, done, err := generate(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer done()
 	items := map[string]bool{}
 	for _, e := range p.Exports {
 		for _, s := range e.Systems {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,6 +13,7 @@ import (
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -41,15 +43,17 @@ type LockSystem struct {
 	BaseDigest    string `json:"base_digest,omitempty"`
 }
 
-// lockOf builds the lock of a plan and the files its export wrote.
-func lockOf(plan *plan.Plan, files []export.File) *Lock {
+// lockOf builds the lock of a plan and the files its export wrote; bases
+// in files (oci:, docker-archive:) are recorded relative to specDir
+// (lockBase).
+func lockOf(plan *plan.Plan, files []export.File, specDir string) *Lock {
 	l := &Lock{Version: 1, Exports: []LockExport{}}
 	for _, e := range plan.Exports {
 		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}
 		for _, s := range e.Systems {
 			ls := LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)}
 			if s.Image != nil && s.Image.Base != nil {
-				ls.Base, ls.BaseDigest = s.Image.Base.Ref, string(s.Image.Base.Digest)
+				ls.Base, ls.BaseDigest = lockBase(s.Image.Base.Ref, specDir), string(s.Image.Base.Digest)
 			}
 			le.Systems = append(le.Systems, ls)
 		}
@@ -63,14 +67,48 @@ func lockOf(plan *plan.Plan, files []export.File) *Lock {
 	return l
 }
 
+// lockBase is how the lock records the base ref: an OCI layout or Docker
+// archive by its path relative to the spec folder specDir (with slashes),
+// so that the lock holds in another checkout; a registry reference as it
+// is.
+func lockBase(ref, specDir string) string {
+	kind, rest := "", ""
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		kind, rest = "oci:", strings.TrimPrefix(ref, "oci:")
+	case strings.HasPrefix(ref, "docker-archive:"):
+		kind, rest = "docker-archive:", strings.TrimPrefix(ref, "docker-archive:")
+	default:
+		return ref
+	}
+	p, tag, hasTag := rest, "", false
+	if kind == "oci:" {
+		p, tag, hasTag = strings.Cut(rest, ":")
+	}
+	abs, err := filepath.Abs(specDir)
+	if err != nil || !filepath.IsAbs(p) {
+		return ref
+	}
+	rel, err := filepath.Rel(abs, p)
+	if err != nil {
+		return ref
+	}
+	out := kind + filepath.ToSlash(rel)
+	if hasTag {
+		out += ":" + tag
+	}
+	return out
+}
+
 // build exports into a fresh temporary folder and returns the lock of
 // what it wrote.
 func build(o Options) (*Lock, error) {
 	o = o.WithDefaults()
-	plan, err := generate(o)
+	plan, done, err := generate(o)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	tmp, err := os.MkdirTemp("", "storepack-verify-")
 	if err != nil {
 		return nil, err
@@ -80,7 +118,7 @@ func build(o Options) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lockOf(plan, files), nil
+	return lockOf(plan, files, o.SpecDir), nil
 }
 
 // WriteLock exports into a temporary folder and writes storepack.lock
@@ -106,7 +144,7 @@ func WriteLock(o Options) (string, error) {
 func Verify(o Options) error {
 	o = o.WithDefaults()
 	p := lockPath(o)
-	data, err := os.ReadFile(p)
+	data, err := bounded.ReadFile(p, bounded.LockFile)
 	if err != nil {
 		return fmt.Errorf("%w (run lock first)", err)
 	}

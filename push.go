@@ -15,10 +15,11 @@ import (
 // returns one report per push, in plan order.
 func PushExports(ctx context.Context, o Options) ([]*export.PushReport, error) {
 	o = o.WithDefaults()
-	p, err := generate(o)
+	p, done, err := generate(o)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	var reports []*export.PushReport
 	for i := range p.Exports {
 		e := &p.Exports[i]
@@ -43,7 +44,7 @@ func PushExports(ctx context.Context, o Options) ([]*export.PushReport, error) {
 // Push is PushExports with a line per push written to o.Stderr.
 func Push(o Options) error {
 	o = o.WithDefaults()
-	reports, err := PushExports(context.Background(), o)
+	reports, err := PushExports(o.context(), o)
 	for _, r := range reports {
 		WritePushReport(o.Stderr, r)
 	}

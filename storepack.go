@@ -20,6 +20,7 @@ import (
 
 	"github.com/storepack/storepack/export"
 	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/internal/progress"
 	"github.com/storepack/storepack/plan"
@@ -71,6 +72,10 @@ type Options struct {
 	// CacheDir is the layer cache folder (default: layercache.DefaultDir,
 	// $XDG_CACHE_HOME/storepack; relative: in Dir).
 	CacheDir string
+	// Context bounds the run's reaching outside the machine (substituted
+	// items, base images, pushes): when it ends (storepack --timeout, an
+	// interrupt), they stop and remove what they had begun. Nil: none.
+	Context context.Context
 	// Progress, when not nil, shows the progress of each export (Export
 	// only): the front ends set progress.Auto(Stderr), a bar on a
 	// terminal and plain lines elsewhere, unless Quiet.
@@ -175,31 +180,85 @@ func selectExports(sp *spec.Spec, names []string) error {
 // file of the images, but those of layers the cache has records of);
 // nothing is written.
 func Plan(o Options) (*export.Description, error) {
-	plan, err := generate(o)
+	plan, done, err := generate(o)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	return export.Describe(plan, exportOptions(o))
 }
 
 // generate loads the spec and evaluates it into a plan: Plan without the
-// images' digests, which writing the archives computes anyway.
-func generate(o Options) (*plan.Plan, error) {
+// images' digests, which writing the archives computes anyway. done
+// removes what the plan's substituted items were unpacked into when that
+// is not the cache (substitutesDir): call it once the plan is written.
+func generate(o Options) (p *plan.Plan, done func(), err error) {
 	sp, err := Load(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return gen.Generate(context.Background(), sp)
+	dir, done := substitutesDir(o, len(sp.Store.Substituters) > 0)
+	p, err = gen.GenerateIn(o.context(), sp, dir)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return p, done, nil
+}
+
+// substitutesDir is where substituted items are unpacked: substitutes/
+// in the cache folder (o.CacheDir, else the default), or, with the cache
+// turned off (NoCache) or a cache folder that cannot be written (reported
+// on o.Stderr), a temporary folder that done removes. Without
+// substituters it is "" and done does nothing.
+func substitutesDir(o Options, substituters bool) (dir string, done func()) {
+	o = o.WithDefaults()
+	if !substituters {
+		return "", func() {}
+	}
+	if !o.NoCache {
+		base := o.CacheDir
+		err := error(nil)
+		if base == "" {
+			base, err = layercache.DefaultDir()
+		}
+		if err == nil {
+			dir = filepath.Join(base, "substitutes")
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				err = probeWritable(dir)
+			}
+		}
+		if err == nil {
+			return dir, func() {}
+		}
+		fmt.Fprintf(o.Stderr, "storepack: not using the substitutes cache: %v; substituted items go to a temporary folder\n", err)
+	}
+	tmp, err := os.MkdirTemp("", "storepack-substitutes-")
+	if err != nil {
+		return "", func() {} // gen reports the default folder's error
+	}
+	return tmp, func() { atomicfile.RemoveAll(tmp) }
+}
+
+// probeWritable checks that files can be made in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, atomicfile.UnnamedPattern("probe"))
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // Export writes every selected export into the output folder and returns
 // the files written.
 func Export(o Options) ([]export.File, error) {
 	o = o.WithDefaults()
-	p, err := generate(o)
+	p, done, err := generate(o)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if o.Check {
 		if err := gen.CheckContents(p); err != nil {
 			return nil, err
@@ -232,6 +291,14 @@ func exportOptions(o Options) export.Options {
 		return export.Options{}
 	}
 	return export.Options{Cache: c}
+}
+
+// context is o.Context, or a context that never ends.
+func (o Options) context() context.Context {
+	if o.Context == nil {
+		return context.Background()
+	}
+	return o.Context
 }
 
 // lockPath is the lock file of o's spec.

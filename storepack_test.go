@@ -165,11 +165,27 @@ func TestLockRecordsBase(t *testing.T) {
 		{Name: "x86_64-linux", ClosureDigest: "sha256:aa", Image: &plan.Image{Base: &plan.Base{Ref: "r.example/busybox@sha256:bb", Digest: "sha256:cc"}}},
 		{Name: "aarch64-linux", ClosureDigest: "sha256:dd", Image: &plan.Image{}},
 	}}}}
-	l := lockOf(plan, nil)
+	l := lockOf(plan, nil, "/srv/spec")
 	if s := l.Exports[0].Systems[0]; s.Base != "r.example/busybox@sha256:bb" || s.BaseDigest != "sha256:cc" {
 		t.Errorf("base of the first system %q %q", s.Base, s.BaseDigest)
 	}
 	if got := l.Exports[0].Systems[1].Base; got != "" {
 		t.Errorf("a system without a base records %q", got)
+	}
+}
+
+// TestLockBase: layouts and archives are recorded relative to the spec
+// folder, so that a lock holds in another checkout.
+func TestLockBase(t *testing.T) {
+	for _, tt := range []struct{ ref, want string }{
+		{"r.example/busybox@sha256:bb", "r.example/busybox@sha256:bb"},
+		{"oci:/srv/spec/bases/layout:base:1", "oci:bases/layout:base:1"},
+		{"oci:/srv/spec/bases/layout", "oci:bases/layout"},
+		{"oci:/srv/other/layout:1", "oci:../other/layout:1"},
+		{"docker-archive:/srv/spec/busybox.tar", "docker-archive:busybox.tar"},
+	} {
+		if got := lockBase(tt.ref, "/srv/spec"); got != tt.want {
+			t.Errorf("lockBase(%q) = %q, want %q", tt.ref, got, tt.want)
+		}
 	}
 }

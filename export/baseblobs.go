@@ -1,19 +1,19 @@
 package export
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"fmt"
 	"hash"
 	"io"
 	"os"
-	"strings"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/export/image"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/base"
-	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/plan"
 )
@@ -55,8 +55,51 @@ func openBaseBlob(ref string, b image.BaseBlob, insecure bool, c *layercache.Cac
 
 // writeBaseBlobs puts the base layers of imgs into the layout blob folder
 // blobDir, unchanged: linked from the layer cache, or copied from the
-// base.
+// base; then checks that each uncompresses to the diff id the base's
+// config gives it (checkBaseDiffIDs), as docker archives do.
 func writeBaseBlobs(blobDir string, imgs []*image.Image, insecure bool, c *layercache.Cache) error {
+	if err := copyBaseBlobs(blobDir, imgs, insecure, c); err != nil {
+		return err
+	}
+	return checkBaseDiffIDs(blobDir, imgs, c)
+}
+
+// checkBaseDiffIDs checks every base layer blob of imgs in blobDir
+// against its diff id (base.CheckDiffID), but those the layer cache
+// records as checked; it records those it checks.
+func checkBaseDiffIDs(blobDir string, imgs []*image.Image, c *layercache.Cache) error {
+	type pair struct{ blob, diffID digest.Digest }
+	seen := map[pair]bool{}
+	for _, img := range imgs {
+		if img.Plan.Base == nil {
+			continue
+		}
+		b := img.Plan.Base
+		for _, l := range b.Layers {
+			k := pair{l.Digest, l.DiffID}
+			if seen[k] || c != nil && c.DiffID(l.Digest, l.DiffID) {
+				continue
+			}
+			seen[k] = true
+			f, err := os.Open(filepath.Join(blobDir, l.Digest.Encoded()))
+			if err != nil {
+				return fmt.Errorf("base %s: layer %s: %w", b.Ref, l.Digest, err)
+			}
+			err = base.CheckDiffID(bufio.NewReaderSize(f, 1<<20), l, fmt.Sprintf("base %s: layer %s", b.Ref, l.Digest))
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				c.PutDiffID(l.Digest, l.DiffID)
+			}
+		}
+	}
+	return nil
+}
+
+// copyBaseBlobs puts the base layer blobs of imgs into blobDir.
+func copyBaseBlobs(blobDir string, imgs []*image.Image, insecure bool, c *layercache.Cache) error {
 	seen := map[digest.Digest]bool{}
 	for _, img := range imgs {
 		for _, b := range img.BaseBlobs {
@@ -120,7 +163,8 @@ func (v *verifier) Close() error { return v.r.Close() }
 // dockerBaseTar is the uncompressed tar of the base layer l of ref, as a
 // file: a docker archive holds layers as tars. It comes from the layer
 // cache (kept there by its diff id), else is decompressed from the base's
-// blob (itself through the cache), checked against the diff id. remove
+// blob (itself through the cache), checked against the diff id
+// (base.Uncompressed, the rule OCI exports follow too). remove
 // deletes a temporary file when there is no cache.
 func dockerBaseTar(ref string, l plan.BaseLayer, insecure bool, c *layercache.Cache) (path string, size int64, remove func(), err error) {
 	if c != nil {
@@ -134,25 +178,15 @@ func dockerBaseTar(ref string, l plan.BaseLayer, insecure bool, c *layercache.Ca
 		return "", 0, nil, err
 	}
 	defer rc.Close()
-	dr, done, err := compress.NewReader(rc, layerCompression(l.MediaType))
+	tee, done, err := base.Uncompressed(rc, l, fmt.Sprintf("base %s: layer %s", ref, l.Digest))
 	if err != nil {
-		return "", 0, nil, fmt.Errorf("base %s: layer %s: %w", ref, l.Digest, err)
+		return "", 0, nil, err
 	}
 	defer done()
-	h := sha256.New()
-	tee := io.TeeReader(dr, h)
-	check := func(n int64) error {
-		if got := digest.NewDigest(digest.SHA256, h); got != l.DiffID {
-			return fmt.Errorf("base %s: layer %s uncompresses to %s, its diff id says %s", ref, l.Digest, got, l.DiffID)
-		}
-		return nil
-	}
+	// tee fails at the end of a tar that is not l.DiffID.
 	if c != nil {
 		if bw, err := c.NewBlob(); err == nil {
 			n, err := bw.ReadFrom(tee)
-			if err == nil {
-				err = check(n)
-			}
 			if err != nil {
 				bw.Abort()
 				return "", 0, nil, err
@@ -169,9 +203,6 @@ func dockerBaseTar(ref string, l plan.BaseLayer, insecure bool, c *layercache.Ca
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = check(n)
-	}
 	if err != nil {
 		os.Remove(f.Name())
 		return "", 0, nil, err
@@ -180,12 +211,4 @@ func dockerBaseTar(ref string, l plan.BaseLayer, insecure bool, c *layercache.Ca
 }
 
 // layerCompression is the compression of a layer media type.
-func layerCompression(mt string) format.Compression {
-	switch {
-	case strings.HasSuffix(mt, "+gzip"):
-		return format.Gzip
-	case strings.HasSuffix(mt, "+zstd"):
-		return format.Zstd
-	}
-	return format.None
-}
+func layerCompression(mt string) format.Compression { return base.LayerCompression(mt) }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/layercache"
@@ -96,6 +97,10 @@ func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
 			return nil, err
 		}
 		defer unlock()
+		if err := startWriting(outDir); err != nil {
+			return nil, err
+		}
+		defer doneWriting(outDir)
 		if err := removeStale(plan, outDir); err != nil {
 			return nil, err
 		}
@@ -240,11 +245,72 @@ func createOutput(outDir, rel string) (*atomicfile.File, string, error) {
 	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
 		return nil, final, fmt.Errorf("%s: a folder is in the way of the output file (remove it)", final)
 	}
+	if err := interrupted(); err != nil {
+		return nil, final, fmt.Errorf("%s: %w", final, err)
+	}
 	tmp, err := atomicfile.Create(final, 0o644)
 	if err != nil {
 		return nil, final, fmt.Errorf("%s: %w", final, err)
 	}
 	return tmp, final, nil
+}
+
+// The output folders this process is writing, each under its lock, so
+// that an interrupt knows whose temporary files it may remove.
+var active struct {
+	sync.Mutex
+	dirs    map[string]int
+	stopped bool
+}
+
+// ErrInterrupted is the error of exports begun after RemoveTemporaries.
+var ErrInterrupted = errors.New("interrupted")
+
+// startWriting records that outDir, locked, is being written.
+func startWriting(outDir string) error {
+	active.Lock()
+	defer active.Unlock()
+	if active.stopped {
+		return ErrInterrupted
+	}
+	if active.dirs == nil {
+		active.dirs = map[string]int{}
+	}
+	active.dirs[outDir]++
+	return nil
+}
+
+// doneWriting records that a Write into outDir is over.
+func doneWriting(outDir string) {
+	active.Lock()
+	defer active.Unlock()
+	if active.dirs[outDir]--; active.dirs[outDir] <= 0 {
+		delete(active.dirs, outDir)
+	}
+}
+
+// interrupted is ErrInterrupted once RemoveTemporaries ran.
+func interrupted() error {
+	active.Lock()
+	defer active.Unlock()
+	if active.stopped {
+		return ErrInterrupted
+	}
+	return nil
+}
+
+// RemoveTemporaries removes the temporary files and folders in the
+// output folders this process is writing now (their locks are this
+// process's, so no other run owns them), and makes every output begun
+// after it fail: what an interrupted command calls before it exits, while
+// its exports are still running.
+func RemoveTemporaries() {
+	active.Lock()
+	defer active.Unlock()
+	active.stopped = true
+	for dir := range active.dirs {
+		atomicfile.RemoveTemps(dir, true)
+	}
 }
 
 // removeStale removes what killed exports of plan's outputs left in

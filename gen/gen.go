@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -40,6 +41,13 @@ import (
 // registries, layouts or archives (their layers are read by the writers).
 // It writes nothing else: no output, nothing in the store.
 func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
+	return GenerateIn(ctx, sp, "")
+}
+
+// GenerateIn is Generate with substituted items unpacked into the folder
+// substitutes ("": substitute.DefaultDir): the front ends give a
+// temporary one when the cache is turned off or cannot be written.
+func GenerateIn(ctx context.Context, sp *spec.Spec, substitutes string) (*plan.Plan, error) {
 	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
@@ -47,9 +55,11 @@ func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
 	defer st.Close()
 	g := &generator{ctx: ctx, spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
 	if len(sp.Store.Substituters) > 0 {
-		dir, err := substitute.DefaultDir()
-		if err != nil {
-			return nil, err
+		dir := substitutes
+		if dir == "" {
+			if dir, err = substitute.DefaultDir(); err != nil {
+				return nil, err
+			}
 		}
 		if g.sub, err = substitute.New(sp.Store.Substituters, sp.Store.TrustedPublicKeys, sp.Store.Dir, dir); err != nil {
 			return nil, err
@@ -109,7 +119,7 @@ func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
 	if info, ok := g.subInfo[p]; ok {
 		return info, nil
 	}
-	info, err := g.sub.Info(context.Background(), p)
+	info, err := g.sub.Info(g.ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +193,63 @@ func (g *generator) references(p store.Path) ([]store.Path, error) {
 
 // closure orders everything roots need as Nix does, dependencies first.
 func (g *generator) closure(roots []store.Path) ([]store.Path, error) {
+	if err := g.lookUp(roots); err != nil {
+		return nil, err
+	}
 	return store.ClosureOrder(roots, g.references)
+}
+
+// lookUp reads the narinfos of the closure of roots that the store lacks
+// before the closure is ordered (which asks for each, one at a time):
+// level by level, each level's lookups in
+// parallel (substitute.InfoAll), not one at a time.
+func (g *generator) lookUp(roots []store.Path) error {
+	if g.sub == nil {
+		return nil
+	}
+	seen := map[store.Path]bool{}
+	level := roots
+	for len(level) > 0 {
+		var ask []store.Path
+		asked := map[store.Path]bool{}
+		for _, p := range level {
+			if _, ok := g.subInfo[p]; !ok && !asked[p] && g.sources[p] == nil && g.missing(p) {
+				ask = append(ask, p)
+				asked[p] = true
+			}
+		}
+		infos, err := g.sub.InfoAll(g.ctx, ask)
+		if err != nil {
+			return err
+		}
+		if g.subInfo == nil {
+			g.subInfo = map[store.Path]*store.PathInfo{}
+		}
+		maps.Copy(g.subInfo, infos)
+		var next []store.Path
+		for _, p := range level {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			// A store item's closure is in the store: only substituted
+			// items and sources lead to more lookups.
+			if g.sources[p] == nil && !g.missing(p) {
+				continue
+			}
+			refs, err := g.references(p)
+			if err != nil {
+				return err
+			}
+			for _, r := range refs {
+				if !seen[r] {
+					next = append(next, r)
+				}
+			}
+		}
+		level = next
+	}
+	return nil
 }
 
 // item describes p, hashing it when the database does not.

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/storepack/storepack/internal/bounded"
+	"github.com/storepack/storepack/internal/printable"
 )
 
 // ANSI escapes used when writing diagnostics in color.
@@ -73,7 +75,7 @@ func (dw *diagWriter) file(name string) *hcl.File {
 		return f
 	}
 	var f *hcl.File
-	if src, err := os.ReadFile(name); err == nil {
+	if src, err := bounded.ReadFile(name, bounded.SpecFile); err == nil {
 		f, _ = hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 		if f == nil || f.Bytes == nil {
 			f = &hcl.File{Bytes: src}
@@ -88,16 +90,16 @@ func (dw *diagWriter) write(buf *bytes.Buffer, d *hcl.Diagnostic) {
 	if d.Severity == hcl.DiagWarning {
 		sev, code = "Warning", ansiYellow
 	}
-	fmt.Fprintf(buf, "%s: %s\n\n", dw.paint(code, sev), dw.paint(ansiBold, d.Summary))
+	fmt.Fprintf(buf, "%s: %s\n\n", dw.paint(code, sev), dw.paint(ansiBold, printable.String(d.Summary)))
 	if s := d.Subject; s != nil {
-		fmt.Fprintf(buf, "  on %s:%d:%d", s.Filename, s.Start.Line, s.Start.Column)
+		fmt.Fprintf(buf, "  on %s:%d:%d", printable.String(s.Filename), s.Start.Line, s.Start.Column)
 		f := dw.file(s.Filename)
 		if f == nil {
 			buf.WriteString(":\n  (source not available)\n")
 		} else {
 			if cs, ok := f.Nav.(interface{ ContextString(int) string }); ok {
 				if c := cs.ContextString(s.Start.Byte); c != "" {
-					buf.WriteString(", in " + c)
+					buf.WriteString(", in " + printableLine(c))
 				}
 			}
 			buf.WriteString(":\n")
@@ -105,7 +107,13 @@ func (dw *diagWriter) write(buf *bytes.Buffer, d *hcl.Diagnostic) {
 		}
 	}
 	if d.Detail != "" {
-		buf.WriteString(d.Detail)
+		// Details may quote names from files: each line printed with
+		// control characters escaped.
+		lines := strings.Split(d.Detail, "\n")
+		for i, l := range lines {
+			lines[i] = printable.String(l)
+		}
+		buf.WriteString(strings.Join(lines, "\n"))
 		buf.WriteString("\n")
 	}
 	if d.Subject != nil || d.Detail != "" {
@@ -134,7 +142,7 @@ func (dw *diagWriter) snippet(buf *bytes.Buffer, src []byte, d *hcl.Diagnostic, 
 			continue
 		}
 		text := sc.Bytes()
-		fmt.Fprintf(buf, "%6d | %s\n", sc.Range().Start.Line, text)
+		fmt.Fprintf(buf, "%6d | %s\n", sc.Range().Start.Line, printableLine(string(text)))
 		if ls >= subject.End.Byte || subject.Start.Byte > le {
 			continue
 		}
@@ -146,10 +154,20 @@ func (dw *diagWriter) snippet(buf *bytes.Buffer, src []byte, d *hcl.Diagnostic, 
 			if r == '\t' {
 				pad.WriteRune('\t')
 			} else {
-				pad.WriteByte(' ')
+				pad.WriteString(strings.Repeat(" ", utf8.RuneCountInString(printable.String(string(r)))))
 			}
 		}
-		n := max(utf8.RuneCount(text[from:to]), 1)
+		n := max(utf8.RuneCountInString(printableLine(string(text[from:to]))), 1)
 		fmt.Fprintf(buf, "%6s | %s%s\n", "", pad.String(), dw.paint(code, strings.Repeat("^", n)))
 	}
+}
+
+// printableLine is a source line as printed: tabs kept (the carets
+// follow them), other control characters escaped (printable.String).
+func printableLine(l string) string {
+	parts := strings.Split(l, "\t")
+	for i, p := range parts {
+		parts[i] = printable.String(p)
+	}
+	return strings.Join(parts, "\t")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/bounded"
 )
 
 // Format rewrites each of files (or, when files is empty, every *.hcl file
@@ -35,7 +36,7 @@ func Format(dir string, files []string, check bool) ([]string, hcl.Diagnostics, 
 	var changed []string
 	var diags hcl.Diagnostics
 	for _, f := range files {
-		src, err := os.ReadFile(f)
+		src, err := bounded.ReadFile(f, bounded.SpecFile)
 		if err != nil {
 			return changed, diags, err
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/storepack/storepack/internal/bounded"
+	"github.com/storepack/storepack/internal/printable"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/substitute"
@@ -134,7 +136,16 @@ func (l *loader) files() ([]*hcl.File, []string) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		f, diags := l.parser.ParseHCLFile(filepath.Join(l.dir, e.Name()))
+		// A spec file is read bounded, and must be a regular file: a FIFO
+		// or a link to a device would block or never end.
+		name := filepath.Join(l.dir, e.Name())
+		src, err := bounded.ReadFile(name, bounded.SpecFile)
+		if err != nil {
+			l.errorf(nil, "Cannot read a spec file", "%s.", printable.String(err.Error()))
+			names = append(names, e.Name())
+			continue
+		}
+		f, diags := l.parser.ParseHCL(src, name)
 		l.diags = append(l.diags, diags...)
 		names = append(names, e.Name())
 		if f != nil {

@@ -36,6 +36,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/storepack/storepack/internal/printable"
 )
 
 // A verb is one subcommand. setup registers the verb's flags on fs and
@@ -81,6 +84,10 @@ type env struct {
 	stdin  io.Reader
 	stdout *bufio.Writer
 	stderr io.Writer
+	// ctx ends at SIGINT or SIGTERM, or after --timeout (setTimeout);
+	// cancel ends it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // stdoutBuffer is the size of the buffer in front of stdout: large enough
@@ -154,8 +161,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		writeVerbUsage(stderr, v, fs)
 		return 2
 	}
-	out := bufio.NewWriterSize(stdout, stdoutBuffer)
-	err = do(&env{stdin: stdin, stdout: out, stderr: stderr}, operands)
+	return runInterruptible(context.Background(), stderr, func(ctx context.Context, cancel context.CancelCauseFunc) int {
+		return runVerb(v, fs, do, operands, &env{stdin: stdin, stdout: bufio.NewWriterSize(stdout, stdoutBuffer), stderr: stderr, ctx: ctx, cancel: cancel})
+	})
+}
+
+// runVerb runs the verb v, its flags parsed into fs, and returns the exit
+// status.
+func runVerb(v *verb, fs *flag.FlagSet, do func(*env, []string) error, operands []string, e *env) int {
+	err := do(e, operands)
+	out, stderr := e.stdout, e.stderr
 	if ferr := out.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("stdout: %w", ferr)
 	}
@@ -167,6 +182,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "storepack: %s\n", oneLine(err.Error()))
+		if code := interruptedCode(e.ctx); code != 0 {
+			return code
+		}
 		return 1
 	}
 	return 0
@@ -210,9 +228,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// oneLine keeps an error message on one line.
+// oneLine keeps an error message on one line, with the control
+// characters of names from outside escaped (printable.String): what the
+// command prints of an error.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return printable.String(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
 }
 
 // pathError makes err read "<path>: <what is wrong>": unchanged when its

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	sp "github.com/storepack/storepack"
 )
 
@@ -12,7 +10,7 @@ var pushVerb = &verb{
 	summary:  "Upload the image (or index) of each export with a push reference (all, or those named) to its registry.",
 	min:      0, max: -1,
 	setup: specSetup(func(e *env, o sp.Options) error {
-		reports, err := sp.PushExports(context.Background(), o)
+		reports, err := sp.PushExports(o.Context, o)
 		for _, r := range reports {
 			sp.WritePushReport(e.stdout, r)
 		}

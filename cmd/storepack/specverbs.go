@@ -15,14 +15,16 @@ import (
 
 // specFlags are the flags of every verb that reads a spec.
 type specFlags struct {
-	dir  string
-	out  string
-	vars varFlag
+	dir     string
+	out     string
+	vars    varFlag
+	timeout time.Duration
 }
 
 func (f *specFlags) register(fs *flag.FlagSet, withOut bool) {
 	dirFlag(fs, &f.dir)
 	fs.Var(&f.vars, "var", "set a variable: --var name=value (repeatable; overrides STOREPACK_VAR_name)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "give the whole run up after `DURATION` (e.g. 10m), removing its temporary files; 0: no limit (each network wait is bounded anyway: docs/cache.md)")
 	if withOut {
 		fs.StringVar(&f.out, "out", "", "the output folder (default: $STOREPACK_OUT, else out; a relative one in the -C folder)")
 	}
@@ -33,9 +35,11 @@ func dirFlag(fs *flag.FlagSet, dir *string) {
 	fs.StringVar(dir, "C", "", "run as if started in `DIR`, as git -C: the spec (default: $STOREPACK_SPEC, else DIR), relative outputs and storepack.lock are taken from there")
 }
 
-// options gives the pipeline options; names are the exports to run.
+// options gives the pipeline options, bounded by e's context and
+// --timeout; names are the exports to run.
 func (f *specFlags) options(e *env, names []string) sp.Options {
-	return sp.Options{Dir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr}.WithDefaults()
+	e.setTimeout(f.timeout)
+	return sp.Options{Dir: f.dir, OutDir: f.out, Vars: f.vars.m, Exports: names, Stderr: e.stderr, Context: e.ctx}.WithDefaults()
 }
 
 // progressDelay, when set at link time (go build -ldflags

@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // UnnamedPrefix starts the temporary names of files whose final name is
@@ -186,4 +187,53 @@ func WriteFile(name string, data []byte, perm fs.FileMode, opts ...Option) error
 		return err
 	}
 	return f.Commit()
+}
+
+// IsTemp reports whether the base name name is a temporary name this
+// package gives: TempPrefix's ".<name>.tmp-..." or UnnamedPrefix's
+// ".tmp-...".
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, UnnamedPrefix) || strings.HasPrefix(name, ".") && strings.Contains(name, UnnamedPrefix)
+}
+
+// RemoveTemps removes every temporary file or folder (IsTemp) in dir and,
+// when deep, in the folders below it, making read-only folders writable
+// first; it returns the first error but goes on. Only whoever knows that
+// no live writer owns them may call it (the holder of an output folder's
+// lock, a run that knows itself alone).
+func RemoveTemps(dir string, deep bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var first error
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case IsTemp(e.Name()):
+			if err := RemoveAll(p); err != nil && first == nil {
+				first = err
+			}
+		case deep && e.IsDir():
+			if err := RemoveTemps(p, true); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// RemoveAll removes p and what it holds, as os.RemoveAll, after making
+// its folders writable (unpacked store items have read-only ones).
+func RemoveAll(p string) error {
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(q, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
 }

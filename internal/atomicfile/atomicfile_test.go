@@ -171,3 +171,28 @@ func TestTempNames(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"out.tar", ".out.tar.tmp-123", ".tmp-abc", "sub/.x.tmp-1/f", "sub/keep", ".hidden", "sub/deeper/.tmp-9"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), nil, 0o644)
+	}
+	os.Chmod(filepath.Join(dir, "sub/.x.tmp-1"), 0o555)
+	if err := RemoveTemps(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"out.tar": true, ".out.tar.tmp-123": false, ".tmp-abc": false, ".hidden": true, "sub/.x.tmp-1": true} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); (err == nil) != want {
+			t.Errorf("shallow: %s exists %v, want %v", p, err == nil, want)
+		}
+	}
+	if err := RemoveTemps(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"sub/.x.tmp-1": false, "sub/keep": true, "sub/deeper/.tmp-9": false, "sub/deeper": true} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); (err == nil) != want {
+			t.Errorf("deep: %s exists %v, want %v", p, err == nil, want)
+		}
+	}
+}

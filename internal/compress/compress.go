@@ -245,6 +245,17 @@ func NewReader(r io.Reader, c format.Compression) (io.Reader, func(), error) {
 	return nil, nil, fmt.Errorf("cannot read the compression %q", c)
 }
 
+// NewReaderSize is NewReader for a stream whose decompressed bytes are
+// known to be at most size (a NAR of its narinfo's NarSize; 0: unknown):
+// an xz decoder then holds a dictionary of no more than size needs,
+// whatever the stream's headers declare (newXZReaderSize).
+func NewReaderSize(r io.Reader, c format.Compression, size int64) (io.Reader, func(), error) {
+	if c != format.XZ || size <= 0 {
+		return NewReader(r, c)
+	}
+	return newXZReaderSize(r, size)
+}
+
 // Ext is the extension a file compressed as c takes after its own:
 // ".gz", ".zst" or ".xz"; "" for none ("" or None) and for a compression
 // this package does not know.

@@ -325,3 +325,32 @@ func copyFile(src, dst string) (err error) {
 	}
 	return out.Sync()
 }
+
+func (c *Cache) diffIDPath(blob digest.Digest) string {
+	return filepath.Join(c.dir, "diffids", "v"+strconv.Itoa(Version), blob.Encoded())
+}
+
+// DiffID reports whether the base layer blob of digest blob was checked
+// to uncompress to the tar of diff id diffID (PutDiffID), so that an
+// export that links the blob from the cache need not decompress it again.
+func (c *Cache) DiffID(blob, diffID digest.Digest) bool {
+	if blob.Validate() != nil || blob.Algorithm() != digest.SHA256 {
+		return false
+	}
+	b, err := os.ReadFile(c.diffIDPath(blob))
+	return err == nil && string(b) == diffID.String()
+}
+
+// PutDiffID records that the blob of digest blob uncompresses to the tar
+// of diff id diffID (both content digests: the record can only be true
+// or missing).
+func (c *Cache) PutDiffID(blob, diffID digest.Digest) error {
+	if blob.Validate() != nil || blob.Algorithm() != digest.SHA256 || diffID.Validate() != nil {
+		return fmt.Errorf("layer cache: bad digests %q, %q", blob, diffID)
+	}
+	p := c.diffIDPath(blob)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	return put(p, []byte(diffID.String()))
+}

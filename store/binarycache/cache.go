@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/bounded"
+	"github.com/storepack/storepack/internal/printable"
 )
 
 // Reader reads the files of a binary cache: a folder (Dir) or an S3
@@ -85,7 +87,7 @@ func (d Dir) Location(rel string) string { return d.file(rel) }
 
 // Open opens the file rel.
 func (d Dir) Open(_ context.Context, rel string) (io.ReadCloser, error) {
-	return os.Open(d.file(rel))
+	return bounded.Open(d.file(rel)) // regular files only: no FIFO, no device
 }
 
 // Size is the size of rel, which must be a regular file.
@@ -195,12 +197,13 @@ func readFile(ctx context.Context, c Reader, rel string) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<20+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.Location(rel), err)
+	limit := int64(bounded.NarInfo)
+	if rel == CacheInfoFile {
+		limit = bounded.CacheInfo
 	}
-	if len(b) > 1<<20 {
-		return nil, fmt.Errorf("%s: over 1 MiB", c.Location(rel))
+	b, err := bounded.ReadAll(rc, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", printable.String(c.Location(rel)), err)
 	}
 	return b, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/store"
 )
 
@@ -51,6 +52,9 @@ func (c *CacheInfo) MarshalText() ([]byte, error) {
 // WantMassQuery 0 or 1 and Priority a number, both optional (-1 when
 // absent); no other field, none repeated.
 func ParseCacheInfo(data []byte) (*CacheInfo, error) {
+	if len(data) > bounded.CacheInfo {
+		return nil, fmt.Errorf("nix-cache-info of %d bytes, more than %d: %w", len(data), bounded.CacheInfo, bounded.ErrTooLarge)
+	}
 	if len(data) == 0 || data[len(data)-1] != '\n' {
 		return nil, errors.New("empty, or does not end with a newline")
 	}

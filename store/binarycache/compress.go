@@ -34,11 +34,20 @@ func newCompressor(compression string, w io.Writer, size int64) (io.WriteCloser,
 // the others by package compress). br, which a narinfo may also name, is
 // an error.
 func NewDecompressor(compression string, r io.Reader) (io.Reader, func(), error) {
+	return NewDecompressorSize(compression, r, 0)
+}
+
+// NewDecompressorSize is NewDecompressor for a NAR of narSize bytes (0:
+// unknown): the decompressor holds no more memory than such a NAR needs,
+// whatever the compressed stream's headers claim (an xz dictionary is
+// capped: compress.NewReaderSize). It does not stop at narSize: callers
+// bound what they read (bounded.Reader).
+func NewDecompressorSize(compression string, r io.Reader, narSize int64) (io.Reader, func(), error) {
 	switch {
 	case compression == "bzip2":
 		return bzip2.NewReader(r), func() {}, nil
 	case !slices.Contains(compressions(true), compression):
 		return nil, nil, fmt.Errorf("a NAR compressed with %q, which storepack cannot read (%s)", compression, strings.Join(compressions(true), ", "))
 	}
-	return compress.NewReader(r, format.Compression(compression))
+	return compress.NewReaderSize(r, format.Compression(compression), narSize)
 }

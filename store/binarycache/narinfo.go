@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
@@ -244,6 +245,9 @@ var narInfoOrder = []string{"StorePath", "URL", "Compression", "FileHash", "File
 // "unknown-deriver" (written by old tools) means none. Errors give the
 // line number.
 func ParseNarInfo(data []byte) (*NarInfo, error) {
+	if len(data) > bounded.NarInfo {
+		return nil, fmt.Errorf("narinfo of %d bytes, more than %d: %w", len(data), bounded.NarInfo, bounded.ErrTooLarge)
+	}
 	if len(data) == 0 {
 		return nil, errors.New("empty narinfo")
 	}

@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/countw"
+	"github.com/storepack/storepack/internal/printable"
 	"github.com/storepack/storepack/internal/signing"
 	"github.com/storepack/storepack/store"
 )
@@ -36,7 +38,7 @@ func VerifyCache(ctx context.Context, c Reader, pub signing.PublicKey) (int, err
 	}
 	ci, err := ParseCacheInfo(b)
 	if err != nil {
-		return 0, fmt.Errorf("corrupt %s: %w", c.Location(CacheInfoFile), err)
+		return 0, fmt.Errorf("corrupt %s: %w", printable.String(c.Location(CacheInfoFile)), err)
 	}
 	names, err := c.NarInfos(ctx)
 	if err != nil {
@@ -52,7 +54,7 @@ func VerifyCache(ctx context.Context, c Reader, pub signing.PublicKey) (int, err
 	var errs []error
 	for _, n := range names {
 		if err := verifyEntry(ctx, c, n, ci.StoreDir, pub, have); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.Location(n), err))
+			errs = append(errs, fmt.Errorf("%s: %w", printable.String(c.Location(n)), err))
 		}
 	}
 	return len(names), errors.Join(errs...)
@@ -108,7 +110,7 @@ func checkSigs(ni *NarInfo, pub signing.PublicKey) error {
 // checkNARFile checks the NAR file of ni: size and hash of the file, and
 // of the NAR once decompressed.
 func checkNARFile(ctx context.Context, c Reader, ni *NarInfo) error {
-	file := c.Location(ni.URL)
+	file := printable.String(c.Location(ni.URL))
 	f, err := c.Open(ctx, ni.URL)
 	if err != nil {
 		return fmt.Errorf("its NAR file: %w", err)
@@ -117,13 +119,15 @@ func checkNARFile(ctx context.Context, c Reader, ni *NarInfo) error {
 	fileHash := sha256.New()
 	raw := &countw.Writer{W: fileHash}
 	r := io.TeeReader(bufio.NewReaderSize(f, 1<<20), raw)
-	dec, done, err := NewDecompressor(ni.Compression, r)
+	dec, done, err := NewDecompressorSize(ni.Compression, r, ni.NarSize)
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: %w", file, err)
 	}
 	defer done()
 	narHash := sha256.New()
-	n, err := io.Copy(narHash, dec)
+	// Read no further than NarSize: a NAR that decompresses to more is
+	// reported, not read to its end.
+	n, err := io.Copy(narHash, &bounded.Reader{R: dec, Limit: ni.NarSize, What: "the NAR, longer than its NarSize"})
 	if err != nil {
 		return fmt.Errorf("its NAR file %s: decompressing (%s): %w", file, ni.Compression, err)
 	}

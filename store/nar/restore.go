@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/storepack/storepack/internal/printable"
 )
 
 // Restore reads a NAR from r and recreates its tree at dir, which must not
@@ -70,7 +72,7 @@ type openDir struct {
 }
 
 func (rs *restorer) fail(narPath string, err error) error {
-	return fmt.Errorf("nar: restore %s: %s: %w", rs.dir, narPath, err)
+	return fmt.Errorf("nar: restore %s: %s: %w", rs.dir, printable.String(narPath), err)
 }
 
 func (rs *restorer) root(h *Header) error {
