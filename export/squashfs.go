@@ -118,7 +118,8 @@ var mountPoints = []plan.Entry{
 
 // runtimeEntries are what Apptainer and Singularity need in a tree that
 // runs a program: the mount points, /.singularity.d/env/90-environment.sh
-// exporting the spec's env, and /.singularity.d/runscript, which execs the
+// sourcing the profile's etc/profile (with a profile) and exporting the
+// spec's env, and /.singularity.d/runscript, which execs the
 // entry point and cmd with the arguments it is given (none when both are
 // empty). The scripts run with the closure's first bin/sh, by path, when
 // it has one, so that they also run under a plain chroot; else /bin/sh.
@@ -131,6 +132,9 @@ func runtimeEntries(s *plan.Settings) ([]plan.Entry, error) {
 	out := slices.Clone(mountPoints)
 	var env strings.Builder
 	fmt.Fprintf(&env, "#!%s\n", sh)
+	if s.Profile != "" {
+		fmt.Fprintf(&env, ". %s/etc/profile\n", s.Profile)
+	}
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {
 		keys = append(keys, k)
@@ -146,7 +150,7 @@ func runtimeEntries(s *plan.Settings) ([]plan.Entry, error) {
 	if args := append(slices.Clone(entrypoint), cmd...); len(args) > 0 {
 		var run strings.Builder
 		fmt.Fprintf(&run, "#!%s\n", sh)
-		if len(keys) > 0 {
+		if len(keys) > 0 || s.Profile != "" {
 			fmt.Fprintf(&run, ". %s\n", environmentPath)
 		}
 		run.WriteString("exec")

@@ -130,11 +130,11 @@ func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
 	return info, nil
 }
 
-func (g *generator) export(e *spec.Export) (*plan.Export, error) {
-	out := &plan.Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
-		Compression: e.Compression, SignKey: e.SignKey, SBOM: e.SBOM, Provenance: e.Provenance}
-	for i := range e.Systems {
-		ss := &e.Systems[i]
+func (g *generator) export(spe *spec.Export) (*plan.Export, error) {
+	out := &plan.Export{Name: spe.Name, Format: spe.Format, Output: spe.Output, Push: spe.Push, Insecure: spe.Insecure,
+		Compression: spe.Compression, SignKey: spe.SignKey, SBOM: spe.SBOM, Provenance: spe.Provenance}
+	for i := range spe.Systems {
+		e, ss := spe, &spe.Systems[i]
 		sys := &plan.System{Name: ss.Name, Roots: store.SortPaths(ss.Paths)}
 		paths, err := g.closure(sys.Roots)
 		if err != nil {
@@ -147,6 +147,13 @@ func (g *generator) export(e *spec.Export) (*plan.Export, error) {
 				return nil, fmt.Errorf("export %q: %w", e.Name, err)
 			}
 			sys.Closure = append(sys.Closure, *it)
+			fmt.Fprintf(h, "%s %s\n", it.Path, it.NarHash)
+		}
+		if e.Profile != nil {
+			if e, ss, err = g.addProfile(e, ss, sys); err != nil {
+				return nil, fmt.Errorf("export %q, system %s: %w", spe.Name, spe.Systems[i].Name, err)
+			}
+			it := sys.Closure[len(sys.Closure)-1]
 			fmt.Fprintf(h, "%s %s\n", it.Path, it.NarHash)
 		}
 		sys.ClosureDigest = digest.NewDigest(digest.SHA256, h)

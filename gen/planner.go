@@ -37,7 +37,7 @@ func settings(e *spec.Export, ss *spec.System, sys *plan.System, items map[store
 		return nil, err
 	}
 	s := &plan.Settings{Export: e.Name, System: sys.Name, Platform: plat, Roots: sys.Roots, Items: items,
-		Entrypoint: e.Entrypoint, Cmd: e.Cmd, Env: e.Env}
+		Entrypoint: e.Entrypoint, Cmd: e.Cmd, Env: e.Env, Profile: sys.Profile}
 	if ss != nil && ss.Entrypoint != nil {
 		s.Entrypoint = ss.Entrypoint
 	}

@@ -70,8 +70,14 @@ type System struct {
 	Name string `json:"system"`
 	// Roots are the store paths the spec names.
 	Roots []store.Path `json:"roots"`
-	// Closure is every item the roots need, dependencies first.
+	// Closure is every item the roots need, dependencies first (and the
+	// profile last, when the export has one).
 	Closure []Item `json:"closure"`
+	// Profile is the profile item uniting the roots (store/profile), when
+	// the export asks for one; ProfileEnv the search paths its
+	// etc/profile sets, as NAME=VALUE without earlier values.
+	Profile    store.Path `json:"profile,omitempty"`
+	ProfileEnv []string   `json:"profile_env,omitempty"`
 	// ClosureDigest identifies the closure: the sha256 of each item's path
 	// and NAR hash, one a line, in closure order.
 	ClosureDigest digest.Digest `json:"closure_digest"`
@@ -131,6 +137,9 @@ type Settings struct {
 	Entrypoint []string
 	Cmd        []string
 	Env        map[string]string
+	// Profile is the system's profile item (store/profile), or "": its
+	// etc/profile sets the search paths of what the roots hold.
+	Profile store.Path
 	// Package is the package block's metadata with no architecture, or
 	// nil.
 	Package *Package

@@ -50,6 +50,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
 		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
 		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"}, {Name: "base"},
+		{Name: "profile"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "system", LabelNames: []string{"name"}},
@@ -57,8 +58,11 @@ var exportSchema = &hcl.BodySchema{
 		{Type: "account", LabelNames: []string{"name"}},
 		{Type: "file", LabelNames: []string{"path"}},
 		{Type: "layer", LabelNames: []string{"name"}},
+		{Type: "profile"},
 	},
 }
+
+var profileSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allow_collisions"}}}
 
 var packageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "name"}, {Name: "version", Required: true}, {Name: "release"},
@@ -188,6 +192,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 			e.Database = v.True()
 		}
 	}
+	l.profile(d, attrs["profile"], content.Blocks.OfType("profile"))
 	l.packageBlock(d, content.Blocks.OfType("package"))
 	l.accounts(d, content.Blocks.OfType("account"))
 	l.fileBlocks(d, content.Blocks.OfType("file"))
@@ -656,6 +661,39 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 	}
 	if block.Required && len(blocks) == 0 {
 		l.errorf(d.block.DefRange.Ptr(), "Missing package block", "The export %q has format %q, which needs a package block with at least a version.", e.Name, e.Format)
+	}
+}
+
+// profile decodes `profile = true` and the profile block, which every
+// format takes: a block alone asks for a profile too.
+func (l *loader) profile(d *exportDecl, attr *hcl.Attribute, blocks hcl.Blocks) {
+	e := &d.e
+	on, set := false, false
+	if attr != nil {
+		if v, ok := l.evalAs(attr, cty.Bool); ok && !v.IsNull() {
+			on, set = v.True(), true
+		}
+	}
+	var p Profile
+	for i, b := range blocks {
+		if i > 0 {
+			l.errorf(b.DefRange.Ptr(), "Duplicate profile block", "The export %q already has a profile block at %s.", e.Name, pos(blocks[0].DefRange))
+			continue
+		}
+		if set && !on {
+			l.errorf(b.DefRange.Ptr(), "Profile block without a profile", "The export %q has profile = false and a profile block: remove one.", e.Name)
+		}
+		content, diags := b.Body.Content(profileSchema)
+		l.diags = append(l.diags, diags...)
+		if a := content.Attributes["allow_collisions"]; a != nil {
+			if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
+				p.AllowCollisions = v.True()
+			}
+		}
+		on = on || !set
+	}
+	if on {
+		e.Profile = &p
 	}
 }
 

@@ -130,6 +130,9 @@ type Export struct {
 	Systems []System
 	// Output is the output file or folder, relative to the output folder.
 	Output string
+	// Profile, when set, adds a profile of the paths to each system's
+	// closure.
+	Profile *Profile `json:",omitempty"`
 	// OutputDefault is set when the spec names no output, and Output is
 	// the format's default name for the export (a format may name each
 	// system's output from its plan instead: gen.OutputNamer).
@@ -224,6 +227,14 @@ type Image struct {
 type LayerBlock struct {
 	Name  string
 	Paths []store.Path
+}
+
+// Profile asks for a profile: a store item uniting the export's paths
+// (store/profile), which relative symlink targets and entry points name.
+type Profile struct {
+	// AllowCollisions lets the first path win where two provide the same
+	// file; otherwise that is an error naming both.
+	AllowCollisions bool `json:",omitempty"`
 }
 
 // Package is the package metadata of a deb or rpm export.
