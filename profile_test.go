@@ -1,0 +1,142 @@
+package storepack
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/gen"
+	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/oracle"
+)
+
+// profileSpec writes a spec exporting a profile of busybox and two
+// programs, a and b, from a fake /gnu/store, as a docker image, a tarball
+// and a squashfs image; it returns the spec folder.
+func profileSpec(t *testing.T) string {
+	t.Helper()
+	bb := oracle.Require(t, "busybox")
+	if r, err := filepath.EvalSymlinks(bb); err == nil {
+		bb = r
+	}
+	dir := t.TempDir()
+	items := []fixture.Item{
+		{Name: "busybox-static", Files: map[string]string{"bin/busybox": "copy:" + bb, "bin/sh": "-> busybox"}},
+		{Name: "tool-a", Refs: []string{"busybox-static"}, Files: map[string]string{"bin/a": "x:#!@busybox-static@/bin/sh\necho a from $0\n", "share/doc/a": "a"}},
+		{Name: "tool-b", Refs: []string{"busybox-static"}, Files: map[string]string{"bin/b": "x:#!@busybox-static@/bin/sh\necho b\n", "share/man/man1/b.1": "b"}},
+	}
+	store := filepath.Join(dir, "root", "gnu", "store")
+	must(t, os.MkdirAll(store, 0o755))
+	f := fixture.Write(t, "/gnu/store", store, items)
+	spec := `store {
+  dir  = "/gnu/store"
+  root = "root"
+  db   = "none"
+}
+
+locals {
+  paths = ["` + string(f.ByName["busybox-static"]) + `", "` + string(f.ByName["tool-a"]) + `", "` + string(f.ByName["tool-b"]) + `"]
+}
+
+export "image" {
+  format  = "docker"
+  paths   = local.paths
+  systems = ["x86_64-linux"]
+  profile = true
+  tag     = "localhost/storepack-profile:1"
+  entrypoint = ["bin/sh", "-c"]
+  cmd     = ["a; b"]
+}
+
+export "tarball" {
+  format   = "tarball"
+  paths    = local.paths
+  systems  = ["x86_64-linux"]
+  profile  = true
+  database = true
+  symlinks = { "/opt/gnu/bin" = "bin", "/bin" = "bin" }
+}
+
+export "squashfs" {
+  format     = "squashfs"
+  paths      = local.paths
+  systems    = ["x86_64-linux"]
+  profile    = true
+  entrypoint = ["bin/sh", "-c", "echo $PATH; echo $MANPATH; a"]
+}
+`
+	must(t, os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644))
+	return dir
+}
+
+// TestProfilePacks: the programs of several paths found through the
+// profile: podman runs `sh -c 'a; b'` with PATH from the image's Env
+// alone; a chrooted tarball runs /opt/gnu/bin/a; the squashfs image's
+// runscript sources the profile's etc/profile.
+func TestProfilePacks(t *testing.T) {
+	podman := oracle.Require(t, "podman")
+	oracle.Require(t, "runc")
+	unsquashfs := oracle.Require(t, "unsquashfs")
+	tarBin := oracle.Require(t, "tar")
+	oracle.RequireRoot(t)
+	old := gen.ProfileDir
+	profiles := t.TempDir()
+	gen.ProfileDir = func() (string, error) { return profiles, nil }
+	t.Cleanup(func() { gen.ProfileDir = old })
+
+	dir := profileSpec(t)
+	out := t.TempDir()
+	files, err := Export(Options{SpecDir: dir, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := map[string]string{}
+	for _, f := range files {
+		path[f.Export] = filepath.Join(out, f.Path)
+	}
+
+	t.Run("podman", func(t *testing.T) {
+		const tag = "localhost/storepack-profile:1"
+		if b, err := exec.Command(podman, "load", "-i", path["image"]).CombinedOutput(); err != nil {
+			t.Fatalf("podman load: %v\n%s", err, b)
+		}
+		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", tag).Run() })
+		b, err := exec.Command(podman, "run", "--rm", "--network", "none", tag).CombinedOutput()
+		// a is found through PATH alone: in the profile's bin.
+		if err != nil || !strings.HasPrefix(string(b), "a from /gnu/store/") || !strings.HasSuffix(string(b), "-profile/bin/a\nb\n") {
+			t.Errorf("podman run: %q, %v", b, err)
+		}
+	})
+	t.Run("tarball under chroot", func(t *testing.T) {
+		root := t.TempDir()
+		if b, err := exec.Command(tarBin, "-xf", path["tarball"], "-C", root).CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf: %v\n%s", err, b)
+		}
+		b, err := exec.Command("chroot", root, "/opt/gnu/bin/a").CombinedOutput()
+		if err != nil || string(b) != "a from /opt/gnu/bin/a\n" {
+			t.Errorf("chroot /opt/gnu/bin/a: %q, %v", b, err)
+		}
+		target, err := os.Readlink(filepath.Join(root, "var/guix/profiles/per-user/root/guix-profile"))
+		if err != nil || !strings.HasSuffix(target, "-profile") {
+			t.Errorf("the Guix profile link: %q, %v", target, err)
+		}
+		b, err = exec.Command("chroot", root, "/bin/sh", "-c", ". "+target+"/etc/profile; a; b; echo $MANPATH").CombinedOutput()
+		if err != nil || string(b) != "a from "+target+"/bin/a\nb\n"+target+"/share/man\n" {
+			t.Errorf(". etc/profile; a; b: %q, %v", b, err)
+		}
+	})
+	t.Run("squashfs runscript", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "sq")
+		if b, err := exec.Command(unsquashfs, "-d", root, path["squashfs"]).CombinedOutput(); err != nil {
+			t.Fatalf("unsquashfs: %v\n%s", err, b)
+		}
+		b, err := exec.Command("chroot", root, "/.singularity.d/runscript").CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		// PATH is the profile's bin before what it held.
+		if err != nil || len(lines) != 3 || !strings.Contains(lines[0], "-profile/bin:") || !strings.HasSuffix(lines[1], "-profile/share/man") || !strings.HasPrefix(lines[2], "a from ") {
+			t.Errorf("runscript: %q, %v", b, err)
+		}
+	})
+}
