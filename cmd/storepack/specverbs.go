@@ -131,15 +131,47 @@ var exportVerb = &verb{
 var planVerb = &verb{
 	name:     "plan",
 	operands: "[EXPORT...]",
-	summary:  "Print the evaluated plan as JSON; no archive is written.",
+	summary:  "Print the evaluated plan as JSON (--summary: for people); no archive is written.",
 	min:      0, max: -1,
-	setup: specSetup(func(e *env, o sp.Options) error {
-		plan, err := sp.Plan(o)
-		if err != nil {
-			return err
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		var summary bool
+		f.register(fs, false)
+		fs.BoolVar(&summary, "summary", false, "print each export's outputs and, for images, each layer with its size, reason and items, the largest items and the total, instead of the JSON")
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			plan, err := sp.Plan(o)
+			if err != nil {
+				return specError(o, err)
+			}
+			if summary {
+				return sp.WriteSummary(e.stdout, plan)
+			}
+			return sp.WritePlan(e.stdout, plan)
 		}
-		return sp.WritePlan(e.stdout, plan)
-	}),
+	},
+}
+
+var whyVerb = &verb{
+	name:     "why",
+	operands: "EXPORT PATH",
+	summary:  "Print the chain of references that pulls PATH (a store path or an item's name) into EXPORT's closure, as nix why-depends.",
+	min:      2, max: 2,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		var system string
+		f.register(fs, false)
+		fs.StringVar(&system, "system", "", "the system whose closure to search (default: the export's first)")
+		return func(e *env, args []string) error {
+			o := f.options(e, nil)
+			chain, err := sp.Why(o, args[0], system, args[1])
+			if err != nil {
+				return specError(o, err)
+			}
+			sp.WriteWhy(e.stdout, chain)
+			return nil
+		}
+	},
 }
 
 var lockVerb = &verb{
