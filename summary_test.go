@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
@@ -124,5 +125,35 @@ func TestHumanBytesAndBar(t *testing.T) {
 		if got := strings.Count(b, "#"); got != tt.hashes || len(b) != summaryBar+2 {
 			t.Errorf("bar(%d, %d) = %q: %d #, want %d, width %d", tt.n, tt.most, b, got, tt.hashes, summaryBar+2)
 		}
+	}
+}
+
+func TestDiffLayers(t *testing.T) {
+	l := func(d string, size int64) LayerEntry {
+		return LayerEntry{Digest: digest.Digest("sha256:" + d), Size: size}
+	}
+	prev := []ImageLayers{{Name: "a", Layers: []LayerEntry{l("1", 10), l("2", 20)}}, {Name: "b", Layers: []LayerEntry{l("3", 30)}}}
+	tests := []struct {
+		name string
+		next []ImageLayers
+		want []ImageLayers
+	}{
+		{"same", prev, nil},
+		{"one layer changed", []ImageLayers{{Name: "a", Layers: []LayerEntry{l("1", 10), l("4", 40)}}},
+			[]ImageLayers{{Name: "a", Layers: []LayerEntry{l("4", 40)}}}},
+		{"a layer another image had", []ImageLayers{{Name: "a", Layers: []LayerEntry{l("3", 30), l("5", 50)}}},
+			[]ImageLayers{{Name: "a", Layers: []LayerEntry{l("5", 50)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, DiffLayers(prev, tt.next)); diff != "" {
+				t.Errorf("DiffLayers (-want +got):\n%s", diff)
+			}
+		})
+	}
+	var b bytes.Buffer
+	WriteDiff(&b, DiffLayers(prev, tests[1].next), tests[1].next)
+	if !strings.HasSuffix(b.String(), "1 new layers, 40 B (40 bytes) of 50 B (50 bytes)\n") {
+		t.Errorf("WriteDiff:\n%s", b.String())
 	}
 }

@@ -136,10 +136,20 @@ var planVerb = &verb{
 	setup: func(fs *flag.FlagSet) func(*env, []string) error {
 		var f specFlags
 		var summary bool
+		var since string
 		f.register(fs, false)
 		fs.BoolVar(&summary, "summary", false, "print each export's outputs and, for images, each layer with its size, reason and items, the largest items and the total, instead of the JSON")
+		fs.StringVar(&since, "since", "", "print only the image layers the plan has that the release `LOCK` (a storepack.lock) lacks, their bytes and items, instead of the JSON")
 		return func(e *env, args []string) error {
 			o := f.options(e, args)
+			if since != "" {
+				diff, next, err := sp.Since(o, o.InDir(since))
+				if err != nil {
+					return specError(o, pathError(since, err))
+				}
+				sp.WriteDiff(e.stdout, diff, next)
+				return nil
+			}
 			plan, err := sp.Plan(o)
 			if err != nil {
 				return specError(o, err)
@@ -148,6 +158,27 @@ var planVerb = &verb{
 				return sp.WriteSummary(e.stdout, plan)
 			}
 			return sp.WritePlan(e.stdout, plan)
+		}
+	},
+}
+
+var diffVerb = &verb{
+	name:     "diff",
+	operands: "OLD NEW",
+	summary:  "Print the image layers NEW has that OLD lacks, their bytes and items: what a push and a pull of NEW cost (plans from storepack plan, storepack.lock files, OCI layouts or archives).",
+	min:      2, max: 2,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		return func(e *env, args []string) error {
+			prev, err := sp.ReadLayers(args[0])
+			if err != nil {
+				return pathError(args[0], err)
+			}
+			next, err := sp.ReadLayers(args[1])
+			if err != nil {
+				return pathError(args[1], err)
+			}
+			sp.WriteDiff(e.stdout, sp.DiffLayers(prev, next), next)
+			return nil
 		}
 	},
 }
