@@ -121,7 +121,7 @@ func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
 }
 
 func (g *generator) export(e *spec.Export) (*plan.Export, error) {
-	out := &plan.Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, Insecure: e.Insecure,
+	out := &plan.Export{Name: e.Name, Format: e.Format, Output: e.Output, Push: e.Push, MountFrom: e.MountFrom, Insecure: e.Insecure,
 		Compression: e.Compression, SignKey: e.SignKey, SBOM: e.SBOM, Provenance: e.Provenance}
 	for i := range e.Systems {
 		ss := &e.Systems[i]
