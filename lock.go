@@ -14,6 +14,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/bounded"
+	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -41,17 +42,29 @@ type LockSystem struct {
 	ClosureDigest string `json:"closure_digest"`
 	Base          string `json:"base,omitempty"`
 	BaseDigest    string `json:"base_digest,omitempty"`
+	// Layers are an image's layer blobs (base layers first) with their
+	// reasons and items: what storepack diff and plan --since compare. A
+	// lock written before they were recorded has none, and Verify then
+	// leaves them out of the comparison.
+	Layers []LayerEntry `json:"layers,omitempty"`
 }
 
-// lockOf builds the lock of a plan and the files its export wrote; bases
+// lockOf builds the lock of a plan and the files its export wrote, with
+// the layers of its images when d, the plan described, is not nil; bases
 // in files (oci:, docker-archive:) are recorded relative to specDir
 // (lockBase).
-func lockOf(plan *plan.Plan, files []export.File, specDir string) *Lock {
+func lockOf(plan *plan.Plan, files []export.File, d *export.Description, specDir string) *Lock {
+	layers := map[string][]LayerEntry{}
+	if d != nil {
+		for _, il := range descriptionLayers(d) {
+			layers[il.Name] = il.Layers
+		}
+	}
 	l := &Lock{Version: 1, Exports: []LockExport{}}
 	for _, e := range plan.Exports {
 		le := LockExport{Name: e.Name, Format: e.Format, Files: []export.File{}}
 		for _, s := range e.Systems {
-			ls := LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest)}
+			ls := LockSystem{System: s.Name, ClosureDigest: string(s.ClosureDigest), Layers: layers[e.Name+"/"+s.Name]}
 			if s.Image != nil && s.Image.Base != nil {
 				ls.Base, ls.BaseDigest = lockBase(s.Image.Base.Ref, specDir), string(s.Image.Base.Digest)
 			}
@@ -114,11 +127,22 @@ func build(o Options) (*Lock, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	files, err := export.Write(plan, tmp, export.Options{})
+	// A layer cache of the build's own, so that describing the images
+	// for their layers' digests reads no layer twice.
+	cache, err := layercache.Open(filepath.Join(tmp, "cache"))
 	if err != nil {
 		return nil, err
 	}
-	return lockOf(plan, files, o.SpecDir), nil
+	out := filepath.Join(tmp, "out")
+	files, err := export.Write(plan, out, export.Options{Cache: cache})
+	if err != nil {
+		return nil, err
+	}
+	d, err := export.Describe(plan, export.Options{Cache: cache})
+	if err != nil {
+		return nil, err
+	}
+	return lockOf(plan, files, d, o.SpecDir), nil
 }
 
 // WriteLock exports into a temporary folder and writes storepack.lock
@@ -161,6 +185,7 @@ func Verify(o Options) error {
 	if len(o.Exports) > 0 {
 		want.Exports = filterLock(want.Exports, o.Exports)
 	}
+	unrecordedLayers(&want, got)
 	if d := cmp.Diff(&want, got); d != "" {
 		return &VerifyError{Lock: p, Diff: d, Exports: changedExports(&want, got)}
 	}
@@ -213,4 +238,23 @@ func filterLock(es []LockExport, names []string) []LockExport {
 		}
 	}
 	return out
+}
+
+// unrecordedLayers leaves out of got the layers of the systems whose
+// entries in want, a lock written before layers were recorded, have none.
+func unrecordedLayers(want, got *Lock) {
+	recorded := map[string]bool{}
+	for _, e := range want.Exports {
+		for _, s := range e.Systems {
+			recorded[e.Name+"/"+s.System] = len(s.Layers) > 0
+		}
+	}
+	for i := range got.Exports {
+		e := &got.Exports[i]
+		for j := range e.Systems {
+			if !recorded[e.Name+"/"+e.Systems[j].System] {
+				e.Systems[j].Layers = nil
+			}
+		}
+	}
 }

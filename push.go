@@ -55,5 +55,9 @@ func Push(o Options) error {
 // pushed, and how many layer blobs were uploaded and how many the
 // registry already had.
 func WritePushReport(w io.Writer, r *export.PushReport) {
-	fmt.Fprintf(w, "%s\t%s\t%d layer blobs uploaded, %d already there\n", r.Ref, r.Digest, len(r.Uploaded), len(r.Skipped))
+	fmt.Fprintf(w, "%s\t%s\t%d layer blobs uploaded, %d already there", r.Ref, r.Digest, len(r.Uploaded), len(r.Skipped))
+	if len(r.Mounted) > 0 {
+		fmt.Fprintf(w, ", %d mounted from other repositories", len(r.Mounted))
+	}
+	fmt.Fprintln(w)
 }

@@ -165,7 +165,7 @@ func TestLockRecordsBase(t *testing.T) {
 		{Name: "x86_64-linux", ClosureDigest: "sha256:aa", Image: &plan.Image{Base: &plan.Base{Ref: "r.example/busybox@sha256:bb", Digest: "sha256:cc"}}},
 		{Name: "aarch64-linux", ClosureDigest: "sha256:dd", Image: &plan.Image{}},
 	}}}}
-	l := lockOf(plan, nil, "/srv/spec")
+	l := lockOf(plan, nil, nil, "/srv/spec")
 	if s := l.Exports[0].Systems[0]; s.Base != "r.example/busybox@sha256:bb" || s.BaseDigest != "sha256:cc" {
 		t.Errorf("base of the first system %q %q", s.Base, s.BaseDigest)
 	}

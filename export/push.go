@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
@@ -57,6 +58,10 @@ type PushReport struct {
 	// those it already had, each sorted.
 	Uploaded []digest.Digest `json:"uploaded"`
 	Skipped  []digest.Digest `json:"skipped"`
+	// Mounted are the layer blobs mounted from another repository of the
+	// registry (mount_from, or one the layer cache recorded a push to)
+	// instead of uploaded, sorted; Skipped leaves them out.
+	Mounted []digest.Digest `json:"mounted,omitempty"`
 }
 
 // PushOptions adjust a push; the zero value is the usual setting.
@@ -190,8 +195,9 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 		paths map[digest.Digest]string // cached blob files by digest
 	)
 	rec := &uploadRecorder{sent: map[digest.Digest]bool{}}
+	from := mountCandidates(e, o.Cache, ref.Context())
 	switch {
-	case newRepository(ctx, ref.Context(), opts):
+	case len(from) == 0 && newRepository(ctx, ref.Context(), opts):
 		// Nothing to skip: upload the layers while they are made.
 		var pusher *remote.Pusher
 		if pusher, err = remote.NewPusher(opts...); err == nil {
@@ -217,6 +223,10 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 			layers[b.Digest] = &baseLayer{img: img, b: b, insecure: e.Insecure, rec: rec}
 		}
 	}
+	mounted, err := mountLayers(ref.Context(), from, layers, nameOpts, opts)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
+	}
 	images := map[digest.Digest]v1.Image{}
 	for _, img := range imgs.Images {
 		pi, err := partial.CompressedToImage(&pushImage{config: img.Config, manifest: img.Manifest, layers: layers})
@@ -237,16 +247,99 @@ func Push(ctx context.Context, e *plan.Export, o PushOptions) (*PushReport, erro
 	if err := pushAttachments(ch, imgs, ref, opts); err != nil {
 		return nil, fmt.Errorf("export %q: push to %s: %w", e.Name, ref, err)
 	}
+	if o.Cache != nil {
+		if err := o.Cache.AddRepository(ref.Context().RegistryStr(), ref.Context().RepositoryStr()); err != nil {
+			return nil, err
+		}
+	}
 	for d := range layers {
-		if rec.wasSent(d) {
+		switch {
+		case rec.wasSent(d):
 			report.Uploaded = append(report.Uploaded, d)
-		} else {
+		case mounted[d]:
+			report.Mounted = append(report.Mounted, d)
+		default:
 			report.Skipped = append(report.Skipped, d)
 		}
 	}
 	slices.Sort(report.Uploaded)
 	slices.Sort(report.Skipped)
+	slices.Sort(report.Mounted)
 	return report, nil
+}
+
+// mountCandidates are the repositories of repo's registry a push to repo
+// may mount blobs from: e's mount_from, then those the layer cache c
+// recorded pushes to, without repo itself.
+func mountCandidates(e *plan.Export, c *layercache.Cache, repo name.Repository) []string {
+	var from []string
+	add := func(r string) {
+		if r != repo.RepositoryStr() && !slices.Contains(from, r) {
+			from = append(from, r)
+		}
+	}
+	for _, r := range e.MountFrom {
+		add(r)
+	}
+	if c != nil {
+		for _, r := range c.Repositories(repo.RegistryStr()) {
+			add(r)
+		}
+	}
+	return from
+}
+
+// mountLayers mounts into repo, from the first of the repositories from
+// (of repo's registry) that holds it, each layer blob repo lacks
+// (POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repository>), and
+// returns the blobs mounted. A blob no repository holds is left to the
+// push to upload.
+func mountLayers(repo name.Repository, from []string, layers map[digest.Digest]partial.CompressedLayer, nameOpts []name.Option, opts []remote.Option) (map[digest.Digest]bool, error) {
+	mounted := map[digest.Digest]bool{}
+	if len(from) == 0 {
+		return mounted, nil
+	}
+	var repos []name.Repository
+	for _, r := range from {
+		fr, err := name.NewRepository(repo.RegistryStr()+"/"+r, nameOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("mount_from %q: %w", r, err)
+		}
+		repos = append(repos, fr)
+	}
+	digests := slices.Sorted(maps.Keys(layers))
+	for _, d := range digests {
+		if blobExists(repo.Digest(string(d)), opts) {
+			continue
+		}
+		for _, fr := range repos {
+			src := fr.Digest(string(d))
+			if !blobExists(src, opts) {
+				continue
+			}
+			l, err := partial.CompressedToLayer(layers[d])
+			if err != nil {
+				return nil, err
+			}
+			if err := remote.WriteLayer(repo, &remote.MountableLayer{Layer: l, Reference: src}, opts...); err != nil {
+				return nil, fmt.Errorf("mount %s from %s: %w", d, fr, err)
+			}
+			mounted[d] = true
+			break
+		}
+	}
+	return mounted, nil
+}
+
+// blobExists reports whether the registry answers a HEAD request for the
+// blob ref with its size.
+func blobExists(ref name.Digest, opts []remote.Option) bool {
+	l, err := remote.Layer(ref, opts...)
+	if err != nil {
+		return false
+	}
+	_, err = l.Size()
+	return err == nil
 }
 
 // newRepository reports whether the repository holds no tag (the registry

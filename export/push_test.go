@@ -288,3 +288,57 @@ func TestPushStreamedError(t *testing.T) {
 		t.Errorf("the registry holds a manifest after the failed push: %s", out)
 	}
 }
+
+// TestPushMounts: a push into a repository of a registry that holds the
+// blobs in another repository mounts them (the registry's log shows
+// ?mount=&from=) instead of uploading them: from mount_from, or by
+// default from the repositories the layer cache recorded pushes to.
+func TestPushMounts(t *testing.T) {
+	reg := oracle.StartRegistry(t)
+	cache, err := layercache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	planOf := func(repo string, mountFrom ...string) *plan.Export {
+		e, _ := runnableOCI(t, "/gnu/store", "localhost/runnable:1.0", "gzip", "x86_64-linux")
+		e.Push, e.Insecure, e.MountFrom = reg.Host+"/"+repo+":1.0", true, mountFrom
+		return e
+	}
+	e := planOf("storepack/first")
+	if _, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain(), Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	_, all := pushedImages(t, e)
+	tests := []struct {
+		name  string
+		e     *plan.Export
+		cache *layercache.Cache
+	}{
+		{"mount_from", planOf("storepack/second", "storepack/elsewhere", "storepack/first"), nil},
+		{"repositories the cache recorded", planOf("storepack/third"), cache},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := reg.BlobUploads()
+			logBefore := len(reg.Log())
+			rep, err := Push(context.Background(), tt.e, PushOptions{Keychain: authn.NewMultiKeychain(), Cache: tt.cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rep.Mounted, all) || len(rep.Uploaded) != 0 || len(rep.Skipped) != 0 {
+				t.Errorf("mounted %v uploaded %v skipped %v, want every layer %v mounted", rep.Mounted, rep.Uploaded, rep.Skipped, all)
+			}
+			log := reg.Log()[logBefore:]
+			if !strings.Contains(log, "mount=") || !strings.Contains(log, "from=storepack") {
+				t.Errorf("the registry's log shows no mount request:\n%s", log)
+			}
+			// The config is a blob too, uploaded: only the layers mount.
+			if n := reg.BlobUploads() - before; n > 1 {
+				t.Errorf("the registry's log shows %d blob uploads, want the config's alone", n)
+			}
+		})
+	}
+	if got := cache.Repositories(reg.Host); !slices.Equal(got, []string{"storepack/first", "storepack/third"}) {
+		t.Errorf("the cache records pushes to %v", got)
+	}
+}

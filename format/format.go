@@ -81,7 +81,7 @@ const (
 var (
 	// ImageAttrs are the attributes of an image's config, tag, layering,
 	// registry and base.
-	ImageAttrs = []string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "insecure", "annotations", "base"}
+	ImageAttrs = []string{"tag", "working_dir", "user", "labels", "exposed_ports", "volumes", "max_layers", "push", "mount_from", "insecure", "annotations", "base"}
 	// RunAttrs say how the output's program runs (also in system blocks).
 	RunAttrs = []string{"entrypoint", "cmd", "env"}
 	// TreeAttrs shape a file system tree: its symlinks and time.

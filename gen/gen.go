@@ -131,7 +131,7 @@ func (g *generator) substitutedInfo(p store.Path) (*store.PathInfo, error) {
 }
 
 func (g *generator) export(spe *spec.Export) (*plan.Export, error) {
-	out := &plan.Export{Name: spe.Name, Format: spe.Format, Output: spe.Output, Push: spe.Push, Insecure: spe.Insecure,
+	out := &plan.Export{Name: spe.Name, Format: spe.Format, Output: spe.Output, Push: spe.Push, MountFrom: spe.MountFrom, Insecure: spe.Insecure,
 		Compression: spe.Compression, SignKey: spe.SignKey, SBOM: spe.SBOM, Provenance: spe.Provenance}
 	for i := range spe.Systems {
 		e, ss := spe, &spe.Systems[i]

@@ -98,6 +98,7 @@ func PlanImage(ctx context.Context, e *spec.Export, sys *plan.System) (*plan.Ima
 		}
 		img.Layers = []plan.Layer{{
 			Tree:      plan.Tree{Items: store.SortPaths(paths), Entries: extra},
+			Reason:    ReasonAll,
 			CreatedBy: fmt.Sprintf("storepack: %d store items, folders and symlinks", len(paths)),
 		}}
 	} else {
@@ -105,6 +106,7 @@ func PlanImage(ctx context.Context, e *spec.Export, sys *plan.System) (*plan.Ima
 		for _, nl := range named {
 			img.Layers = append(img.Layers, plan.Layer{
 				Tree:      plan.Tree{Items: nl.items, Entries: parents},
+				Reason:    ReasonBlock(nl.name),
 				CreatedBy: fmt.Sprintf("storepack: layer %s: %s", nl.name, storeItems(len(nl.items))),
 				Comment:   "the items of the layer block " + nl.name + " and of their closures",
 			})
@@ -113,21 +115,27 @@ func PlanImage(ctx context.Context, e *spec.Export, sys *plan.System) (*plan.Ima
 		if len(rest) > 0 && slots < 1 {
 			return nil, fmt.Errorf("max_layers = %d: the %d layer blocks and the layer of folders and symlinks leave no layer for the other %d store items", maxLayers, len(named), len(rest))
 		}
-		groups, err := groupItems(rankItems(rest), max(slots, 1))
+		split, err := splitItems(rest, sys.Roots, max(slots, 1))
 		if err != nil {
 			return nil, err
 		}
-		for i, g := range groups {
-			l := plan.Layer{Tree: plan.Tree{Items: g, Entries: parents}}
-			if len(g) == 1 {
-				l.CreatedBy = "storepack: store item " + string(g[0])
-			} else {
-				l.CreatedBy = fmt.Sprintf("storepack: %d store items", len(g))
-				l.Comment = fmt.Sprintf("the items ranked %d and below by popularity, merged", i+1)
+		for _, il := range split {
+			l := plan.Layer{Tree: plan.Tree{Items: il.items, Entries: parents}, Reason: il.reason}
+			switch {
+			case len(il.items) == 1:
+				l.CreatedBy = "storepack: store item " + string(il.items[0])
+			case il.reason == ReasonRoot:
+				l.CreatedBy = fmt.Sprintf("storepack: root: %s", storeItems(len(il.items)))
+				l.Comment = "the export's top items"
+			case il.reason == ReasonAll:
+				l.CreatedBy = fmt.Sprintf("storepack: %s", storeItems(len(il.items)))
+			default:
+				l.CreatedBy = fmt.Sprintf("storepack: %s: %s", il.reason, storeItems(len(il.items)))
+				l.Comment = "items grouped by a hash of their package name"
 			}
 			img.Layers = append(img.Layers, l)
 		}
-		img.Layers = append(img.Layers, plan.Layer{Tree: plan.Tree{Entries: extra}, CreatedBy: "storepack: folders and symlinks"})
+		img.Layers = append(img.Layers, plan.Layer{Tree: plan.Tree{Entries: extra}, Reason: ReasonExtra, CreatedBy: "storepack: folders and symlinks"})
 	}
 	for i := range img.Layers {
 		img.Layers[i].ID = layerID(&img.Layers[i], items)

@@ -63,17 +63,21 @@ func dockerExport(sys *plan.System, mod func(*spec.Export)) *spec.Export {
 func TestPlanImageLayerCounts(t *testing.T) {
 	tests := []struct {
 		items, maxLayers int
-		wantLayers       int
-		wantMerged       int // items in the last item layer
+		// wantReasons counts the layers of each reason but groups;
+		// wantGrouped is the number of items in groups.
+		wantReasons map[string]int
+		wantGrouped int
 	}{
-		{items: 5, maxLayers: 0, wantLayers: 6, wantMerged: 1}, // default 100
-		{items: 5, maxLayers: 1, wantLayers: 1, wantMerged: 5},
-		{items: 5, maxLayers: 2, wantLayers: 2, wantMerged: 5},
-		{items: 5, maxLayers: 3, wantLayers: 3, wantMerged: 4},
-		{items: 5, maxLayers: 6, wantLayers: 6, wantMerged: 1},
-		{items: 5, maxLayers: 127, wantLayers: 6, wantMerged: 1},
-		{items: 130, maxLayers: 127, wantLayers: 127, wantMerged: 5},
-		{items: 130, maxLayers: 0, wantLayers: 100, wantMerged: 32},
+		{items: 5, maxLayers: 0, wantReasons: map[string]int{"popular": 4, "root": 1, "extra": 1}}, // default 100
+		{items: 5, maxLayers: 1, wantReasons: map[string]int{"all": 1}},
+		{items: 5, maxLayers: 2, wantReasons: map[string]int{"all": 1, "extra": 1}},
+		{items: 5, maxLayers: 3, wantReasons: map[string]int{"root": 1, "extra": 1}, wantGrouped: 4},
+		{items: 5, maxLayers: 6, wantReasons: map[string]int{"popular": 4, "root": 1, "extra": 1}},
+		{items: 5, maxLayers: 127, wantReasons: map[string]int{"popular": 4, "root": 1, "extra": 1}},
+		// 126 item layers: the root, 62 popular, 63 groups for the other 67.
+		{items: 130, maxLayers: 127, wantReasons: map[string]int{"popular": 62, "root": 1, "extra": 1}, wantGrouped: 67},
+		// 99 item layers: the root, 49 popular, 49 groups for the other 80.
+		{items: 130, maxLayers: 0, wantReasons: map[string]int{"popular": 49, "root": 1, "extra": 1}, wantGrouped: 80},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d items, max %d", tt.items, tt.maxLayers), func(t *testing.T) {
@@ -83,18 +87,48 @@ func TestPlanImageLayerCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(img.Layers) != tt.wantLayers {
-				t.Fatalf("%d layers, want %d", len(img.Layers), tt.wantLayers)
+			maxLayers := tt.maxLayers
+			if maxLayers == 0 {
+				maxLayers = spec.DefaultMaxLayers
 			}
-			lastItems := img.Layers[len(img.Layers)-1]
-			if tt.wantLayers > 1 {
-				lastItems = img.Layers[len(img.Layers)-2]
-				if top := img.Layers[len(img.Layers)-1]; len(top.Items) != 0 || top.CreatedBy != "storepack: folders and symlinks" {
-					t.Errorf("top layer: %+v, want the folders and symlinks", top)
+			if len(img.Layers) > maxLayers {
+				t.Fatalf("%d layers, max_layers %d", len(img.Layers), maxLayers)
+			}
+			reasons := map[string]int{}
+			grouped, groups := 0, 0
+			for _, l := range img.Layers {
+				if strings.HasPrefix(l.Reason, "group ") {
+					grouped += len(l.Items)
+					groups++
+					continue
+				}
+				reasons[l.Reason]++
+				switch l.Reason {
+				case ReasonPopular:
+					if len(l.Items) != 1 {
+						t.Errorf("popular layer of %d items", len(l.Items))
+					}
+				case ReasonRoot:
+					if !cmp.Equal(l.Items, sys.Roots) {
+						t.Errorf("root layer %v, want %v", l.Items, sys.Roots)
+					}
 				}
 			}
-			if len(lastItems.Items) != tt.wantMerged {
-				t.Errorf("last item layer holds %d items, want %d", len(lastItems.Items), tt.wantMerged)
+			// The groups share the item layers the root and the popular
+			// items leave.
+			if free := maxLayers - 2 - tt.wantReasons["popular"]; tt.wantGrouped > 0 && (groups == 0 || groups > free) {
+				t.Errorf("%d group layers, want 1 to %d", groups, free)
+			}
+			if grouped != tt.wantGrouped {
+				t.Errorf("%d items in groups, want %d", grouped, tt.wantGrouped)
+			}
+			if diff := cmp.Diff(tt.wantReasons, reasons); diff != "" {
+				t.Errorf("layers by reason (-want +got):\n%s", diff)
+			}
+			if tt.maxLayers != 1 {
+				if top := img.Layers[len(img.Layers)-1]; len(top.Items) != 0 || top.Reason != ReasonExtra {
+					t.Errorf("top layer: %+v, want the folders and symlinks", top)
+				}
 			}
 			seen := map[store.Path]int{}
 			for _, l := range img.Layers {
@@ -105,13 +139,6 @@ func TestPlanImageLayerCounts(t *testing.T) {
 			for _, it := range sys.Closure {
 				if seen[it.Path] != 1 {
 					t.Errorf("%s is in %d layers, want 1", it.Path, seen[it.Path])
-				}
-			}
-			// The root item is the least popular: it is never alone
-			// when items are merged.
-			if tt.items > tt.maxLayers-1 && tt.maxLayers > 2 {
-				if l := img.Layers[0]; len(l.Items) != 1 || l.Items[0] == sys.Roots[0] {
-					t.Errorf("bottom layer %v: want one popular item, not the root", l.Items)
 				}
 			}
 		})
@@ -408,9 +435,13 @@ func TestLayerIDsChangeOnlyWithTheirItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Change the content of one item that has a layer of its own, then of
-	// one in the merged layer.
-	for _, changed := range []store.Path{before.Layers[1].Items[0], before.Layers[2].Items[1]} {
+	// Change the content of the item that has a layer of its own, then of
+	// one in the group (max_layers 4: a popular item, a group, the root,
+	// the extra layer), then of the root.
+	if len(before.Layers) != 4 || before.Layers[0].Reason != ReasonPopular || before.Layers[1].Reason != ReasonGroup(1) || before.Layers[2].Reason != ReasonRoot {
+		t.Fatalf("layers %+v, want popular, group 1, root, extra", before.Layers)
+	}
+	for _, changed := range []store.Path{before.Layers[0].Items[0], before.Layers[1].Items[1], before.Layers[2].Items[0]} {
 		sys2 := *sys
 		sys2.Closure = append([]plan.Item(nil), sys.Closure...)
 		for i := range sys2.Closure {

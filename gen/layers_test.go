@@ -3,6 +3,7 @@ package gen
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -154,47 +155,170 @@ func TestRankItemsStableAcrossRebuilds(t *testing.T) {
 	}
 }
 
-func TestGroupItems(t *testing.T) {
-	const d = store.Dir("/nix/store")
-	var ranked []store.Path
-	// Ranked order deliberately not sorted by path.
-	for _, n := range []string{"e", "d", "c", "b", "a"} {
-		ranked = append(ranked, fakePath(d, n))
+// names gives the names of each layer's items, with its reason first.
+func names(ls []itemLayer) [][]string {
+	var out [][]string
+	for _, l := range ls {
+		row := []string{l.reason + ":"}
+		for _, p := range l.items {
+			row = append(row, p.Name())
+		}
+		out = append(out, row)
 	}
+	return out
+}
+
+func TestSplitItems(t *testing.T) {
+	const d = store.Dir("/nix/store")
+	// app refers to everything; glibc is the most popular, then libx.
+	graph := map[string][]string{
+		"app-1.0": {"libx", "liby", "zlib", "glibc", "data"}, "libx": {"glibc"}, "liby": {"glibc", "libx"},
+		"zlib": {"glibc"}, "glibc": nil, "data": nil,
+	}
+	closure := fakeClosure(d, graph)
+	roots := []store.Path{fakePath(d, "app-1.0")}
 	tests := []struct {
 		slots int
 		want  [][]string
 	}{
-		{slots: 10, want: [][]string{{"e"}, {"d"}, {"c"}, {"b"}, {"a"}}},
-		{slots: 5, want: [][]string{{"e"}, {"d"}, {"c"}, {"b"}, {"a"}}},
-		{slots: 4, want: [][]string{{"e"}, {"d"}, {"c"}, sortedByPath(d, "b", "a")}},
-		{slots: 2, want: [][]string{{"e"}, sortedByPath(d, "d", "c", "b", "a")}},
-		{slots: 1, want: [][]string{sortedByPath(d, "e", "d", "c", "b", "a")}},
+		{slots: 10, want: [][]string{{"popular:", "glibc"}, {"popular:", "libx"}, {"popular:", "data"}, {"popular:", "liby"}, {"popular:", "zlib"}, {"root:", "app-1.0"}}},
+		{slots: 6, want: [][]string{{"popular:", "glibc"}, {"popular:", "libx"}, {"popular:", "data"}, {"popular:", "liby"}, {"popular:", "zlib"}, {"root:", "app-1.0"}}},
+		// 5 layers: the root, 2 popular, the other 3 items over 2 groups.
+		{slots: 5, want: slices.Concat([][]string{{"popular:", "glibc"}, {"popular:", "libx"}}, groupsOf(d, 2, "data", "liby", "zlib"), [][]string{{"root:", "app-1.0"}})},
+		// 2 layers: the root and one group.
+		{slots: 2, want: [][]string{append([]string{"group 1:"}, sortedByPath(d, "glibc", "libx", "liby", "zlib", "data")...), {"root:", "app-1.0"}}},
+		{slots: 1, want: [][]string{append([]string{"all:"}, sortedByPath(d, "app-1.0", "glibc", "libx", "liby", "zlib", "data")...)}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.slots), func(t *testing.T) {
-			groups, err := groupItems(ranked, tt.slots)
+			got, err := splitItems(closure, roots, tt.slots)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got [][]string
-			for _, g := range groups {
-				var names []string
-				for _, p := range g {
-					names = append(names, p.Name())
-				}
-				got = append(got, names)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("groups (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.want, names(got)); diff != "" {
+				t.Errorf("layers (-want +got):\n%s", diff)
 			}
 		})
 	}
-	if _, err := groupItems(ranked, 0); err == nil {
-		t.Error("groupItems with 0 slots: no error")
+	if _, err := splitItems(closure, roots, 0); err == nil {
+		t.Error("splitItems with 0 slots: no error")
 	}
-	if g, err := groupItems(nil, 3); err != nil || g != nil {
-		t.Errorf("groupItems of nothing = %v, %v; want nil, nil", g, err)
+	if g, err := splitItems(nil, nil, 3); err != nil || g != nil {
+		t.Errorf("splitItems of nothing = %v, %v; want nil, nil", g, err)
+	}
+}
+
+// groupsOf spreads names over n groups as groupOf does, as names gives
+// layers: the non-empty groups in order, each sorted by path.
+func groupsOf(d store.Dir, n int, names ...string) [][]string {
+	groups := make([][]string, n)
+	for _, name := range names {
+		g := groupOf(fakePath(d, name), n)
+		groups[g] = append(groups[g], name)
+	}
+	var out [][]string
+	for g, ns := range groups {
+		if len(ns) > 0 {
+			out = append(out, append([]string{ReasonGroup(g+1) + ":"}, sortedByPath(d, ns...)...))
+		}
+	}
+	return out
+}
+
+func TestGroupOfIgnoresHashAndVersion(t *testing.T) {
+	const d = store.Dir("/nix/store")
+	for _, n := range []int{1, 7, 49} {
+		a := groupOf(d.Join("00000000000000000000000000000000-openssl-3.0.14"), n)
+		b := groupOf(d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-openssl-3.0.15"), n)
+		if a != b || a < 0 || a >= n {
+			t.Errorf("%d groups: openssl 3.0.14 in %d, 3.0.15 in %d; want one group in [0, %d)", n, a, b, n)
+		}
+	}
+}
+
+// release is a scale-like closure: app refers to every library, each
+// library to the two below it and to libc.
+func release(d store.Dir, app string, libs int, extra ...string) ([]plan.Item, []store.Path) {
+	graph := map[string][]string{"libc": nil}
+	var all []string
+	for i := 0; i < libs; i++ {
+		name := fmt.Sprintf("lib%03d-1.%d", i, i%3)
+		refs := []string{"libc"}
+		for j := i - 2; j < i; j++ {
+			if j >= 0 {
+				refs = append(refs, fmt.Sprintf("lib%03d-1.%d", j, j%3))
+			}
+		}
+		graph[name] = refs
+		all = append(all, name)
+	}
+	for _, x := range extra {
+		graph[x] = []string{"libc"}
+		all = append(all, x)
+	}
+	graph[app] = append(all, "libc")
+	return fakeClosure(d, graph), []store.Path{fakePath(d, app)}
+}
+
+// TestSplitStableAcrossReleases: from one release to the next, only the
+// layers holding changed, added or removed items change.
+func TestSplitStableAcrossReleases(t *testing.T) {
+	const d = store.Dir("/nix/store")
+	layerSet := func(items []plan.Item, roots []store.Path, slots int) map[string]bool {
+		ls, err := splitItems(items, roots, slots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := map[string]bool{}
+		for _, l := range ls {
+			set[fmt.Sprint(l.items)] = true
+		}
+		return set
+	}
+	v1, r1 := release(d, "app-1.0", 300)
+	tests := []struct {
+		name    string
+		items   []plan.Item
+		roots   []store.Path
+		changed []string // the items whose layers may change
+	}{
+		{"top item changed", func() []plan.Item { c, _ := release(d, "app-1.1", 300); return c }(), []store.Path{fakePath(d, "app-1.1")}, []string{"app-1.1"}},
+		{"an item added", func() []plan.Item { c, _ := release(d, "app-1.0", 300, "newlib-2.0"); return c }(), r1, []string{"app-1.0", "newlib-2.0"}},
+		{"a library upgraded", func() []plan.Item {
+			c := slices.Clone(v1)
+			for i := range c {
+				if c[i].Path.Name() == "lib250-1.1" {
+					c[i].Path = d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-lib250-1.2")
+				}
+			}
+			return c
+		}(), r1, []string{"lib250-1.2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := layerSet(v1, r1, 99)
+			ls, err := splitItems(tt.items, tt.roots, 99)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newLayers := 0
+			for _, l := range ls {
+				if before[fmt.Sprint(l.items)] {
+					continue
+				}
+				newLayers++
+				holds := false
+				for _, p := range l.items {
+					holds = holds || slices.Contains(tt.changed, p.Name())
+				}
+				if !holds {
+					t.Errorf("new layer %s (%d items) holds none of the changed items %v", l.reason, len(l.items), tt.changed)
+				}
+			}
+			if newLayers == 0 || newLayers > len(tt.changed) {
+				t.Errorf("%d new layers, want 1 to %d", newLayers, len(tt.changed))
+			}
+		})
 	}
 }
 

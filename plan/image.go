@@ -70,6 +70,12 @@ type Layer struct {
 	// archives use it as the layer's folder name.
 	ID string `json:"id"`
 	Tree
+	// Reason says why the layer holds what it holds: "root" (the
+	// export's top items), "popular" (one item, by popularity), "group N"
+	// (items grouped by name), "layer NAME" (a layer block), "all" (every
+	// item in one layer) or "extra" (the folders and symlinks).
+	// docs/layers.md explains them.
+	Reason string `json:"reason,omitempty"`
 	// CreatedBy and Comment describe the layer in the config's history.
 	CreatedBy string `json:"created_by"`
 	Comment   string `json:"comment,omitempty"`

@@ -47,8 +47,12 @@ type Export struct {
 	// Output is the output file or folder, relative to the output folder.
 	Output string `json:"output"`
 	// Push is the registry reference the image goes to, or "".
-	Push     string `json:"push,omitempty"`
-	Insecure bool   `json:"insecure,omitempty"`
+	Push string `json:"push,omitempty"`
+	// MountFrom are repositories of Push's registry that a push mounts
+	// blobs from instead of uploading them, besides those the layer cache
+	// recorded pushes to.
+	MountFrom []string `json:"mount_from,omitempty"`
+	Insecure  bool     `json:"insecure,omitempty"`
 	// Compression is the compression of what a format other than an
 	// image's compresses (a binary cache's NARs: xz, zstd, none; a
 	// tree's output); SignKey the secret key file that signs the outputs

@@ -48,7 +48,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "working_dir"}, {Name: "user"}, {Name: "labels"},
 		{Name: "exposed_ports"}, {Name: "volumes"}, {Name: "symlinks"},
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
-		{Name: "push"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
+		{Name: "push"}, {Name: "mount_from"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
 		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"}, {Name: "base"},
 		{Name: "profile"},
 	},
@@ -206,6 +206,19 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		e.Push = push
 		if _, _, err := reference.Parse(push); err != nil {
 			l.errorf(attrs["push"].Expr.Range().Ptr(), "Invalid push reference", "push is a registry reference such as registry.example.org/hello:1.0: %v.", err)
+		}
+	}
+	if a := attrs["mount_from"]; a != nil {
+		if repos, set, ok := l.stringList(a); ok && set {
+			e.MountFrom = repos
+			for _, r := range repos {
+				if _, _, err := reference.Parse(r); err != nil || strings.ContainsAny(r, ":@") {
+					l.errorf(a.Expr.Range().Ptr(), "Invalid mount_from repository", "mount_from lists repositories of the push registry, such as team/base, without a tag or digest: %q.", r)
+				}
+			}
+			if attrs["push"] == nil {
+				l.warnf(a.NameRange.Ptr(), "mount_from without push", "mount_from only affects pushing, and the export %q has no push.", e.Name)
+			}
 		}
 	}
 	if a := attrs["insecure"]; a != nil {

@@ -167,6 +167,9 @@ type Export struct {
 	Image Image
 	// Push is the registry reference to push to, or "".
 	Push string
+	// MountFrom are repositories of Push's registry whose blobs a push
+	// mounts instead of uploading (mount_from).
+	MountFrom []string
 	// Insecure allows plain http for Push.
 	Insecure bool
 	// Compression is the compression of what a format other than an

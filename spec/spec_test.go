@@ -245,14 +245,14 @@ func TestDefaults(t *testing.T) {
 		check  func(t *testing.T, e *Export)
 	}{
 		{"nar", "nar", nil, func(t *testing.T, e *Export) {
-			want := Export{Name: "x", Format: "nar", Output: "x.nar",
+			want := Export{Name: "x", Format: "nar", Output: "x.nar", OutputDefault: true,
 				Systems: []System{{Name: "x86_64-linux", Paths: []store.Path{hello}}}}
 			if diff := cmp.Diff(want, *e, cmpIgnoreRanges); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		}},
 		{"docker", "docker", nil, func(t *testing.T, e *Export) {
-			want := Export{Name: "x", Format: "docker", Output: "x.tar",
+			want := Export{Name: "x", Format: "docker", Output: "x.tar", OutputDefault: true,
 				Systems: []System{{Name: "x86_64-linux", Paths: []store.Path{hello}}},
 				Created: DefaultCreated, Image: Image{MaxLayers: DefaultMaxLayers, Compression: "none"}}
 			if diff := cmp.Diff(want, *e, cmpIgnoreRanges); diff != "" {
@@ -260,7 +260,7 @@ func TestDefaults(t *testing.T) {
 			}
 		}},
 		{"oci with SOURCE_DATE_EPOCH", "oci", map[string]string{"SOURCE_DATE_EPOCH": "86400"}, func(t *testing.T, e *Export) {
-			want := Export{Name: "x", Format: "oci", Output: "x",
+			want := Export{Name: "x", Format: "oci", Output: "x", OutputDefault: true,
 				Systems: []System{{Name: "x86_64-linux", Paths: []store.Path{hello}}},
 				Created: "1970-01-02T00:00:00Z", Image: Image{MaxLayers: DefaultMaxLayers, Compression: "none"}}
 			if diff := cmp.Diff(want, *e, cmpIgnoreRanges); diff != "" {
@@ -465,5 +465,47 @@ func TestDebWithoutMaintainer(t *testing.T) {
 func TestSBOMFormats(t *testing.T) {
 	if got, want := sbomFormats(), `"spdx" (SPDX 2.3 JSON) and "cyclonedx" (CycloneDX JSON)`; got != want {
 		t.Errorf("sbomFormats() = %s, want %s", got, want)
+	}
+}
+
+// TestProfileSpec: profile = true and the profile block, alone or
+// together, ask for a profile; profile = false with a block, or two
+// blocks, are errors at the block.
+func TestProfileSpec(t *testing.T) {
+	storeDir, err := filepath.Abs("testdata/store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := string(storeDir) + "/" + helloBase
+	tests := []struct {
+		body    string
+		profile *Profile
+		err     string
+	}{
+		{"", nil, ""},
+		{"profile = true\n", &Profile{}, ""},
+		{"profile = false\n", nil, ""},
+		{"profile {\n  allow_collisions = true\n}\n", &Profile{AllowCollisions: true}, ""},
+		{"profile = true\nprofile {\n}\n", &Profile{}, ""},
+		{"profile = false\nprofile {\n}\n", nil, "Profile block without a profile"},
+		{"profile {\n}\nprofile {\n}\n", &Profile{}, "Duplicate profile block"},
+		{"profile {\n  allow = true\n}\n", &Profile{}, "Unsupported argument"},
+	}
+	for _, tt := range tests {
+		text := "export \"x\" {\n  format = \"tarball\"\n  paths = [\"" + hello + "\"]\n" + tt.body + "}\n"
+		sp, diags, _ := loadText(t, map[string]string{"storepack.hcl": text}, nil, nil)
+		if tt.err != "" {
+			if !strings.Contains(diags, tt.err) {
+				t.Errorf("%q: %s, want %s", tt.body, diags, tt.err)
+			}
+			continue
+		}
+		if sp == nil || strings.Contains(diags, "Error") {
+			t.Errorf("%q: %s", tt.body, diags)
+			continue
+		}
+		if diff := cmp.Diff(tt.profile, sp.Exports[0].Profile); diff != "" {
+			t.Errorf("%q: profile (-want +got):\n%s", tt.body, diff)
+		}
 	}
 }

@@ -116,5 +116,17 @@ func (p Path) HashPart() string { return p.Base()[:HashLen] }
 // Name is the name part of p, after the hash and the dash.
 func (p Path) Name() string { return p.Base()[HashLen+1:] }
 
+// SplitName splits a store item's name into a package name and version
+// as Nix does: the version starts after the first "-" that a digit
+// follows ("hello-2.12" is hello 2.12, "gcc-lib" has no version).
+func SplitName(name string) (pname, version string) {
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == '-' && name[i+1] >= '0' && name[i+1] <= '9' {
+			return name[:i], name[i+1:]
+		}
+	}
+	return name, ""
+}
+
 // String returns p as a plain string.
 func (p Path) String() string { return string(p) }

@@ -114,3 +114,20 @@ func TestParseDir(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitName(t *testing.T) {
+	for _, tt := range []struct{ in, name, version string }{
+		{"hello-2.12", "hello", "2.12"},
+		{"gcc-lib", "gcc-lib", ""},
+		{"glibc-2.39-52", "glibc", "2.39-52"},
+		{"python3.12-requests-2.31.0", "python3.12-requests", "2.31.0"},
+		{"app", "app", ""},
+		{"source-1a", "source", "1a"},
+		{"x-", "x-", ""},
+	} {
+		name, version := SplitName(tt.in)
+		if name != tt.name || version != tt.version {
+			t.Errorf("SplitName(%q) = %q, %q; want %q, %q", tt.in, name, version, tt.name, tt.version)
+		}
+	}
+}

@@ -9,7 +9,9 @@
 //	storepack add [--name NAME] FILE     the store path nix-store --add FILE would give (nothing is written)
 //	storepack restore DIR                a NAR from stdin into DIR, which must not exist
 //	storepack export [EXPORT...]         writes the spec's exports into the output folder
-//	storepack plan [EXPORT...]           prints the evaluated plan as JSON; writes nothing
+//	storepack plan [EXPORT...]           prints the evaluated plan as JSON (--summary: for people; --since LOCK: new layers); writes nothing
+//	storepack why EXPORT PATH            the chain of references pulling PATH into EXPORT's closure
+//	storepack diff OLD NEW               the image layers NEW has that OLD lacks (plans, locks, layouts, archives)
 //	storepack lock                       records the digests of every output in storepack.lock
 //	storepack verify [EXPORT...]         rebuilds and fails, with a diff, on a difference from storepack.lock
 //	storepack push [EXPORT...]           uploads images to their push registry reference
@@ -70,6 +72,8 @@ var verbs = []*verb{
 	restoreVerb,
 	exportVerb,
 	planVerb,
+	whyVerb,
+	diffVerb,
 	lockVerb,
 	verifyVerb,
 	pushVerb,

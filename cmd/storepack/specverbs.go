@@ -135,15 +135,78 @@ var exportVerb = &verb{
 var planVerb = &verb{
 	name:     "plan",
 	operands: "[EXPORT...]",
-	summary:  "Print the evaluated plan as JSON; no archive is written.",
+	summary:  "Print the evaluated plan as JSON (--summary: for people); no archive is written.",
 	min:      0, max: -1,
-	setup: specSetup(func(e *env, o sp.Options) error {
-		plan, err := sp.Plan(o)
-		if err != nil {
-			return err
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		var summary bool
+		var since string
+		f.register(fs, false)
+		fs.BoolVar(&summary, "summary", false, "print each export's outputs and, for images, each layer with its size, reason and items, the largest items and the total, instead of the JSON")
+		fs.StringVar(&since, "since", "", "print only the image layers the plan has that the release `LOCK` (a storepack.lock) lacks, their bytes and items, instead of the JSON")
+		return func(e *env, args []string) error {
+			o := f.options(e, args)
+			if since != "" {
+				diff, next, err := sp.Since(o, o.InDir(since))
+				if err != nil {
+					return specError(o, pathError(since, err))
+				}
+				sp.WriteDiff(e.stdout, diff, next)
+				return nil
+			}
+			plan, err := sp.Plan(o)
+			if err != nil {
+				return specError(o, err)
+			}
+			if summary {
+				return sp.WriteSummary(e.stdout, plan)
+			}
+			return sp.WritePlan(e.stdout, plan)
 		}
-		return sp.WritePlan(e.stdout, plan)
-	}),
+	},
+}
+
+var diffVerb = &verb{
+	name:     "diff",
+	operands: "OLD NEW",
+	summary:  "Print the image layers NEW has that OLD lacks, their bytes and items: what a push and a pull of NEW cost (plans from storepack plan, storepack.lock files, OCI layouts or archives).",
+	min:      2, max: 2,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		return func(e *env, args []string) error {
+			prev, err := sp.ReadLayers(args[0])
+			if err != nil {
+				return pathError(args[0], err)
+			}
+			next, err := sp.ReadLayers(args[1])
+			if err != nil {
+				return pathError(args[1], err)
+			}
+			sp.WriteDiff(e.stdout, sp.DiffLayers(prev, next), next)
+			return nil
+		}
+	},
+}
+
+var whyVerb = &verb{
+	name:     "why",
+	operands: "EXPORT PATH",
+	summary:  "Print the chain of references that pulls PATH (a store path or an item's name) into EXPORT's closure, as nix why-depends.",
+	min:      2, max: 2,
+	setup: func(fs *flag.FlagSet) func(*env, []string) error {
+		var f specFlags
+		var system string
+		f.register(fs, false)
+		fs.StringVar(&system, "system", "", "the system whose closure to search (default: the export's first)")
+		return func(e *env, args []string) error {
+			o := f.options(e, nil)
+			chain, err := sp.Why(o, args[0], system, args[1])
+			if err != nil {
+				return specError(o, err)
+			}
+			sp.WriteWhy(e.stdout, chain)
+			return nil
+		}
+	},
 }
 
 var lockVerb = &verb{

@@ -116,18 +116,6 @@ func Write(f Format, c Closure) ([]byte, error) {
 	return nil, fmt.Errorf("unknown SBOM format %q (want %s or %s)", f, SPDX, CycloneDX)
 }
 
-// SplitName splits a store item's name into a package name and version
-// as Nix does: the version starts after the first "-" that a digit
-// follows ("hello-2.12" is hello 2.12, "gcc-lib" has no version).
-func SplitName(name string) (pname, version string) {
-	for i := 0; i+1 < len(name); i++ {
-		if name[i] == '-' && name[i+1] >= '0' && name[i+1] <= '9' {
-			return name[:i], name[i+1:]
-		}
-	}
-	return name, ""
-}
-
 // digest identifies the closure: the sha256 of the name, each root and
 // each item's path and NAR hash.
 func (c Closure) digest() [32]byte {
@@ -187,7 +175,7 @@ func (c Closure) spdx() ([]byte, error) {
 		},
 	}
 	for _, it := range c.Items {
-		name, version := SplitName(it.Path.Name())
+		name, version := store.SplitName(it.Path.Name())
 		var comment strings.Builder
 		for _, p := range facts(it) {
 			fmt.Fprintf(&comment, "%s=%s\n", p.Name, p.Value)
@@ -254,7 +242,7 @@ func (c Closure) cycloneDX() ([]byte, error) {
 	}
 	deps = append(deps, cdx.Dependency{Ref: bom.Metadata.Component.BOMRef, Dependencies: &rootDeps})
 	for _, it := range c.Items {
-		name, version := SplitName(it.Path.Name())
+		name, version := store.SplitName(it.Path.Name())
 		props := facts(it)
 		comp := cdx.Component{
 			Type:       cdx.ComponentTypeLibrary,

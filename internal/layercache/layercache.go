@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -353,4 +354,45 @@ func (c *Cache) PutDiffID(blob, diffID digest.Digest) error {
 		return fmt.Errorf("layer cache: %w", err)
 	}
 	return put(p, []byte(diffID.String()))
+}
+
+// repositoriesPath is the file listing the repositories of registry that
+// pushes went to.
+func (c *Cache) repositoriesPath(registry string) string {
+	sum := sha256.Sum256([]byte(registry))
+	return filepath.Join(c.dir, "repositories", hex.EncodeToString(sum[:]))
+}
+
+// Repositories are the repositories of registry (a host[:port]) that
+// pushes recorded with AddRepository, sorted: where a push to another
+// repository of that registry may mount the blobs it shares with them.
+func (c *Cache) Repositories(registry string) []string {
+	b, err := os.ReadFile(c.repositoriesPath(registry))
+	if err != nil {
+		return nil
+	}
+	var repos []string
+	if json.Unmarshal(b, &repos) != nil {
+		return nil
+	}
+	return repos
+}
+
+// AddRepository records that a push went to repo of registry.
+func (c *Cache) AddRepository(registry, repo string) error {
+	repos := c.Repositories(registry)
+	if slices.Contains(repos, repo) {
+		return nil
+	}
+	repos = append(repos, repo)
+	slices.Sort(repos)
+	b, err := json.Marshal(repos)
+	if err != nil {
+		return err
+	}
+	p := c.repositoriesPath(registry)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("layer cache: %w", err)
+	}
+	return put(p, b)
 }

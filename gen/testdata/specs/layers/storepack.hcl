@@ -5,8 +5,8 @@ store {
 }
 
 # Layer blocks: "base" holds greeting and, from its closure, tzdata; "libc"
-# holds glibc (tzdata is placed already); hello, left over, is shared out
-# by popularity; max_layers = 4 counts them all with the layer of folders
+# holds glibc (tzdata is placed already); hello, left over, is the root
+# layer; max_layers = 4 counts them all with the layer of folders
 # and symlinks.
 export "hello" {
   format     = "docker"
@@ -24,7 +24,7 @@ export "hello" {
 }
 
 # One layer block holding the whole closure: no item is left for the
-# popularity layering, so max_layers = 3 leaves a layer unused.
+# split, so max_layers = 3 leaves a layer unused.
 export "all-named" {
   format     = "oci"
   systems    = ["x86_64-linux"]
