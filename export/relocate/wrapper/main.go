@@ -426,6 +426,9 @@ func namespaceError(what string, err error, proc string) string {
 		return msg + "; AppArmor restricts unprivileged user namespaces on this machine (" +
 			proc + "/sys/kernel/apparmor_restrict_unprivileged_userns is 1); " + advice
 	}
+	if errors.Is(err, syscall.ENOSPC) {
+		msg += "; the number of user namespaces allowed (max_user_namespaces, here or in an enclosing user namespace) is reached"
+	}
 	if v, ok := readSetting(proc + "/sys/user/max_user_namespaces"); ok {
 		return msg + " (" + proc + "/sys/user/max_user_namespaces is " + v + ")"
 	}
