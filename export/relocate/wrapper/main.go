@@ -67,12 +67,6 @@ const capSysAdmin = 21
 // exitFail is the exit status of a wrapper that could not run its program.
 const exitFail = 127
 
-func init() {
-	// The thread that starts stage 2 must outlive it (Pdeathsig), and the
-	// thread that drops capabilities must be the one that execs.
-	runtime.LockOSThread()
-}
-
 func main() {
 	t, exe, err := self()
 	if err != nil {
@@ -80,6 +74,8 @@ func main() {
 	}
 	root, ok := packRoot(exe, t.StoreDir)
 	if os.Getenv(stageEnv) == "2" {
+		// The thread that drops capabilities must be the one that execs.
+		runtime.LockOSThread()
 		if !ok {
 			fail(t.Program, exe+" is not inside a store folder "+t.StoreDir)
 		}
@@ -158,10 +154,8 @@ func itemName(name string) bool {
 func relay(program string) {
 	exe := "/proc/self/exe"
 	uid, gid := os.Getuid(), os.Getgid()
-	terminal := []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP}
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded()...)
-	signal.Notify(sigs, terminal...)
+	// Pdeathsig is sent when the thread that forked exits: Go ends no
+	// thread but those of goroutines that exit locked to theirs.
 	pid, err := syscall.ForkExec(exe, os.Args, &syscall.ProcAttr{
 		Env:   append(environ(false), stageEnv+"=2"),
 		Files: []uintptr{0, 1, 2},
@@ -177,6 +171,12 @@ func relay(program string) {
 	if err != nil {
 		fail(program, namespaceError("a user namespace (clone)", err, "/proc"))
 	}
+	// Enabling each signal is a round trip between two threads of the Go
+	// runtime: it is done while stage 2 starts. A signal that comes before
+	// kills the relay, and Pdeathsig the program.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, forwarded()...)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
 	go func() {
 		for s := range sigs {
 			sig := s.(syscall.Signal)
