@@ -35,6 +35,7 @@ var (
 	tree      = flag.String("tree", os.Getenv("BENCH_TREE"), "a store item of at least 200 MB (default: GOROOT added to the Nix store)")
 	scaleOnly = flag.Bool("scale", false, "run the scale rows alone")
 	s3Only    = flag.Bool("s3", false, "run the scale closure's S3 binary cache rows alone")
+	relocOnly = flag.Bool("relocatable", false, "run the relocatable wrapper's start-up row alone")
 )
 
 // result is one timed command.
@@ -52,6 +53,10 @@ func main() {
 	check(err)
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "storepack")
+	if *relocOnly {
+		relocatable(tmp)
+		return
+	}
 	run("go", "build", "-o", bin, "./cmd/storepack")
 	if *scaleOnly || *s3Only {
 		scale(bin, tmp)
@@ -174,6 +179,7 @@ export "bench" {
 	row("squashfs, gzip", "<= 1.0", []string{bin, "export", "-C", spec, "--out", exportOut},
 		[]string{"sh", "-c", "rm -f " + squashfsOut + " && mksquashfs " + item + " " + squashfsOut + " -comp gzip -processors 2 -quiet -no-progress"})
 	check(tw.Flush())
+	relocatable(tmp)
 
 	// The closure at scale (BENCH_SCALE=0 leaves it out).
 	if os.Getenv("BENCH_SCALE") != "0" {

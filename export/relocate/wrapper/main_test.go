@@ -1,0 +1,103 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestPackRoot(t *testing.T) {
+	const item = "0123456789abcdfghijklmnpqrsvwxyz-profile"
+	for _, c := range []struct {
+		exe, dir, root string
+		ok             bool
+	}{
+		{"/home/u/pack/gnu/store/" + item + "/bin/hello", "/gnu/store", "/home/u/pack", true},
+		{"/gnu/store/" + item + "/bin/hello", "/gnu/store", "", true},
+		// The last store folder followed by an item's name counts.
+		{"/x/gnu/store/" + item + "/gnu/store/" + item + "/bin/a", "/gnu/store", "/x/gnu/store/" + item, true},
+		{"/x/gnu/store/" + item + "/gnu/store/not-an-item/bin/a", "/gnu/store", "/x", true},
+		{"/x/nix/store/" + item + "/bin/a", "/gnu/store", "", false},
+		{"/x/gnu/store/0123456789abcdfghijklmnpqrsvwxye-hello/bin/a", "/gnu/store", "", false}, // e is not Nix base32
+		{"/x/gnu/storefront/" + item + "/bin/a", "/gnu/store", "", false},
+	} {
+		root, ok := packRoot(c.exe, c.dir)
+		if root != c.root || ok != c.ok {
+			t.Errorf("packRoot(%q, %q) = %q, %v; want %q, %v", c.exe, c.dir, root, ok, c.root, c.ok)
+		}
+	}
+}
+
+// writeProc makes a /proc/sys-like tree with the given settings.
+func writeProc(t *testing.T, settings map[string]string) string {
+	proc := t.TempDir()
+	for name, v := range settings {
+		p := filepath.Join(proc, "sys", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return proc
+}
+
+func TestDisabled(t *testing.T) {
+	for _, c := range []struct {
+		settings map[string]string
+		want     string // "" when enabled
+	}{
+		{map[string]string{"user/max_user_namespaces": "0"}, "/sys/user/max_user_namespaces is 0"},
+		{map[string]string{"user/max_user_namespaces": "1000", "kernel/unprivileged_userns_clone": "0"}, "/sys/kernel/unprivileged_userns_clone is 0"},
+		{map[string]string{"user/max_user_namespaces": "1000", "kernel/unprivileged_userns_clone": "1"}, ""},
+		{nil, ""},
+	} {
+		proc := writeProc(t, c.settings)
+		got := disabled(proc)
+		switch {
+		case c.want == "" && got != "":
+			t.Errorf("%v: %q, want no reason", c.settings, got)
+		case c.want != "" && (!strings.Contains(got, proc+c.want) || !strings.Contains(got, "unpack it at / as root")):
+			t.Errorf("%v: %q, want it to name %s%s and the way out", c.settings, got, proc, c.want)
+		}
+	}
+}
+
+func TestNamespaceError(t *testing.T) {
+	proc := writeProc(t, map[string]string{"user/max_user_namespaces": "15000", "kernel/apparmor_restrict_unprivileged_userns": "1"})
+	got := namespaceError("a user namespace (clone)", syscall.EPERM, proc)
+	for _, want := range []string{"cannot make a user namespace (clone): operation not permitted (EPERM)", "AppArmor", proc + "/sys/kernel/apparmor_restrict_unprivileged_userns is 1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("EPERM under AppArmor: %q lacks %q", got, want)
+		}
+	}
+	proc = writeProc(t, map[string]string{"user/max_user_namespaces": "15000"})
+	got = namespaceError("a user namespace (clone)", syscall.ENOSPC, proc)
+	for _, want := range []string{"(ENOSPC)", "is reached", proc + "/sys/user/max_user_namespaces is 15000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ENOSPC: %q lacks %q", got, want)
+		}
+	}
+}
+
+func TestForwarded(t *testing.T) {
+	fw := map[syscall.Signal]bool{}
+	for _, s := range forwarded() {
+		fw[s.(syscall.Signal)] = true
+	}
+	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGALRM, syscall.Signal(40)} {
+		if !fw[s] {
+			t.Errorf("%v is not forwarded", s)
+		}
+	}
+	for _, s := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGINT} {
+		if fw[s] {
+			t.Errorf("%v is forwarded as it comes", s)
+		}
+	}
+}
