@@ -140,3 +140,95 @@ func TestProfilePacks(t *testing.T) {
 		}
 	})
 }
+
+// TestRelocatableTarball: a relocatable tarball of the profile, unpacked
+// by nobody into a fresh folder under /tmp, runs its programs through
+// the pack's relative /bin link: the wrapper makes the pack's store appear
+// at /gnu/store, where the programs' interpreter is; two copies in two
+// folders run at once, and exit statuses pass through.
+func TestRelocatableTarball(t *testing.T) {
+	tarBin := oracle.Require(t, "tar")
+	setpriv := oracle.Require(t, "setpriv")
+	oracle.RequireRoot(t)
+	old := gen.ProfileDir
+	profiles := t.TempDir()
+	gen.ProfileDir = func() (string, error) { return profiles, nil }
+	t.Cleanup(func() { gen.ProfileDir = old })
+
+	dir := profileSpec(t)
+	b, err := os.ReadFile(filepath.Join(dir, "storepack.hcl"))
+	must(t, err)
+	spec := string(b) + `
+export "relocatable" {
+  format      = "tarball"
+  paths       = local.paths
+  systems     = ["x86_64-linux"]
+  profile     = true
+  relocatable = true
+}
+`
+	must(t, os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644))
+	out := t.TempDir()
+	files, err := Export(Options{SpecDir: dir, OutDir: out, Exports: []string{"relocatable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarball string
+	for _, f := range files {
+		tarball = filepath.Join(out, f.Path)
+	}
+	unpack := func() string {
+		root, err := os.MkdirTemp("/tmp", "storepack-reloc-")
+		must(t, err)
+		t.Cleanup(func() { os.RemoveAll(root) })
+		must(t, os.Chmod(root, 0o755))
+		must(t, os.Chown(root, 65534, 65534)) // a folder of nobody's own
+		f, err := os.Open(tarball) // read by the test: nobody cannot enter its folder
+		must(t, err)
+		defer f.Close()
+		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tarBin, "-xzf", "-", "-C", root)
+		cmd.Stdin = f
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf as nobody: %v\n%s", err, b)
+		}
+		return root
+	}
+	asNobody := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, args...)...)
+		cmd.Dir = "/tmp"
+		return cmd
+	}
+	one, two := unpack(), unpack()
+	if target, err := os.Readlink(filepath.Join(one, "bin")); err != nil || strings.HasPrefix(target, "/") {
+		t.Errorf("/bin -> %q (%v), want a relative link", target, err)
+	}
+	if _, err := os.Stat("/gnu/store/" + filepath.Base(filepath.Dir(mustGlob(t, filepath.Join(one, "gnu/store/*-tool-a/bin"))))); err == nil {
+		t.Fatal("the host has the pack's items at /gnu/store: the test would not show relocation")
+	}
+	a1, a2 := asNobody(filepath.Join(one, "bin/a")), asNobody(filepath.Join(two, "bin/b"))
+	var o1, o2 strings.Builder
+	a1.Stdout, a1.Stderr, a2.Stdout, a2.Stderr = &o1, &o1, &o2, &o2
+	must(t, a1.Start())
+	must(t, a2.Start())
+	e1, e2 := a1.Wait(), a2.Wait()
+	if e1 != nil || !strings.HasPrefix(o1.String(), "a from ") {
+		t.Errorf("%s/bin/a as nobody: %q, %v", one, o1.String(), e1)
+	}
+	if e2 != nil || o2.String() != "b\n" {
+		t.Errorf("%s/bin/b as nobody: %q, %v", two, o2.String(), e2)
+	}
+	sh := asNobody(filepath.Join(one, "bin/sh"), "-c", "exit 3")
+	if err := sh.Run(); sh.ProcessState == nil || sh.ProcessState.ExitCode() != 3 {
+		t.Errorf("bin/sh -c 'exit 3': %v, want exit status 3", err)
+	}
+}
+
+// mustGlob is the one match of pattern.
+func mustGlob(t *testing.T, pattern string) string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil || len(m) != 1 {
+		t.Fatalf("%s: %v, %v", pattern, m, err)
+	}
+	return m[0]
+}

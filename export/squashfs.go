@@ -20,7 +20,7 @@ import (
 // squashfsDef declares the format: a squashfs 4.0 image of each system's tree, laid out for Apptainer and Singularity.
 var squashfsDef = format.Def{Name: "squashfs", Kind: format.Tree, Ext: ".squashfs", PerSystem: true,
 	Compressions: []format.Compression{format.Gzip, format.Zstd, format.XZ}, CompressionOf: "a squashfs image",
-	Attrs: slices.Concat(format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs), Blocks: format.ContentBlocks, BinLink: true}
+	Attrs: slices.Concat(format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs, format.RelocatableAttrs), Blocks: format.ContentBlocks, BinLink: true}
 
 // squashfsWriter writes squashfs exports: one squashfs image of each
 // system's tree (package squashfs), laid out for Apptainer and

@@ -14,7 +14,7 @@ import (
 // tarballDef declares the format: a tar of each system's tree, compressed.
 var tarballDef = format.Def{Name: "tarball", Kind: format.Tree, PerSystem: true,
 	Compressions: tarballCompressions, Exts: tarballExts(),
-	Attrs: slices.Concat(format.TreeAttrs, format.DatabaseAttrs), Blocks: format.ContentBlocks, BinLink: true}
+	Attrs: slices.Concat(format.TreeAttrs, format.DatabaseAttrs, format.RelocatableAttrs), Blocks: format.ContentBlocks, BinLink: true}
 
 // tarballCompressions are a tarball's compressions, the default first.
 var tarballCompressions = []format.Compression{format.Gzip, format.Zstd, format.XZ, format.None}

@@ -75,8 +75,9 @@ const (
 )
 
 // The attributes that formats of several kinds share, for their Defs'
-// Attrs. An export's format, paths, systems, output, sign_key, sbom and
-// provenance, and its system blocks, are every format's; compression is
+// Attrs. An export's format, paths, systems, output, sign_key, sbom,
+// provenance and profile, and its system and profile blocks, are every
+// format's; compression is
 // taken by the formats that list Compressions.
 var (
 	// ImageAttrs are the attributes of an image's config, tag, layering,
@@ -88,6 +89,9 @@ var (
 	TreeAttrs = []string{"symlinks", "created"}
 	// DatabaseAttrs ask for the store database inside the output.
 	DatabaseAttrs = []string{"database"}
+	// RelocatableAttrs are those of formats whose packs run from wherever
+	// they are unpacked (export/relocate).
+	RelocatableAttrs = []string{"relocatable"}
 )
 
 // The blocks that formats of several kinds share, for their Defs' Blocks.

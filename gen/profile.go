@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/export/relocate"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/spec"
@@ -66,7 +67,15 @@ func (g *generator) addProfile(e *spec.Export, ss *spec.System, sys *plan.System
 		}
 		return "", false
 	}
-	prof, err := profile.Build(g.spec.Store.Dir, inputs, dir, profile.Options{AllowCollisions: e.Profile.AllowCollisions, Resolve: resolve})
+	opts := profile.Options{AllowCollisions: e.Profile.AllowCollisions, Resolve: resolve}
+	if e.Relocatable {
+		w, err := relocate.ForSystem(ss.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Wrap = func(program string) ([]byte, error) { return relocate.Wrap(w, g.spec.Store.Dir, program) }
+	}
+	prof, err := profile.Build(g.spec.Store.Dir, inputs, dir, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,10 +90,25 @@ func (g *generator) addProfile(e *spec.Export, ss *spec.System, sys *plan.System
 	return we, wss, nil
 }
 
+// relativeLink is target, an absolute path, relative to the folder of
+// link, an absolute path: what leads from link to target inside a tree
+// unpacked anywhere.
+func relativeLink(link, target string) string {
+	if !strings.HasPrefix(target, "/") {
+		return target
+	}
+	rel, err := filepath.Rel(filepath.Dir(link), target)
+	if err != nil {
+		return target
+	}
+	return rel
+}
+
 // withProfile is e and ss as they read with the profile p: relative
 // symlink targets and entry points inside it (as guix pack's -S and
 // --entry-point), its search paths in env (the spec's env winning by
-// name, in an image's config), /bin linked to its bin by default, and with a store database the
+// name, in an image's config), the pack's symlinks relative when it is
+// relocatable, /bin linked to its bin by default, and with a store database the
 // Guix or Nix default profile linked to it.
 func withProfile(e *spec.Export, ss *spec.System, p *profile.Profile, dir store.Dir) (*spec.Export, *spec.System) {
 	we := *e
@@ -132,6 +156,15 @@ func withProfile(e *spec.Export, ss *spec.System, p *profile.Profile, dir store.
 			we.Env[v.Name] = v.Value(p.Path)
 		}
 		maps.Copy(we.Env, e.Env)
+	}
+	if e.Relocatable {
+		// The pack's own links relative, so that they lead into the pack
+		// wherever it is unpacked.
+		links := map[string]string{}
+		for link, target := range we.Symlinks {
+			links[link] = relativeLink(link, target)
+		}
+		we.Symlinks = links
 	}
 	we.Systems = slices.Clone(e.Systems)
 	var wss *spec.System

@@ -38,7 +38,7 @@ const (
 
 // formatAttrs are the export attributes that only some formats take: a
 // format takes those its Def lists (format.Def.TakesAttr).
-var formatAttrs = slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs, []string{"compression"})
+var formatAttrs = slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs, format.RelocatableAttrs, []string{"compression"})
 
 var exportSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -50,7 +50,7 @@ var exportSchema = &hcl.BodySchema{
 		{Name: "max_layers"}, {Name: "compression"}, {Name: "created"},
 		{Name: "push"}, {Name: "mount_from"}, {Name: "insecure"}, {Name: "sign_key"}, {Name: "database"},
 		{Name: "sbom"}, {Name: "provenance"}, {Name: "annotations"}, {Name: "base"},
-		{Name: "profile"},
+		{Name: "profile"}, {Name: "relocatable"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "system", LabelNames: []string{"name"}},
@@ -193,6 +193,14 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		}
 	}
 	l.profile(d, attrs["profile"], content.Blocks.OfType("profile"))
+	if a := attrs["relocatable"]; a != nil && def.TakesAttr("relocatable") {
+		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
+			e.Relocatable = v.True()
+			if e.Relocatable && e.Profile == nil {
+				l.errorf(a.Expr.Range().Ptr(), "Relocatable without a profile", "A relocatable pack wraps the programs of its profile: add profile = true to the export %q.", e.Name)
+			}
+		}
+	}
 	l.packageBlock(d, content.Blocks.OfType("package"))
 	l.accounts(d, content.Blocks.OfType("account"))
 	l.fileBlocks(d, content.Blocks.OfType("file"))

@@ -133,6 +133,10 @@ type Export struct {
 	// Profile, when set, adds a profile of the paths to each system's
 	// closure.
 	Profile *Profile `json:",omitempty"`
+	// Relocatable makes the pack run from wherever it is unpacked: the
+	// profile's programs wrapped (export/relocate), the pack's symlinks
+	// relative.
+	Relocatable bool `json:",omitempty"`
 	// OutputDefault is set when the spec names no output, and Output is
 	// the format's default name for the export (a format may name each
 	// system's output from its plan instead: gen.OutputNamer).

@@ -30,6 +30,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path"
@@ -60,7 +61,16 @@ type Options struct {
 	// for symlinks of the inputs that point into other items; false when
 	// the item is unknown (the symlink is then taken as a file).
 	Resolve func(store.Path) (string, bool)
+	// Wrap, when set, gives the file that stands for each program of the
+	// profile's bin, sbin and libexec (an executable regular file, as the
+	// link to it leads), given the program's store path: a relocatable
+	// pack's wrapper (export/relocate). Folders there are made real.
+	Wrap func(program string) ([]byte, error)
 }
+
+// WrapDirs are the folders of a profile whose programs Options.Wrap
+// wraps.
+var WrapDirs = []string{"bin", "sbin", "libexec"}
 
 // Profile is a profile built into the cache.
 type Profile struct {
@@ -125,11 +135,13 @@ func (e *CollisionError) Error() string {
 }
 
 // node is an entry of the union: a real folder (children), a symlink to
-// an input's entry (src), or the generated etc/profile (file).
+// an input's entry (src), the generated etc/profile (file), or a wrapped
+// program (data).
 type node struct {
 	children map[string]*node
 	src      *entry
 	file     bool
+	data     []byte
 }
 
 // entry is a file or folder of an input.
@@ -172,6 +184,17 @@ func Build(storeDir store.Dir, inputs []Input, cacheDir string, o Options) (*Pro
 	}
 	if err := b.addEtcProfile(root); err != nil {
 		return nil, err
+	}
+	if o.Wrap != nil {
+		for _, d := range WrapDirs {
+			if c := root.children[d]; c != nil {
+				w, err := b.wrap(d, c)
+				if err != nil {
+					return nil, err
+				}
+				root.children[d] = w
+			}
+		}
 	}
 	vars := b.vars(root)
 	return b.write(root, vars, cacheDir)
@@ -305,6 +328,46 @@ func (b *builder) addEtcProfile(root *node) error {
 	return nil
 }
 
+// wrap replaces each program under n (at rel) by Options.Wrap's file:
+// links to folders become real folders, links to executable regular files
+// wrapped programs; other entries stay links.
+func (b *builder) wrap(rel string, n *node) (*node, error) {
+	if n.src != nil && !n.src.dir {
+		r, ok := b.resolve(n.src.fsPath)
+		if !ok {
+			return n, nil
+		}
+		fi, err := os.Stat(r)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			return n, nil
+		}
+		data, err := b.o.Wrap(n.src.target)
+		if err != nil {
+			return nil, fmt.Errorf("profile: %s: %w", rel, err)
+		}
+		b.used[n.src.input] = true
+		return &node{data: data}, nil
+	}
+	if n.src != nil {
+		expanded, err := b.merge(rel, []entry{*n.src})
+		if err != nil {
+			return nil, err
+		}
+		n = expanded
+	}
+	if n.children == nil {
+		return n, nil
+	}
+	for name, c := range n.children {
+		w, err := b.wrap(path.Join(rel, name), c)
+		if err != nil {
+			return nil, err
+		}
+		n.children[name] = w
+	}
+	return n, nil
+}
+
 // vars are the search paths with a folder (or file) in the union.
 func (b *builder) vars(root *node) []Var {
 	var out []Var
@@ -382,11 +445,11 @@ func (b *builder) write(root *node, vars []Var, cacheDir string) (*Profile, erro
 		}
 	}
 	refs = store.SortPaths(slices.Compact(store.SortPaths(refs)))
-	var narBuf bytes.Buffer
-	if err := nar.Dump(&narBuf, dir); err != nil {
+	mh := NewModuloHash(placeholder.HashPart())
+	if err := nar.Dump(mh, dir); err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}
-	modulo := HashModulo(narBuf.Bytes(), placeholder.HashPart())
+	modulo := mh.Sum()
 	final, err := b.dir.SourcePath(modulo[:], Name, refs, true)
 	if err != nil {
 		return nil, err
@@ -415,6 +478,8 @@ func writeNode(p string, n *node, profile []byte) error {
 		return os.Symlink(n.src.target, p)
 	case n.file:
 		return os.WriteFile(p, profile, 0o444)
+	case n.data != nil:
+		return os.WriteFile(p, n.data, 0o555)
 	}
 	if err := os.Mkdir(p, 0o755); err != nil {
 		return fmt.Errorf("profile: %w", err)
@@ -432,26 +497,58 @@ func writeNode(p string, n *node, profile []byte) error {
 // themselves: each occurrence of hashPart counted as as many NUL bytes,
 // then each occurrence's offset in the NAR, as "|N", after the NAR.
 func HashModulo(narBytes []byte, hashPart string) [32]byte {
-	h := sha256.New()
-	from := []byte(hashPart)
-	zeros := make([]byte, len(from))
-	var positions []int
-	rest, off := narBytes, 0
+	m := NewModuloHash(hashPart)
+	m.Write(narBytes)
+	return m.Sum()
+}
+
+// ModuloHash computes HashModulo over a NAR written to it in pieces,
+// holding no more of it than a hash part's length.
+type ModuloHash struct {
+	h       hash.Hash
+	from    []byte
+	pending []byte // bytes that may start an occurrence
+	pos     int64  // bytes of the NAR before pending
+	matches []int64
+}
+
+// NewModuloHash starts a ModuloHash modulo hashPart.
+func NewModuloHash(hashPart string) *ModuloHash {
+	return &ModuloHash{h: sha256.New(), from: []byte(hashPart)}
+}
+
+// Write hashes p, occurrences of the hash part as NUL bytes.
+func (m *ModuloHash) Write(p []byte) (int, error) {
+	m.pending = append(m.pending, p...)
 	for {
-		i := bytes.Index(rest, from)
+		i := bytes.Index(m.pending, m.from)
 		if i < 0 {
-			h.Write(rest)
 			break
 		}
-		h.Write(rest[:i])
-		h.Write(zeros)
-		positions = append(positions, off+i)
-		rest, off = rest[i+len(from):], off+i+len(from)
+		m.h.Write(m.pending[:i])
+		m.h.Write(make([]byte, len(m.from)))
+		m.matches = append(m.matches, m.pos+int64(i))
+		m.pos += int64(i + len(m.from))
+		m.pending = m.pending[i+len(m.from):]
 	}
-	for _, p := range positions {
-		fmt.Fprintf(h, "|%d", p)
+	if keep := len(m.from) - 1; len(m.pending) > keep {
+		n := len(m.pending) - keep
+		m.h.Write(m.pending[:n])
+		m.pos += int64(n)
+		m.pending = append(m.pending[:0:0], m.pending[n:]...)
+	}
+	return len(p), nil
+}
+
+// Sum ends the NAR and returns the hash.
+func (m *ModuloHash) Sum() [32]byte {
+	m.h.Write(m.pending)
+	m.pos += int64(len(m.pending))
+	m.pending = nil
+	for _, p := range m.matches {
+		fmt.Fprintf(m.h, "|%d", p)
 	}
 	var d [32]byte
-	h.Sum(d[:0])
+	m.h.Sum(d[:0])
 	return d
 }

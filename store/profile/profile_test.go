@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -217,5 +218,28 @@ func TestHashModulo(t *testing.T) {
 	other := "zyxwvsrqpnmlkjihgfdcba9876543210"
 	if HashModulo([]byte("x"+other+"y"), other) != with {
 		t.Error("the hash depends on the hash part's value")
+	}
+}
+
+// TestModuloHashPieces: written in pieces of any size, occurrences split
+// across writes, the hash is HashModulo's of the whole.
+func TestModuloHashPieces(t *testing.T) {
+	h := "0123456789abcdfghijklmnpqrsvwxyz"
+	data := []byte("start" + h + "middle" + h + h + "end" + h[:10])
+	want := HashModulo(data, h)
+	for _, size := range []int{1, 2, 7, 31, 32, 33, 1000} {
+		m := NewModuloHash(h)
+		for i := 0; i < len(data); i += size {
+			m.Write(data[i:min(i+size, len(data))])
+		}
+		if m.Sum() != want {
+			t.Errorf("pieces of %d bytes: another hash", size)
+		}
+	}
+	// Against the definition: zeros, then the offsets.
+	zeroed := strings.ReplaceAll(string(data), h, strings.Repeat("\x00", 32))
+	sum := sha256.Sum256([]byte(zeroed + "|5|43|75"))
+	if want != sum {
+		t.Errorf("HashModulo differs from sha256(zeroed NAR + offsets)")
 	}
 }
