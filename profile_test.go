@@ -183,7 +183,7 @@ export "relocatable" {
 		t.Cleanup(func() { os.RemoveAll(root) })
 		must(t, os.Chmod(root, 0o755))
 		must(t, os.Chown(root, 65534, 65534)) // a folder of nobody's own
-		f, err := os.Open(tarball) // read by the test: nobody cannot enter its folder
+		f, err := os.Open(tarball)            // read by the test: nobody cannot enter its folder
 		must(t, err)
 		defer f.Close()
 		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tarBin, "-xzf", "-", "-C", root)
