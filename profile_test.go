@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -231,4 +232,98 @@ func mustGlob(t *testing.T, pattern string) string {
 		t.Fatalf("%s: %v, %v", pattern, m, err)
 	}
 	return m[0]
+}
+
+// TestAppImage: an AppImage of the profile, busybox standing in for the
+// type-2 runtime (Debian packages none): libappimage reports type 2,
+// finds the squashfs where the runtime's ELF ends and lists the AppDir;
+// unsquashfs extracts it from that offset, and its AppRun runs the entry
+// point as nobody from the extracted folder, through the wrapper.
+func TestAppImage(t *testing.T) {
+	unsquashfs := oracle.Require(t, "unsquashfs")
+	setpriv := oracle.Require(t, "setpriv")
+	python := oracle.Require(t, "python3")
+	oracle.RequireRoot(t)
+	old := gen.ProfileDir
+	profiles := t.TempDir()
+	gen.ProfileDir = func() (string, error) { return profiles, nil }
+	t.Cleanup(func() { gen.ProfileDir = old })
+
+	dir := profileSpec(t)
+	bb, err := filepath.EvalSymlinks(oracle.Require(t, "busybox"))
+	must(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, "storepack.hcl"))
+	must(t, err)
+	spec := string(b) + `
+export "app" {
+  format      = "appimage"
+  paths       = local.paths
+  systems     = ["x86_64-linux"]
+  profile     = true
+  relocatable = true
+  entrypoint  = ["bin/a"]
+  appimage {
+    runtime    = "` + bb + `"
+    name       = "Tool A"
+    categories = ["Utility", "Development"]
+  }
+}
+`
+	must(t, os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644))
+	out := t.TempDir()
+	files, err := Export(Options{SpecDir: dir, OutDir: out, Exports: []string{"app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Path != "app.AppImage" {
+		t.Fatalf("files %+v", files)
+	}
+	image := filepath.Join(out, files[0].Path)
+	probe := `import ctypes, sys
+lib = ctypes.CDLL("libappimage.so.1.0abi1")
+lib.appimage_get_type.restype = ctypes.c_int
+lib.appimage_get_payload_offset.restype = ctypes.c_longlong
+lib.appimage_list_files.restype = ctypes.POINTER(ctypes.c_char_p)
+p = sys.argv[1].encode()
+print(lib.appimage_get_type(p, False))
+print(lib.appimage_get_payload_offset(p))
+files = lib.appimage_list_files(p)
+i = 0
+while files[i]:
+    print(files[i].decode())
+    i += 1
+`
+	cmd := exec.Command(python, "-c", probe, image)
+	res, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("libappimage: %v\n%s", err, res)
+	}
+	lines := strings.Split(strings.TrimSpace(string(res)), "\n")
+	if len(lines) < 3 || lines[0] != "2" {
+		t.Fatalf("libappimage: %q, want type 2", res)
+	}
+	offset := lines[1]
+	for _, want := range []string{"AppRun", "app.desktop", "app.svg", ".DirIcon"} {
+		if !slices.Contains(lines[2:], want) {
+			t.Errorf("libappimage lists no %s in %v", want, lines[2:])
+		}
+	}
+	root, err := os.MkdirTemp("/tmp", "storepack-appimage-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(root) })
+	must(t, os.Chmod(root, 0o755))
+	appDir := filepath.Join(root, "AppDir")
+	if b, err := exec.Command(unsquashfs, "-o", offset, "-d", appDir, image).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs -o %s: %v\n%s", offset, err, b)
+	}
+	desktop, err := os.ReadFile(filepath.Join(appDir, "app.desktop"))
+	if err != nil || !strings.Contains(string(desktop), "Name=Tool A\n") || !strings.Contains(string(desktop), "Categories=Utility;Development;\n") {
+		t.Errorf("app.desktop: %q, %v", desktop, err)
+	}
+	run := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", filepath.Join(appDir, "AppRun"))
+	run.Dir = "/tmp"
+	got, err := run.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(got), "a from ") {
+		t.Errorf("AppRun as nobody: %q, %v", got, err)
+	}
 }

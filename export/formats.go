@@ -22,6 +22,7 @@ func init() {
 		debWriter{},         // deb.go
 		rpmWriter{},         // rpm.go
 		squashfsWriter{},    // squashfs.go
+		appImageWriter{},    // appimage.go
 	)
 }
 

@@ -39,7 +39,7 @@ func (squashfsWriter) write(j job) (written, error) {
 }
 
 // writeSquashfs writes t's image to out.
-func writeSquashfs(out *os.File, t *plan.TreeOutput, src tree.Source) error {
+func writeSquashfs(out io.WriterAt, t *plan.TreeOutput, src tree.Source) error {
 	sw, err := squashfs.NewWriter(out, squashfs.Options{Compression: t.Compression, ModTime: t.Created})
 	if err != nil {
 		return err

@@ -139,6 +139,9 @@ type Def struct {
 	Attrs []string
 	// Blocks are the blocks it takes besides system blocks.
 	Blocks []Block
+	// NeedsEntrypoint is set for formats whose output runs one program
+	// (an AppImage's AppRun): every system must have an entrypoint.
+	NeedsEntrypoint bool
 	// SignKey is the kind of key its sign_key names.
 	SignKey Key
 	// BinLink is set for formats whose tree, without a symlinks

@@ -37,7 +37,10 @@ func settings(e *spec.Export, ss *spec.System, sys *plan.System, items map[store
 		return nil, err
 	}
 	s := &plan.Settings{Export: e.Name, System: sys.Name, Platform: plat, Roots: sys.Roots, Items: items,
-		Entrypoint: e.Entrypoint, Cmd: e.Cmd, Env: e.Env, Profile: sys.Profile}
+		Entrypoint: e.Entrypoint, Cmd: e.Cmd, Env: e.Env, Profile: sys.Profile, Relocatable: e.Relocatable}
+	if a := e.AppImage; a != nil {
+		s.AppImage = &plan.AppImage{Runtime: a.Runtime, Name: a.Name, Categories: a.Categories}
+	}
 	if ss != nil && ss.Entrypoint != nil {
 		s.Entrypoint = ss.Entrypoint
 	}

@@ -143,7 +143,12 @@ type Settings struct {
 	Env        map[string]string
 	// Profile is the system's profile item (store/profile), or "": its
 	// etc/profile sets the search paths of what the roots hold.
-	Profile store.Path
+	// Relocatable says its programs are wrapped to run from wherever the
+	// output is unpacked or mounted (export/relocate).
+	Profile     store.Path
+	Relocatable bool
+	// AppImage is the appimage block, or nil.
+	AppImage *AppImage
 	// Package is the package block's metadata with no architecture, or
 	// nil.
 	Package *Package

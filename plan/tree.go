@@ -82,6 +82,17 @@ type TreeOutput struct {
 	Tree
 	// Package is the package metadata of deb and rpm outputs.
 	Package *Package `json:"package,omitempty"`
+	// Runtime is the file an output starts with, read from here (an
+	// AppImage's runtime), or "".
+	Runtime string `json:"runtime,omitempty"`
+}
+
+// AppImage is an AppImage's appimage block: its runtime's file, and its
+// desktop entry's name and categories.
+type AppImage struct {
+	Runtime    string   `json:"runtime"`
+	Name       string   `json:"name"`
+	Categories []string `json:"categories"`
 }
 
 // MTime is the modification time of every entry of the tree, in Unix

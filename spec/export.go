@@ -59,6 +59,7 @@ var exportSchema = &hcl.BodySchema{
 		{Type: "file", LabelNames: []string{"path"}},
 		{Type: "layer", LabelNames: []string{"name"}},
 		{Type: "profile"},
+		{Type: "appimage"},
 	},
 }
 
@@ -177,6 +178,14 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		})
 	}
 	l.systems(d, content.Blocks.OfType("system"), sysDefaults{paths, pset || !pok, e.Entrypoint, e.Cmd})
+	if def.NeedsEntrypoint {
+		for _, s := range e.Systems {
+			if len(s.Entrypoint) == 0 {
+				l.errorf(d.block.DefRange.Ptr(), "Missing entrypoint", "The export %q has format %q, whose output runs one program: give it an entrypoint (system %s has none).", e.Name, e.Format, s.Name)
+				break
+			}
+		}
+	}
 	if def.Compressions != nil && !image {
 		e.Compression = l.compression(d)
 	}
@@ -202,6 +211,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		}
 	}
 	l.packageBlock(d, content.Blocks.OfType("package"))
+	l.appImageBlock(d, content.Blocks.OfType("appimage"))
 	l.accounts(d, content.Blocks.OfType("account"))
 	l.fileBlocks(d, content.Blocks.OfType("file"))
 	if !image {

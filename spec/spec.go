@@ -133,6 +133,8 @@ type Export struct {
 	// Profile, when set, adds a profile of the paths to each system's
 	// closure.
 	Profile *Profile `json:",omitempty"`
+	// AppImage is the appimage block of an AppImage export, or nil.
+	AppImage *AppImage `json:",omitempty"`
 	// Relocatable makes the pack run from wherever it is unpacked: the
 	// profile's programs wrapped (export/relocate), the pack's symlinks
 	// relative.

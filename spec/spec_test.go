@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -506,6 +507,47 @@ func TestProfileSpec(t *testing.T) {
 		}
 		if diff := cmp.Diff(tt.profile, sp.Exports[0].Profile); diff != "" {
 			t.Errorf("%q: profile (-want +got):\n%s", tt.body, diff)
+		}
+	}
+}
+
+// TestAppImageSpec: an AppImage needs an entrypoint and an appimage block
+// with a runtime that is a file; the block is an error elsewhere.
+func TestAppImageSpec(t *testing.T) {
+	storeDir, err := filepath.Abs("testdata/store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := string(storeDir) + "/" + helloBase
+	runtime := filepath.Join(t.TempDir(), "runtime")
+	if err := os.WriteFile(runtime, []byte("\x7fELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		format, body, err string
+	}{
+		{"appimage", "entrypoint = [\"bin/hello\"]\nprofile = true\nrelocatable = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", ""},
+		{"appimage", "profile = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", "Missing entrypoint"},
+		{"appimage", "entrypoint = [\"bin/hello\"]\n", "Missing appimage block"},
+		{"appimage", "entrypoint = [\"bin/hello\"]\nappimage {\n  runtime = \"no-such-runtime\"\n}\n", "Invalid appimage runtime"},
+		{"appimage", "entrypoint = [\"bin/hello\"]\nrelocatable = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", "Relocatable without a profile"},
+		{"tarball", "appimage {\n  runtime = \"" + runtime + "\"\n}\n", "Unexpected appimage block"},
+	}
+	for _, tt := range tests {
+		text := "export \"x\" {\n  format = \"" + tt.format + "\"\n  paths = [\"" + hello + "\"]\n" + tt.body + "}\n"
+		sp, diags, _ := loadText(t, map[string]string{"storepack.hcl": text}, nil, nil)
+		if tt.err != "" {
+			if !strings.Contains(diags, tt.err) {
+				t.Errorf("%s %q: %s, want %s", tt.format, tt.body, diags, tt.err)
+			}
+			continue
+		}
+		if sp == nil || strings.Contains(diags, "Error") {
+			t.Errorf("%q: %s", tt.body, diags)
+			continue
+		}
+		if a := sp.Exports[0].AppImage; a == nil || a.Runtime != runtime || a.Name != "x" || !slices.Equal(a.Categories, []string{"Utility"}) {
+			t.Errorf("appimage block %+v", a)
 		}
 	}
 }

@@ -46,6 +46,8 @@ var packages = map[string]string{
 	"ctr":             "containerd",
 	"lintian":         "lintian",
 	"rpmlint":         "rpmlint",
+	"python3":         "python3",
+	"setpriv":         "util-linux",
 }
 
 // goInstalled are the tools built from the Go module proxy, with the
