@@ -191,6 +191,11 @@ func NewS3(u string) (*S3, error) {
 		return nil, fmt.Errorf("cache %s: AWS configuration: %w", l, err)
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// No CRC32 of every body besides the signature's SHA-256 and the
+		// NAR's own hashes (narinfo FileHash, NarHash), and no trailer
+		// encoding of uploads: checksums only where S3 requires them.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		if l.Endpoint != "" {
 			o.BaseEndpoint = aws.String(l.Endpoint)
 			o.UsePathStyle = true
