@@ -237,6 +237,37 @@ func TestExamplesRun(t *testing.T) {
 			t.Errorf("no store database: %v", err)
 		}
 	})
+	t.Run("relocatable tarball runs as nobody from /tmp", func(t *testing.T) {
+		oracle.RequireRoot(t)
+		tar := oracle.Require(t, "tar")
+		setpriv := oracle.Require(t, "setpriv")
+		root, err := os.MkdirTemp("/tmp", "storepack-example-")
+		must(t, err)
+		t.Cleanup(func() { os.RemoveAll(root) })
+		must(t, os.Chown(root, 65534, 65534))
+		f, err := os.Open(out["app-relocatable"])
+		must(t, err)
+		defer f.Close()
+		nobody := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+		unpack := exec.Command(setpriv, append(nobody, tar, "-xzf", "-", "-C", root)...)
+		unpack.Stdin = f
+		if b, err := unpack.CombinedOutput(); err != nil {
+			t.Fatalf("tar -xzf as nobody: %v\n%s", err, b)
+		}
+		for _, run := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{root + "/bin/greet"}, "hello, nobody, from the profile's greet\n"},
+			{[]string{root + "/bin/sums", "1", "2", "39"}, "42\n"},
+		} {
+			cmd := exec.Command(setpriv, append(nobody, run.args...)...)
+			cmd.Dir = "/tmp"
+			if b, err := cmd.CombinedOutput(); err != nil || string(b) != run.want {
+				t.Errorf("%v as nobody: %q, %v; want %q", run.args, b, err, run.want)
+			}
+		}
+	})
 	t.Run("lintian and rpmlint", func(t *testing.T) {
 		checkLint(t, oracle.Require(t, "lintian"), out["app-deb"])
 		checkLint(t, oracle.Require(t, "rpmlint"), out["app-rpm"])
