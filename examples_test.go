@@ -269,8 +269,8 @@ func TestExamplesRun(t *testing.T) {
 		}
 	})
 	t.Run("lintian and rpmlint", func(t *testing.T) {
-		checkLint(t, oracle.Require(t, "lintian"), out["app-deb"])
-		checkLint(t, oracle.Require(t, "rpmlint"), out["app-rpm"])
+		oracle.CheckLint(t, oracle.Require(t, "lintian"), out["app-deb"])
+		oracle.CheckLint(t, oracle.Require(t, "rpmlint"), out["app-rpm"])
 	})
 	t.Run("deb installs with dpkg and runs under chroot", func(t *testing.T) {
 		oracle.RequireRoot(t)
@@ -292,52 +292,4 @@ func TestExamplesRun(t *testing.T) {
 			t.Errorf("dpkg -r: %v\n%s", err, b)
 		}
 	})
-}
-
-// lintErrors are the error tags lintian and rpmlint report on any package
-// of a store closure, by the nature of one (docs/trees.md lists them): its
-// files are at their store paths, outside the file system hierarchy;
-// they are read-only and statically linked as the store builds them; a
-// closure has no Debian copyright file or changelog; and the package is
-// not signed with a GPG key. package-contains-ancient-file is there while
-// the example's created time is 1970.
-var lintErrors = map[string]bool{
-	"non-standard-toplevel-dir":     true,
-	"statically-linked-binary":      true,
-	"no-copyright-file":             true,
-	"no-changelog":                  true,
-	"package-contains-ancient-file": true,
-	"non-standard-executable-perm":  true,
-	"no-signature":                  true,
-}
-
-// checkLint runs lintian or rpmlint on pkg and fails on an error tag
-// outside lintErrors.
-func checkLint(t *testing.T, tool, pkg string) {
-	t.Helper()
-	cmd := exec.Command(tool, pkg)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	b, _ := cmd.CombinedOutput() // both exit non-zero on any error tag
-	errors := 0                  // the error tags seen
-	for _, line := range strings.Split(string(b), "\n") {
-		// lintian: "E: app: TAG ..."; rpmlint: "app.x86_64: E: TAG ...".
-		f := strings.Fields(line)
-		for i := range f {
-			if f[i] == "E:" && i+1 < len(f) {
-				tag := f[i+1]
-				if strings.HasSuffix(tag, ":") && i+2 < len(f) { // lintian's package name
-					tag = f[i+2]
-				}
-				errors++
-				if !lintErrors[tag] {
-					t.Errorf("%s %s: error %s", filepath.Base(tool), filepath.Base(pkg), line)
-				}
-				break
-			}
-		}
-	}
-	if len(b) == 0 {
-		t.Errorf("%s printed nothing", tool)
-	}
-	t.Logf("%s %s: %d error tags, each inherent to a store closure", filepath.Base(tool), filepath.Base(pkg), errors)
 }

@@ -170,8 +170,9 @@ func readDebSums(r io.Reader) (*debSums, error) {
 	return s, err
 }
 
-// debControl is control.tar, compressed as t says: "./", "./control" and
-// "./md5sums", owned by root, at t's time.
+// debControl is control.tar, compressed as t says: "./", "./control",
+// "./md5sums" and the package's maintainer scripts ("./preinst" and the
+// others, executable), in name order, owned by root, at t's time.
 func debControl(t *plan.TreeOutput, sums *debSums) ([]byte, error) {
 	var buf bytes.Buffer
 	cw, err := compress.NewWriter(&buf, t.Compression, compress.Options{})
@@ -195,15 +196,22 @@ func debControl(t *plan.TreeOutput, sums *debSums) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range []struct {
+	type member struct {
 		name    string
 		mode    int64
 		content string
-	}{
+	}
+	members := []member{
 		{"./", 0o755, ""},
 		{"./control", 0o644, control},
 		{"./md5sums", 0o644, strings.Join(sums.md5sums, "")},
-	} {
+	}
+	for _, s := range t.Package.Scripts.List() {
+		members = append(members, member{"./" + s.Name, 0o755, s.Text})
+	}
+	// In name order, as dpkg-deb sorts them.
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.name, b.name) })
+	for _, f := range members {
 		if err := add(f.name, f.mode, f.content); err != nil {
 			return nil, err
 		}

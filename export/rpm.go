@@ -46,6 +46,17 @@ func (rpmWriter) write(j job) (written, error) {
 	})
 }
 
+// rpmScript is the scriptlet of a maintainer script: its body without
+// the #! line, run by the line's interpreter and argument (the body
+// whole, by /bin/sh, when it has no #! line).
+func rpmScript(script string) rpm.Script {
+	if script == "" {
+		return rpm.Script{}
+	}
+	interp, body, _ := plan.SplitInterpreter(script)
+	return rpm.Script{Interpreter: interp, Body: body}
+}
+
 // writeRPM writes the package of t to w: its metadata from the package
 // block, its files from the tree's tar; its temporary files go in tmpDir,
 // named prefix and more (removeStale cleans up after a killed export).
@@ -64,6 +75,10 @@ func writeRPM(w io.Writer, t *plan.TreeOutput, src tree.Source, tmpDir, prefix s
 		Packager:    p.Maintainer,
 		BuildTime:   t.Created.Truncate(time.Second),
 		Compression: t.Compression,
+		Pre:         rpmScript(p.Scripts.Preinst),
+		Post:        rpmScript(p.Scripts.Postinst),
+		PreUn:       rpmScript(p.Scripts.Prerm),
+		PostUn:      rpmScript(p.Scripts.Postrm),
 	})
 	if err != nil {
 		return err

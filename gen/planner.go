@@ -50,7 +50,7 @@ func settings(e *spec.Export, ss *spec.System, sys *plan.System, items map[store
 	if p := e.Package; p != nil {
 		s.Package = &plan.Package{Name: p.Name, Version: p.Version, Release: p.Release,
 			Maintainer: p.Maintainer, Description: p.Description, License: p.License, Homepage: p.Homepage,
-			Section: p.Section, Priority: p.Priority}
+			Section: p.Section, Priority: p.Priority, Scripts: p.Scripts}
 	}
 	return s, nil
 }

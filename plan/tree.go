@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/storepack/storepack/format"
@@ -114,4 +115,62 @@ type Package struct {
 	Homepage     string `json:"homepage,omitempty"`
 	Section      string `json:"section,omitempty"`
 	Priority     string `json:"priority,omitempty"`
+	// Scripts are the package's maintainer scripts.
+	Scripts Scripts `json:"scripts,omitzero"`
+}
+
+// DefaultInterpreter is the #! line's interpreter of a package script
+// given without one: the shell of the host the package is installed on,
+// since dpkg and rpm run the scripts there, outside the closure.
+const DefaultInterpreter = "/bin/sh"
+
+// Scripts are a package's maintainer scripts, by dpkg's names: preinst,
+// postinst, prerm and postrm, which are rpm's %pre, %post, %preun and
+// %postun. Each is a whole script starting with its #! line; an empty one
+// is not in the package.
+type Scripts struct {
+	Preinst  string `json:"preinst,omitempty"`
+	Postinst string `json:"postinst,omitempty"`
+	Prerm    string `json:"prerm,omitempty"`
+	Postrm   string `json:"postrm,omitempty"`
+}
+
+// Script is one maintainer script of a package and its dpkg name.
+type Script struct {
+	Name, Text string
+}
+
+// List is the scripts present, in the order preinst, postinst, prerm,
+// postrm.
+func (s *Scripts) List() []Script {
+	var out []Script
+	for _, c := range []Script{{"preinst", s.Preinst}, {"postinst", s.Postinst}, {"prerm", s.Prerm}, {"postrm", s.Postrm}} {
+		if c.Text != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// SplitInterpreter splits a script at the end of its #! line, as the
+// kernel reads one: the interpreter (the first word after "#!", spaces
+// and tabs skipped) and, when the line has more, its one argument (the
+// rest of the line, trimmed); then the body after the line. ok is false
+// when the script does not start with "#!".
+func SplitInterpreter(script string) (interp []string, body string, ok bool) {
+	rest, ok := strings.CutPrefix(script, "#!")
+	if !ok {
+		return nil, script, false
+	}
+	line, body, _ := strings.Cut(rest, "\n")
+	line = strings.Trim(line, " \t")
+	prog, arg := line, ""
+	if i := strings.IndexAny(line, " \t"); i >= 0 {
+		prog, arg = line[:i], strings.Trim(line[i:], " \t")
+	}
+	interp = []string{prog}
+	if arg != "" {
+		interp = append(interp, arg)
+	}
+	return interp, body, true
 }

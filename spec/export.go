@@ -69,6 +69,7 @@ var packageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "name"}, {Name: "version", Required: true}, {Name: "release"},
 	{Name: "maintainer"}, {Name: "description"}, {Name: "license"}, {Name: "homepage"},
 	{Name: "section"}, {Name: "priority"},
+	{Name: "preinst"}, {Name: "postinst"}, {Name: "prerm"}, {Name: "postrm"},
 }}
 
 var systemSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -683,6 +684,15 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 			}
 			*f.to = v
 		}
+		for _, f := range []struct {
+			name string
+			to   *string
+		}{
+			{"preinst", &p.Scripts.Preinst}, {"postinst", &p.Scripts.Postinst},
+			{"prerm", &p.Scripts.Prerm}, {"postrm", &p.Scripts.Postrm},
+		} {
+			l.packageScript(content.Attributes[f.name], f.to)
+		}
 		e.Package = p
 		for _, f := range fields {
 			if why, ok := block.Recommended[f.name]; ok && *f.to == "" {
@@ -692,6 +702,32 @@ func (l *loader) packageBlock(d *exportDecl, blocks hcl.Blocks) {
 	}
 	if block.Required && len(blocks) == 0 {
 		l.errorf(d.block.DefRange.Ptr(), "Missing package block", "The export %q has format %q, which needs a package block with at least a version.", e.Name, e.Format)
+	}
+}
+
+// packageScript decodes the maintainer script a (none when nil) into to:
+// text with commands besides its #! line, which, when it has one, names
+// an absolute interpreter, and which is added when missing (the host's
+// /bin/sh, since dpkg and rpm run the script on the host, outside the
+// closure). A NUL byte is refused: rpm keeps scripts as C strings.
+func (l *loader) packageScript(a *hcl.Attribute, to *string) {
+	v, set, ok := l.evalString(a)
+	if !ok || !set {
+		return
+	}
+	r := a.Expr.Range().Ptr()
+	interp, body, has := plan.SplitInterpreter(v)
+	switch {
+	case strings.TrimSpace(body) == "":
+		l.errorf(r, "Empty package script", "The package's %s has no commands: give it some, or remove it.", a.Name)
+	case strings.ContainsRune(v, 0):
+		l.errorf(r, "Invalid package script", "The package's %s holds a NUL byte; scripts are text.", a.Name)
+	case has && !path.IsAbs(interp[0]):
+		l.errorf(r, "Invalid package script", "The #! line of the package's %s names %q, which is not an absolute path.", a.Name, interp[0])
+	case has:
+		*to = v
+	default:
+		*to = "#!" + plan.DefaultInterpreter + "\n" + v
 	}
 }
 

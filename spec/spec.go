@@ -59,6 +59,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -262,6 +263,11 @@ type Package struct {
 	// says their defaults).
 	Section  string `json:",omitempty"`
 	Priority string `json:",omitempty"`
+	// Scripts are the maintainer scripts (deb) and scriptlets (rpm), each
+	// starting with its #! line: the package block's own, or
+	// "#!/bin/sh" (plan.DefaultInterpreter) added before a script
+	// without one.
+	Scripts plan.Scripts `json:",omitzero"`
 }
 
 // CreatedTime is Created as a UTC time, DefaultCreated when empty: what

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
 
@@ -178,6 +180,13 @@ func TestDiagnostics(t *testing.T) {
 		{"deb without package", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n}\n", nil, nil, "Missing package block", "storepack.hcl:1:1"},
 		{"deb bad version", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  package {\n    version = \"v1\"\n    maintainer = \"a <b@c>\"\n  }\n}\n", nil, nil, "Invalid package version", "storepack.hcl:5:15"},
 		{"deb bad compression", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  compression = \"lz4\"\n  package {\n    version = \"1\"\n    maintainer = \"a <b@c>\"\n  }\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
+		{"empty script", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    maintainer = \"a <b@c>\"\n    postinst = \"\"\n  }\n}\n", nil, nil, "Empty package script", "storepack.hcl:7:16"},
+		{"blank script", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    prerm = \" \\n\\t\\n\"\n  }\n}\n", nil, nil, "Empty package script", "storepack.hcl:6:13"},
+		{"script of a #! line alone", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    preinst = \"#!/bin/bash\\n\\n\"\n  }\n}\n", nil, nil, "Empty package script", "storepack.hcl:6:15"},
+		{"script with a relative interpreter", "export \"x\" {\n  format = \"deb\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    maintainer = \"a <b@c>\"\n    postrm = \"#!bash\\nexit 0\\n\"\n  }\n}\n", nil, nil, "Invalid package script", "storepack.hcl:7:14"},
+		{"script with a NUL", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    postinst = \"echo \\u0000\"\n  }\n}\n", nil, nil, "Invalid package script", "storepack.hcl:6:16"},
+		{"script not a string", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    postinst = [\"a\"]\n  }\n}\n", nil, nil, "Incorrect attribute value type", "storepack.hcl:6:16"},
+		{"script of a missing file", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    postinst = file(\"nope\")\n  }\n}\n", nil, nil, "Invalid function argument", "storepack.hcl:6:22"},
 		{"rpm without package", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n}\n", nil, nil, "Missing package block", "storepack.hcl:1:1"},
 		{"rpm bad compression", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  compression = \"none\"\n  package {\n    version = \"1\"\n  }\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
 		{"rpm bad release", "export \"x\" {\n  format = \"rpm\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    release = \"1-2\"\n  }\n}\n", nil, nil, "Invalid package release", "storepack.hcl:6:15"},
@@ -459,6 +468,57 @@ func TestDebWithoutMaintainer(t *testing.T) {
 	}
 	if p := sp.Exports[0].Package; p == nil || p.Name != "x" || p.Version != "1.0" || p.Release != "1" {
 		t.Errorf("package %+v, want x 1.0-1", p)
+	}
+}
+
+// TestPackageScripts: the package block's scripts, strings or file(...),
+// each with its #! line, or /bin/sh's added before it.
+func TestPackageScripts(t *testing.T) {
+	hello := `"${env("NIX_STORE_DIR")}/` + helloBase + `"`
+	tests := []struct {
+		name   string
+		format string
+		attrs  string
+		files  map[string]string
+		want   plan.Scripts
+	}{
+		{"none", "deb", "", nil, plan.Scripts{}},
+		{"string without #!", "deb", `postinst = "touch /var/lib/marker\n"`, nil,
+			plan.Scripts{Postinst: "#!/bin/sh\ntouch /var/lib/marker\n"}},
+		{"string with #!", "rpm", `preinst = "#!/bin/bash -e\necho $1\n"`, nil,
+			plan.Scripts{Preinst: "#!/bin/bash -e\necho $1\n"}},
+		{"heredoc", "rpm", "prerm = <<-EOT\n      set -e\n      echo prerm\n    EOT", nil,
+			plan.Scripts{Prerm: "#!/bin/sh\nset -e\necho prerm\n"}},
+		{"file", "deb", `postrm = file("scripts/postrm")`, map[string]string{"scripts/postrm": "#!/bin/sh\nrm -f /var/lib/marker\n"},
+			plan.Scripts{Postrm: "#!/bin/sh\nrm -f /var/lib/marker\n"}},
+		{"file without #!", "rpm", `postinst = file("postinst")`, map[string]string{"postinst": "echo installed\n"},
+			plan.Scripts{Postinst: "#!/bin/sh\necho installed\n"}},
+		{"all four", "deb", "preinst = \"a\"\n    postinst = \"b\"\n    prerm = \"c\"\n    postrm = \"d\"", nil,
+			plan.Scripts{Preinst: "#!/bin/sh\na", Postinst: "#!/bin/sh\nb", Prerm: "#!/bin/sh\nc", Postrm: "#!/bin/sh\nd"}},
+		{"null", "rpm", `postinst = null`, nil, plan.Scripts{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			text := "export \"x\" {\n  format = \"" + tt.format + "\"\n  paths = [" + hello + "]\n  package {\n    version = \"1\"\n    maintainer = \"a <b@c>\"\n    " + tt.attrs + "\n  }\n}\n"
+			files := map[string]string{"storepack.hcl": text}
+			maps.Copy(files, tt.files)
+			for name, content := range files {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sp, diags := Load(LoadOptions{Dir: dir, Env: testEnv(t, nil), System: "x86_64-linux"})
+			if sp == nil || len(diags) > 0 {
+				t.Fatalf("Load:\n%s", FormatDiagnostics(nil, diags))
+			}
+			if got := sp.Exports[0].Package.Scripts; got != tt.want {
+				t.Errorf("scripts %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -35,6 +35,10 @@ const (
 	tagURL               = 1020
 	tagOS                = 1021
 	tagArch              = 1022
+	tagPreIn             = 1023
+	tagPostIn            = 1024
+	tagPreUn             = 1025
+	tagPostUn            = 1026
 	tagFileSizes         = 1028
 	tagFileModes         = 1030
 	tagFileRDevs         = 1033
@@ -55,6 +59,10 @@ const (
 	tagChangelogTime     = 1080
 	tagChangelogName     = 1081
 	tagChangelogText     = 1082
+	tagPreInProg         = 1085
+	tagPostInProg        = 1086
+	tagPreUnProg         = 1087
+	tagPostUnProg        = 1088
 	tagPayloadFormat     = 1124
 	tagPayloadCompressor = 1125
 	tagPayloadFlags      = 1126

@@ -25,6 +25,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/storepack/storepack/format"
@@ -47,6 +48,18 @@ type Metadata struct {
 	BuildTime time.Time
 	// Compression is the payload's: gzip, zstd or xz.
 	Compression format.Compression
+	// Pre, Post, PreUn and PostUn are the scriptlets rpm runs before and
+	// after installing the package and before and after erasing it
+	// (rpmbuild's %pre, %post, %preun, %postun); a zero Script is none.
+	Pre, Post, PreUn, PostUn Script
+}
+
+// Script is a scriptlet: its body, which rpm writes to a temporary file
+// and runs with the interpreter and its arguments before the file's name.
+type Script struct {
+	// Interpreter is the program and its arguments (/bin/sh when empty).
+	Interpreter []string
+	Body        string
 }
 
 // Type is a file's type in a package.
@@ -93,6 +106,13 @@ func NewWriter(dir, prefix string, m Metadata) (*Writer, error) {
 	case format.Gzip, format.Zstd, format.XZ:
 	default:
 		return nil, fmt.Errorf("rpm: payload compression %q (want gzip, zstd or xz)", m.Compression)
+	}
+	for _, s := range []Script{m.Pre, m.Post, m.PreUn, m.PostUn} {
+		for _, t := range append([]string{s.Body}, s.Interpreter...) {
+			if strings.ContainsRune(t, 0) {
+				return nil, fmt.Errorf("rpm: a scriptlet holds a NUL byte: %q", t)
+			}
+		}
 	}
 	f, err := os.CreateTemp(dir, prefix+"spool-*")
 	if err != nil {
@@ -320,6 +340,25 @@ func (w *Writer) header(payloadDigest string, order []int32) *index {
 	h.add(tagChangelogText, stringArrayEntry([]string{"- Packed from its store closure by storepack."}))
 	if m.URL != "" {
 		h.add(tagURL, stringEntry(m.URL))
+	}
+	// Scriptlets: each body, and its interpreter as a string array, as
+	// rpmbuild writes them (rpmtag.h's s[] *PROG tags).
+	for _, sc := range []struct {
+		s          Script
+		tag, progs int32
+	}{
+		{m.Pre, tagPreIn, tagPreInProg}, {m.Post, tagPostIn, tagPostInProg},
+		{m.PreUn, tagPreUn, tagPreUnProg}, {m.PostUn, tagPostUn, tagPostUnProg},
+	} {
+		if sc.s.Body == "" && sc.s.Interpreter == nil {
+			continue
+		}
+		prog := sc.s.Interpreter
+		if len(prog) == 0 {
+			prog = []string{"/bin/sh"}
+		}
+		h.add(sc.tag, stringEntry(sc.s.Body))
+		h.add(sc.progs, stringArrayEntry(prog))
 	}
 	h.add(tagOS, stringEntry("linux"))
 	h.add(tagArch, stringEntry(m.Arch))

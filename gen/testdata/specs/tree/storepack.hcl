@@ -37,6 +37,10 @@ export "pkg" {
     name       = "hello"
     version    = "2.12"
     maintainer = "Release Team <release@example.org>"
+    # Maintainer scripts: a file (its #! line its own), and a string
+    # given #!/bin/sh.
+    postinst = file("postinst")
+    prerm    = "rm -f /var/lib/hello/greeted\n"
   }
 }
 
@@ -52,6 +56,9 @@ export "rpm" {
     release     = "2"
     license     = "GPL-3.0-or-later"
     description = "GNU Hello\nPacked from its store closure."
+    # Scriptlets: %pre runs with the #! line's interpreter and argument.
+    preinst = "#!/bin/bash -e\necho installing hello\n"
+    postrm  = file("postinst")
   }
 }
 

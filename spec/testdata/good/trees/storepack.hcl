@@ -29,6 +29,11 @@ export "pkg" {
     description = "GNU Hello\nPacked from its store closure."
     license     = "GPL-3.0-or-later"
     homepage    = "https://example.org/hello"
+    postinst    = <<-EOT
+      set -e
+      echo "configured $1"
+    EOT
+    postrm      = "#!/bin/bash\necho removed\n"
   }
 }
 
