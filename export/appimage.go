@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storepack/storepack/export/squashfs"
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/bounded"
+	"github.com/storepack/storepack/internal/shell"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -63,7 +65,7 @@ func writeAppImage(out *os.File, t *plan.TreeOutput, src tree.Source) error {
 	if _, err := out.WriteAt(rt, 0); err != nil {
 		return err
 	}
-	return writeSquashfs(offsetWriter{out, int64(len(rt))}, t, src)
+	return squashfs.WriteTree(offsetWriter{out, int64(len(rt))}, t, src)
 }
 
 // offsetWriter writes into w from off on.
@@ -153,9 +155,9 @@ func (appImageWriter) PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Ent
 		// A script passes the entry point's arguments; it finds the
 		// AppDir from its own path.
 		var run strings.Builder
-		run.WriteString("#!/bin/sh\nhere=$(dirname \"$(readlink -f \"$0\")\")\nexec \"$here\"/" + shellQuote(rel))
+		run.WriteString("#!/bin/sh\nhere=$(dirname \"$(readlink -f \"$0\")\")\nexec \"$here\"/" + shell.Quote(rel))
 		for _, a := range s.Entrypoint[1:] {
-			run.WriteString(" " + shellQuote(a))
+			run.WriteString(" " + shell.Quote(a))
 		}
 		run.WriteString(" \"$@\"\n")
 		entries = append(entries, plan.Entry{Path: "/AppRun", Type: plan.EntryFile, Mode: 0o755, Content: run.String()})

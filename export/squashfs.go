@@ -1,10 +1,8 @@
 package export
 
 import (
-	"archive/tar"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"github.com/storepack/storepack/export/squashfs"
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/shell"
 	"github.com/storepack/storepack/plan"
 	"github.com/storepack/storepack/store"
 )
@@ -34,60 +33,8 @@ func (squashfsWriter) Def() *format.Def { return &squashfsDef }
 func (squashfsWriter) write(j job) (written, error) {
 	outDir := j.outDir
 	return writeTrees(j, func(sys *plan.System, t *plan.TreeOutput, src tree.Source) (File, error) {
-		return writeAtomicAt(outDir, sys.Output, func(out *os.File) error { return writeSquashfs(out, t, src) })
+		return writeAtomicAt(outDir, sys.Output, func(out *os.File) error { return squashfs.WriteTree(out, t, src) })
 	})
-}
-
-// writeSquashfs writes t's image to out.
-func writeSquashfs(out io.WriterAt, t *plan.TreeOutput, src tree.Source) error {
-	sw, err := squashfs.NewWriter(out, squashfs.Options{Compression: t.Compression, ModTime: t.Created})
-	if err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := tree.WriteTar(pw, &t.Tree, t.MTime(), src)
-		pw.CloseWithError(err)
-	}()
-	err = copyTarToSquashfs(sw, tar.NewReader(pr))
-	pr.CloseWithError(err) // stops the tar writer when the image failed
-	if _, cerr := sw.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// copyTarToSquashfs adds every entry of a tree's tar to an image.
-func copyTarToSquashfs(sw *squashfs.Writer, tr *tar.Reader) error {
-	buf := make([]byte, 64<<10) // one for every file: io.Copy would make one each
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		h := &squashfs.Header{Name: hdr.Name, Mode: uint32(hdr.Mode), UID: uint32(hdr.Uid), GID: uint32(hdr.Gid), ModTime: hdr.ModTime, Size: hdr.Size, Linkname: hdr.Linkname}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			h.Type = squashfs.Dir
-		case tar.TypeReg:
-			h.Type = squashfs.Regular
-		case tar.TypeSymlink:
-			h.Type = squashfs.Symlink
-		default:
-			return fmt.Errorf("%s: an entry of type %c", hdr.Name, hdr.Typeflag)
-		}
-		if err := sw.WriteHeader(h); err != nil {
-			return err
-		}
-		if h.Type == squashfs.Regular {
-			if _, err := io.CopyBuffer(sw, tr, buf); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // PlanTree adds the runtime's files and mount points to each system's
@@ -141,10 +88,10 @@ func runtimeEntries(s *plan.Settings) ([]plan.Entry, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !shellName(k) {
+		if !shell.Name(k) {
 			return nil, fmt.Errorf("env %q: not a name a shell can export", k)
 		}
-		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(s.Env[k]))
+		fmt.Fprintf(&env, "export %s=%s\n", k, shell.Quote(s.Env[k]))
 	}
 	out = append(out, plan.Entry{Path: environmentPath, Type: plan.EntryFile, Mode: 0o755, Content: env.String()})
 	if args := append(slices.Clone(entrypoint), cmd...); len(args) > 0 {
@@ -155,7 +102,7 @@ func runtimeEntries(s *plan.Settings) ([]plan.Entry, error) {
 		}
 		run.WriteString("exec")
 		for _, a := range args {
-			run.WriteString(" " + shellQuote(a))
+			run.WriteString(" " + shell.Quote(a))
 		}
 		run.WriteString(" \"$@\"\n")
 		out = append(out, plan.Entry{Path: runscriptPath, Type: plan.EntryFile, Mode: 0o755, Content: run.String()})
@@ -180,21 +127,4 @@ func closureShell(items map[store.Path]*plan.Item) (string, error) {
 		}
 	}
 	return "/bin/sh", nil
-}
-
-// shellName reports whether k is a name a POSIX shell can export.
-func shellName(k string) bool {
-	for i, c := range k {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return k != ""
-}
-
-// shellQuote quotes s for a POSIX shell: in single quotes, where each
-// single quote of s ends the quoting, is escaped with a backslash, and the
-// quoting starts again.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
