@@ -15,8 +15,9 @@ package image
 //   - eStargz, built by the estargz package itself from the tar spooled to
 //     a temporary file (TMPDIR): a gzip member per file chunk, the landmark
 //     file, the TOC (stargz.index.json) and the footer. Its settings are
-//     fixed: no prioritized files, 4 MiB chunks, gzip level 6, one worker
-//     (the worker count cuts the stream). The tar's headers, mtimes
+//     fixed: no prioritized files, 4 MiB chunks, klauspost's gzip at level
+//     6 for the chunks (estargzGzip), one worker (the worker count cuts
+//     the stream). The tar's headers, mtimes
 //     included, are kept as they are. The blob decompresses to a tar
 //     with the landmark and the TOC added: its diff id and size are that
 //     tar's. The descriptor carries the TOC's digest and that size.
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
@@ -81,8 +83,8 @@ func lazySettings(c format.Compression) string {
 	case format.ZstdChunked:
 		return fmt.Sprintf("zstd:chunked 1 (a frame per file, TOC v1 type %d, %d-byte footer) ", chunkedTOCType, chunkedFooterSize) + compress.Settings(format.Zstd, compress.Options{})
 	case format.Estargz:
-		return fmt.Sprintf("estargz 1 (chunks %d, gzip level %d, one worker, no prioritized files) stargz-snapshotter/estargz %s go compress/gzip",
-			estargzChunkSize, compress.GzipLevel, compress.ModuleVersion("github.com/containerd/stargz-snapshotter/estargz"))
+		return fmt.Sprintf("estargz 1 (chunks %d, gzip level %d, one worker, no prioritized files) stargz-snapshotter/estargz %s chunks klauspost/compress %s, TOC go compress/gzip",
+			estargzChunkSize, compress.GzipLevel, compress.ModuleVersion("github.com/containerd/stargz-snapshotter/estargz"), compress.ModuleVersion("github.com/klauspost/compress"))
 	}
 	return ""
 }
@@ -361,6 +363,24 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// estargzGzip is eStargz's gzip with klauspost/compress's gzip (that of
+// gzip layers, level 6) for the file chunks, and for reading them back
+// while the builder computes the diff id: the same format, written about
+// twice as fast as with the standard library's. The TOC's member and the
+// footer are the estargz package's own.
+type estargzGzip struct {
+	*estargz.GzipCompressor
+	*estargz.GzipDecompressor
+}
+
+// Writer starts a chunk's gzip member.
+func (estargzGzip) Writer(w io.Writer) (estargz.WriteFlushCloser, error) {
+	return kgzip.NewWriterLevel(w, compress.GzipLevel)
+}
+
+// Reader decompresses members.
+func (estargzGzip) Reader(r io.Reader) (io.ReadCloser, error) { return kgzip.NewReader(r) }
+
 // writeEstargz writes l's eStargz blob to w: the tar is spooled to a
 // temporary file, which estargz.Build reads by sections.
 func (l Layer) writeEstargz(w io.Writer, count nar.Counter) (Blob, error) {
@@ -376,7 +396,7 @@ func (l Layer) writeEstargz(w io.Writer, count nar.Counter) (Blob, error) {
 	}
 	eb, err := estargz.Build(io.NewSectionReader(f, 0, n),
 		estargz.WithChunkSize(estargzChunkSize),
-		estargz.WithCompressionLevel(compress.GzipLevel),
+		estargz.WithCompression(estargzGzip{estargz.NewGzipCompressorWithLevel(compress.GzipLevel), &estargz.GzipDecompressor{}}),
 		estargz.WithParallelism(1))
 	if err != nil {
 		return Blob{}, fmt.Errorf("%s: %w", f.Name(), err)
