@@ -64,7 +64,7 @@ import (
 // folders 0755.
 
 // dockerDef declares the format: a Docker archive of the images (docker load).
-var dockerDef = format.Def{Name: "docker", Kind: format.Image, Ext: ".tar", Compressions: image.Compressions,
+var dockerDef = format.Def{Name: "docker", Kind: format.Image, Ext: ".tar", Compressions: image.TarCompressions,
 	Attrs:  slices.Concat(format.ImageAttrs, format.RunAttrs, format.TreeAttrs, format.DatabaseAttrs),
 	Blocks: slices.Concat(format.ContentBlocks, format.LayerBlocks), BinLink: true}
 

@@ -31,7 +31,7 @@ func TestTable(t *testing.T) {
 	}{
 		{"nar", format.Store, "hello.nar", nil},
 		{"docker", format.Image, "hello.tar", []format.Compression{format.None, format.Gzip, format.Zstd}},
-		{"oci", format.Image, "hello", []format.Compression{format.None, format.Gzip, format.Zstd}},
+		{"oci", format.Image, "hello", []format.Compression{format.None, format.Gzip, format.Zstd, format.ZstdChunked, format.Estargz}},
 		{"binary-cache", format.Store, "hello", []format.Compression{format.XZ, format.Zstd, format.None}},
 		{"tarball", format.Tree, "hello.tar.gz", []format.Compression{format.Gzip, format.Zstd, format.XZ, format.None}},
 		{"deb", format.Tree, "hello.deb", []format.Compression{format.XZ, format.Gzip, format.Zstd, format.None}},

@@ -588,8 +588,12 @@ func (l *pushLayer) Compressed() (io.ReadCloser, error) {
 	}), nil
 }
 
-// Uncompressed streams the layer tar.
+// Uncompressed streams the layer tar; an eStargz layer's diff id is not
+// its tar's, and it is only uploaded compressed.
 func (l *pushLayer) Uncompressed() (io.ReadCloser, error) {
+	if l.compression == format.Estargz {
+		return nil, errors.New("an eStargz layer is only uploaded compressed")
+	}
 	return pipeFrom(func(w io.Writer) error {
 		_, _, err := l.l.WriteTar(w, nil)
 		return err

@@ -60,6 +60,12 @@ const (
 	Gzip Compression = "gzip"
 	Zstd Compression = "zstd"
 	XZ   Compression = "xz"
+	// ZstdChunked is zstd as containers/storage writes it for partial
+	// pulls: a frame per file, a table of contents (image layers only).
+	ZstdChunked Compression = "zstd:chunked"
+	// Estargz is eStargz: gzip with a member per file chunk and a table
+	// of contents, for lazy pulls (image layers only).
+	Estargz Compression = "estargz"
 )
 
 // Key is the kind of key a format's sign_key names.

@@ -28,7 +28,7 @@ const layerFormat = "storepack layer tar 1"
 // its bytes depend on.
 func key(l Layer, compression format.Compression) layercache.Key {
 	parts := []string{layerFormat, "go " + runtime.Version(), "mtime " + strconv.FormatInt(l.MTime, 10),
-		"compression " + compress.Settings(compression, layerCompression)}
+		"compression " + compress.Settings(compression, layerCompression) + lazySettings(compression)}
 	k, err := layercache.KeyOf(append(parts, plan.LayerInputs(l.Plan, l.Items)...)...)
 	if err != nil {
 		// No part holds a newline: %q quotes paths and targets.
@@ -57,7 +57,7 @@ func Lookup(c *layercache.Cache, l Layer, compression format.Compression, withBl
 	if !ok {
 		return Cached{}, k, false
 	}
-	hit := Cached{Blob: Blob{rec.DiffID, rec.Size, rec.Digest, rec.BlobSize}}
+	hit := Cached{Blob: Blob{DiffID: rec.DiffID, Size: rec.Size, Digest: rec.Digest, BlobSize: rec.BlobSize, Annotations: rec.Annotations}}
 	if !withBlob {
 		return hit, k, true
 	}
@@ -76,7 +76,7 @@ func Remember(c *layercache.Cache, k layercache.Key, b Blob) {
 	if c == nil || k == "" {
 		return
 	}
-	c.Put(layercache.Record{Key: k, DiffID: b.DiffID, Size: b.Size, Digest: b.Digest, BlobSize: b.BlobSize})
+	c.Put(layercache.Record{Key: k, DiffID: b.DiffID, Size: b.Size, Digest: b.Digest, BlobSize: b.BlobSize, Annotations: b.Annotations})
 }
 
 // Tee writes a blob's bytes into a new cache blob as well, best effort:

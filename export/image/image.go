@@ -35,12 +35,15 @@ import (
 
 // Blob is a written layer: the diff id (sha256 of the uncompressed tar)
 // and length of its tar, and the digest and length of its blob (the tar
-// compressed as the image says; the same again when uncompressed).
+// compressed as the image says; the same again when uncompressed), with
+// the annotations its manifest descriptor carries (the tables of contents
+// of zstd:chunked and eStargz blobs; none for the others).
 type Blob struct {
-	DiffID   digest.Digest `json:"diff_id"`
-	Size     int64         `json:"size"`
-	Digest   digest.Digest `json:"digest"`
-	BlobSize int64         `json:"blob_size"`
+	DiffID      digest.Digest     `json:"diff_id"`
+	Size        int64             `json:"size"`
+	Digest      digest.Digest     `json:"digest"`
+	BlobSize    int64             `json:"blob_size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // BaseBlob is a layer blob of a base image, as the base holds it: for
@@ -164,7 +167,7 @@ func (img *Image) manifest() (*ocispec.Manifest, error) {
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.BlobSize})
 	}
 	for _, b := range img.Blobs {
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.BlobSize})
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.BlobSize, Annotations: b.Annotations})
 	}
 	return m, nil
 }
@@ -260,21 +263,28 @@ func BlobPath(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
 }
 
-// Compressions are the layer compressions of images, the default first.
-var Compressions = []format.Compression{format.None, format.Gzip, format.Zstd}
+// Compressions are the layer compressions of OCI images (layouts,
+// archives, pushes), the default first: plain tars, gzip, zstd, and the
+// encodings for lazy pulls (zstd:chunked, eStargz; lazy.go).
+var Compressions = []format.Compression{format.None, format.Gzip, format.Zstd, format.ZstdChunked, format.Estargz}
+
+// TarCompressions are the layer compressions of docker archives, the
+// default first: those of Compressions that docker load reads.
+var TarCompressions = []format.Compression{format.None, format.Gzip, format.Zstd}
 
 // MediaType is the OCI media type of layers compressed as compression
-// says ("" or "none", "gzip", "zstd").
+// says ("" or "none", "gzip", "zstd", and "zstd:chunked" and "estargz",
+// which are zstd and gzip to any reader).
 func MediaType(compression format.Compression) (string, error) {
 	switch compression {
 	case "", format.None:
 		return ocispec.MediaTypeImageLayer, nil
-	case format.Gzip:
+	case format.Gzip, format.Estargz:
 		return ocispec.MediaTypeImageLayerGzip, nil
-	case format.Zstd:
+	case format.Zstd, format.ZstdChunked:
 		return ocispec.MediaTypeImageLayerZstd, nil
 	}
-	return "", fmt.Errorf("unknown layer compression %q: want none, gzip or zstd", compression)
+	return "", fmt.Errorf("unknown layer compression %q: want none, gzip, zstd, zstd:chunked or estargz", compression)
 }
 
 // Marshal encodes v as the JSON of images and archives: compact, map keys

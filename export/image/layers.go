@@ -181,13 +181,17 @@ func (l Layer) WriteTar(w io.Writer, c nar.Counter) (digest.Digest, int64, error
 
 // WriteBlob writes l's blob, its tar compressed as compression says, to w,
 // computing the diff id and the blob digest in the same pass, and counting
-// the items on c (which may be nil). Compression runs in a goroutine of
+// the items on c (which may be nil). zstd:chunked and eStargz blobs
+// (lazy.go) carry annotations for their manifest descriptors. Compression runs in a goroutine of
 // its own, fed through a fanout, so that it overlaps reading and hashing
 // the tar.
 func (l Layer) WriteBlob(w io.Writer, compression format.Compression, c nar.Counter) (Blob, error) {
 	if compression == "" || compression == format.None {
 		id, n, err := l.WriteTar(w, c)
-		return Blob{id, n, id, n}, err
+		return Blob{DiffID: id, Size: n, Digest: id, BlobSize: n}, err
+	}
+	if compression == format.ZstdChunked || compression == format.Estargz {
+		return l.writeLazy(w, compression, c)
 	}
 	dw := newDigestWriter(w)
 	cw, err := compress.NewWriter(dw, compression, layerCompression)
@@ -203,7 +207,7 @@ func (l Layer) WriteBlob(w io.Writer, compression format.Compression, c nar.Coun
 			return Blob{}, fmt.Errorf("layer %s: %w", l.Plan.ID, e)
 		}
 	}
-	return Blob{id, n, dw.digest(), dw.n}, nil
+	return Blob{DiffID: id, Size: n, Digest: dw.digest(), BlobSize: dw.n}, nil
 }
 
 // Skipped counts on c (which may be nil) l's items done without reading

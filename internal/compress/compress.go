@@ -218,6 +218,23 @@ func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, erro
 	return &pooledZstd{enc, key}, nil
 }
 
+// GzipLevel is gzip's level, for encoders that take one (eStargz layers).
+const GzipLevel = gzipLevel
+
+// NewZstdFrames returns a zstd encoder into w with zstd's settings (an
+// input of unknown size, one goroutine) for a stream cut into frames, as
+// zstd:chunked layers are: Close ends a frame (and does not close w),
+// Reset(w) starts the next, which writes the same bytes as a new encoder.
+func NewZstdFrames(w io.Writer) (*zstd.Encoder, error) {
+	return zstd.NewWriter(w,
+		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(zstdWindow(0)),
+		zstd.WithEncoderCRC(true),
+		zstd.WithZeroFrames(true),
+	)
+}
+
 // NewReader returns a reader of the decompressed bytes of r, compressed
 // as c says, and a function that releases its resources. The other
 // compressions a binary cache's NARs may have (bzip2) are read by package
@@ -296,6 +313,11 @@ func Settings(c format.Compression, o Options) string {
 	}
 	return string(c)
 }
+
+// ModuleVersion is the version of the module path built in (a module's
+// version changes the bytes its encoders write), "unknown" when the
+// binary has no build information.
+func ModuleVersion(path string) string { return moduleVersion(path) }
 
 // moduleVersion is the version of the module built in, "unknown" when
 // the binary has no build information.

@@ -124,14 +124,18 @@ func KeyOf(parts ...string) (Key, error) {
 }
 
 // Record is what the cache knows about a layer: the uncompressed tar's
-// diff id and length, and its blob's digest and length (the same when
-// uncompressed).
+// diff id and length, its blob's digest and length (the same when
+// uncompressed), and its descriptor's annotations.
 type Record struct {
 	Key      Key           `json:"key"`
 	DiffID   digest.Digest `json:"diff_id"`
 	Size     int64         `json:"size"`
 	Digest   digest.Digest `json:"digest"`
 	BlobSize int64         `json:"blob_size"`
+	// Annotations are the blob's manifest descriptor's (the tables of
+	// contents of lazily pulled layers), kept so that a cached layer gives
+	// the same manifest as a made one.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // valid reports whether r is a complete record for k.

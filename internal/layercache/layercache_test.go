@@ -3,6 +3,7 @@ package layercache
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -41,14 +42,15 @@ func TestRecords(t *testing.T) {
 	c := open(t)
 	k, _ := KeyOf("layer")
 	other, _ := KeyOf("another layer")
-	r := Record{Key: k, DiffID: digest.FromString("tar"), Size: 3, Digest: digest.FromString("gz"), BlobSize: 2}
+	r := Record{Key: k, DiffID: digest.FromString("tar"), Size: 3, Digest: digest.FromString("gz"), BlobSize: 2,
+		Annotations: map[string]string{"io.containers.zstd-chunked.manifest-position": "1:2:3:1"}}
 	if _, ok := c.Get(k); ok {
 		t.Fatal("a record in an empty cache")
 	}
 	if err := c.Put(r); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := c.Get(k); !ok || got != r {
+	if got, ok := c.Get(k); !ok || !reflect.DeepEqual(got, r) {
 		t.Errorf("Get = %+v, %v; want %+v", got, ok, r)
 	}
 	if err := c.Put(Record{Key: k}); err == nil {

@@ -1,0 +1,177 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/export/image"
+	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/fixture"
+	"github.com/storepack/storepack/internal/oracle"
+	"github.com/storepack/storepack/plan"
+	"github.com/storepack/storepack/spec"
+)
+
+// lazyExport plans an oci export of the runnable closure with the layer
+// encoding c, split into at most maxLayers layers (0: the default).
+func lazyExport(t *testing.T, tag string, c format.Compression, maxLayers int) *plan.Export {
+	t.Helper()
+	f := fixture.Write(t, "/gnu/store", "", runnableItems(t))
+	hello := string(f.ByName["hello-script"])
+	e := &spec.Export{
+		Name:       "runnable",
+		Format:     format.Format("oci"),
+		Entrypoint: []string{hello + "/bin/hello"},
+		Cmd:        []string{"from", "cmd"},
+		Symlinks:   map[string]string{"/bin": string(f.ByName["busybox-static"]) + "/bin"},
+		Image:      spec.Image{Tag: tag, Compression: c, MaxLayers: maxLayers},
+	}
+	return &plan.Export{Name: e.Name, Format: e.Format, Systems: []plan.System{*f.System(t, "x86_64-linux", e, "hello-script")}}
+}
+
+// privatePodman is podman with a storage of its own under a temporary
+// folder (CONTAINERS_STORAGE_CONF, --root, --runroot), partial pulls on:
+// the storage other tests use is left alone.
+func privatePodman(t *testing.T) func(args ...string) []byte {
+	t.Helper()
+	podman := oracle.Require(t, "podman")
+	oracle.Require(t, "runc")
+	dir := t.TempDir()
+	// podman takes no runroot longer than 50 characters.
+	runroot, err := os.MkdirTemp("", "sp-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runroot) })
+	root := filepath.Join(dir, "root")
+	conf := filepath.Join(dir, "storage.conf")
+	text := fmt.Sprintf("[storage]\ndriver = \"overlay\"\ngraphroot = %q\nrunroot = %q\n\n[storage.options.pull_options]\nenable_partial_images = \"true\"\nuse_hard_links = \"true\"\n", root, runroot)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONTAINERS_STORAGE_CONF", conf)
+	pm := func(args ...string) []byte {
+		t.Helper()
+		return run(t, podman, append([]string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay"}, args...)...)
+	}
+	t.Cleanup(func() {
+		// Unmounts the layers before the temporary folder goes.
+		exec.Command(podman, "--root", root, "--runroot", runroot, "--storage-driver", "overlay", "system", "reset", "--force").Run()
+	})
+	return pm
+}
+
+// blobBytesServed sums the bytes the registry's log shows it sent for GET
+// requests of blobs of repo.
+func blobBytesServed(log, repo string) int64 {
+	var n int64
+	uri := regexp.MustCompile(`http.request.uri="/v2/` + regexp.QuoteMeta(repo) + `/blobs/sha256:[0-9a-f]+"`)
+	written := regexp.MustCompile(`http.response.written=(\d+)`)
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "http.request.method=GET") || !uri.MatchString(line) {
+			continue
+		}
+		if m := written.FindStringSubmatch(line); m != nil {
+			w, _ := strconv.ParseInt(m[1], 10, 64)
+			n += w
+		}
+	}
+	return n
+}
+
+// TestLazyPodmanPull pushes images with zstd:chunked and eStargz layers
+// to a loopback registry: skopeo shows each layer's annotations, every
+// pushed layer passes the verifier (for eStargz the estargz package's
+// own), and podman, with partial pulls on, pulls and runs the image. For
+// zstd:chunked, a second image holding the same files in other layers
+// then pulls far fewer bytes than its layers hold (the registry's log).
+func TestLazyPodmanPull(t *testing.T) {
+	skopeo := oracle.Require(t, "skopeo")
+	reg := oracle.StartRegistry(t)
+	tests := []struct {
+		c           format.Compression
+		annotations []string
+	}{
+		{format.ZstdChunked, []string{image.ChunkedChecksumAnnotation, image.ChunkedPositionAnnotation, image.ChunkedChecksumAnnotationNew, image.ChunkedPositionAnnotationNew}},
+		{format.Estargz, []string{"containerd.io/snapshot/stargz/toc.digest", "io.containers.estargz.uncompressed-size"}},
+	}
+	for i, tt := range tests {
+		t.Run(string(tt.c), func(t *testing.T) {
+			podman := privatePodman(t)
+			push := func(repo string, maxLayers int) (string, ocispec.Manifest) {
+				t.Helper()
+				ref := fmt.Sprintf("%s/%s:1", reg.Host, repo)
+				e := lazyExport(t, "localhost/lazy:1", tt.c, maxLayers)
+				e.Push, e.Insecure = ref, true
+				if _, err := Push(context.Background(), e, PushOptions{Keychain: authn.NewMultiKeychain()}); err != nil {
+					t.Fatal(err)
+				}
+				var m ocispec.Manifest
+				if err := json.Unmarshal(run(t, skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+ref), &m); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range m.Layers {
+					for _, a := range tt.annotations {
+						if l.Annotations[a] == "" {
+							t.Errorf("%s: layer %s has no annotation %s: %v", ref, l.Digest, a, l.Annotations)
+						}
+					}
+					resp, err := http.Get(fmt.Sprintf("http://%s/v2/%s/blobs/%s", reg.Host, repo, l.Digest))
+					if err != nil {
+						t.Fatal(err)
+					}
+					blob, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := image.VerifyLazy(bytes.NewReader(blob), int64(len(blob)), tt.c, l.Annotations); err != nil {
+						t.Errorf("%s: layer %s: %v", ref, l.Digest, err)
+					}
+				}
+				return ref, m
+			}
+			runs := func(ref string) {
+				t.Helper()
+				podman("pull", "--tls-verify=false", ref)
+				out := strings.TrimSpace(string(podman("run", "--rm", "--network", "none", ref)))
+				if want := runnableOutput + " from cmd"; out != want {
+					t.Errorf("podman run %s printed %q, want %q", ref, out, want)
+				}
+			}
+			first, _ := push(fmt.Sprintf("lazy/split%d", i), 0)
+			runs(first)
+			if tt.c != format.ZstdChunked {
+				return
+			}
+			repo := fmt.Sprintf("lazy/whole%d", i)
+			second, m := push(repo, 1)
+			var layerBytes int64
+			for _, l := range m.Layers {
+				layerBytes += l.Size
+			}
+			before := blobBytesServed(reg.Log(), repo)
+			runs(second)
+			// The config is a blob too: count it aside.
+			served := blobBytesServed(reg.Log(), repo) - before - m.Config.Size
+			t.Logf("second image: %d layer bytes, %d served to the partial pull", layerBytes, served)
+			if served <= 0 || served*2 > layerBytes {
+				t.Errorf("the partial pull of the second image took %d of its %d layer bytes; want under half", served, layerBytes)
+			}
+		})
+	}
+}
