@@ -41,5 +41,5 @@ func ExampleLoad() {
 	//   on DIR/storepack.hcl:2:13, in export "hello":
 	//      2 |   format  = "tarbal"
 	//        |             ^^^^^^^^
-	// The format "tarbal" is not one of "nar", "docker", "oci", "binary-cache", "tarball", "deb", "rpm", "squashfs".
+	// The format "tarbal" is not one of "nar", "docker", "oci", "binary-cache", "tarball", "deb", "rpm", "squashfs", "appimage".
 }

@@ -405,7 +405,7 @@ func (l *loader) notForFormat(a *hcl.Attribute, e *Export) {
 
 // formatsLabel names a set of formats in a summary: "images" for the
 // images, then "file system trees" for the trees or the other formats'
-// names ("images and squashfs"); else the formats' names.
+// names ("images, squashfs and appimage"); else the formats' names.
 func formatsLabel(fs []format.Format) string {
 	images := format.OfKind(format.Image)
 	var rest []format.Format
@@ -422,7 +422,7 @@ func formatsLabel(fs []format.Format) string {
 	case slices.Equal(rest, format.OfKind(format.Tree)):
 		return "images and file system trees"
 	}
-	return "images and " + format.Join(rest)
+	return format.Join(append([]format.Format{"images"}, rest...))
 }
 
 // compression decodes the compression attribute of an export whose format

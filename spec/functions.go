@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
+	"github.com/storepack/storepack/internal/bounded"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
@@ -179,7 +180,7 @@ func readSpecFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+		return nil, fmt.Errorf("not a regular file (%s)", bounded.Kind(fi.Mode()))
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -190,7 +191,7 @@ func readSpecFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+		return nil, fmt.Errorf("not a regular file (%s)", bounded.Kind(fi.Mode()))
 	}
 	if fi.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%d bytes, more than the %d file() reads", fi.Size(), MaxFileSize)
@@ -200,19 +201,4 @@ func readSpecFile(p string) ([]byte, error) {
 		err = fmt.Errorf("more than the %d bytes file() reads", MaxFileSize)
 	}
 	return b, err
-}
-
-// fileKind names the kind of a file that is not a regular one.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a folder"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return "a special file"
 }

@@ -172,7 +172,7 @@ func TestDiagnostics(t *testing.T) {
 		{"bad created", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  created = \"1969-12-31T00:00:00Z\"\n}\n", nil, nil, "Invalid created time", "storepack.hcl:4:13"},
 		{"bad compression", "export \"x\" {\n  format = \"oci\"\n  paths = [" + hello + "]\n  compression = \"xz\"\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
 		{"bad tarball compression", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  compression = \"lz4\"\n}\n", nil, nil, "Unknown compression", "storepack.hcl:4:17"},
-		{"database on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  database = true\n}\n", nil, nil, "Attribute only for images and file system trees", "storepack.hcl:4:3"},
+		{"database on nar", "export \"x\" {\n  format = \"nar\"\n  paths = [" + hello + "]\n  database = true\n}\n", nil, nil, "Attribute only for images, tarball, deb, rpm and squashfs", "storepack.hcl:4:3"},
 		{"entrypoint on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  entrypoint = [\"/bin/sh\"]\n}\n", nil, nil, "Attribute only for " + formatsLabel(format.TakingAttr("entrypoint")), "storepack.hcl:4:3"},
 		{"tag on tarball", "export \"x\" {\n  format = \"tarball\"\n  paths = [" + hello + "]\n  tag = \"x:1\"\n}\n", nil, nil, "Attribute only for images", "storepack.hcl:4:3"},
 		{"package on docker", "export \"x\" {\n  format = \"docker\"\n  paths = [" + hello + "]\n  package {\n    version = \"1.0\"\n  }\n}\n", nil, nil, "Block only for " + format.Join(format.TakingBlock("package")), "storepack.hcl:4:3"},

@@ -45,6 +45,7 @@ import (
 
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/store/nar"
 )
 
@@ -187,7 +188,7 @@ var chunkedTypes = map[byte]string{
 // each regular file's contents, then the TOC and the footer. It returns
 // the manifest annotations.
 func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
-	cw := &countingWriter{w: w}
+	cw := &countw.Writer{W: w}
 	enc, err := compress.NewZstdFrames(cw)
 	if err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 			return 0, err
 		}
 		enc.Reset(cw)
-		return cw.n, nil
+		return cw.N, nil
 	}
 	var entries []chunkedEntry
 	buf := make([]byte, 64<<10)
@@ -265,7 +266,7 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 		return nil, err
 	}
 	// The TOC's data starts after its frame's 8-byte header.
-	offset := cw.n + 8
+	offset := cw.N + 8
 	if err := writeSkippable(cw, ztoc.Bytes()); err != nil {
 		return nil, err
 	}
@@ -348,18 +349,6 @@ func (t *teeReader) Read(p []byte) (int, error) {
 			return n, werr
 		}
 	}
-	return n, err
-}
-
-// countingWriter counts what it passes on.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
 	return n, err
 }
 

@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"sync/atomic"
+
+	"github.com/storepack/storepack/internal/bounded"
 )
 
 // Dump writes the NAR serialisation of the file, folder or symlink at path
@@ -90,19 +92,5 @@ func Hash(path string) (digest [32]byte, narSize int64, err error) {
 
 // specialFileError reports a node that a NAR cannot hold.
 func specialFileError(path string, mode fs.FileMode) error {
-	return fmt.Errorf("%s: %s cannot be stored in a NAR (only regular files, folders and symlinks)", path, fileKind(mode))
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
+	return fmt.Errorf("%s: %s cannot be stored in a NAR (only regular files, folders and symlinks)", path, bounded.Kind(mode))
 }
