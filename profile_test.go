@@ -13,6 +13,15 @@ import (
 	"github.com/storepack/storepack/internal/oracle"
 )
 
+// useProfileDir makes gen write profiles into a temporary folder for the
+// test, not the user's cache.
+func useProfileDir(t *testing.T) {
+	old := gen.ProfileDir
+	profiles := t.TempDir()
+	gen.ProfileDir = func() (string, error) { return profiles, nil }
+	t.Cleanup(func() { gen.ProfileDir = old })
+}
+
 // profileSpec writes a spec exporting a profile of busybox and two
 // programs, a and b, from a fake /gnu/store, as a docker image, a tarball
 // and a squashfs image; it returns the spec folder.
@@ -82,10 +91,7 @@ func TestProfilePacks(t *testing.T) {
 	unsquashfs := oracle.Require(t, "unsquashfs")
 	tarBin := oracle.Require(t, "tar")
 	oracle.RequireRoot(t)
-	old := gen.ProfileDir
-	profiles := t.TempDir()
-	gen.ProfileDir = func() (string, error) { return profiles, nil }
-	t.Cleanup(func() { gen.ProfileDir = old })
+	useProfileDir(t)
 
 	dir := profileSpec(t)
 	out := t.TempDir()
@@ -151,10 +157,7 @@ func TestRelocatableTarball(t *testing.T) {
 	tarBin := oracle.Require(t, "tar")
 	setpriv := oracle.Require(t, "setpriv")
 	oracle.RequireRoot(t)
-	old := gen.ProfileDir
-	profiles := t.TempDir()
-	gen.ProfileDir = func() (string, error) { return profiles, nil }
-	t.Cleanup(func() { gen.ProfileDir = old })
+	useProfileDir(t)
 
 	dir := profileSpec(t)
 	b, err := os.ReadFile(filepath.Join(dir, "storepack.hcl"))
@@ -244,10 +247,7 @@ func TestAppImage(t *testing.T) {
 	setpriv := oracle.Require(t, "setpriv")
 	python := oracle.Require(t, "python3")
 	oracle.RequireRoot(t)
-	old := gen.ProfileDir
-	profiles := t.TempDir()
-	gen.ProfileDir = func() (string, error) { return profiles, nil }
-	t.Cleanup(func() { gen.ProfileDir = old })
+	useProfileDir(t)
 
 	dir := profileSpec(t)
 	bb, err := filepath.EvalSymlinks(oracle.Require(t, "busybox"))
