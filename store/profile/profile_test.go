@@ -3,6 +3,7 @@ package profile
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,5 +242,31 @@ func TestModuloHashPieces(t *testing.T) {
 	sum := sha256.Sum256([]byte(zeroed + "|5|43|75"))
 	if want != sum {
 		t.Errorf("HashModulo differs from sha256(zeroed NAR + offsets)")
+	}
+}
+
+// BenchmarkBuild500 builds the profile of 500 items, each with a bin,
+// share and lib folder: what a plan with a 500-item profile adds.
+func BenchmarkBuild500(b *testing.B) {
+	root := b.TempDir()
+	var inputs []Input
+	for i := range 500 {
+		base := fmt.Sprintf("%032d-item-%d", i, i)
+		dir := filepath.Join(root, base)
+		for _, f := range []string{"bin/p" + fmt.Sprint(i), "share/doc/item-" + fmt.Sprint(i) + "/README", "lib/libi" + fmt.Sprint(i) + ".so"} {
+			if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o555); err != nil {
+				b.Fatal(err)
+			}
+		}
+		inputs = append(inputs, Input{Path: gnu.Join(base), FSPath: dir})
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Build(gnu, inputs, b.TempDir(), Options{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
