@@ -37,9 +37,9 @@ import (
 // appImageDef declares the format: an AppImage of each system's tree.
 var appImageDef = format.Def{Name: "appimage", Kind: format.Tree, Ext: ".AppImage", PerSystem: true,
 	Compressions: []format.Compression{format.Zstd, format.Gzip}, CompressionOf: "an AppImage's squashfs image",
-	Attrs:           slices.Concat(format.RunAttrs, format.TreeAttrs, format.RelocatableAttrs),
-	Blocks:          slices.Concat(format.ContentBlocks, []format.Block{{Name: "appimage", Required: true}}),
-	NeedsEntrypoint: true}
+	Attrs:    slices.Concat(format.RunAttrs, format.TreeAttrs, format.RelocatableAttrs),
+	Blocks:   slices.Concat(format.ContentBlocks, []format.Block{{Name: "appimage", Required: true}}),
+	Requires: []string{"entrypoint", "profile", "relocatable"}}
 
 // appImageWriter writes appimage exports: one AppImage of each system's
 // tree.
@@ -130,12 +130,9 @@ func elfEnd(b []byte) (int64, error) {
 }
 
 // PlanTree adds the AppDir's entries at the top of the tree and names the
-// runtime. An AppImage runs from where it is mounted, so it needs the
-// profile's programs relocatable.
+// runtime. (An AppImage runs from where it is mounted: the spec requires
+// its profile relocatable, appImageDef.Requires.)
 func (appImageWriter) PlanTree(t *plan.TreeOutput, s *plan.Settings) ([]plan.Entry, error) {
-	if s.Profile == "" || !s.Relocatable {
-		return nil, errors.New("an AppImage runs from wherever it is mounted: give it profile = true and relocatable = true")
-	}
 	if s.AppImage == nil {
 		return nil, errors.New("no appimage block")
 	}

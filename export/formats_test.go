@@ -37,6 +37,7 @@ func TestTable(t *testing.T) {
 		{"deb", format.Tree, "hello.deb", []format.Compression{format.XZ, format.Gzip, format.Zstd, format.None}},
 		{"rpm", format.Tree, "hello.rpm", []format.Compression{format.Zstd, format.Gzip, format.XZ}},
 		{"squashfs", format.Tree, "hello.squashfs", []format.Compression{format.Gzip, format.Zstd, format.XZ}},
+		{"appimage", format.Tree, "hello.AppImage", []format.Compression{format.Zstd, format.Gzip}},
 	}
 	if got := format.All(); len(got) != len(tests) {
 		t.Fatalf("format.All() = %v, want %d formats", got, len(tests))
@@ -93,6 +94,7 @@ func TestWriteLeavesThePlan(t *testing.T) {
 		helloDeb(t, "", format.XZ),
 		helloRPM(t, "", format.Zstd),
 		helloSquashfs(t, "", format.Gzip),
+		helloAppImage(t, "", format.Zstd),
 	}
 	cache, err := layercache.Open(t.TempDir())
 	if err != nil {

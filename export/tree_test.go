@@ -207,6 +207,10 @@ func TestTreeFormatsPerSystem(t *testing.T) {
 				p := helloPackage
 				e.Package = &p
 			}
+			if _, ok := f.Def().Block("appimage"); ok {
+				e.Entrypoint = []string{string(fixture.StorePath("/gnu/store", "hello-2.12")) + "/bin/hello"}
+				e.AppImage = &spec.AppImage{Runtime: tinyELF(t), Name: "hello", Categories: []string{"Utility"}}
+			}
 			out := &plan.Export{Name: e.Name, Format: f, Compression: e.Compression}
 			for _, s := range []string{"x86_64-linux", "aarch64-linux"} {
 				sys := st.System(t, s, e, "hello-2.12")

@@ -145,9 +145,11 @@ type Def struct {
 	Attrs []string
 	// Blocks are the blocks it takes besides system blocks.
 	Blocks []Block
-	// NeedsEntrypoint is set for formats whose output runs one program
-	// (an AppImage's AppRun): every system must have an entrypoint.
-	NeedsEntrypoint bool
+	// Requires are the attributes an export of the format must set:
+	// "entrypoint" (every system has one: the output runs one program),
+	// "profile" and "relocatable" (set true: the output runs from
+	// wherever it is mounted).
+	Requires []string
 	// SignKey is the kind of key its sign_key names.
 	SignKey Key
 	// BinLink is set for formats whose tree, without a symlinks

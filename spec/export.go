@@ -179,7 +179,7 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		})
 	}
 	l.systems(d, content.Blocks.OfType("system"), sysDefaults{paths, pset || !pok, e.Entrypoint, e.Cmd})
-	if def.NeedsEntrypoint {
+	if slices.Contains(def.Requires, "entrypoint") {
 		for _, s := range e.Systems {
 			if len(s.Entrypoint) == 0 {
 				l.errorf(d.block.DefRange.Ptr(), "Missing entrypoint", "The export %q has format %q, whose output runs one program: give it an entrypoint (system %s has none).", e.Name, e.Format, s.Name)
@@ -203,6 +203,9 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 		}
 	}
 	l.profile(d, attrs["profile"], content.Blocks.OfType("profile"))
+	if slices.Contains(def.Requires, "profile") && e.Profile == nil {
+		l.errorf(d.block.DefRange.Ptr(), "Missing profile", "The export %q has format %q, which packs a profile: add profile = true.", e.Name, e.Format)
+	}
 	if a := attrs["relocatable"]; a != nil && def.TakesAttr("relocatable") {
 		if v, ok := l.evalAs(a, cty.Bool); ok && !v.IsNull() {
 			e.Relocatable = v.True()
@@ -210,6 +213,9 @@ func (l *loader) export(b *hcl.Block) *exportDecl {
 				l.errorf(a.Expr.Range().Ptr(), "Relocatable without a profile", "A relocatable pack wraps the programs of its profile: add profile = true to the export %q.", e.Name)
 			}
 		}
+	}
+	if slices.Contains(def.Requires, "relocatable") && !e.Relocatable {
+		l.errorf(d.block.DefRange.Ptr(), "Missing relocatable", "The export %q has format %q, which runs from wherever it is mounted: add relocatable = true.", e.Name, e.Format)
 	}
 	l.packageBlock(d, content.Blocks.OfType("package"))
 	l.appImageBlock(d, content.Blocks.OfType("appimage"))

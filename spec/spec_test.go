@@ -592,6 +592,8 @@ func TestAppImageSpec(t *testing.T) {
 		{"appimage", "entrypoint = [\"bin/hello\"]\nappimage {\n  runtime = \"no-such-runtime\"\n}\n", "Invalid appimage runtime"},
 		{"appimage", "entrypoint = [\"bin/hello\"]\nrelocatable = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", "Relocatable without a profile"},
 		{"tarball", "appimage {\n  runtime = \"" + runtime + "\"\n}\n", "Unexpected appimage block"},
+		{"appimage", "entrypoint = [\"bin/hello\"]\nrelocatable = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", "Missing profile"},
+		{"appimage", "entrypoint = [\"bin/hello\"]\nprofile = true\nappimage {\n  runtime = \"" + runtime + "\"\n}\n", "Missing relocatable"},
 	}
 	for _, tt := range tests {
 		text := "export \"x\" {\n  format = \"" + tt.format + "\"\n  paths = [\"" + hello + "\"]\n" + tt.body + "}\n"
