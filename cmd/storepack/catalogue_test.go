@@ -147,7 +147,7 @@ var catalogue = []catCase{
 	{name: "output outside the output folder", files: map[string]string{"s.hcl": helloSpec("nar", "  output = \"../escape.nar\"\n")},
 		code: 1, want: []string{"s.hcl:12:12", "Invalid output", "../escape.nar"}},
 	{name: "file() of a device", files: map[string]string{"s.hcl": "locals {\n  z = file(\"/dev/zero\")\n}\n"},
-		code: 1, want: []string{"s.hcl:2:", "/dev/zero", "not a regular file (a device)"}},
+		code: 1, want: []string{"s.hcl:2:", "/dev/zero", "not a regular file (a character device)"}},
 	{name: "file() of a FIFO", files: map[string]string{"s.hcl": "locals {\n  z = file(\"pipe\")\n}\n"},
 		setup: func(t *testing.T, c *catEnv) { mkfifo(t, filepath.Join(c.dir, "pipe")) },
 		code:  1, want: []string{"s.hcl:2:", "pipe", "not a regular file (a FIFO)"}},
