@@ -41,8 +41,10 @@ var (
 
 // DefaultS3PartSize is the size of the parts of a multipart upload, and
 // the size above which a NAR goes up in parts: smaller NARs are held in
-// memory and put in one request at their final name.
-const DefaultS3PartSize = 8 << 20
+// memory and put in one request at their final name. It is S3's smallest
+// part: two NARs made at once, each with two parts in flight and one
+// being filled, stay within the 64 MiB a publish may take.
+const DefaultS3PartSize = 5 << 20
 
 // S3Location is an s3:// cache URL, as Nix names them:
 // s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P.
