@@ -8,18 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/gen"
 	"github.com/storepack/storepack/internal/fixture"
 	"github.com/storepack/storepack/internal/oracle"
 )
 
-// useProfileDir makes gen write profiles into a temporary folder for the
-// test, not the user's cache.
-func useProfileDir(t *testing.T) {
-	old := gen.ProfileDir
-	profiles := t.TempDir()
-	gen.ProfileDir = func() (string, error) { return profiles, nil }
-	t.Cleanup(func() { gen.ProfileDir = old })
+// testCache is a cache folder of the test's own, where exports write
+// their profiles (profiles/) instead of the user's cache.
+func testCache(t *testing.T) string {
+	return t.TempDir()
 }
 
 // profileSpec writes a spec exporting a profile of busybox and two
@@ -91,11 +87,10 @@ func TestProfilePacks(t *testing.T) {
 	unsquashfs := oracle.Require(t, "unsquashfs")
 	tarBin := oracle.Require(t, "tar")
 	oracle.RequireRoot(t)
-	useProfileDir(t)
 
 	dir := profileSpec(t)
 	out := t.TempDir()
-	files, err := Export(Options{SpecDir: dir, OutDir: out})
+	files, err := Export(Options{SpecDir: dir, OutDir: out, CacheDir: testCache(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +152,6 @@ func TestRelocatableTarball(t *testing.T) {
 	tarBin := oracle.Require(t, "tar")
 	setpriv := oracle.Require(t, "setpriv")
 	oracle.RequireRoot(t)
-	useProfileDir(t)
 
 	dir := profileSpec(t)
 	b, err := os.ReadFile(filepath.Join(dir, "storepack.hcl"))
@@ -173,7 +167,7 @@ export "relocatable" {
 `
 	must(t, os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644))
 	out := t.TempDir()
-	files, err := Export(Options{SpecDir: dir, OutDir: out, Exports: []string{"relocatable"}})
+	files, err := Export(Options{SpecDir: dir, OutDir: out, CacheDir: testCache(t), Exports: []string{"relocatable"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +241,6 @@ func TestAppImage(t *testing.T) {
 	setpriv := oracle.Require(t, "setpriv")
 	python := oracle.Require(t, "python3")
 	oracle.RequireRoot(t)
-	useProfileDir(t)
 
 	dir := profileSpec(t)
 	bb, err := filepath.EvalSymlinks(oracle.Require(t, "busybox"))
@@ -271,7 +264,7 @@ export "app" {
 `
 	must(t, os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644))
 	out := t.TempDir()
-	files, err := Export(Options{SpecDir: dir, OutDir: out, Exports: []string{"app"}})
+	files, err := Export(Options{SpecDir: dir, OutDir: out, CacheDir: testCache(t), Exports: []string{"app"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,5 +318,32 @@ while files[i]:
 	got, err := run.CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(got), "a from ") {
 		t.Errorf("AppRun as nobody: %q, %v", got, err)
+	}
+}
+
+// TestProfilesFollowTheCache: profiles are written into the cache
+// folder's profiles/, and with the cache turned off into a temporary
+// folder removed at the end of the run; the outputs are the same.
+func TestProfilesFollowTheCache(t *testing.T) {
+	dir := profileSpec(t)
+	cache := testCache(t)
+	var sums []string
+	for _, noCache := range []bool{false, true} {
+		files, err := Export(Options{SpecDir: dir, OutDir: t.TempDir(), CacheDir: cache, NoCache: noCache, Exports: []string{"tarball"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, files[0].SHA256)
+		profiles, _ := filepath.Glob(filepath.Join(cache, "profiles", "*-profile"))
+		if len(profiles) != 1 {
+			t.Errorf("no-cache %v: the cache holds profiles %v, want the first run's one", noCache, profiles)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("the tarball differs with the cache turned off: %s, %s", sums[0], sums[1])
+	}
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "storepack-profiles-*"))
+	if len(left) != 0 {
+		t.Errorf("temporary profile folders left: %v", left)
 	}
 }

@@ -190,15 +190,19 @@ func Plan(o Options) (*export.Description, error) {
 
 // generate loads the spec and evaluates it into a plan: Plan without the
 // images' digests, which writing the archives computes anyway. done
-// removes what the plan's substituted items were unpacked into when that
-// is not the cache (substitutesDir): call it once the plan is written.
+// removes the folders the plan's substituted items and profiles were
+// written into when those are not the cache (workDir): call it once the
+// plan is written.
 func generate(o Options) (p *plan.Plan, done func(), err error) {
 	sp, err := Load(o)
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, done := substitutesDir(o, len(sp.Store.Substituters) > 0)
-	p, err = gen.GenerateIn(o.context(), sp, dir)
+	profiles := slices.ContainsFunc(sp.Exports, func(e spec.Export) bool { return e.Profile != nil })
+	subs, doneSubs := workDir(o, "substitutes", "substituted items", len(sp.Store.Substituters) > 0)
+	profs, doneProfs := workDir(o, "profiles", "profiles", profiles)
+	done = func() { doneSubs(); doneProfs() }
+	p, err = gen.GenerateIn(o.context(), sp, gen.Dirs{Substitutes: subs, Profiles: profs})
 	if err != nil {
 		done()
 		return nil, nil, err
@@ -206,14 +210,15 @@ func generate(o Options) (p *plan.Plan, done func(), err error) {
 	return p, done, nil
 }
 
-// substitutesDir is where substituted items are unpacked: substitutes/
-// in the cache folder (o.CacheDir, else the default), or, with the cache
-// turned off (NoCache) or a cache folder that cannot be written (reported
-// on o.Stderr), a temporary folder that done removes. Without
-// substituters it is "" and done does nothing.
-func substitutesDir(o Options, substituters bool) (dir string, done func()) {
+// workDir is where a plan's what (substituted items, profiles) are
+// written for the writers to read: name/ in the cache folder (o.CacheDir,
+// else the default), or, with the cache turned off (NoCache) or a cache
+// folder that cannot be written (reported on o.Stderr), a temporary
+// folder that done removes. When the plan needs none it is "" and done
+// does nothing.
+func workDir(o Options, name, what string, needed bool) (dir string, done func()) {
 	o = o.WithDefaults()
-	if !substituters {
+	if !needed {
 		return "", func() {}
 	}
 	if !o.NoCache {
@@ -223,7 +228,7 @@ func substitutesDir(o Options, substituters bool) (dir string, done func()) {
 			base, err = layercache.DefaultDir()
 		}
 		if err == nil {
-			dir = filepath.Join(base, "substitutes")
+			dir = filepath.Join(base, name)
 			if err = os.MkdirAll(dir, 0o755); err == nil {
 				err = probeWritable(dir)
 			}
@@ -231,9 +236,9 @@ func substitutesDir(o Options, substituters bool) (dir string, done func()) {
 		if err == nil {
 			return dir, func() {}
 		}
-		fmt.Fprintf(o.Stderr, "storepack: not using the substitutes cache: %v; substituted items go to a temporary folder\n", err)
+		fmt.Fprintf(o.Stderr, "storepack: not using the %s cache: %v; %s go to a temporary folder\n", name, err, what)
 	}
-	tmp, err := os.MkdirTemp("", "storepack-substitutes-")
+	tmp, err := os.MkdirTemp("", "storepack-"+name+"-")
 	if err != nil {
 		return "", func() {} // gen reports the default folder's error
 	}

@@ -41,21 +41,28 @@ import (
 // registries, layouts or archives (their layers are read by the writers).
 // It writes nothing else: no output, nothing in the store.
 func Generate(ctx context.Context, sp *spec.Spec) (*plan.Plan, error) {
-	return GenerateIn(ctx, sp, "")
+	return GenerateIn(ctx, sp, Dirs{})
 }
 
-// GenerateIn is Generate with substituted items unpacked into the folder
-// substitutes ("": substitute.DefaultDir): the front ends give a
-// temporary one when the cache is turned off or cannot be written.
-func GenerateIn(ctx context.Context, sp *spec.Spec, substitutes string) (*plan.Plan, error) {
+// Dirs are the folders Generate writes into for the writers to read.
+type Dirs struct {
+	// Substitutes is where substituted items are unpacked ("":
+	// substitute.DefaultDir); Profiles where profiles are written ("":
+	// ProfileDir). The front ends give temporary ones when the cache is
+	// turned off or cannot be written.
+	Substitutes, Profiles string
+}
+
+// GenerateIn is Generate writing into dirs.
+func GenerateIn(ctx context.Context, sp *spec.Spec, dirs Dirs) (*plan.Plan, error) {
 	st, err := store.Open(store.Options{Dir: sp.Store.Dir, DB: sp.Store.DB, Root: sp.Store.Root})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	g := &generator{ctx: ctx, spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}}
+	g := &generator{ctx: ctx, spec: sp, store: st, items: map[store.Path]*plan.Item{}, sources: map[store.Path]*spec.Source{}, profileDir: dirs.Profiles}
 	if len(sp.Store.Substituters) > 0 {
-		dir := substitutes
+		dir := dirs.Substitutes
 		if dir == "" {
 			if dir, err = substitute.DefaultDir(); err != nil {
 				return nil, err
@@ -102,6 +109,8 @@ type generator struct {
 	sub         *substitute.Substituter
 	substituted []store.Path
 	subInfo     map[store.Path]*store.PathInfo
+	// profileDir is where profiles are written ("": ProfileDir).
+	profileDir string
 }
 
 // missing reports whether p should come from a substituter: there are

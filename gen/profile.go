@@ -16,9 +16,9 @@ import (
 	"github.com/storepack/storepack/store/profile"
 )
 
-// ProfileDir is where profiles are written, from where the writers read
-// them: the storepack cache folder's profiles/ (docs/cache.md); a
-// variable so that tests can move it.
+// ProfileDir is where Generate writes profiles, from where the writers
+// read them, when its Dirs name no folder: the storepack cache folder's
+// profiles/ (docs/cache.md); a variable so that tests can move it.
 var ProfileDir = func() (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
@@ -57,9 +57,12 @@ func (g *generator) addProfile(e *spec.Export, ss *spec.System, sys *plan.System
 		}
 		inputs = append(inputs, profile.Input{Path: p, FSPath: it.FSPath})
 	}
-	dir, err := ProfileDir()
-	if err != nil {
-		return nil, nil, err
+	dir := g.profileDir
+	if dir == "" {
+		var err error
+		if dir, err = ProfileDir(); err != nil {
+			return nil, nil, err
+		}
 	}
 	resolve := func(p store.Path) (string, bool) {
 		if it, ok := g.items[p]; ok {
@@ -140,10 +143,8 @@ func withProfile(e *spec.Export, ss *spec.System, p *profile.Profile, dir store.
 	}
 	if e.Database {
 		if link, ok := profileLinks[dir]; ok {
-			if we.Symlinks == nil {
+			if we.Symlinks == nil { // else a map of its own, made above
 				we.Symlinks = map[string]string{}
-			} else if e.Symlinks != nil {
-				we.Symlinks = maps.Clone(we.Symlinks)
 			}
 			if _, set := we.Symlinks[link]; !set {
 				we.Symlinks[link] = string(p.Path)
@@ -160,11 +161,9 @@ func withProfile(e *spec.Export, ss *spec.System, p *profile.Profile, dir store.
 	if e.Relocatable {
 		// The pack's own links relative, so that they lead into the pack
 		// wherever it is unpacked.
-		links := map[string]string{}
 		for link, target := range we.Symlinks {
-			links[link] = relativeLink(link, target)
+			we.Symlinks[link] = relativeLink(link, target)
 		}
-		we.Symlinks = links
 	}
 	we.Systems = slices.Clone(e.Systems)
 	var wss *spec.System

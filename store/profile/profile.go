@@ -444,7 +444,7 @@ func (b *builder) write(root *node, vars []Var, cacheDir string) (*Profile, erro
 			refs = append(refs, b.inputs[i].Path)
 		}
 	}
-	refs = store.SortPaths(slices.Compact(store.SortPaths(refs)))
+	refs = slices.Compact(store.SortPaths(refs))
 	mh := NewModuloHash(placeholder.HashPart())
 	if err := nar.Dump(mh, dir); err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
