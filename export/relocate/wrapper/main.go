@@ -13,24 +13,20 @@
 //   - When the program exists at its store path on this machine (the pack
 //     was unpacked at /, or the machine has the items), it execs the
 //     program there: no namespaces.
-//   - Otherwise it starts a copy of itself (stage 2, marked by the
-//     STOREPACK_RELOCATE_STAGE variable) in a new user and mount namespace
-//     where the caller's uid and gid map to themselves and setgroups is
-//     denied. Stage 2 mounts a tmpfs, makes it the root (pivot_root), binds
-//     every top-level entry of the host's root into it (but the store
-//     folder's top-level folder) and ROOT/<store folder> at the store
-//     folder, detaches the host's root, returns to the working folder,
-//     drops its capabilities and execs the program with the same
-//     arguments (argv[0] kept) and environment (less its marker).
+//   - Otherwise it clones a child in a new user and mount namespace
+//     (child.go) that maps the caller's uid and gid to themselves, with
+//     setgroups denied, mounts a tmpfs, makes it the root (pivot_root),
+//     binds every top-level entry of the host's root into it (but the
+//     store folder's top-level folder) and ROOT/<store folder> at the
+//     store folder, detaches the host's root, returns to the working
+//     folder and execs the program with the same arguments (argv[0]
+//     kept) and environment.
 //
-// Two processes are needed because the Go runtime is multi-threaded before
-// main runs and the kernel refuses a multi-threaded caller a new user
-// namespace (unshare and setns both): the namespaces are made by clone for
-// the child. The first process stays as a relay: it forwards the signals
-// it is sent (SIGINT, SIGQUIT and SIGHUP only when its process group is
-// not the terminal's foreground group, since the terminal sends those to
-// the whole group, the program included; job control stops are left to
-// the terminal) and exits with the program's exit status, or dies of the
+// The wrapper stays as a relay: it forwards the signals it is sent
+// (SIGINT, SIGQUIT and SIGHUP only when its process group is not the
+// terminal's foreground group, since the terminal sends those to the
+// whole group, the program included; job control stops are left to the
+// terminal) and exits with the program's exit status, or dies of the
 // signal that killed it (without a core dump of its own).
 //
 // When user namespaces are unavailable it fails with exit status 127 and
@@ -41,7 +37,7 @@ package main
 
 import (
 	"errors"
-	"io/fs"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -53,16 +49,9 @@ import (
 	"github.com/storepack/storepack/export/relocate/trailer"
 )
 
-// stageEnv marks the copy of the wrapper that runs inside the namespaces.
-const stageEnv = "STOREPACK_RELOCATE_STAGE"
-
-// oldRoot is where stage 2 keeps the host's root while it builds the new
-// one; the host's entry of that name, if any, is not mirrored.
+// oldRoot is where the child keeps the host's root while it builds the
+// new one; the host's entry of that name, if any, is not mirrored.
 const oldRoot = "/.storepack-host-root"
-
-// capSysAdmin is CAP_SYS_ADMIN, which stage 2 keeps across its exec as an
-// ambient capability to mount in its user namespace.
-const capSysAdmin = 21
 
 // exitFail is the exit status of a wrapper that could not run its program.
 const exitFail = 127
@@ -72,18 +61,10 @@ func main() {
 	if err != nil {
 		fail("", err.Error())
 	}
-	root, ok := packRoot(exe, t.StoreDir)
-	if os.Getenv(stageEnv) == "2" {
-		// The thread that drops capabilities must be the one that execs.
-		runtime.LockOSThread()
-		if !ok {
-			fail(t.Program, exe+" is not inside a store folder "+t.StoreDir)
-		}
-		stage2(t, root)
-	}
 	if _, err := os.Stat(t.Program); err == nil {
-		execProgram(t.Program, environ(false))
+		execProgram(t.Program)
 	}
+	root, ok := packRoot(exe, t.StoreDir)
 	if !ok {
 		fail(t.Program, "neither found at its store path nor is this wrapper ("+exe+") inside a store folder "+t.StoreDir)
 	}
@@ -93,7 +74,7 @@ func main() {
 	if why := disabled("/proc"); why != "" {
 		fail(t.Program, why)
 	}
-	relay(t.Program)
+	relay(t, root)
 }
 
 // self reads the wrapper's trailer and resolved location.
@@ -102,20 +83,36 @@ func self() (trailer.Trailer, string, error) {
 	if err != nil {
 		return trailer.Trailer{}, "", err
 	}
-	f, err := os.Open("/proc/self/exe")
+	// A plain descriptor: os.File would start the runtime's poller.
+	fd, err := syscall.Open("/proc/self/exe", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return trailer.Trailer{}, "", err
+		return trailer.Trailer{}, "", errors.New("/proc/self/exe: " + err.Error())
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return trailer.Trailer{}, "", err
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return trailer.Trailer{}, "", errors.New(exe + ": " + err.Error())
 	}
-	t, err := trailer.Read(f, fi.Size())
+	t, err := trailer.Read(fdReader(fd), st.Size)
 	if err != nil {
 		return trailer.Trailer{}, "", errors.New(exe + ": " + err.Error())
 	}
 	return t, exe, nil
+}
+
+// fdReader reads a file descriptor at offsets.
+type fdReader int
+
+// ReadAt implements io.ReaderAt with pread.
+func (fd fdReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := syscall.Pread(int(fd), p, off)
+	if n < 0 {
+		n = 0
+	}
+	if err == nil && n < len(p) {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // packRoot finds the folder a pack was unpacked in from exe, a file in it:
@@ -149,35 +146,34 @@ func itemName(name string) bool {
 	return true
 }
 
-// relay runs stage 2 in new user and mount namespaces, forwards signals
-// to it and ends as it ends.
-func relay(program string) {
-	exe := "/proc/self/exe"
-	uid, gid := os.Getuid(), os.Getgid()
-	// Pdeathsig is sent when the thread that forked exits: Go ends no
-	// thread but those of goroutines that exit locked to theirs.
-	pid, err := syscall.ForkExec(exe, os.Args, &syscall.ProcAttr{
-		Env:   append(environ(false), stageEnv+"=2"),
-		Files: []uintptr{0, 1, 2},
-		Sys: &syscall.SysProcAttr{
-			Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-			GidMappingsEnableSetgroups: false,
-			AmbientCaps:                []uintptr{capSysAdmin},
-			Pdeathsig:                  syscall.SIGKILL,
-		},
-	})
+// relay starts the program in new user and mount namespaces, forwards
+// signals to it and ends as it ends.
+func relay(t trailer.Trailer, root string) {
+	// The child's death signal comes when the thread that cloned it
+	// ends: keep it.
+	runtime.LockOSThread()
+	cwd, err := os.Getwd()
 	if err != nil {
-		fail(program, namespaceError("a user namespace (clone)", err, "/proc"))
+		cwd = "/"
 	}
-	// Enabling each signal is a round trip between two threads of the Go
-	// runtime: it is done while stage 2 starts. A signal that comes before
-	// kills the relay, and Pdeathsig the program.
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		fail(t.Program, "reading /: "+err.Error())
+	}
+	links := map[string]string{}
+	for _, e := range entries {
+		if e.Type()&os.ModeSymlink != 0 {
+			links[e.Name()], _ = os.Readlink("/" + e.Name())
+		}
+	}
+	// The signals are caught before the program starts, which may be
+	// sent one as soon as it runs; they wait for its pid.
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, forwarded()...)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
+	started := make(chan int, 1)
 	go func() {
+		pid := <-started
 		for s := range sigs {
 			sig := s.(syscall.Signal)
 			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT || sig == syscall.SIGHUP) && foreground() {
@@ -186,6 +182,17 @@ func relay(program string) {
 			syscall.Kill(pid, sig)
 		}
 	}()
+	s := childScript(root, t.StoreDir, cwd, entries, links, t.Program, os.Args, os.Environ())
+	pid, failed, err := startChild(s)
+	switch {
+	case err != nil && failed == nil:
+		fail(t.Program, namespaceError("a user namespace (clone)", err, "/proc"))
+	case err != nil && failed.trap == syscall.SYS_EXECVE:
+		fail(t.Program, "exec: "+errnoText(err))
+	case err != nil:
+		fail(t.Program, namespaceError("the pack's root", errors.New(failed.what+" "+failed.path+": "+errnoText(err)), "/proc"))
+	}
+	started <- pid
 	var ws syscall.WaitStatus
 	for {
 		_, err := syscall.Wait4(pid, &ws, 0, nil)
@@ -193,7 +200,7 @@ func relay(program string) {
 			break
 		}
 		if err != syscall.EINTR {
-			fail(program, "waiting for it: "+err.Error())
+			fail(t.Program, "waiting for it: "+err.Error())
 		}
 	}
 	if ws.Signaled() {
@@ -250,135 +257,10 @@ func die(sig syscall.Signal) {
 	os.Exit(128 + int(sig))
 }
 
-// stage2 runs inside the new namespaces: it builds the new root and
-// execs the program in it.
-func stage2(t trailer.Trailer, root string) {
-	cwd, err := os.Getwd()
-	if err != nil {
-		cwd = "/"
-	}
-	if err := newRoot(root, t.StoreDir); err != nil {
-		fail(t.Program, namespaceError("the pack's root", err, "/proc"))
-	}
-	if err := syscall.Chdir(cwd); err != nil {
-		syscall.Chdir("/")
-	}
-	// Drop every capability of this thread, which execs: the ambient
-	// set follows the permitted set down.
-	hdr := struct{ version, pid uint32 }{0x20080522, 0} // _LINUX_CAPABILITY_VERSION_3
-	var data [6]uint32
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data)), 0); e != 0 {
-		fail(t.Program, "dropping capabilities: "+e.Error())
-	}
-	execProgram(t.Program, environ(true))
-}
-
-// newRoot makes a tmpfs the root, mirrors the host's root into it but for
-// the store folder's top-level folder, and binds root+storeDir at
-// storeDir.
-func newRoot(root, storeDir string) error {
-	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		return pathError("making / private", "/", err)
-	}
-	// Any folder will do as the tmpfs's mount point; pivot_root moves the
-	// tmpfs to / and uncovers the folder under it.
-	base := root
-	if err := syscall.Mount("tmpfs", base, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755"); err != nil {
-		return pathError("mounting a tmpfs", base, err)
-	}
-	if err := os.Mkdir(base+oldRoot, 0o700); err != nil {
-		return err
-	}
-	if err := syscall.PivotRoot(base, base+oldRoot); err != nil {
-		return pathError("pivot_root", base, err)
-	}
-	if err := syscall.Chdir("/"); err != nil {
-		return err
-	}
-	top, _, _ := strings.Cut(storeDir[1:], "/")
-	entries, err := os.ReadDir(oldRoot)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if name == top || "/"+name == oldRoot {
-			continue
-		}
-		mirror(oldRoot+"/"+name, "/"+name, e.Type())
-	}
-	if err := os.MkdirAll(storeDir, 0o755); err != nil {
-		return err
-	}
-	if err := syscall.Mount(oldRoot+root+storeDir, storeDir, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-		return pathError("binding the pack's store", root+storeDir, err)
-	}
-	if err := syscall.Unmount(oldRoot, syscall.MNT_DETACH); err != nil {
-		return pathError("detaching the host's root", oldRoot, err)
-	}
-	if err := syscall.Rmdir(oldRoot); err != nil {
-		return err
-	}
-	// Nothing more is written to the new root itself.
-	syscall.Mount("none", "/", "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, "")
-	return nil
-}
-
-// mirror makes dst stand for the host's src: a symlink with its target, or
-// a folder or file with src bound on it. An entry that cannot be bound is
-// left out, as the host's user could not reach it either.
-func mirror(src, dst string, typ fs.FileMode) {
-	if typ&fs.ModeSymlink != 0 {
-		if target, err := os.Readlink(src); err == nil {
-			os.Symlink(target, dst)
-		}
-		return
-	}
-	if typ.IsDir() {
-		if os.Mkdir(dst, 0o755) != nil {
-			return
-		}
-	} else {
-		fd, err := syscall.Open(dst, syscall.O_CREAT|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o644)
-		if err != nil {
-			return
-		}
-		syscall.Close(fd)
-	}
-	if syscall.Mount(src, dst, "", syscall.MS_BIND|syscall.MS_REC, "") != nil {
-		if typ.IsDir() {
-			syscall.Rmdir(dst)
-		} else {
-			syscall.Unlink(dst)
-		}
-	}
-}
-
-// environ is the process's environment less the stage marker when
-// strip is set.
-func environ(strip bool) []string {
-	env := os.Environ()
-	if !strip {
-		return env
-	}
-	out := env[:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, stageEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 // execProgram replaces the wrapper with program, argv[0] kept.
-func execProgram(program string, env []string) {
-	err := syscall.Exec(program, os.Args, env)
+func execProgram(program string) {
+	err := syscall.Exec(program, os.Args, os.Environ())
 	fail(program, "exec: "+err.Error())
-}
-
-// pathError names what failed on which path, and the errno.
-func pathError(what, path string, err error) error {
-	return errors.New(what + " " + path + ": " + errnoText(err))
 }
 
 // errnoText is err's message followed by its errno's name, when it is one.
