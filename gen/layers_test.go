@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -102,7 +103,7 @@ func TestRankItems(t *testing.T) {
 		"zlib": {"glibc"}, "glibc": nil, "extra-root": nil,
 	}
 	var got []string
-	for _, p := range rankItems(fakeClosure(d, graph)) {
+	for _, p := range Rank(fakeClosure(d, graph)) {
 		got = append(got, p.Name())
 	}
 	// glibc 5; libx, liby, zlib 2 each (by name); app and extra-root 1 (by name).
@@ -127,7 +128,7 @@ func TestRankItemsSourcesLast(t *testing.T) {
 		}
 	}
 	var got []string
-	for _, p := range rankItems(closure) {
+	for _, p := range Rank(closure) {
 		got = append(got, p.Name())
 	}
 	// glibc 3, then app 2 (a source, but more popular), then the items of
@@ -148,7 +149,7 @@ func TestRankItemsStableAcrossRebuilds(t *testing.T) {
 	}
 	rebuilt := []plan.Item{base[0], {Path: d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a")}}
 	for _, items := range [][]plan.Item{base, rebuilt} {
-		r := rankItems(items)
+		r := Rank(items)
 		if r[0].Name() != "a" || r[1].Name() != "b" {
 			t.Errorf("rank of %v: %v, want a then b", items, r)
 		}
@@ -183,8 +184,10 @@ func TestSplitItems(t *testing.T) {
 	}{
 		{slots: 10, want: [][]string{{"popular:", "glibc"}, {"popular:", "libx"}, {"popular:", "data"}, {"popular:", "liby"}, {"popular:", "zlib"}, {"root:", "app-1.0"}}},
 		{slots: 6, want: [][]string{{"popular:", "glibc"}, {"popular:", "libx"}, {"popular:", "data"}, {"popular:", "liby"}, {"popular:", "zlib"}, {"root:", "app-1.0"}}},
-		// 5 layers: the root, 2 popular, the other 3 items over 2 groups.
-		{slots: 5, want: slices.Concat([][]string{{"popular:", "glibc"}, {"popular:", "libx"}}, groupsOf(d, 2, "data", "liby", "zlib"), [][]string{{"root:", "app-1.0"}})},
+		// 5 layers: the root, 2 popular, the other 3 items over 2 groups:
+		// each only the top item uses, so each a run, and the first two
+		// merged to fit.
+		{slots: 5, want: [][]string{{"popular:", "glibc"}, {"popular:", "libx"}, append([]string{"group 1:"}, sortedByPath(d, "data", "liby")...), {"group 2:", "zlib"}, {"root:", "app-1.0"}}},
 		// 2 layers: the root and one group.
 		{slots: 2, want: [][]string{append([]string{"group 1:"}, sortedByPath(d, "glibc", "libx", "liby", "zlib", "data")...), {"root:", "app-1.0"}}},
 		{slots: 1, want: [][]string{append([]string{"all:"}, sortedByPath(d, "app-1.0", "glibc", "libx", "liby", "zlib", "data")...)}},
@@ -208,30 +211,104 @@ func TestSplitItems(t *testing.T) {
 	}
 }
 
-// groupsOf spreads names over n groups as groupOf does, as names gives
-// layers: the non-empty groups in order, each sorted by path.
-func groupsOf(d store.Dir, n int, names ...string) [][]string {
-	groups := make([][]string, n)
-	for _, name := range names {
-		g := groupOf(fakePath(d, name), n)
-		groups[g] = append(groups[g], name)
+func TestBoundaryIgnoresHashAndVersion(t *testing.T) {
+	const d = store.Dir("/nix/store")
+	a := boundary(d.Join("00000000000000000000000000000000-openssl-3.0.14"), map[string]int{})
+	b := boundary(d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-openssl-3.0.15"), map[string]int{})
+	if a != b {
+		t.Errorf("openssl 3.0.14 and 3.0.15: boundary hashes %x and %x; want one", a, b)
 	}
-	var out [][]string
-	for g, ns := range groups {
-		if len(ns) > 0 {
-			out = append(out, append([]string{ReasonGroup(g+1) + ":"}, sortedByPath(d, ns...)...))
-		}
+	seen := map[string]int{}
+	first, second := boundary(d.Join("00000000000000000000000000000000-openssl-3.0.14"), seen), boundary(d.Join("11111111111111111111111111111111-openssl-3.0.14"), seen)
+	if first == second {
+		t.Errorf("two items of one package name in a row: the same boundary hash %x; want the second told apart", first)
 	}
-	return out
 }
 
-func TestGroupOfIgnoresHashAndVersion(t *testing.T) {
+// chain is a closure like the scale benchmark's: item i refers to items
+// i-1 and i/2, the last is the root; bump rebuilds item bump and so every
+// item above it (new paths); extra adds an item only the root uses.
+func chain(d store.Dir, n, bump int, extra bool) ([]plan.Item, []store.Path) {
+	path := func(i int) store.Path {
+		h := strings.Repeat("0", 32)
+		if i >= bump && bump >= 0 {
+			h = strings.Repeat("1", 32)
+		}
+		if extra && i == n-1 {
+			h = strings.Repeat("3", 32) // the root refers to one more item
+		}
+		return d.Join(h + fmt.Sprintf("-pkg%03d-1.0", i))
+	}
+	var items []plan.Item
+	for i := 0; i < n; i++ {
+		it := plan.Item{Path: path(i), NarSize: 1000}
+		if i > 0 {
+			it.References = append(it.References, path(i-1))
+		}
+		if i/2 != i-1 && i > 0 {
+			it.References = append(it.References, path(i/2))
+		}
+		if extra && i == n-1 {
+			it.References = append(it.References, d.Join(strings.Repeat("2", 32)+"-extra-1.0"))
+		}
+		items = append(items, it)
+	}
+	if extra {
+		items = append(items, plan.Item{Path: d.Join(strings.Repeat("2", 32) + "-extra-1.0"), NarSize: 1000})
+	}
+	return items, []store.Path{path(n - 1)}
+}
+
+// TestSplitFollowsDependencies: a rebuilt item deep in the graph changes
+// the layers of the items rebuilt with it and at most one more; an item
+// only the root uses has a layer of its own, so adding or removing it
+// changes no other but the root's.
+func TestSplitFollowsDependencies(t *testing.T) {
 	const d = store.Dir("/nix/store")
-	for _, n := range []int{1, 7, 49} {
-		a := groupOf(d.Join("00000000000000000000000000000000-openssl-3.0.14"), n)
-		b := groupOf(d.Join("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-openssl-3.0.15"), n)
-		if a != b || a < 0 || a >= n {
-			t.Errorf("%d groups: openssl 3.0.14 in %d, 3.0.15 in %d; want one group in [0, %d)", n, a, b, n)
+	const n, slots = 500, 99
+	layers := func(items []plan.Item, roots []store.Path) map[string][]store.Path {
+		ls, err := splitItems(items, roots, slots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ls) > slots {
+			t.Fatalf("%d layers for %d slots", len(ls), slots)
+		}
+		set := map[string][]store.Path{}
+		for _, l := range ls {
+			set[fmt.Sprint(l.items)] = l.items
+		}
+		return set
+	}
+	// newLayers counts the layers of after that before lacks, and those
+	// of them that hold unchanged items (hash part 0...) too.
+	newLayers := func(before, after map[string][]store.Path) (layers, mixed int) {
+		for k, ps := range after {
+			if _, ok := before[k]; ok {
+				continue
+			}
+			layers++
+			for _, p := range ps {
+				if strings.HasPrefix(string(p), string(d)+"/0") {
+					mixed++
+					break
+				}
+			}
+		}
+		return layers, mixed
+	}
+	v1 := layers(chain(d, n, -1, false))
+	for _, bump := range []int{100, 250, 400} {
+		v2 := layers(chain(d, n, bump, false))
+		// One run holds items on both sides of the change, at most.
+		if _, mixed := newLayers(v1, v2); mixed > 1 {
+			t.Errorf("item %d rebuilt: %d new layers hold unchanged items too; want at most 1", bump, mixed)
+		}
+	}
+	withExtra := layers(chain(d, n, -1, true))
+	for name, c := range map[string][2]map[string][]store.Path{"added": {v1, withExtra}, "removed": {withExtra, v1}} {
+		if count, _ := newLayers(c[0], c[1]); count != 2 && name == "added" || count != 1 && name == "removed" {
+			t.Errorf("an item %s: %d new layers; want the root's and, when added, the item's own", name, count)
 		}
 	}
 }

@@ -36,6 +36,7 @@ var (
 	scaleOnly = flag.Bool("scale", false, "run the scale rows alone")
 	s3Only    = flag.Bool("s3", false, "run the scale closure's S3 binary cache rows alone")
 	relocOnly = flag.Bool("relocatable", false, "run the relocatable wrapper's start-up row alone")
+	relOnly   = flag.Bool("releases", false, "run the scale closure's release rows alone (issue 24's layering scenarios)")
 )
 
 // result is one timed command.
@@ -58,7 +59,7 @@ func main() {
 		return
 	}
 	run("go", "build", "-o", bin, "./cmd/storepack")
-	if *scaleOnly || *s3Only {
+	if *scaleOnly || *s3Only || *relOnly {
 		scale(bin, tmp)
 		return
 	}

@@ -54,6 +54,10 @@ func scale(bin, tmp string) {
 			a.wall.Seconds()/b.wall.Seconds(), target, float64(a.maxKB)/1024)
 	}
 
+	if *relOnly {
+		releases(bin, tmp, items, files, size)
+		return
+	}
 	if *s3Only {
 		s3Rows(tw, bin, tmp, s.Root)
 		check(tw.Flush())
@@ -139,6 +143,7 @@ func scale(bin, tmp string) {
 		row("push of the 100-layer image after its export", "<= 0.5", ours(exported, false), skopeo)
 	}
 	check(tw.Flush())
+	releases(bin, tmp, items, files, size)
 }
 
 // startRegistry starts the CNCF Distribution registry on a loopback port

@@ -285,6 +285,19 @@ type Scale struct {
 // bytes each in the Nix layout (tag names them apart from other builds)
 // and returns its root. It needs nix-build; it writes to the Nix store.
 func BuildScale(items, files, size int, tag string) (*Scale, error) {
+	return BuildScaleRelease(items, files, size, tag, Release{Bump: -1})
+}
+
+// Release picks a release of scale.nix's closure: Bump (>= 0) rebuilds
+// that item, and so every item above it; Extra adds an item only the
+// root refers to.
+type Release struct {
+	Bump  int
+	Extra bool
+}
+
+// BuildScaleRelease builds the release r of BuildScale's closure.
+func BuildScaleRelease(items, files, size int, tag string, r Release) (*Scale, error) {
 	tmp, err := os.MkdirTemp("", "storepack-scale-")
 	if err != nil {
 		return nil, err
@@ -296,7 +309,8 @@ func BuildScale(items, files, size int, tag string) (*Scale, error) {
 	}
 	c := &Closure{Layout: NixLayout}
 	out, err := run(c, tmp, "nix-build", "--option", "sandbox", "false", "--option", "substituters", "", "--no-out-link", file,
-		"--arg", "items", fmt.Sprint(items), "--arg", "files", fmt.Sprint(files), "--arg", "size", fmt.Sprint(size), "--argstr", "tag", tag, "-A", "root")
+		"--arg", "items", fmt.Sprint(items), "--arg", "files", fmt.Sprint(files), "--arg", "size", fmt.Sprint(size), "--argstr", "tag", tag,
+		"--arg", "bump", fmt.Sprint(r.Bump), "--arg", "extra", fmt.Sprint(r.Extra), "-A", "root")
 	if err != nil {
 		return nil, err
 	}
