@@ -98,6 +98,7 @@ func releases(bin, tmp string, items, files, size int) {
 			mb(v1Bytes), sc.goal, met, mb(pop), float64(pop)/float64(changed))
 	}
 	check(tw.Flush())
+	pullRows(bin, tmp, items, files, size, func(v1, v2 nixtest.Release) int64 { return changedBytes(planOf(v1), planOf(v2)) })
 }
 
 // mb formats bytes in MiB.
