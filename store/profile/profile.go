@@ -41,6 +41,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/store"
@@ -63,7 +64,8 @@ type Options struct {
 	AllowCollisions bool
 	// Resolve gives where the files of a store item are read (its FSPath),
 	// for symlinks of the inputs that point into other items; false when
-	// the item is unknown (the symlink is then taken as a file).
+	// the item is unknown (the symlink is then taken as a file). It is
+	// called from several goroutines at once.
 	Resolve func(store.Path) (string, bool)
 	// Wrap, when set, gives the file that stands for each program of the
 	// profile's bin, sbin and libexec (an executable regular file, as the
@@ -206,25 +208,15 @@ func Build(storeDir store.Dir, inputs []Input, cacheDir string, o Options) (*Pro
 
 // merge unites the folders srcs at rel.
 func (b *builder) merge(rel string, srcs []entry) (*node, error) {
+	lists, err := b.readAll(srcs)
+	if err != nil {
+		return nil, err
+	}
 	byName := map[string][]entry{}
-	for _, s := range srcs {
-		des, err := os.ReadDir(s.fsPath)
-		if err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
-		for _, de := range des {
-			p := filepath.Join(s.fsPath, de.Name())
-			e := entry{input: s.input, target: s.target + "/" + de.Name(), fsPath: p}
-			if de.Type()&fs.ModeSymlink != 0 {
-				if r, ok := b.resolve(p); ok {
-					if fi, err := os.Stat(r); err == nil && fi.IsDir() {
-						e.dir, e.fsPath = true, r
-					}
-				}
-			} else {
-				e.dir = de.IsDir()
-			}
-			byName[de.Name()] = append(byName[de.Name()], e)
+	for _, l := range lists {
+		for _, e := range l {
+			name := e.target[strings.LastIndexByte(e.target, '/')+1:]
+			byName[name] = append(byName[name], e)
 		}
 	}
 	n := &node{children: map[string]*node{}}
@@ -251,6 +243,64 @@ func (b *builder) merge(rel string, srcs []entry) (*node, error) {
 		n.children[name] = b.link(es[0])
 	}
 	return n, nil
+}
+
+// readAll reads the folders srcs (by several goroutines when there are
+// many: a profile of many inputs reads as many folders at each level) and
+// returns the entries of each, in the order of srcs.
+func (b *builder) readAll(srcs []entry) ([][]entry, error) {
+	lists := make([][]entry, len(srcs))
+	errs := make([]error, len(srcs))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(srcs) {
+				return
+			}
+			lists[i], errs[i] = b.read(srcs[i])
+		}
+	}
+	if workers := min(writeWorkers, len(srcs)/16); workers > 1 {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(work)
+		}
+		wg.Wait()
+	} else {
+		work()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lists, nil
+}
+
+// read is the entries of the folder s; a symlink to a folder (resolved)
+// counts as one.
+func (b *builder) read(s entry) ([]entry, error) {
+	des, err := os.ReadDir(s.fsPath)
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	out := make([]entry, 0, len(des))
+	for _, de := range des {
+		p := filepath.Join(s.fsPath, de.Name())
+		e := entry{input: s.input, target: s.target + "/" + de.Name(), fsPath: p}
+		if de.Type()&fs.ModeSymlink != 0 {
+			if r, ok := b.resolve(p); ok {
+				if fi, err := os.Stat(r); err == nil && fi.IsDir() {
+					e.dir, e.fsPath = true, r
+				}
+			}
+		} else {
+			e.dir = de.IsDir()
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // link is a symlink node to e, whose input the profile then refers to.
