@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/store"
@@ -173,15 +174,8 @@ func Build(storeDir store.Dir, inputs []Input, cacheDir string, o Options) (*Pro
 		return nil, errors.New("profile: no paths to unite")
 	}
 	b := &builder{dir: storeDir, inputs: inputs, o: o, used: map[int]bool{}}
-	var tops []entry
+	var tops []entry // read by merge, which refuses files
 	for i, in := range inputs {
-		fi, err := os.Stat(in.FSPath)
-		if err != nil {
-			return nil, fmt.Errorf("profile: %s: %w", in.Path, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("profile: %s is a file, not a folder: a profile unites folders", in.Path)
-		}
 		tops = append(tops, entry{input: i, target: string(in.Path), fsPath: in.FSPath, dir: true})
 	}
 	root, err := b.merge("", tops)
@@ -282,6 +276,12 @@ func (b *builder) readAll(srcs []entry) ([][]entry, error) {
 // counts as one.
 func (b *builder) read(s entry) ([]entry, error) {
 	des, err := os.ReadDir(s.fsPath)
+	if in := b.inputs[s.input].Path; err != nil && s.target == string(in) { // an input itself
+		if errors.Is(err, syscall.ENOTDIR) {
+			return nil, fmt.Errorf("profile: %s is a file, not a folder: a profile unites folders", in)
+		}
+		return nil, fmt.Errorf("profile: %s: %w", in, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}
