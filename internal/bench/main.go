@@ -36,6 +36,7 @@ var (
 	scaleOnly = flag.Bool("scale", false, "run the scale rows alone")
 	s3Only    = flag.Bool("s3", false, "run the scale closure's S3 binary cache rows alone")
 	relocOnly = flag.Bool("relocatable", false, "run the relocatable wrapper's start-up row alone")
+	profOnly  = flag.Bool("profile", false, "run the 500-item profile row alone")
 )
 
 // result is one timed command.
@@ -55,6 +56,10 @@ func main() {
 	bin := filepath.Join(tmp, "storepack")
 	if *relocOnly {
 		relocatable(tmp)
+		return
+	}
+	if *profOnly {
+		profileRow()
 		return
 	}
 	run("go", "build", "-o", bin, "./cmd/storepack")
@@ -180,6 +185,7 @@ export "bench" {
 		[]string{"sh", "-c", "rm -f " + squashfsOut + " && mksquashfs " + item + " " + squashfsOut + " -comp gzip -processors 2 -quiet -no-progress"})
 	check(tw.Flush())
 	relocatable(tmp)
+	profileRow()
 
 	// The closure at scale (BENCH_SCALE=0 leaves it out).
 	if os.Getenv("BENCH_SCALE") != "0" {
