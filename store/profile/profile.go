@@ -255,7 +255,7 @@ func (b *builder) readAll(srcs []entry) ([][]entry, error) {
 			lists[i], errs[i] = b.read(srcs[i])
 		}
 	}
-	if workers := min(writeWorkers, len(srcs)/16); workers > 1 {
+	if workers := min(ioWorkers, len(srcs)/16); workers > 1 {
 		var wg sync.WaitGroup
 		for range workers {
 			wg.Go(work)
@@ -595,12 +595,13 @@ func dumpNode(w *nar.Writer, p string, n *node, profile []byte) error {
 	return nil
 }
 
-// writeWorkers is how many goroutines writeNode creates a profile's
-// links and files with: creating them is most of the cost of a large
-// profile (an ext4 symlink whose target does not fit its inode, as a store
-// path does not, takes a block of its own), and the kernel creates
-// entries of different folders at the same time.
-var writeWorkers = max(2, runtime.GOMAXPROCS(0))
+// ioWorkers is how many goroutines read a profile's input folders (when
+// there are many) and create its links and files: creating them is most
+// of the cost of writing a large profile (an ext4 symlink whose target
+// does not fit its inode, as a store path does not, takes a block of its
+// own), and the kernel reads and creates entries of different folders at
+// the same time.
+var ioWorkers = max(2, runtime.GOMAXPROCS(0))
 
 // leaf is a link or file of the union to create, at p.
 type leaf struct {
@@ -610,7 +611,7 @@ type leaf struct {
 
 // writeNode writes n at p: folders 0755 (made first, in order), then
 // etc/profile 0444, wrapped programs 0555 and symlinks, split into runs of
-// consecutive entries (mostly of the same folder) among writeWorkers
+// consecutive entries (mostly of the same folder) among ioWorkers
 // goroutines.
 func writeNode(p string, n *node, profile []byte) error {
 	var leaves []leaf
@@ -633,7 +634,7 @@ func writeNode(p string, n *node, profile []byte) error {
 	if err := dirs(p, n); err != nil {
 		return err
 	}
-	workers := min(writeWorkers, (len(leaves)+63)/64)
+	workers := min(ioWorkers, (len(leaves)+63)/64)
 	if workers <= 1 {
 		return writeLeaves(leaves, profile)
 	}
