@@ -175,28 +175,12 @@ export "relocatable" {
 	for _, f := range files {
 		tarball = filepath.Join(out, f.Path)
 	}
-	unpack := func() string {
-		root, err := os.MkdirTemp("/tmp", "storepack-reloc-")
-		must(t, err)
-		t.Cleanup(func() { os.RemoveAll(root) })
-		must(t, os.Chmod(root, 0o755))
-		must(t, os.Chown(root, 65534, 65534)) // a folder of nobody's own
-		f, err := os.Open(tarball)            // read by the test: nobody cannot enter its folder
-		must(t, err)
-		defer f.Close()
-		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tarBin, "-xzf", "-", "-C", root)
-		cmd.Stdin = f
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("tar -xf as nobody: %v\n%s", err, b)
-		}
-		return root
-	}
 	asNobody := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, args...)...)
 		cmd.Dir = "/tmp"
 		return cmd
 	}
-	one, two := unpack(), unpack()
+	one, two := unpackAsNobody(t, tarBin, setpriv, tarball), unpackAsNobody(t, tarBin, setpriv, tarball)
 	if target, err := os.Readlink(filepath.Join(one, "bin")); err != nil || strings.HasPrefix(target, "/") {
 		t.Errorf("/bin -> %q (%v), want a relative link", target, err)
 	}
@@ -219,6 +203,27 @@ export "relocatable" {
 	if err := sh.Run(); sh.ProcessState == nil || sh.ProcessState.ExitCode() != 3 {
 		t.Errorf("bin/sh -c 'exit 3': %v, want exit status 3", err)
 	}
+}
+
+// unpackAsNobody extracts the gzipped tarball as nobody (setpriv) into
+// a fresh folder of nobody's own under /tmp, removed when the test ends,
+// and returns the folder.
+func unpackAsNobody(t *testing.T, tarBin, setpriv, tarball string) string {
+	t.Helper()
+	root, err := os.MkdirTemp("/tmp", "storepack-reloc-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(root) })
+	must(t, os.Chmod(root, 0o755))
+	must(t, os.Chown(root, 65534, 65534))
+	f, err := os.Open(tarball) // read by the test: nobody cannot enter its folder
+	must(t, err)
+	defer f.Close()
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tarBin, "-xzf", "-", "-C", root)
+	cmd.Stdin = f
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar -xf as nobody: %v\n%s", err, b)
+	}
+	return root
 }
 
 // mustGlob is the one match of pattern.

@@ -247,3 +247,32 @@ func TestRPMScriptsInstall(t *testing.T) {
 	rpmQuery(t, "--root", root, "-e", "hello")
 	checkScriptLog(t, root, "rpm -e", []string{"preinst 1", "postinst 1", "prerm 0", "postrm 0"}, false)
 }
+
+// TestRPMScriptsRpmlint: rpmlint on an rpm with maintainer, description,
+// scriptlets and created set reports no error tags but those inherent to
+// a store closure (docs/trees.md), whichever scriptlets it has: the
+// fixture's libc-2.39/lib/libc.so.6 is a shared library to rpmlint, which
+// wants %post and %postun to run ldconfig (library-without-ldconfig-* when
+// there is no such scriptlet, *-without-ldconfig when it does not call
+// ldconfig). As in TestDebScriptsLintian, prerm runs with /bin/sh: rpmlint
+// reports invalid-shell-in-%preun for an interpreter outside its list
+// (busybox).
+func TestRPMScriptsRpmlint(t *testing.T) {
+	rpmlint := oracle.Require(t, "rpmlint")
+	prerm := "#!/bin/sh\nset -e\necho prerm \"$@\"\n"
+	tests := []struct {
+		name    string
+		scripts plan.Scripts
+	}{
+		{"all", plan.Scripts{Preinst: testScripts.Preinst, Postinst: testScripts.Postinst, Prerm: prerm, Postrm: testScripts.Postrm}},
+		{"postinst", plan.Scripts{Postinst: testScripts.Postinst}},
+		{"postrm", plan.Scripts{Postrm: testScripts.Postrm}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := scriptsPackage(t, format.Format("rpm"))
+			e.Systems[0].Tree.Package.Scripts = tt.scripts
+			oracle.CheckLint(t, rpmlint, writeTreeFile(t, e))
+		})
+	}
+}

@@ -37,6 +37,7 @@ var (
 	s3Only    = flag.Bool("s3", false, "run the scale closure's S3 binary cache rows alone")
 	relocOnly = flag.Bool("relocatable", false, "run the relocatable wrapper's start-up row alone")
 	relOnly   = flag.Bool("releases", false, "run the scale closure's release rows alone (issue 24's layering scenarios)")
+	profOnly  = flag.Bool("profile", false, "run the 500-item profile row alone")
 )
 
 // result is one timed command.
@@ -56,6 +57,10 @@ func main() {
 	bin := filepath.Join(tmp, "storepack")
 	if *relocOnly {
 		relocatable(tmp)
+		return
+	}
+	if *profOnly {
+		profileRow()
 		return
 	}
 	run("go", "build", "-o", bin, "./cmd/storepack")
@@ -181,6 +186,7 @@ export "bench" {
 		[]string{"sh", "-c", "rm -f " + squashfsOut + " && mksquashfs " + item + " " + squashfsOut + " -comp gzip -processors 2 -quiet -no-progress"})
 	check(tw.Flush())
 	relocatable(tmp)
+	profileRow()
 
 	// The closure at scale (BENCH_SCALE=0 leaves it out).
 	if os.Getenv("BENCH_SCALE") != "0" {

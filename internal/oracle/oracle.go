@@ -48,6 +48,8 @@ var packages = map[string]string{
 	"rpmlint":         "rpmlint",
 	"python3":         "python3",
 	"setpriv":         "util-linux",
+	"gcc":             "gcc",
+	"readelf":         "binutils",
 }
 
 // goInstalled are the tools built from the Go module proxy, with the

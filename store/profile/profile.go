@@ -31,12 +31,18 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/store"
@@ -59,7 +65,8 @@ type Options struct {
 	AllowCollisions bool
 	// Resolve gives where the files of a store item are read (its FSPath),
 	// for symlinks of the inputs that point into other items; false when
-	// the item is unknown (the symlink is then taken as a file).
+	// the item is unknown (the symlink is then taken as a file). It is
+	// called from several goroutines at once.
 	Resolve func(store.Path) (string, bool)
 	// Wrap, when set, gives the file that stands for each program of the
 	// profile's bin, sbin and libexec (an executable regular file, as the
@@ -167,15 +174,8 @@ func Build(storeDir store.Dir, inputs []Input, cacheDir string, o Options) (*Pro
 		return nil, errors.New("profile: no paths to unite")
 	}
 	b := &builder{dir: storeDir, inputs: inputs, o: o, used: map[int]bool{}}
-	var tops []entry
+	var tops []entry // read by merge, which refuses files
 	for i, in := range inputs {
-		fi, err := os.Stat(in.FSPath)
-		if err != nil {
-			return nil, fmt.Errorf("profile: %s: %w", in.Path, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("profile: %s is a file, not a folder: a profile unites folders", in.Path)
-		}
 		tops = append(tops, entry{input: i, target: string(in.Path), fsPath: in.FSPath, dir: true})
 	}
 	root, err := b.merge("", tops)
@@ -202,25 +202,15 @@ func Build(storeDir store.Dir, inputs []Input, cacheDir string, o Options) (*Pro
 
 // merge unites the folders srcs at rel.
 func (b *builder) merge(rel string, srcs []entry) (*node, error) {
+	lists, err := b.readAll(srcs)
+	if err != nil {
+		return nil, err
+	}
 	byName := map[string][]entry{}
-	for _, s := range srcs {
-		des, err := os.ReadDir(s.fsPath)
-		if err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
-		for _, de := range des {
-			p := filepath.Join(s.fsPath, de.Name())
-			e := entry{input: s.input, target: s.target + "/" + de.Name(), fsPath: p}
-			if de.Type()&fs.ModeSymlink != 0 {
-				if r, ok := b.resolve(p); ok {
-					if fi, err := os.Stat(r); err == nil && fi.IsDir() {
-						e.dir, e.fsPath = true, r
-					}
-				}
-			} else {
-				e.dir = de.IsDir()
-			}
-			byName[de.Name()] = append(byName[de.Name()], e)
+	for _, l := range lists {
+		for _, e := range l {
+			name := e.target[strings.LastIndexByte(e.target, '/')+1:]
+			byName[name] = append(byName[name], e)
 		}
 	}
 	n := &node{children: map[string]*node{}}
@@ -247,6 +237,70 @@ func (b *builder) merge(rel string, srcs []entry) (*node, error) {
 		n.children[name] = b.link(es[0])
 	}
 	return n, nil
+}
+
+// readAll reads the folders srcs (by several goroutines when there are
+// many: a profile of many inputs reads as many folders at each level) and
+// returns the entries of each, in the order of srcs.
+func (b *builder) readAll(srcs []entry) ([][]entry, error) {
+	lists := make([][]entry, len(srcs))
+	errs := make([]error, len(srcs))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(srcs) {
+				return
+			}
+			lists[i], errs[i] = b.read(srcs[i])
+		}
+	}
+	if workers := min(ioWorkers, len(srcs)/16); workers > 1 {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(work)
+		}
+		wg.Wait()
+	} else {
+		work()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lists, nil
+}
+
+// read is the entries of the folder s; a symlink to a folder (resolved)
+// counts as one.
+func (b *builder) read(s entry) ([]entry, error) {
+	des, err := os.ReadDir(s.fsPath)
+	if in := b.inputs[s.input].Path; err != nil && s.target == string(in) { // an input itself
+		if errors.Is(err, syscall.ENOTDIR) {
+			return nil, fmt.Errorf("profile: %s is a file, not a folder: a profile unites folders", in)
+		}
+		return nil, fmt.Errorf("profile: %s: %w", in, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	out := make([]entry, 0, len(des))
+	for _, de := range des {
+		p := filepath.Join(s.fsPath, de.Name())
+		e := entry{input: s.input, target: s.target + "/" + de.Name(), fsPath: p}
+		if de.Type()&fs.ModeSymlink != 0 {
+			if r, ok := b.resolve(p); ok {
+				if fi, err := os.Stat(r); err == nil && fi.IsDir() {
+					e.dir, e.fsPath = true, r
+				}
+			}
+		} else {
+			e.dir = de.IsDir()
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // link is a symlink node to e, whose input the profile then refers to.
@@ -420,24 +474,14 @@ func etcProfile(p store.Path, vars []Var) []byte {
 	return []byte(b.String())
 }
 
-// write writes the union into cacheDir: first in a temporary folder with
-// a placeholder path in etc/profile, whose NAR gives the store path modulo
-// that placeholder (Path), then with the final path, renamed to the path's
-// base name unless a profile of that name is already there.
+// write computes the profile's store path and NAR from the union in
+// memory: its NAR with a placeholder path in etc/profile gives the store
+// path modulo that placeholder (Path), and its NAR with the final path
+// the NAR hash. It writes the union into cacheDir, first in a temporary
+// folder renamed to the path's base name, unless a profile of that name
+// is already there (renamed there whole, so complete).
 func (b *builder) write(root *node, vars []Var, cacheDir string) (*Profile, error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	tmp, err := os.MkdirTemp(cacheDir, atomicfile.UnnamedPattern("profile"))
-	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "p")
 	placeholder := b.dir.Join(strings.Repeat("0", store.HashLen) + "-" + Name)
-	if err := writeNode(dir, root, etcProfile(placeholder, vars)); err != nil {
-		return nil, err
-	}
 	var refs []store.Path
 	for i := range b.inputs {
 		if b.used[i] {
@@ -446,47 +490,178 @@ func (b *builder) write(root *node, vars []Var, cacheDir string) (*Profile, erro
 	}
 	refs = slices.Compact(store.SortPaths(refs))
 	mh := NewModuloHash(placeholder.HashPart())
-	if err := nar.Dump(mh, dir); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+	if _, err := dumpNAR(mh, root, etcProfile(placeholder, vars)); err != nil {
+		return nil, err
 	}
 	modulo := mh.Sum()
 	final, err := b.dir.SourcePath(modulo[:], Name, refs, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "etc", "profile"), etcProfile(final, vars), 0o444); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	narHash, narSize, err := nar.Hash(dir)
+	profile := etcProfile(final, vars)
+	h := sha256.New()
+	narSize, err := dumpNAR(h, root, profile)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, err
 	}
+	var narHash [32]byte
+	h.Sum(narHash[:0])
 	fsPath := filepath.Join(cacheDir, final.Base())
-	if err := os.Rename(dir, fsPath); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, os.ErrExist) {
-		if _, serr := os.Stat(fsPath); serr != nil {
-			return nil, fmt.Errorf("profile: %w", err)
+	if _, err := os.Lstat(fsPath); err != nil {
+		if err := writeInto(cacheDir, fsPath, root, profile); err != nil {
+			return nil, err
 		}
 	}
 	return &Profile{Path: final, FSPath: fsPath, NarHash: narHash, NarSize: narSize,
 		References: store.SortPaths(append(refs, final)), Vars: vars}, nil
 }
 
-// writeNode writes n at p: folders 0755, etc/profile 0444, symlinks.
-func writeNode(p string, n *node, profile []byte) error {
-	switch {
-	case n.src != nil:
-		return os.Symlink(n.src.target, p)
-	case n.file:
-		return os.WriteFile(p, profile, 0o444)
-	case n.data != nil:
-		return os.WriteFile(p, n.data, 0o555)
-	}
-	if err := os.Mkdir(p, 0o755); err != nil {
+// writeInto writes the union at fsPath, in cacheDir: into a temporary
+// folder there, renamed to fsPath unless another run put it there first.
+func writeInto(cacheDir, fsPath string, root *node, profile []byte) error {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
-	for name, c := range n.children {
-		if err := writeNode(filepath.Join(p, name), c, profile); err != nil {
+	tmp, err := os.MkdirTemp(cacheDir, atomicfile.UnnamedPattern("profile"))
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "p")
+	if err := writeNode(dir, root, profile); err != nil {
+		return err
+	}
+	if err := os.Rename(dir, fsPath); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, os.ErrExist) {
+		if _, serr := os.Stat(fsPath); serr != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+	}
+	return nil
+}
+
+// countWriter counts the bytes written to w.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// dumpNAR writes the NAR of the union, etc/profile holding profile, to w
+// and returns its length: the bytes nar.Dump gives of the folder
+// writeNode writes.
+func dumpNAR(w io.Writer, root *node, profile []byte) (int64, error) {
+	cw := &countWriter{w: w}
+	nw := nar.NewWriter(cw)
+	if err := dumpNode(nw, "/", root, profile); err != nil {
+		return 0, fmt.Errorf("profile: %w", err)
+	}
+	if err := nw.Close(); err != nil {
+		return 0, fmt.Errorf("profile: %w", err)
+	}
+	return cw.n, nil
+}
+
+// dumpNode writes n, at p in the NAR, and what is under it to w.
+func dumpNode(w *nar.Writer, p string, n *node, profile []byte) error {
+	switch {
+	case n.src != nil:
+		return w.WriteHeader(&nar.Header{Path: p, Type: nar.TypeSymlink, LinkTarget: n.src.target})
+	case n.file || n.data != nil:
+		data, exec := n.data, true
+		if n.file {
+			data, exec = profile, false
+		}
+		if err := w.WriteHeader(&nar.Header{Path: p, Type: nar.TypeRegular, Executable: exec, Size: int64(len(data))}); err != nil {
 			return err
+		}
+		_, err := w.Write(data)
+		return err
+	}
+	if err := w.WriteHeader(&nar.Header{Path: p, Type: nar.TypeDirectory}); err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(n.children))
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	for _, name := range names {
+		if err := dumpNode(w, prefix+name, n.children[name], profile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ioWorkers is how many goroutines read a profile's input folders (when
+// there are many) and create its links and files: creating them is most
+// of the cost of writing a large profile (an ext4 symlink whose target
+// does not fit its inode, as a store path does not, takes a block of its
+// own), and the kernel reads and creates entries of different folders at
+// the same time.
+var ioWorkers = max(2, runtime.GOMAXPROCS(0))
+
+// leaf is a link or file of the union to create, at p.
+type leaf struct {
+	p string
+	n *node
+}
+
+// writeNode writes n at p: folders 0755 (made first, in order), then
+// etc/profile 0444, wrapped programs 0555 and symlinks, split into runs of
+// consecutive entries (mostly of the same folder) among ioWorkers
+// goroutines.
+func writeNode(p string, n *node, profile []byte) error {
+	var leaves []leaf
+	var dirs func(p string, n *node) error
+	dirs = func(p string, n *node) error {
+		if n.src != nil || n.file || n.data != nil {
+			leaves = append(leaves, leaf{p, n})
+			return nil
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(n.children)) {
+			if err := dirs(filepath.Join(p, name), n.children[name]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := dirs(p, n); err != nil {
+		return err
+	}
+	workers := min(ioWorkers, (len(leaves)+63)/64)
+	if workers <= 1 {
+		return writeLeaves(leaves, profile)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := leaves[w*len(leaves)/workers : (w+1)*len(leaves)/workers]
+		wg.Go(func() { errs[w] = writeLeaves(part, profile) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// writeLeaves creates the links and files ls.
+func writeLeaves(ls []leaf, profile []byte) error {
+	for _, l := range ls {
+		var err error
+		switch {
+		case l.n.src != nil:
+			err = os.Symlink(l.n.src.target, l.p)
+		case l.n.file:
+			err = os.WriteFile(l.p, profile, 0o444)
+		default:
+			err = os.WriteFile(l.p, l.n.data, 0o555)
+		}
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
 		}
 	}
 	return nil
