@@ -42,14 +42,14 @@ func startMeter(target string) *meter {
 				}
 				defer t.Close()
 				done := make(chan struct{})
+				// Counted as they pass: connections are kept alive
+				// between requests.
 				go func() {
-					n, _ := io.Copy(t, c)
-					m.up.Add(n)
+					io.Copy(counting{t, &m.up}, c)
 					t.(*net.TCPConn).CloseWrite()
 					close(done)
 				}()
-				n, _ := io.Copy(c, t)
-				m.down.Add(n)
+				io.Copy(counting{c, &m.down}, t)
 				c.(*net.TCPConn).CloseWrite()
 				<-done
 			}()
@@ -89,6 +89,18 @@ func layerBytesServed(log, repo string, layers map[string]int64) int64 {
 		}
 	}
 	return n
+}
+
+// counting adds what it writes to w to n.
+type counting struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counting) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // reset zeroes the counts.
