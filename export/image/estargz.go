@@ -47,6 +47,7 @@ import (
 	"io"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +103,7 @@ type esgzMember struct {
 type esgzJob struct {
 	raw     []byte
 	members []esgzMember
-	z       bytes.Buffer
+	z       *bytes.Buffer
 	prev    *esgzJob       // the job before, for a member that goes on
 	handoff chan *esgzGzip // the encoder of an open last member
 	done    chan struct{}  // closed when compressed
@@ -130,7 +131,11 @@ var esgzEncoders = sync.Pool{New: func() any {
 	return &esgzGzip{gz: gz, out: sw}
 }}
 
-var esgzRaw = sync.Pool{New: func() any { return new([]byte) }}
+// esgzBuffers are the input and output buffers of a job.
+type esgzBuffers struct {
+	raw []byte
+	z   *bytes.Buffer
+}
 
 // compress compresses j's members into j.z and the digests of the
 // chunks they start with into their entries.
@@ -150,12 +155,12 @@ func (j *esgzJob) compress() {
 				return
 			}
 			enc = <-j.prev.handoff
-			enc.out.w = &j.z
+			enc.out.w = j.z
 		} else {
 			if enc == nil {
 				enc = esgzEncoders.Get().(*esgzGzip)
 			}
-			enc.out.w = &j.z
+			enc.out.w = j.z
 			enc.gz.Reset(enc.out)
 		}
 		m.zstart = j.z.Len()
@@ -198,16 +203,16 @@ func (j *esgzJob) compress() {
 
 // esgzEncoder is the state of encodeEstargz.
 type esgzEncoder struct {
-	job     *esgzJob
-	queue   chan *esgzJob
-	entries []*estargz.TOCEntry
-	// tw writes the blob's tar (headers, contents, padding) into job.raw.
-	tw                   *splittar.Writer
+	job                  *esgzJob
+	queue                chan *esgzJob
+	entries              []*estargz.TOCEntry
 	lastUname, lastGname map[int]string
 	names                map[string]bool
 	hdr                  bytes.Buffer
 	payload              hash.Hash
 	copyBuf              []byte
+	// free are buffers of jobs written, for the next ones.
+	free chan esgzBuffers
 	// own is the layer's slot, for a job when all of estargzSlots are
 	// taken: each layer goes on whatever the others do.
 	own        chan struct{}
@@ -228,8 +233,13 @@ func (e *esgzEncoder) Write(p []byte) (int, error) {
 // newJob starts a job whose first member goes on from the last of prev
 // when cont.
 func (e *esgzEncoder) newJob(prev *esgzJob, cont bool) {
-	raw := esgzRaw.Get().(*[]byte)
-	j := &esgzJob{raw: (*raw)[:0], prev: prev, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
+	var b esgzBuffers
+	select {
+	case b = <-e.free:
+	default:
+		b = esgzBuffers{make([]byte, 0, 256<<10), new(bytes.Buffer)}
+	}
+	j := &esgzJob{raw: b.raw[:0], z: b.z, prev: prev, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
 	j.members = append(j.members, esgzMember{cont: cont})
 	e.job = j
 }
@@ -298,9 +308,12 @@ func (e *esgzEncoder) write() {
 			}
 			e.writeErr = err
 		}
-		raw := j.raw[:0]
-		esgzRaw.Put(&raw)
-		j.raw = nil
+		j.z.Reset()
+		select {
+		case e.free <- esgzBuffers{j.raw[:0], j.z}:
+		default:
+		}
+		j.raw, j.z = nil, nil
 		<-j.slot
 	}
 }
@@ -313,6 +326,7 @@ func encodeEstargz(w io.Writer, r io.Reader) (estargzResult, error) {
 	e := &esgzEncoder{
 		queue:      make(chan *esgzJob, runtime.GOMAXPROCS(0)+2),
 		own:        make(chan struct{}, 1),
+		free:       make(chan esgzBuffers, runtime.GOMAXPROCS(0)+3),
 		lastUname:  map[int]string{},
 		lastGname:  map[int]string{},
 		names:      map[string]bool{},
@@ -322,7 +336,6 @@ func encodeEstargz(w io.Writer, r io.Reader) (estargzResult, error) {
 		writerDone: make(chan struct{}),
 		w:          w,
 	}
-	e.tw = splittar.NewWriter(e)
 	e.newJob(nil, false)
 	go e.write()
 	err := e.encode(r)
@@ -418,7 +431,10 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 		ModTime3339: esgzModtime(h.ModTime),
 		Xattrs:      xattrs,
 	}
-	if err := e.tw.WriteHeader(h); err != nil {
+	// The header as the Writer's tar writer (tar-split) writes it; a
+	// writer keeps nothing from one entry to the next but the contents
+	// it expects, which are read straight into the job and padded here.
+	if err := splittar.NewWriter(e).WriteHeader(h); err != nil {
 		return fmt.Errorf("%s: %w", h.Name, err)
 	}
 	switch h.Typeflag {
@@ -456,15 +472,15 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 			}
 			ent.ChunkOffset = written
 			e.cut(ent, int(n), whole)
-			start := len(e.job.raw)
-			if _, err := io.CopyBuffer(e.tw, io.LimitReader(r, n), e.copyBuf); err != nil {
-				return fmt.Errorf("%s: %w", h.Name, err)
-			}
-			if got := int64(len(e.job.raw) - start); got != n {
-				return fmt.Errorf("%s: %d bytes of contents, the header says %d: %w", h.Name, written+got, h.Size, io.ErrUnexpectedEOF)
+			j := e.job
+			start := len(j.raw)
+			j.raw = slices.Grow(j.raw, int(n))[:start+int(n)]
+			if got, err := io.ReadFull(r, j.raw[start:]); err != nil {
+				j.raw = j.raw[:start+got]
+				return fmt.Errorf("%s: %d bytes of contents, the header says %d: %w", h.Name, written+int64(got), h.Size, err)
 			}
 			if !whole {
-				e.payload.Write(e.job.raw[start:])
+				e.payload.Write(j.raw[start:])
 			}
 			e.entries = append(e.entries, ent)
 			written += n
@@ -476,8 +492,8 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 	default:
 		e.entries = append(e.entries, ent)
 	}
-	if err := e.tw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", h.Name, err)
+	if h.Typeflag == tar.TypeReg {
+		e.job.raw = append(e.job.raw, make([]byte, -h.Size&511)...)
 	}
 	// A member that runs over a job (headers of many entries without
 	// contents after a chunk) goes on in the next.
