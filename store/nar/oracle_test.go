@@ -292,7 +292,7 @@ func TestDumpBeyondReadAhead(t *testing.T) {
 			write(fmt.Sprintf("nested/d%03d/only", i), i*101, 0o755)
 		}
 	}
-	write("huge", 21<<20+3, 0o644)
+	write("huge", 9<<20+3, 0o644)
 	for i := range 6 {
 		write(fmt.Sprintf("mid/m%d", i), 1<<20+i*4093, 0o644)
 	}
