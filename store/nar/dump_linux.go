@@ -393,6 +393,9 @@ func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 		d.cur.b = b[:len(b)+int(n)]
 		f.refs.Add(1)
 		d.cur.pending.Add(1)
+		if d.batch.pieces == nil {
+			d.batch.pieces = make([]piece, 0, batchFiles)
+		}
 		d.batch.pieces = append(d.batch.pieces, piece{f: f, off: off, dst: b[len(b) : len(b)+int(n)], at: len(b)})
 		off += n
 	}
