@@ -104,7 +104,7 @@ type esgzJob struct {
 	raw     []byte
 	members []esgzMember
 	z       *bytes.Buffer
-	prev    *esgzJob       // the job before, for a member that goes on
+	prev    *esgzJob       // the job before, when its last member goes on
 	handoff chan *esgzGzip // the encoder of an open last member
 	done    chan struct{}  // closed when compressed
 	err     error
@@ -155,6 +155,7 @@ func (j *esgzJob) compress() {
 				return
 			}
 			enc = <-j.prev.handoff
+			j.prev = nil // not to keep every job before
 			enc.out.w = j.z
 		} else {
 			if enc == nil {
@@ -239,7 +240,10 @@ func (e *esgzEncoder) newJob(prev *esgzJob, cont bool) {
 	default:
 		b = esgzBuffers{make([]byte, 0, 256<<10), new(bytes.Buffer)}
 	}
-	j := &esgzJob{raw: b.raw[:0], z: b.z, prev: prev, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
+	j := &esgzJob{raw: b.raw[:0], z: b.z, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
+	if cont {
+		j.prev = prev
+	}
 	j.members = append(j.members, esgzMember{cont: cont})
 	e.job = j
 }
