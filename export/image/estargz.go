@@ -419,9 +419,14 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", h1.Name, err)
 	}
-	xattrs := make(map[string][]byte)
+	// No map for no attributes: the TOC leaves out an empty one as a
+	// missing one.
+	var xattrs map[string][]byte
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if xattrs == nil {
+				xattrs = map[string][]byte{}
+			}
 			xattrs[name] = []byte(v)
 		}
 	}
