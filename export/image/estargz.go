@@ -64,6 +64,10 @@ import (
 // to a compressing goroutine.
 const estargzJobSize = 1 << 20
 
+// estargzJobCap is what a job's input takes at most but for long runs of
+// headers: a MiB of small members, then a chunk and its header.
+const estargzJobCap = estargzJobSize + estargzChunkSize + 64<<10
+
 // estargzLandmarkContents is the landmark file's one byte (the estargz
 // package's landmarkContents).
 const estargzLandmarkContents = 0xf
@@ -238,7 +242,10 @@ func (e *esgzEncoder) newJob(prev *esgzJob, cont bool) {
 	select {
 	case b = <-e.free:
 	default:
-		b = esgzBuffers{make([]byte, 0, 256<<10), new(bytes.Buffer)}
+		// Each at its largest at once: grown by doubling, they left
+		// garbage that the runtime gave back to the system and faulted in
+		// again, which cost more than the compression saved.
+		b = esgzBuffers{make([]byte, 0, estargzJobCap), bytes.NewBuffer(make([]byte, 0, estargzJobCap/2))}
 	}
 	j := &esgzJob{raw: b.raw[:0], z: b.z, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
 	if cont {
