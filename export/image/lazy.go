@@ -12,15 +12,16 @@ package image
 //     ("offset:length:uncompressed length:1") and the sha256 of its
 //     compressed bytes, under podman 4.3's names and the later ones. The
 //     diff id is the tar's.
-//   - eStargz, built by the estargz package itself from the tar spooled to
-//     a temporary file (TMPDIR): a gzip member per file chunk, the landmark
-//     file, the TOC (stargz.index.json) and the footer. Its settings are
-//     fixed: no prioritized files, 4 MiB chunks, klauspost's gzip at level
-//     6 for the chunks (estargzGzip), one worker (the worker count cuts
-//     the stream). The tar's headers, mtimes
-//     included, are kept as they are. The blob decompresses to a tar
-//     with the landmark and the TOC added: its diff id and size are that
-//     tar's. The descriptor carries the TOC's digest and that size.
+//   - eStargz, the bytes the estargz package's builder (estargz.Build)
+//     writes with fixed settings: no prioritized files, 4 MiB chunks,
+//     klauspost's gzip at level 6 for the chunks, one worker (the worker
+//     count cuts the stream): a gzip member per file chunk, the landmark
+//     file, the TOC (stargz.index.json) and the footer. They are written
+//     in one pass by encodeEstargz (estargz.go), the members compressed
+//     in parallel. The tar's headers, mtimes included, are kept as they
+//     are. The blob decompresses to a tar with the landmark and the TOC
+//     added: its diff id and size are that tar's. The descriptor carries
+//     the TOC's digest and that size.
 //
 // Both give the same bytes on every run, whatever GOMAXPROCS.
 
@@ -33,16 +34,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/countw"
@@ -352,56 +352,38 @@ func (t *teeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// estargzGzip is eStargz's gzip with klauspost/compress's gzip (that of
-// gzip layers, level 6) for the file chunks, and for reading them back
-// while the builder computes the diff id: the same format, written about
-// twice as fast as with the standard library's. The TOC's member and the
-// footer are the estargz package's own.
-type estargzGzip struct {
-	*estargz.GzipCompressor
-	*estargz.GzipDecompressor
-}
-
-// Writer starts a chunk's gzip member.
-func (estargzGzip) Writer(w io.Writer) (estargz.WriteFlushCloser, error) {
-	return kgzip.NewWriterLevel(w, compress.GzipLevel)
-}
-
-// Reader decompresses members.
-func (estargzGzip) Reader(r io.Reader) (io.ReadCloser, error) { return kgzip.NewReader(r) }
-
-// writeEstargz writes l's eStargz blob to w: the tar is spooled to a
-// temporary file, which estargz.Build reads by sections.
+// writeEstargz writes l's eStargz blob to w (estargz.go): the tar goes
+// through a pipe to the encoder.
 func (l Layer) writeEstargz(w io.Writer, count nar.Counter) (Blob, error) {
-	f, err := os.CreateTemp("", "storepack-layer-*.tar")
+	src, err := l.source(count)
 	if err != nil {
 		return Blob{}, err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	_, n, err := l.WriteTar(f, count)
-	if err != nil {
-		return Blob{}, err
-	}
-	eb, err := estargz.Build(io.NewSectionReader(f, 0, n),
-		estargz.WithChunkSize(estargzChunkSize),
-		estargz.WithCompression(estargzGzip{estargz.NewGzipCompressorWithLevel(compress.GzipLevel), &estargz.GzipDecompressor{}}),
-		estargz.WithParallelism(1))
-	if err != nil {
-		return Blob{}, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	defer eb.Close()
 	dw := newDigestWriter(w)
-	if _, err := io.CopyBuffer(struct{ io.Writer }{dw}, eb, make([]byte, 1<<20)); err != nil {
-		return Blob{}, err
+	pr, pw := io.Pipe()
+	type result struct {
+		r   estargzResult
+		err error
 	}
-	size, err := eb.UncompressedSize()
+	done := make(chan result, 1)
+	go func() {
+		r, err := encodeEstargz(dw, pr)
+		// Unblock the tar's writer whatever happened.
+		pr.CloseWithError(errOr(err, io.ErrClosedPipe))
+		done <- result{r, err}
+	}()
+	_, err = tree.WriteTar(pw, &l.Plan.Tree, l.MTime, src)
+	pw.CloseWithError(errOr(err, nil))
+	r := <-done
 	if err != nil {
 		return Blob{}, err
 	}
-	return Blob{DiffID: eb.DiffID(), Size: size, Digest: dw.digest(), BlobSize: dw.n, Annotations: map[string]string{
-		estargz.TOCJSONDigestAnnotation:         eb.TOCDigest().String(),
-		estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
+	if r.err != nil {
+		return Blob{}, r.err
+	}
+	return Blob{DiffID: r.r.diffID, Size: r.r.size, Digest: dw.digest(), BlobSize: dw.n, Annotations: map[string]string{
+		estargz.TOCJSONDigestAnnotation:         r.r.tocDigest.String(),
+		estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(r.r.size, 10),
 	}}, nil
 }
 

@@ -15,11 +15,11 @@ import (
 // are errors naming their path, as are files that cannot be read or that
 // shrink while they are read.
 //
-// A second goroutine walks the tree and reads files ahead into a bounded set
-// of buffers (2 MiB in all), so reading overlaps whatever w does with the
-// bytes (writing, hashing, scanning). w is only called from the calling
-// goroutine, with chunks of up to 256 KiB. Wrapping w in a bufio.Writer
-// gains nothing.
+// A second goroutine walks the tree and opens the files, and others read
+// them ahead into a bounded set of buffers (Stream says how many), so
+// reading overlaps whatever w does with the bytes (writing, hashing,
+// scanning). w is only called from the calling goroutine, with chunks of
+// up to 256 KiB. Wrapping w in a bufio.Writer gains nothing.
 func Dump(w io.Writer, path string) error {
 	_, err := DumpCounting(w, path, nil)
 	return err
@@ -78,8 +78,9 @@ func bytesOf(c Counter) *atomic.Int64 {
 
 // Hash returns the SHA-256 digest of the NAR serialisation of path and the
 // length of that serialisation, as `nix-hash --type sha256 path` and a
-// store's narSize report them. Reading and hashing run in parallel; memory
-// stays bounded whatever the size of the tree.
+// store's narSize report them. The files are opened and read ahead of the
+// hasher on other goroutines (Stream), so that it never waits for a
+// system call; memory stays bounded whatever the size of the tree.
 func Hash(path string) (digest [32]byte, narSize int64, err error) {
 	h := sha256.New()
 	n, err := DumpCounting(h, path, nil)

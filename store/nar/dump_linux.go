@@ -9,14 +9,33 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
 const (
-	chunkSize = 256 << 10 // bytes per buffer handed from the reader to the writer
-	chunks    = 8         // buffers in all: chunks*chunkSize bounds the read-ahead
+	chunkSize = 256 << 10 // bytes per buffer handed from the walker to the writer
+	// ownChunks buffers a stream may always have (1 MiB), so that it goes
+	// on whatever the others hold; beyond them, a stream takes buffers of
+	// sharedChunks (3 MiB in all), shared by every stream of the process.
+	// More gains nothing once the readers keep ahead of the consumer, and
+	// costs a page fault for every 4 KiB of fresh buffer (17 MiB took
+	// a fifth more CPU time than 4 MiB to hash a 270 MB item).
+	ownChunks    = 4
+	sharedChunks = 12
+	// readers are the goroutines of a stream that read files into its
+	// buffers, batchFiles the files the walker hands them at once (fewer
+	// at the end of a buffer), and maxOpen the files a stream may have
+	// open, opened by the walker and not yet read and closed.
+	readers    = 4
+	batchFiles = 16
+	maxOpen    = 64
 )
+
+// sharedTokens bounds the buffers taken beyond ownChunks, over every
+// stream at once.
+var sharedTokens = make(chan struct{}, sharedChunks)
 
 // chunkPool keeps the read-ahead buffers of finished streams for the next
 // one: a closure of many items is many streams, and 2 MiB of fresh,
@@ -29,18 +48,82 @@ func putChunk(b []byte) { chunkPool.Put(&b) }
 // errStopped ends the walk after the consumer failed.
 var errStopped = errors.New("nar: dump stopped")
 
+// chunk is a buffer of the stream: the Framer's bytes, written by the
+// walker, and regions of file contents, read into it by the readers.
+type chunk struct {
+	b []byte
+	// pending counts the walker (until it hands the chunk on) and the
+	// reads not done; done is closed when it drops to 0.
+	pending atomic.Int32
+	done    chan struct{}
+	// err is the error of the read of the earliest region that failed,
+	// which starts at errAt.
+	mu    sync.Mutex
+	err   error
+	errAt int
+	// partial: the walk failed while filling it; its bytes are not
+	// written, only the errors of its reads told.
+	partial bool
+	shared  bool // holds a token of sharedTokens
+}
+
+// release counts one hold of c off and closes done at the last.
+func (c *chunk) release() {
+	if c.pending.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+func (c *chunk) fail(at int, err error) {
+	c.mu.Lock()
+	if c.err == nil || at < c.errAt {
+		c.err, c.errAt = err, at
+	}
+	c.mu.Unlock()
+}
+
+// openFile is a regular file the walker opened, closed when the reads
+// of all its pieces are done.
+type openFile struct {
+	fd     int
+	fsPath string
+	size   int64
+	refs   atomic.Int32
+}
+
+// piece is the read of the bytes at off of a file into dst, at at in
+// its chunk.
+type piece struct {
+	f   *openFile
+	off int64
+	dst []byte
+	at  int
+}
+
+// batch is pieces of one chunk, read in order on one reader.
+type batch struct {
+	c      *chunk
+	pieces []piece
+}
+
 // walker walks a tree with *at system calls and fills buffers with the
-// bytes its Framer gives for each node and the contents of regular files;
-// Stream consumes them. In measure mode nothing is read or emitted: regular
-// files are stat'ed and the bytes are counted.
+// bytes its Framer gives for each node, leaving room for the contents of
+// regular files, which readers read into them ahead of the consumer;
+// Stream consumes them in order. In measure mode nothing is read or
+// emitted: regular files are stat'ed and the bytes are counted.
 type walker struct {
 	f       Framer
 	measure bool
 	total   int64 // bytes counted, in measure mode
-	buf     []byte
-	out     chan []byte
-	free    chan []byte
+	cur     *chunk
+	owned   int // buffers of ownChunks made
+	out     chan *chunk
+	free    chan *chunk
 	stop    chan struct{}
+	batch   batch // the pieces not yet handed to the readers
+	jobs    chan batch
+	open    chan struct{} // a token per file open
+	started bool          // the readers are running
 	dents   []byte
 	link    []byte
 	scratch []byte
@@ -50,12 +133,14 @@ type walker struct {
 // Stream walks the file, folder or symlink at path and writes to w the
 // bytes f frames for each node, with the contents of every regular file
 // (read once) between its Begin and End; it returns the number of bytes
-// written. A second goroutine walks the tree and reads files ahead into a
-// bounded set of buffers (2 MiB in all), so that reading overlaps whatever
-// w does with the bytes; w is only called from the calling goroutine, with
-// chunks of up to 256 KiB. Sockets, FIFOs and devices are errors naming
-// their path, as are files that cannot be read or that change size while
-// they are read.
+// written. A second goroutine walks the tree and opens the files, and
+// four more read them (a large one in a piece for each buffer it spans)
+// into buffers ahead of w, 1 MiB for each stream and 3 MiB more shared by
+// all streams at most, so that w seldom waits for a file to be read; w
+// gets the buffers in order and is only called from the calling goroutine, with chunks of up to
+// 256 KiB. Sockets, FIFOs and devices are errors naming their path, as
+// are files that cannot be read or that change size while they are read;
+// errors come in the order of the stream.
 //
 // The length of every chunk is added to c's byte counter as soon as w has
 // taken it (one atomic add per chunk), so that another goroutine can watch
@@ -64,51 +149,61 @@ func Stream(w io.Writer, path string, f Framer, c Counter) (int64, error) {
 	done := bytesOf(c)
 	d := &walker{
 		f:    f,
-		out:  make(chan []byte, chunks),
-		free: make(chan []byte, chunks),
+		out:  make(chan *chunk, ownChunks+sharedChunks),
+		free: make(chan *chunk, ownChunks),
 		stop: make(chan struct{}),
-		buf:  getChunk(),
-	}
-	for range chunks - 1 {
-		d.free <- getChunk()
+		jobs: make(chan batch, maxOpen),
+		open: make(chan struct{}, maxOpen),
 	}
 	errc := make(chan error, 1)
 	go func() {
-		err := d.root(path)
+		err := d.next()
 		if err == nil {
-			err = d.flush()
+			err = d.root(path)
 		}
+		if d.cur != nil {
+			// The last buffer, or the one the walk failed in: the errors
+			// of its reads come before the walk's.
+			d.dispatch()
+			d.cur.partial = err != nil
+			d.cur.release()
+			d.out <- d.cur
+			d.cur = nil
+		}
+		close(d.jobs)
 		close(d.out)
 		errc <- err
 	}()
 	var (
 		total int64
-		werr  error
+		first error // the first error of the stream: a read's or w's
 	)
-	for b := range d.out {
-		if werr == nil {
-			var n int
-			n, werr = w.Write(b)
-			total += int64(n)
-			if done != nil {
-				done.Add(int64(n))
+	for c := range d.out {
+		<-c.done
+		if first == nil {
+			switch {
+			case c.err != nil:
+				first = c.err
+			case !c.partial:
+				var n int
+				n, first = w.Write(c.b)
+				total += int64(n)
+				if done != nil {
+					done.Add(int64(n))
+				}
 			}
-			if werr != nil {
+			if first != nil {
 				close(d.stop)
 			}
 		}
-		d.free <- b[:0]
+		d.recycle(c)
 	}
 	err := <-errc
-	// The walker has stopped: every buffer is d.buf or back in d.free.
-	if d.buf != nil {
-		putChunk(d.buf)
-	}
 	for range len(d.free) {
-		putChunk(<-d.free)
+		putChunk((<-d.free).b)
 	}
-	if werr != nil {
-		return total, werr
+	if first != nil {
+		return total, first
 	}
 	return total, err
 }
@@ -122,23 +217,62 @@ func Measure(path string, f Framer) (int64, error) {
 	return d.total, err
 }
 
+// recycle gives back a buffer the consumer is done with: one of the
+// stream's own for the walker's next, a shared one to the pool.
+func (d *walker) recycle(c *chunk) {
+	if c.shared {
+		putChunk(c.b)
+		<-sharedTokens
+		return
+	}
+	d.free <- c
+}
+
+// next makes d.cur an empty buffer: one of the stream's own given back, a
+// new one of its own, or a shared one, whichever comes first.
+func (d *walker) next() error {
+	var c *chunk
+	select {
+	case c = <-d.free:
+	default:
+		switch {
+		case d.owned < ownChunks:
+			d.owned++
+			c = &chunk{b: getChunk()}
+		default:
+			select {
+			case c = <-d.free:
+			case sharedTokens <- struct{}{}:
+				c = &chunk{b: getChunk(), shared: true}
+			case <-d.stop:
+				return errStopped
+			}
+		}
+	}
+	c.b, c.err, c.errAt, c.partial = c.b[:0], nil, 0, false
+	c.done = make(chan struct{})
+	c.pending.Store(1)
+	d.cur = c
+	return nil
+}
+
 // flush hands the current buffer to the consumer and takes an empty one.
 func (d *walker) flush() error {
-	if len(d.buf) == 0 || d.measure {
+	if d.measure {
 		return nil
 	}
+	d.dispatch()
+	c := d.cur
+	d.cur = nil
+	c.release()
 	select {
-	case d.out <- d.buf:
-		d.buf = nil // the consumer owns it now
+	case d.out <- c:
 	case <-d.stop:
+		// The consumer drains out whatever happens.
+		d.out <- c
 		return errStopped
 	}
-	select {
-	case d.buf = <-d.free:
-	case <-d.stop:
-		return errStopped
-	}
-	return nil
+	return d.next()
 }
 
 // emit appends p to the stream, across buffers when it does not fit.
@@ -148,13 +282,14 @@ func (d *walker) emit(p []byte) error {
 		return nil
 	}
 	for len(p) > 0 {
-		if len(d.buf) == cap(d.buf) {
+		if len(d.cur.b) == cap(d.cur.b) {
 			if err := d.flush(); err != nil {
 				return err
 			}
 		}
-		n := copy(d.buf[len(d.buf):cap(d.buf)], p)
-		d.buf, p = d.buf[:len(d.buf)+n], p[n:]
+		b := d.cur.b
+		n := copy(b[len(b):cap(b)], p)
+		d.cur.b, p = b[:len(b)+n], p[n:]
 	}
 	return nil
 }
@@ -178,7 +313,7 @@ func (d *walker) root(path string) error {
 	return d.node(unix.AT_FDCWD, path, path, "/", modeType(st.Mode))
 }
 
-// node walks the entry name of the folder dirfd (fsPath on the file
+// node walks the entry name of the folder dir (fsPath on the file
 // system, tree at treePath), whose type the folder listing gave (0 when
 // unknown).
 func (d *walker) node(dirfd int, name, fsPath, treePath string, typ uint32) error {
@@ -204,6 +339,9 @@ func (d *walker) node(dirfd int, name, fsPath, treePath string, typ uint32) erro
 	}
 }
 
+// regular opens the regular file name of dir, frames it, and leaves
+// room for its contents in the buffers, which readers fill (in a piece
+// for each buffer it spans) and then close it.
 func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 	if d.measure {
 		var st unix.Stat_t
@@ -221,11 +359,17 @@ func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 		d.total += st.Size
 		return d.end()
 	}
+	if err := d.takeOpen(); err != nil {
+		return err
+	}
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
 	if err != nil {
+		<-d.open
 		return &fs.PathError{Op: "open", Path: fsPath, Err: err}
 	}
-	defer unix.Close(fd)
+	f := &openFile{fd: fd, fsPath: fsPath}
+	f.refs.Store(1) // the walker's, until it has queued every piece
+	defer d.closeRef(f)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return &fs.PathError{Op: "stat", Path: fsPath, Err: err}
@@ -233,35 +377,107 @@ func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return specialFileError(fsPath, fileModeOf(st.Mode))
 	}
-	size := st.Size
-	d.hdr = Header{Path: treePath, Type: TypeRegular, Size: size, Executable: st.Mode&0o100 != 0}
+	f.size = st.Size
+	d.hdr = Header{Path: treePath, Type: TypeRegular, Size: f.size, Executable: st.Mode&0o100 != 0}
 	if err := d.begin(); err != nil {
 		return err
 	}
-	for rem := size; rem > 0; {
-		if len(d.buf) == cap(d.buf) {
+	for off := int64(0); off < f.size; {
+		if len(d.cur.b) == cap(d.cur.b) {
 			if err := d.flush(); err != nil {
 				return err
 			}
 		}
-		space := d.buf[len(d.buf):cap(d.buf)]
-		if int64(len(space)) > rem {
-			space = space[:rem]
+		b := d.cur.b
+		n := min(f.size-off, int64(cap(b)-len(b)))
+		d.cur.b = b[:len(b)+int(n)]
+		f.refs.Add(1)
+		d.cur.pending.Add(1)
+		if d.batch.pieces == nil {
+			d.batch.pieces = make([]piece, 0, batchFiles)
 		}
-		n, err := unix.Read(fd, space)
+		d.batch.pieces = append(d.batch.pieces, piece{f: f, off: off, dst: b[len(b) : len(b)+int(n)], at: len(b)})
+		off += n
+	}
+	if len(d.batch.pieces) >= batchFiles {
+		d.dispatch()
+	}
+	return d.end()
+}
+
+// takeOpen takes a token of d.open for a file to open, handing the pieces
+// queued so far to the readers first if it has to wait (their files hold
+// the tokens).
+func (d *walker) takeOpen() error {
+	select {
+	case d.open <- struct{}{}:
+		return nil
+	default:
+	}
+	d.dispatch()
+	select {
+	case d.open <- struct{}{}:
+		return nil
+	case <-d.stop:
+		return errStopped
+	}
+}
+
+// closeRef counts a hold of f off, and closes it at the last.
+func (d *walker) closeRef(f *openFile) {
+	if f.refs.Add(-1) == 0 {
+		unix.Close(f.fd)
+		<-d.open
+	}
+}
+
+// dispatch hands the pieces queued to the readers, starting them at the
+// first.
+func (d *walker) dispatch() {
+	if len(d.batch.pieces) == 0 {
+		return
+	}
+	if !d.started {
+		d.started = true
+		for range readers {
+			go d.reader()
+		}
+	}
+	d.batch.c = d.cur
+	d.jobs <- d.batch
+	d.batch = batch{}
+}
+
+// reader reads batches until the walk ends.
+func (d *walker) reader() {
+	for b := range d.jobs {
+		for _, p := range b.pieces {
+			if err := p.read(); err != nil {
+				b.c.fail(p.at, err)
+			}
+			d.closeRef(p.f)
+			b.c.release()
+		}
+	}
+}
+
+// read reads the bytes of p's file at p.off into p.dst.
+func (p *piece) read() error {
+	for dst := p.dst; len(dst) > 0; {
+		off := p.off + int64(len(p.dst)-len(dst))
+		n, err := unix.Pread(p.f.fd, dst, off)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: fsPath, Err: err}
+			return &fs.PathError{Op: "read", Path: p.f.fsPath, Err: err}
 		}
 		if n == 0 {
-			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", fsPath, size-rem, size)
+			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", p.f.fsPath, off, p.f.size)
 		}
-		d.buf = d.buf[:len(d.buf)+n]
-		rem -= int64(n)
+		dst = dst[n:]
 	}
-	return d.end()
+	return nil
 }
 
 func (d *walker) symlink(dirfd int, name, fsPath, treePath string) error {

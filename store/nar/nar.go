@@ -3,8 +3,8 @@
 // export.
 //
 // Dump and Hash serialise a tree from the file system, byte for byte as
-// `nix-store --dump` and `nix-hash --type sha256` do, reading ahead on a
-// second goroutine with bounded memory. Restore recreates a tree from a NAR
+// `nix-store --dump` and `nix-hash --type sha256` do, reading ahead on
+// other goroutines with bounded memory. Restore recreates a tree from a NAR
 // as a store holds it. The Writer and the strict Reader stream, like
 // archive/tar: a Header per node, then the contents of regular files; Copy
 // passes a NAR from one to the other, checking it.

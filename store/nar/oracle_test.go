@@ -3,6 +3,7 @@ package nar_test
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -255,4 +256,68 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestDumpBeyondReadAhead compares Dump and Hash with nix-store --dump
+// and nix-hash on a tree larger than all the read-ahead buffers: more
+// files than a stream may hold open, in folders of their own and
+// together, and a file larger than every buffer, read in pieces on
+// several readers; and with several streams at once, which share the
+// buffers beyond their own.
+func TestDumpBeyondReadAhead(t *testing.T) {
+	oracle.Require(t, "nix-store")
+	oracle.Require(t, "nix-hash")
+	dir := filepath.Join(t.TempDir(), "tree")
+	chunk := bytes.Repeat([]byte("read ahead of the hasher\n"), 1<<10)
+	write := func(name string, size int, mode os.FileMode) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 0, size)
+		for len(b) < size {
+			b = append(b, chunk[:min(len(chunk), size-len(b))]...)
+		}
+		b = append(b[:0:0], b...)
+		if size > 0 {
+			b[0] = byte(len(name)) // no two alike
+		}
+		if err := os.WriteFile(p, b, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 300 {
+		write(fmt.Sprintf("many/f%03d", i), i*37%3000, 0o644)
+		if i%5 == 0 {
+			write(fmt.Sprintf("nested/d%03d/only", i), i*101, 0o755)
+		}
+	}
+	write("huge", 9<<20+3, 0o644)
+	for i := range 6 {
+		write(fmt.Sprintf("mid/m%d", i), 1<<20+i*4093, 0o644)
+	}
+	want := nixOutput(t, "nix-store", "--dump", dir)
+	var got bytes.Buffer
+	if err := nar.Dump(&got, dir); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("Dump gave %d bytes, nix-store --dump %d; first difference at %d", got.Len(), len(want), firstDiff(got.Bytes(), want))
+	}
+	wantHash := strings.TrimSpace(string(nixOutput(t, "nix-hash", "--type", "sha256", dir)))
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		go func() {
+			sum, size, err := nar.Hash(dir)
+			if err == nil && (hex.EncodeToString(sum[:]) != wantHash || size != int64(len(want))) {
+				err = fmt.Errorf("Hash %x (%d bytes), nix-hash %s (%d)", sum, size, wantHash, len(want))
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
