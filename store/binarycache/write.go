@@ -1,7 +1,6 @@
 package binarycache
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -424,10 +423,6 @@ func readExisting(ctx context.Context, c Cache, p store.Path) (*NarInfo, []byte,
 // fixed footprint whatever the NARs' sizes and compression.
 const encoderBudget = 40 << 20
 
-// fileBuffers are the 1 MiB buffers in front of compressed NAR files,
-// kept for the next NAR rather than made anew for each.
-var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
-
 // writeNAR makes the compressed NAR of it in c's nar/ and returns its
 // narinfo (unsigned) and whether the NAR file was written (false when a
 // file of that name, hence those bytes, was already there).
@@ -439,10 +434,7 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	defer out.Abort()
 	fileHash := sha256.New()
 	file := &countw.Writer{W: io.MultiWriter(out, fileHash)}
-	buf := fileBuffers.Get().(*bufio.Writer)
-	buf.Reset(file)
-	defer fileBuffers.Put(buf)
-	comp, err := newCompressor(compression, buf, it.NarSize)
+	comp, err := newCompressor(compression, file, it.NarSize)
 	if err != nil {
 		return nil, false, err
 	}
@@ -458,9 +450,6 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	}
 	if err := comp.Close(); err != nil {
 		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
-	}
-	if err := buf.Flush(); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	fh := sum(fileHash)
 	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))
@@ -478,7 +467,7 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	if it.Deriver != "" {
 		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
 	}
-	written, err := out.Commit(ctx, url, file.N)
+	written, err := out.Commit(ctx, url, file.N, fh)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %s: %w", it.Path, c.Location(url), err)
 	}

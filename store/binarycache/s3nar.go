@@ -1,0 +1,312 @@
+package binarycache
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/storepack/storepack/store"
+)
+
+// buffers hands out the memory NARs are made in, within a budget of
+// bytes: a NAR waits for its buffer while others' take the budget.
+// Part-sized buffers are kept for the next NAR rather than made anew (a
+// fresh 5 MiB buffer is zeroed, and its pages faulted in, every time).
+type buffers struct {
+	budget *semaphore.Weighted
+	part   int64
+	free   chan []byte
+}
+
+func newBuffers(part, budget int64) *buffers {
+	budget = max(budget, 2*part)
+	return &buffers{budget: semaphore.NewWeighted(budget), part: part, free: make(chan []byte, budget/part)}
+}
+
+// get returns an empty buffer of capacity size, once the budget allows.
+func (b *buffers) get(ctx context.Context, size int64) ([]byte, error) {
+	if err := b.budget.Acquire(ctx, size); err != nil {
+		return nil, err
+	}
+	if size == b.part {
+		select {
+		case buf := <-b.free:
+			return buf[:0], nil
+		default:
+		}
+	}
+	return make([]byte, 0, size), nil
+}
+
+// put gives back a buffer that get returned.
+func (b *buffers) put(buf []byte) {
+	if int64(cap(buf)) == b.part {
+		select {
+		case b.free <- buf:
+		default:
+		}
+	}
+	b.budget.Release(int64(cap(buf)))
+}
+
+// narBound is the most bytes the compressed NAR of a store item of n
+// bytes may take: xz and zstd store incompressible input in raw blocks,
+// a few bytes for every 64 KiB, besides their headers.
+func narBound(n int64) int64 { return n + n/64 + 64<<10 }
+
+// unsignedPayload sends a request's body as UNSIGNED-PAYLOAD: the SDK
+// then does not read the body a first time to put its SHA-256 in the
+// signature (and the server does not compute it again).
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+// CreateNAR starts a NAR. It is made in memory: in a buffer of the size
+// its compressed bytes may take (narBound of its NAR size), at most
+// PartSize; a NAR that outgrows a part goes up in a multipart upload to a
+// temporary object (uploadName), a part at a time while the next one is
+// filled, and is then copied to its name. The buffers of the NARs being
+// made and uploaded share BufferBudget: CreateNAR waits for its share.
+func (c *S3) CreateNAR(ctx context.Context, it *Item, compression string) (NARFile, error) {
+	c.bufsOnce.Do(func() { c.bufs = newBuffers(c.PartSize, c.BufferBudget) })
+	size := c.PartSize
+	if b := narBound(it.NarSize); b < c.PartSize/4 {
+		size = b // a small NAR takes little; larger ones take a kept part
+	}
+	buf, err := c.bufs.get(ctx, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Location(uploadName(it, compression)), err)
+	}
+	return &s3NAR{c: c, ctx: ctx, tmp: uploadName(it, compression), buf: buf}, nil
+}
+
+// s3NAR is a NAR on its way to a bucket.
+type s3NAR struct {
+	c   *S3
+	ctx context.Context
+	tmp string // the temporary object, when the NAR outgrows a part
+	buf []byte // the bytes not sent yet: the NAR, or its last part
+	err error  // the first failure, which every later Write returns
+
+	// The multipart upload, once the NAR outgrows a part: its ID, its
+	// parts (the last one's ETag known once pending answers) and the
+	// upload of the last part sent, when it has not been waited for.
+	id       *string
+	parts    []types.CompletedPart
+	pending  chan partResult
+	finished bool
+}
+
+// partResult is how the upload of a part ended.
+type partResult struct {
+	etag *string
+	err  error
+}
+
+func (n *s3NAR) Write(p []byte) (int, error) {
+	if n.err != nil {
+		return 0, n.err
+	}
+	written := 0
+	for len(p) > 0 {
+		if len(n.buf) == cap(n.buf) {
+			if err := n.full(); err != nil {
+				n.err = err
+				return written, err
+			}
+		}
+		k := copy(n.buf[len(n.buf):cap(n.buf)], p)
+		n.buf, p, written = n.buf[:len(n.buf)+k], p[k:], written+k
+	}
+	return written, nil
+}
+
+// full makes room when buf is full and more bytes come: a buffer smaller
+// than a part is moved into a part; a full part goes up (while the next
+// one is filled), the first starting the multipart upload, after those
+// to the same temporary object that earlier runs left are aborted.
+func (n *s3NAR) full() error {
+	c := n.c
+	if int64(cap(n.buf)) < c.PartSize {
+		b, err := c.bufs.get(n.ctx, c.PartSize)
+		if err != nil {
+			return c.fail(n.tmp, err)
+		}
+		b = append(b, n.buf...)
+		c.bufs.put(n.buf)
+		n.buf = b
+		return nil
+	}
+	if n.id == nil {
+		if err := c.abortUploads(n.ctx, n.tmp); err != nil {
+			return err
+		}
+		out, err := c.client.CreateMultipartUpload(n.ctx, &s3.CreateMultipartUploadInput{
+			Bucket: &c.loc.Bucket, Key: aws.String(c.Key(n.tmp)), ContentType: aws.String(contentType(n.tmp)),
+		})
+		if err != nil {
+			return c.fail(n.tmp, err)
+		}
+		n.id = out.UploadId
+	}
+	if err := n.wait(); err != nil {
+		return err
+	}
+	part := n.buf
+	n.buf = nil
+	n.pending = make(chan partResult, 1)
+	go func(num int32) {
+		etag, err := n.uploadPart(n.ctx, num, part)
+		c.bufs.put(part)
+		n.pending <- partResult{etag, err}
+	}(n.nextPart())
+	b, err := c.bufs.get(n.ctx, c.PartSize)
+	if err != nil {
+		return c.fail(n.tmp, err)
+	}
+	n.buf = b
+	return nil
+}
+
+// nextPart adds a part to the list and returns its number.
+func (n *s3NAR) nextPart() int32 {
+	num := int32(len(n.parts) + 1)
+	n.parts = append(n.parts, types.CompletedPart{PartNumber: aws.Int32(num)})
+	return num
+}
+
+// uploadPart sends the part num of the multipart upload. Over https its
+// body is not signed (TLS carries its integrity, as the AWS SDKs send
+// parts to S3); over http it is.
+func (n *s3NAR) uploadPart(ctx context.Context, num int32, part []byte) (*string, error) {
+	var opts []func(*s3.Options)
+	if !strings.HasPrefix(n.c.loc.Endpoint, "http://") {
+		opts = append(opts, unsignedPayload)
+	}
+	out, err := n.c.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id, PartNumber: aws.Int32(num),
+		Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
+	}, opts...)
+	if err != nil {
+		return nil, n.c.fail(n.tmp, fmt.Errorf("part %d: %w", num, err))
+	}
+	return out.ETag, nil
+}
+
+// wait waits for the upload of the part last sent, if any.
+func (n *s3NAR) wait() error {
+	if n.pending == nil {
+		return nil
+	}
+	r := <-n.pending
+	n.pending = nil
+	if r.err != nil {
+		return r.err
+	}
+	n.parts[len(n.parts)-1].ETag = r.etag
+	return nil
+}
+
+// release gives back the buffer being filled.
+func (n *s3NAR) release() {
+	if n.buf != nil {
+		n.c.bufs.put(n.buf)
+		n.buf = nil
+	}
+}
+
+// abort aborts the multipart upload, if one was started.
+func (n *s3NAR) abort() {
+	if n.id == nil {
+		return
+	}
+	n.wait()
+	n.c.client.AbortMultipartUpload(context.WithoutCancel(n.ctx), &s3.AbortMultipartUploadInput{
+		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id,
+	})
+	n.id = nil
+}
+
+func (n *s3NAR) Abort() {
+	if n.finished {
+		return
+	}
+	n.finished = true
+	n.abort()
+	n.release()
+}
+
+// Commit puts the NAR at rel, unless an object of its size is there
+// (named by its hash: the same bytes). A NAR held in memory is put in one
+// request with its SHA-256 (sum) as its x-amz-checksum-sha256: the
+// server checks the bytes it receives against it, and the header is
+// signed, so the body needs no signature of its own (UNSIGNED-PAYLOAD:
+// no second SHA-256 of every NAR on either side). A NAR in parts gets
+// its last part, and is completed and copied to rel.
+func (n *s3NAR) Commit(ctx context.Context, rel string, size int64, sum store.Hash) (bool, error) {
+	if n.finished {
+		return false, errors.New("NAR committed twice")
+	}
+	n.finished = true
+	defer n.release()
+	if n.err != nil {
+		n.abort()
+		return false, n.err
+	}
+	inParts := n.id != nil
+	if inParts {
+		if err := n.complete(ctx); err != nil {
+			n.abort()
+			return false, err
+		}
+		defer n.c.Remove(context.WithoutCancel(ctx), n.tmp)
+	}
+	if got, err := n.c.Size(ctx, rel); err == nil && got == size {
+		return false, nil // named by its hash: the same bytes are there
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if inParts {
+		return true, n.c.copy(ctx, n.tmp, rel, size)
+	}
+	_, err := n.c.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf),
+		ContentLength: aws.Int64(int64(len(n.buf))), ContentType: aws.String(contentType(rel)),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	}, unsignedPayload)
+	if err != nil {
+		return false, n.c.fail(rel, err)
+	}
+	return true, nil
+}
+
+// complete sends the last part and completes the multipart upload.
+func (n *s3NAR) complete(ctx context.Context) error {
+	if err := n.wait(); err != nil {
+		return err
+	}
+	etag, err := n.uploadPart(ctx, n.nextPart(), n.buf)
+	if err != nil {
+		return err
+	}
+	n.parts[len(n.parts)-1].ETag = etag
+	_, err = n.c.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: n.parts},
+	})
+	if err != nil {
+		return n.c.fail(n.tmp, err)
+	}
+	n.id = nil // completed: nothing to abort
+	return nil
+}
