@@ -16,7 +16,6 @@ import (
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/bounded"
 	"github.com/storepack/storepack/internal/printable"
-	"github.com/storepack/storepack/store"
 )
 
 // Reader reads the files of a binary cache: a folder (Dir) or an S3
@@ -60,11 +59,10 @@ type Cache interface {
 // NARFile is a NAR being written into a cache, under a temporary name.
 type NARFile interface {
 	io.Writer
-	// Commit puts the NAR written at rel; size and sum are the size and
-	// SHA-256 of the bytes written. written is false when the cache
-	// already had a file of that name and size (named by its hash, so
-	// the same bytes), which is then kept.
-	Commit(ctx context.Context, rel string, size int64, sum store.Hash) (written bool, err error)
+	// Commit puts the NAR written at rel, whose size is size. written
+	// is false when the cache already had a file of that name and size
+	// (named by its hash, so the same bytes), which is then kept.
+	Commit(ctx context.Context, rel string, size int64) (written bool, err error)
 	// Abort drops what was written; it does nothing after Commit.
 	Abort()
 }
@@ -191,7 +189,7 @@ func (n *dirNAR) Abort() {
 	n.tmp.Abort()
 }
 
-func (n *dirNAR) Commit(_ context.Context, rel string, size int64, _ store.Hash) (bool, error) {
+func (n *dirNAR) Commit(_ context.Context, rel string, size int64) (bool, error) {
 	err := n.buf.Flush()
 	n.release()
 	if err != nil {

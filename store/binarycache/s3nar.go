@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/semaphore"
-
-	"github.com/storepack/storepack/store"
 )
 
 // buffers hands out the memory NARs are made in, within a budget of
@@ -66,9 +65,22 @@ func narBound(n int64) int64 { return n + n/64 + 64<<10 }
 
 // unsignedPayload sends a request's body as UNSIGNED-PAYLOAD: the SDK
 // then does not read the body a first time to put its SHA-256 in the
-// signature (and the server does not compute it again).
+// signature, nor the server a second time to check it. A NAR's body is
+// instead checked by its CRC32C (crc32c), in a signed header, which the
+// server verifies: it catches what breaks on the way, cheaply on both
+// sides (the CPU's CRC32 instruction), and a NAR's authenticity is its
+// narinfo's signature over its NarHash, which every reader checks
+// (substituters, verify-cache), wherever the bytes went through.
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// crc32c is the x-amz-checksum-crc32c of b: its CRC32C, big-endian, in
+// base64.
+func crc32c(b []byte) *string {
+	return aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, castagnoli))))
 }
 
 // CreateNAR starts a NAR. It is made in memory: in a buffer of the size
@@ -107,10 +119,10 @@ type s3NAR struct {
 	finished bool
 }
 
-// partResult is how the upload of a part ended.
+// partResult is how the upload of a part ended: its ETag and CRC32C.
 type partResult struct {
-	etag *string
-	err  error
+	etag, sum *string
+	err       error
 }
 
 func (n *s3NAR) Write(p []byte) (int, error) {
@@ -153,6 +165,7 @@ func (n *s3NAR) full() error {
 		}
 		out, err := c.client.CreateMultipartUpload(n.ctx, &s3.CreateMultipartUploadInput{
 			Bucket: &c.loc.Bucket, Key: aws.String(c.Key(n.tmp)), ContentType: aws.String(contentType(n.tmp)),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 		})
 		if err != nil {
 			return c.fail(n.tmp, err)
@@ -166,9 +179,9 @@ func (n *s3NAR) full() error {
 	n.buf = nil
 	n.pending = make(chan partResult, 1)
 	go func(num int32) {
-		etag, err := n.uploadPart(n.ctx, num, part)
+		etag, sum, err := n.uploadPart(n.ctx, num, part)
 		c.bufs.put(part)
-		n.pending <- partResult{etag, err}
+		n.pending <- partResult{etag, sum, err}
 	}(n.nextPart())
 	b, err := c.bufs.get(n.ctx, c.PartSize)
 	if err != nil {
@@ -185,22 +198,18 @@ func (n *s3NAR) nextPart() int32 {
 	return num
 }
 
-// uploadPart sends the part num of the multipart upload. Over https its
-// body is not signed (TLS carries its integrity, as the AWS SDKs send
-// parts to S3); over http it is.
-func (n *s3NAR) uploadPart(ctx context.Context, num int32, part []byte) (*string, error) {
-	var opts []func(*s3.Options)
-	if !strings.HasPrefix(n.c.loc.Endpoint, "http://") {
-		opts = append(opts, unsignedPayload)
-	}
+// uploadPart sends the part num of the multipart upload (unsigned, with
+// its CRC32C) and returns its ETag and CRC32C.
+func (n *s3NAR) uploadPart(ctx context.Context, num int32, part []byte) (etag, sum *string, err error) {
+	sum = crc32c(part)
 	out, err := n.c.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id, PartNumber: aws.Int32(num),
-		Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
-	}, opts...)
+		Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))), ChecksumCRC32C: sum,
+	}, unsignedPayload)
 	if err != nil {
-		return nil, n.c.fail(n.tmp, fmt.Errorf("part %d: %w", num, err))
+		return nil, nil, n.c.fail(n.tmp, fmt.Errorf("part %d: %w", num, err))
 	}
-	return out.ETag, nil
+	return out.ETag, sum, nil
 }
 
 // wait waits for the upload of the part last sent, if any.
@@ -213,7 +222,7 @@ func (n *s3NAR) wait() error {
 	if r.err != nil {
 		return r.err
 	}
-	n.parts[len(n.parts)-1].ETag = r.etag
+	n.parts[len(n.parts)-1].ETag, n.parts[len(n.parts)-1].ChecksumCRC32C = r.etag, r.sum
 	return nil
 }
 
@@ -248,12 +257,9 @@ func (n *s3NAR) Abort() {
 
 // Commit puts the NAR at rel, unless an object of its size is there
 // (named by its hash: the same bytes). A NAR held in memory is put in one
-// request with its SHA-256 (sum) as its x-amz-checksum-sha256: the
-// server checks the bytes it receives against it, and the header is
-// signed, so the body needs no signature of its own (UNSIGNED-PAYLOAD:
-// no second SHA-256 of every NAR on either side). A NAR in parts gets
-// its last part, and is completed and copied to rel.
-func (n *s3NAR) Commit(ctx context.Context, rel string, size int64, sum store.Hash) (bool, error) {
+// request (unsigned, with its CRC32C); a NAR in parts gets its last
+// part, and is completed and copied to rel.
+func (n *s3NAR) Commit(ctx context.Context, rel string, size int64) (bool, error) {
 	if n.finished {
 		return false, errors.New("NAR committed twice")
 	}
@@ -282,7 +288,7 @@ func (n *s3NAR) Commit(ctx context.Context, rel string, size int64, sum store.Ha
 	_, err := n.c.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf),
 		ContentLength: aws.Int64(int64(len(n.buf))), ContentType: aws.String(contentType(rel)),
-		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ChecksumCRC32C: crc32c(n.buf),
 	}, unsignedPayload)
 	if err != nil {
 		return false, n.c.fail(rel, err)
@@ -295,11 +301,11 @@ func (n *s3NAR) complete(ctx context.Context) error {
 	if err := n.wait(); err != nil {
 		return err
 	}
-	etag, err := n.uploadPart(ctx, n.nextPart(), n.buf)
+	etag, sum, err := n.uploadPart(ctx, n.nextPart(), n.buf)
 	if err != nil {
 		return err
 	}
-	n.parts[len(n.parts)-1].ETag = etag
+	n.parts[len(n.parts)-1].ETag, n.parts[len(n.parts)-1].ChecksumCRC32C = etag, sum
 	_, err = n.c.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: n.parts},

@@ -467,7 +467,7 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	if it.Deriver != "" {
 		ni.Deriver = it.Path.Dir().Join(path.Base(it.Deriver))
 	}
-	written, err := out.Commit(ctx, url, file.N, fh)
+	written, err := out.Commit(ctx, url, file.N)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %s: %w", it.Path, c.Location(url), err)
 	}
