@@ -147,9 +147,8 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 	}
 	res := &Result{Entries: make([]Entry, len(unique)), CacheInfo: info}
 
-	// First every NAR file, several at once; then the narinfos, one at a
-	// time in the items' order (dependencies first), so that a narinfo is
-	// never published before those of its references.
+	// First every NAR file, several at once; then the narinfos, each
+	// once those of its references are in place (publishAll).
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
@@ -212,14 +211,9 @@ feed:
 	if wrote {
 		res.Written = append(res.Written, CacheInfoFile)
 	}
-	for i := range unique {
-		e, files, err := publishItem(ctx, c, &unique[i], &pending[i], &opts)
-		res.Written = append(res.Written, files...)
-		if err != nil {
-			slices.Sort(res.Written)
-			return res, err
-		}
-		res.Entries[i] = e
+	if err := publishAll(ctx, c, unique, pending, &opts, res); err != nil {
+		slices.Sort(res.Written)
+		return res, err
 	}
 	slices.Sort(res.Written)
 	// Two items with the same NAR may both have written its file.
@@ -230,6 +224,72 @@ feed:
 		}
 	}
 	return res, nil
+}
+
+// narinfoJobs is how many narinfos are written at once: each is a
+// request or two (S3) or a file synced (a folder), waiting more than
+// working.
+const narinfoJobs = 16
+
+// publishAll writes the narinfos of the prepared items, narinfoJobs at
+// once, each once those of the earlier items it refers to are written
+// (the items come dependencies first), so that a narinfo is never
+// published before those of its references. The entries and the files
+// written go into res; after a failure no further narinfo is started, and
+// those written stay (a new Write completes the cache).
+func publishAll(ctx context.Context, c Cache, items []Item, pending []pendingItem, opts *Options, res *Result) error {
+	index := make(map[store.Path]int, len(items))
+	for i, it := range items {
+		index[it.Path] = i
+	}
+	var (
+		done   = make([]chan struct{}, len(items)) // closed once the narinfo is in place
+		errs   = make([]error, len(items))
+		files  = make([][]string, len(items))
+		failed = make(chan struct{})
+		fail   sync.Once
+		slots  = semaphore.NewWeighted(narinfoJobs)
+		wg     sync.WaitGroup
+	)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	for i := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range items[i].References {
+				if j, ok := index[r]; ok && j < i {
+					select {
+					case <-done[j]:
+					case <-failed:
+						return
+					}
+				}
+			}
+			slots.Acquire(context.Background(), 1)
+			defer slots.Release(1)
+			select {
+			case <-failed:
+				return
+			default:
+			}
+			e, f, err := publishItem(ctx, c, &items[i], &pending[i], opts)
+			files[i] = f
+			if err != nil {
+				errs[i] = err
+				fail.Do(func() { close(failed) })
+				return
+			}
+			res.Entries[i] = e
+			close(done[i])
+		}()
+	}
+	wg.Wait()
+	for _, f := range files {
+		res.Written = append(res.Written, f...)
+	}
+	return errors.Join(errs...)
 }
 
 // checkItems validates the items and drops repeated paths (a path in
