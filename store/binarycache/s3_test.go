@@ -1,6 +1,7 @@
 package binarycache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -14,10 +15,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/storepack/storepack/internal/s3test"
 	"github.com/storepack/storepack/store"
@@ -404,5 +409,66 @@ func TestS3NotFound(t *testing.T) {
 		if _, err := c.Size(context.Background(), "nar/x.nar"); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: Size of a missing file: %v, want fs.ErrNotExist", c, err)
 		}
+	}
+}
+
+// TestS3NARsAlreadyThere: a bucket holding the NARs of a closure but not
+// its narinfos (a publish that failed after its NARs), one NAR broken (cut
+// short): the next publish keeps the sound NARs (not put again), replaces
+// the broken one, and the bucket then holds the folder cache's bytes.
+func TestS3NARsAlreadyThere(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("again")
+	items := testItems(t)
+	key := testKey(t, "s3-again-1")
+	opts := Options{StoreDir: testStore, Compression: CompressionZstd, Key: key}
+	dir := t.TempDir()
+	if _, err := Write(dir, items, opts); err != nil {
+		t.Fatal(err)
+	}
+	want := listFiles(t, dir)
+	ctx := context.Background()
+	client := srv.Client()
+	var nars []string
+	for name, data := range want {
+		if !strings.HasPrefix(name, "nar/") {
+			continue
+		}
+		nars = append(nars, name)
+		if len(nars) == 1 {
+			data = data[:len(data)/2] // broken
+		}
+		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("again"), Key: aws.String(name), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(nars) != len(items) {
+		t.Fatalf("the folder cache has %d NARs, want %d", len(nars), len(items))
+	}
+	_, from := srv.Requests(0)
+	res, err := WriteCache(ctx, newS3(t, srv.CacheURL("again", ""), 0), items, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bucketFiles(t, srv, "again", "")
+	for name, data := range want {
+		if !bytes.Equal(got[name], data) {
+			t.Errorf("%s differs between the bucket and the folder", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("the bucket holds %q, the folder %q", keys(got), keys(want))
+	}
+	for _, f := range res.Written {
+		if strings.HasPrefix(f, "nar/") && f != nars[0] {
+			t.Errorf("%s, already there, is reported written", f)
+		}
+	}
+	if !slices.Contains(res.Written, nars[0]) {
+		t.Errorf("the broken NAR %s is not reported written: %q", nars[0], res.Written)
+	}
+	lines, _ := srv.Requests(from)
+	if n := count(lines, "PUT", "/nar/"); n > len(items)+1 {
+		t.Errorf("%d PUTs of NARs for %d NARs, one broken:\n%s", n, len(items), strings.Join(lines, "\n"))
 	}
 }

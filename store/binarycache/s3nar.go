@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/semaphore"
@@ -257,8 +259,8 @@ func (n *s3NAR) Abort() {
 
 // Commit puts the NAR at rel, unless an object of its size is there
 // (named by its hash: the same bytes). A NAR held in memory is put in one
-// request (unsigned, with its CRC32C); a NAR in parts gets its last
-// part, and is completed and copied to rel.
+// request; a NAR in parts gets its last part, and is completed and
+// copied to rel.
 func (n *s3NAR) Commit(ctx context.Context, rel string, size int64) (bool, error) {
 	if n.finished {
 		return false, errors.New("NAR committed twice")
@@ -277,20 +279,46 @@ func (n *s3NAR) Commit(ctx context.Context, rel string, size int64) (bool, error
 		}
 		defer n.c.Remove(context.WithoutCancel(ctx), n.tmp)
 	}
-	if got, err := n.c.Size(ctx, rel); err == nil && got == size {
-		return false, nil // named by its hash: the same bytes are there
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
 	if inParts {
+		if got, err := n.c.Size(ctx, rel); err == nil && got == size {
+			return false, nil // named by its hash: the same bytes are there
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
 		return true, n.c.copy(ctx, n.tmp, rel, size)
 	}
-	_, err := n.c.client.PutObject(ctx, &s3.PutObjectInput{
+	// Put unless the name is taken (If-None-Match: *, no HEAD first):
+	// named by its hash, an object there holds the same bytes, unless it
+	// is broken (another size), which is then replaced. A server that
+	// ignores If-None-Match replaces it with the same bytes.
+	created, err := n.put(ctx, rel, true)
+	if err == nil && !created {
+		if got, err := n.c.Size(ctx, rel); err != nil || got == size {
+			return false, err
+		}
+		created, err = n.put(ctx, rel, false)
+	}
+	return created, err
+}
+
+// put puts the NAR held in memory at rel (unsigned, with its CRC32C);
+// with ifNone, not over an object already there (created is then
+// false).
+func (n *s3NAR) put(ctx context.Context, rel string, ifNone bool) (created bool, err error) {
+	in := &s3.PutObjectInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf),
 		ContentLength: aws.Int64(int64(len(n.buf))), ContentType: aws.String(contentType(rel)),
 		ChecksumCRC32C: crc32c(n.buf),
-	}, unsignedPayload)
-	if err != nil {
+	}
+	if ifNone {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err = n.c.client.PutObject(ctx, in, unsignedPayload)
+	var re *awshttp.ResponseError
+	switch {
+	case ifNone && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed:
+		return false, nil
+	case err != nil:
 		return false, n.c.fail(rel, err)
 	}
 	return true, nil
