@@ -224,16 +224,22 @@ func (c *S3) Client() *s3.Client { return c.client }
 // String is the cache's URL, without credentials.
 func (c *S3) String() string { return c.loc.String() }
 
-// Key is the object key of the file rel.
-func (c *S3) Key(rel string) string {
-	if c.loc.Prefix == "" {
+// Key is the object key of the file rel of the cache.
+func (l *S3Location) Key(rel string) string {
+	if l.Prefix == "" {
 		return rel
 	}
-	return c.loc.Prefix + "/" + rel
+	return l.Prefix + "/" + rel
 }
 
+// Location is the s3:// URL of the file rel of the cache.
+func (l *S3Location) Location(rel string) string { return "s3://" + l.Bucket + "/" + l.Key(rel) }
+
+// Key is the object key of the file rel.
+func (c *S3) Key(rel string) string { return c.loc.Key(rel) }
+
 // Location is the s3:// URL of the file rel.
-func (c *S3) Location(rel string) string { return "s3://" + c.loc.Bucket + "/" + c.Key(rel) }
+func (c *S3) Location(rel string) string { return c.loc.Location(rel) }
 
 // fail wraps an SDK error about rel: a missing object wraps
 // fs.ErrNotExist; a refusal names the credentials.
