@@ -77,12 +77,11 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // crc32c is the x-amz-checksum-crc32c of b: its CRC32C, big-endian, in
-// base64.
+// base64. (MakeTable makes Castagnoli's table once, on first use: not in
+// the runs that publish nothing.)
 func crc32c(b []byte) *string {
-	return aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, castagnoli))))
+	return aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))))
 }
 
 // CreateNAR starts a NAR. It is made in memory: in a buffer of the size
