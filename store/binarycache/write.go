@@ -109,11 +109,11 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 // or an upload) while the NAR and the file are hashed, so memory does not
 // grow with an item's size; a NAR whose hash or size differs from the
 // item's is an error (the store changed). Narinfos are written only once
-// every NAR file is in place, dependencies first, so the cache is valid at
-// every moment: when a NAR fails, no narinfo (nor a missing
-// nix-cache-info) is written and the NAR files this run added are
-// removed; when a narinfo fails, those written before it stay, and a new
-// Write completes the cache.
+// every NAR file is in place, each after those of its references
+// (publishAll), so the cache is valid at every moment: when a NAR fails,
+// no narinfo (nor a missing nix-cache-info) is written and the NAR files
+// this run added are removed; when a narinfo fails, no other is started,
+// those written stay, and a new Write completes the cache.
 func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Result, error) {
 	if opts.Counter == nil {
 		opts.Counter = nar.Discard
