@@ -134,7 +134,9 @@ func build(o Options) (*Lock, error) {
 		return nil, err
 	}
 	out := filepath.Join(tmp, "out")
-	files, err := export.Write(plan, out, export.Options{Cache: cache})
+	// Outputs in a bucket are built in the folder too (Local): a lock
+	// describes their bytes, and neither lock nor verify uploads them.
+	files, err := export.Write(plan, out, export.Options{Cache: cache, Local: true})
 	if err != nil {
 		return nil, err
 	}

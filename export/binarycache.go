@@ -34,6 +34,12 @@ func remoteCache(o string) (bool, error) {
 	return true, err
 }
 
+// localCache is the folder in outDir where a bucket output is written
+// when outputs are kept local (Options.Local): s3/BUCKET/PREFIX.
+func localCache(outDir string, loc *binarycache.S3Location) string {
+	return filepath.Join(outDir, "s3", loc.Bucket, filepath.FromSlash(loc.Prefix))
+}
+
 // binaryCacheWriter writes binary-cache exports (package binarycache).
 type binaryCacheWriter struct{}
 
@@ -46,7 +52,7 @@ func (binaryCacheWriter) totals(e *plan.Export) (bytes, items int64) { return cl
 func (binaryCacheWriter) tempDirs() []string { return []string{"nar"} }
 
 func (binaryCacheWriter) write(j job) (written, error) {
-	files, _, err := writeBinaryCache(j.e, j.outDir, j.count)
+	files, _, err := writeBinaryCache(j.e, j.outDir, j.count, j.local)
 	return written{files: files}, err
 }
 
@@ -59,7 +65,11 @@ func (binaryCacheWriter) write(j job) (written, error) {
 // of the export's entries, written now or found, sorted by path
 // (nix-cache-info, the narinfos and their NAR files), and
 // binarycache.Write's result.
-func writeBinaryCache(e *plan.Export, outDir string, count nar.Counter) ([]File, *binarycache.Result, error) {
+//
+// With local, a bucket output is written as a folder output instead (in
+// outDir, at localCache of the URL), its files named by their s3:// URLs
+// as an upload names them: what lock and verify build (Options.Local).
+func writeBinaryCache(e *plan.Export, outDir string, count nar.Counter, local bool) ([]File, *binarycache.Result, error) {
 	fail := func(err error) ([]File, *binarycache.Result, error) {
 		return nil, nil, err
 	}
@@ -90,7 +100,14 @@ func writeBinaryCache(e *plan.Export, outDir string, count nar.Counter) ([]File,
 	}
 	var c binarycache.Cache = binarycache.Dir(filepath.Join(outDir, filepath.FromSlash(e.Output)))
 	name := func(rel string) string { return path.Join(e.Output, rel) }
-	if binaryCacheDef.Remote(e.Output) {
+	switch {
+	case binaryCacheDef.Remote(e.Output) && local:
+		loc, err := binarycache.ParseS3URL(e.Output)
+		if err != nil {
+			return fail(err)
+		}
+		c, name = binarycache.Dir(localCache(outDir, loc)), loc.Location
+	case binaryCacheDef.Remote(e.Output):
 		s3, err := binarycache.NewS3(e.Output)
 		if err != nil {
 			return fail(err)

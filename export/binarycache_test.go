@@ -65,7 +65,7 @@ func TestWriteCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Compression, e.SignKey = "zstd", secretFile
-	files, res, err := writeBinaryCache(e, out, nil)
+	files, res, err := writeBinaryCache(e, out, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestWriteCache(t *testing.T) {
 	}
 
 	// A second export writes no file and lists the same files.
-	again, res2, err := writeBinaryCache(e, out, nil)
+	again, res2, err := writeBinaryCache(e, out, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,6 +71,12 @@ type Options struct {
 	// with its totals, and given the bytes and store items done as its
 	// store files are read: see docs/progress.md.
 	Progress progress.Reporter
+	// Local writes the outputs outside the output folder (a binary
+	// cache's s3:// bucket) into it instead, as folder outputs with the
+	// same bytes, their files named as the export names them (s3://
+	// URLs): nothing is written outside outDir. lock and verify build so:
+	// a lock describes the bytes, and making it uploads nothing.
+	Local bool
 }
 
 // Write writes every export of plan into outDir, which is created when
@@ -86,7 +92,7 @@ type Options struct {
 func Write(plan *plan.Plan, outDir string, o Options) ([]File, error) {
 	local := false
 	for i := range plan.Exports {
-		local = local || !remoteOutput(&plan.Exports[i])
+		local = local || o.Local || !remoteOutput(&plan.Exports[i])
 	}
 	if local {
 		if err := os.MkdirAll(outDir, 0o777); err != nil {
@@ -146,7 +152,7 @@ func writeExport(plan *plan.Plan, e *plan.Export, outDir string, o Options) ([]F
 	if remoteOutput(e) && c.active() {
 		err = errors.New("sbom and provenance write files beside the output, which is outside the output folder")
 	} else {
-		out, err = w.write(job{e: e, outDir: outDir, cache: o.Cache, count: count, chain: c})
+		out, err = w.write(job{e: e, outDir: outDir, cache: o.Cache, count: count, chain: c, local: o.Local})
 	}
 	files := out.files
 	if err == nil {

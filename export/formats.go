@@ -54,6 +54,8 @@ type job struct {
 	// chain is the export's supply chain, which image writers ask for what
 	// their images carry (chain.attach); it is read, never written.
 	chain *chain
+	// local writes a remote output into outDir instead: Options.Local.
+	local bool
 }
 
 // written is what a writer wrote: the files, in order, and for images the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -135,5 +136,87 @@ func TestS3Cache(t *testing.T) {
 				t.Errorf("objects written: %d", len(objs))
 			}
 		})
+	}
+}
+
+// TestS3LockAndVerify: lock and verify of a binary-cache export to a
+// bucket build it as a folder, as they build every export: the lock holds
+// the files' s3:// names with the bytes of the same export to a folder,
+// and neither command sends the server a single request.
+func TestS3LockAndVerify(t *testing.T) {
+	c := nixtest.Build(t, nixtest.NixLayout)
+	srv := s3test.Start(t)
+	srv.CreateBucket("locked")
+	dir := t.TempDir()
+	sec, pub := filepath.Join(dir, "cache.sec"), filepath.Join(dir, "cache.pub")
+	ok(t, nil, "keygen", "locked-1", sec, pub)
+	export := func(name, output string) string {
+		return `export "` + name + `" {
+  format      = "binary-cache"
+  paths       = ["` + c.Root + `"]
+  systems     = ["x86_64-linux"]
+  compression = "zstd"
+  sign_key    = "` + sec + `"
+  output      = "` + output + `"
+}
+`
+	}
+	spec := `store {
+  dir = "` + c.StoreDir + `"
+  db  = "` + c.DBPath + `"
+}
+` + export("folder", "cache") + export("bucket", srv.CacheURL("locked", "nix"))
+	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, from := srv.Requests(0)
+	ok(t, nil, "lock", "-C", dir)
+	ok(t, nil, "verify", "-C", dir)
+	if lines, _ := srv.Requests(from); len(lines) != 0 {
+		t.Errorf("lock and verify sent the server %d requests:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if objs := srv.Objects("locked"); len(objs) != 0 {
+		t.Errorf("lock and verify put %d objects in the bucket", len(objs))
+	}
+	if up := srv.Uploads("locked"); len(up) != 0 {
+		t.Errorf("lock and verify left multipart uploads: %q", up)
+	}
+
+	data, err := os.ReadFile(filepath.Join(dir, "storepack.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock struct {
+		Exports []struct {
+			Name  string
+			Files []struct {
+				Path, SHA256 string
+				Size         int64
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &lock); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]map[string]string{} // export -> name in the cache -> digest and size
+	for _, e := range lock.Exports {
+		files[e.Name] = map[string]string{}
+		for _, f := range e.Files {
+			rel, found := strings.CutPrefix(f.Path, map[string]string{"folder": "cache/", "bucket": "s3://locked/nix/"}[e.Name])
+			if !found {
+				t.Errorf("export %s: the lock names %s", e.Name, f.Path)
+			}
+			files[e.Name][rel] = fmt.Sprint(f.SHA256, " ", f.Size)
+		}
+	}
+	folder, bucket := files["folder"], files["bucket"]
+	if len(folder) < 2*len(c.Paths(t)) || len(bucket) != len(folder) {
+		t.Errorf("the lock lists %d files of the bucket, %d of the folder, for %d items", len(bucket), len(folder), len(c.Paths(t)))
+	}
+	for rel, want := range folder {
+		if bucket[rel] != want {
+			t.Errorf("%s: the lock records %q for the bucket, %q for the folder", rel, bucket[rel], want)
+		}
 	}
 }

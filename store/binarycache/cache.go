@@ -1,6 +1,7 @@
 package binarycache
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/bounded"
@@ -57,9 +59,9 @@ type Cache interface {
 // NARFile is a NAR being written into a cache, under a temporary name.
 type NARFile interface {
 	io.Writer
-	// Commit puts the NAR written at rel. written is false when the
-	// cache already had a file of that name and size (named by its
-	// hash, so the same bytes), which is then kept.
+	// Commit puts the NAR written at rel, whose size is size. written
+	// is false when the cache already had a file of that name and size
+	// (named by its hash, so the same bytes), which is then kept.
 	Commit(ctx context.Context, rel string, size int64) (written bool, err error)
 	// Abort drops what was written; it does nothing after Commit.
 	Abort()
@@ -148,26 +150,52 @@ func (d Dir) PutNew(_ context.Context, rel string, data []byte) (bool, error) {
 // Remove removes rel.
 func (d Dir) Remove(_ context.Context, rel string) error { return os.Remove(d.file(rel)) }
 
-// CreateNAR makes a temporary file ".tmp-*" in the nar folder.
+// fileBuffers are the 1 MiB buffers in front of NAR files, kept for the
+// next NAR rather than made anew for each.
+var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+
+// CreateNAR makes a temporary file ".tmp-*" in the nar folder, written
+// through a 1 MiB buffer.
 func (d Dir) CreateNAR(_ context.Context, it *Item, _ string) (NARFile, error) {
 	tmp, err := atomicfile.CreateIn(d.file("nar"), atomicfile.UnnamedPattern(it.Path.HashPart()), "", 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("binary cache: %w", err)
 	}
-	return &dirNAR{d: d, tmp: tmp}, nil
+	buf := fileBuffers.Get().(*bufio.Writer)
+	buf.Reset(tmp)
+	return &dirNAR{d: d, tmp: tmp, buf: buf}, nil
 }
 
 // dirNAR is a NAR file being written in a cache folder.
 type dirNAR struct {
 	d   Dir
 	tmp *atomicfile.File
+	buf *bufio.Writer // nil once given back
 }
 
-func (n *dirNAR) Write(p []byte) (int, error) { return n.tmp.Write(p) }
+func (n *dirNAR) Write(p []byte) (int, error) { return n.buf.Write(p) }
 
-func (n *dirNAR) Abort() { n.tmp.Abort() }
+// release gives the buffer back.
+func (n *dirNAR) release() {
+	if n.buf != nil {
+		n.buf.Reset(nil)
+		fileBuffers.Put(n.buf)
+		n.buf = nil
+	}
+}
+
+func (n *dirNAR) Abort() {
+	n.release()
+	n.tmp.Abort()
+}
 
 func (n *dirNAR) Commit(_ context.Context, rel string, size int64) (bool, error) {
+	err := n.buf.Flush()
+	n.release()
+	if err != nil {
+		n.tmp.Abort()
+		return false, err
+	}
 	final := n.d.file(rel)
 	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
 		n.tmp.Abort()

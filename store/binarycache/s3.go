@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -42,9 +41,15 @@ var (
 // DefaultS3PartSize is the size of the parts of a multipart upload, and
 // the size above which a NAR goes up in parts: smaller NARs are held in
 // memory and put in one request at their final name. It is S3's smallest
-// part: two NARs made at once, each with two parts in flight and one
-// being filled, stay within the 64 MiB a publish may take.
+// part.
 const DefaultS3PartSize = 5 << 20
+
+// DefaultS3BufferBudget is the memory the NARs being made and uploaded
+// take at most, all at once: three parts, so that two NARs are made at
+// once (one filling a part while the other's part goes up), or a large
+// NAR fills a part while the one before it goes up. Small NARs take only
+// what they need (CreateNAR), so that many of them are made at once.
+const DefaultS3BufferBudget = 3 * DefaultS3PartSize
 
 // S3Location is an s3:// cache URL, as Nix names them:
 // s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P.
@@ -152,7 +157,6 @@ func redactS3(s string) string {
 type S3 struct {
 	loc    *S3Location
 	client *s3.Client
-	tm     *transfermanager.Client
 	// PartSize is the size of multipart uploads' parts and the size
 	// above which a NAR is uploaded in parts (at least 5 MiB).
 	PartSize int64
@@ -160,8 +164,12 @@ type S3 struct {
 	// NAR uploaded in parts is moved to its name; larger ones are copied
 	// in parts of that size (S3 allows 5 GiB).
 	CopyPartSize int64
+	// BufferBudget bounds the memory of the NARs being made and uploaded
+	// at once (see CreateNAR); at least twice PartSize.
+	BufferBudget int64
 
-	bufs sync.Pool
+	bufsOnce sync.Once
+	bufs     *buffers
 }
 
 // NewS3 returns the cache at the s3:// URL u. Credentials come from the
@@ -203,9 +211,8 @@ func NewS3(u string) (*S3, error) {
 			o.UsePathStyle = true
 		}
 	})
-	c := &S3{loc: l, client: client, PartSize: DefaultS3PartSize, CopyPartSize: 5 << 30}
-	c.tm = transfermanager.New(client)
-	return c, nil
+	return &S3{loc: l, client: client, PartSize: DefaultS3PartSize, CopyPartSize: 5 << 30,
+		BufferBudget: DefaultS3BufferBudget}, nil
 }
 
 // S3Location returns the parsed URL of the cache.
@@ -217,16 +224,22 @@ func (c *S3) Client() *s3.Client { return c.client }
 // String is the cache's URL, without credentials.
 func (c *S3) String() string { return c.loc.String() }
 
-// Key is the object key of the file rel.
-func (c *S3) Key(rel string) string {
-	if c.loc.Prefix == "" {
+// Key is the object key of the file rel of the cache.
+func (l *S3Location) Key(rel string) string {
+	if l.Prefix == "" {
 		return rel
 	}
-	return c.loc.Prefix + "/" + rel
+	return l.Prefix + "/" + rel
 }
 
+// Location is the s3:// URL of the file rel of the cache.
+func (l *S3Location) Location(rel string) string { return "s3://" + l.Bucket + "/" + l.Key(rel) }
+
+// Key is the object key of the file rel.
+func (c *S3) Key(rel string) string { return c.loc.Key(rel) }
+
 // Location is the s3:// URL of the file rel.
-func (c *S3) Location(rel string) string { return "s3://" + c.loc.Bucket + "/" + c.Key(rel) }
+func (c *S3) Location(rel string) string { return c.loc.Location(rel) }
 
 // fail wraps an SDK error about rel: a missing object wraps
 // fs.ErrNotExist; a refusal names the credentials.
@@ -357,127 +370,6 @@ func (c *S3) Remove(ctx context.Context, rel string) error {
 // finds (and aborts) an upload a killed run left.
 func uploadName(it *Item, compression string) string {
 	return "nar/.upload-" + store.Encode32(it.NarHash[:]) + narExt(compression)
-}
-
-// CreateNAR starts a NAR: held in memory up to PartSize, then streamed
-// to a temporary object in a multipart upload.
-func (c *S3) CreateNAR(ctx context.Context, it *Item, compression string) (NARFile, error) {
-	b, _ := c.bufs.Get().(*bytes.Buffer)
-	if b == nil {
-		b = bytes.NewBuffer(make([]byte, 0, c.PartSize))
-	}
-	return &s3NAR{c: c, ctx: ctx, tmp: uploadName(it, compression), buf: b}, nil
-}
-
-// s3NAR is a NAR on its way to a bucket.
-type s3NAR struct {
-	c   *S3
-	ctx context.Context
-	tmp string // the temporary object, when the NAR outgrows buf
-	buf *bytes.Buffer
-
-	pw       *io.PipeWriter // the multipart upload's body, once started
-	done     chan error     // the multipart upload's result
-	finished bool
-}
-
-func (n *s3NAR) Write(p []byte) (int, error) {
-	if n.pw == nil {
-		if int64(n.buf.Len()+len(p)) <= n.c.PartSize {
-			return n.buf.Write(p)
-		}
-		if err := n.startUpload(); err != nil {
-			return 0, err
-		}
-	}
-	return n.pw.Write(p)
-}
-
-// startUpload aborts the uploads to the temporary object that earlier
-// runs left, then starts a multipart upload fed with what buf holds and
-// every later write.
-func (n *s3NAR) startUpload() error {
-	if err := n.c.abortUploads(n.ctx, n.tmp); err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	n.pw, n.done = pw, make(chan error, 1)
-	go func() {
-		_, err := n.c.tm.UploadObject(n.ctx, &transfermanager.UploadObjectInput{
-			Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), Body: pr,
-			ContentType: aws.String(contentType(n.tmp)),
-		}, func(o *transfermanager.Options) {
-			o.PartSizeBytes = n.c.PartSize
-			o.MultipartUploadThreshold = n.c.PartSize
-			o.Concurrency = 2
-			o.FailTimeout = 10 * time.Second
-		})
-		if err != nil {
-			err = n.c.fail(n.tmp, err)
-		}
-		pr.CloseWithError(cmpErr(err, io.ErrClosedPipe))
-		n.done <- err
-	}()
-	_, err := pw.Write(n.buf.Bytes())
-	n.release()
-	return err
-}
-
-// cmpErr is err, or alt when err is nil.
-func cmpErr(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
-}
-
-// release gives buf back for the next NAR.
-func (n *s3NAR) release() {
-	if n.buf != nil {
-		n.buf.Reset()
-		n.c.bufs.Put(n.buf)
-		n.buf = nil
-	}
-}
-
-func (n *s3NAR) Abort() {
-	if n.finished {
-		return
-	}
-	n.finished = true
-	if n.pw != nil {
-		n.pw.CloseWithError(errors.New("NAR aborted"))
-		<-n.done // the transfer manager aborts the multipart upload
-	}
-	n.release()
-}
-
-func (n *s3NAR) Commit(ctx context.Context, rel string, size int64) (bool, error) {
-	n.finished = true
-	defer n.release()
-	if n.pw != nil {
-		n.pw.Close()
-		if err := <-n.done; err != nil {
-			return false, err
-		}
-		defer n.c.Remove(context.WithoutCancel(ctx), n.tmp)
-	}
-	if got, err := n.c.Size(ctx, rel); err == nil && got == size {
-		return false, nil // named by its hash: the same bytes are there
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	if n.pw == nil {
-		_, err := n.c.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf.Bytes()),
-			ContentLength: aws.Int64(int64(n.buf.Len())), ContentType: aws.String(contentType(rel)),
-		})
-		if err != nil {
-			return false, n.c.fail(rel, err)
-		}
-		return true, nil
-	}
-	return true, n.c.copy(ctx, n.tmp, rel, size)
 }
 
 // abortUploads aborts the multipart uploads to the object rel.

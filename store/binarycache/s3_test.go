@@ -1,6 +1,7 @@
 package binarycache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -14,10 +15,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/storepack/storepack/internal/s3test"
 	"github.com/storepack/storepack/store"
@@ -405,4 +411,138 @@ func TestS3NotFound(t *testing.T) {
 			t.Errorf("%s: Size of a missing file: %v, want fs.ErrNotExist", c, err)
 		}
 	}
+}
+
+// TestS3NARsAlreadyThere: a bucket holding the NARs of a closure but not
+// its narinfos (a publish that failed after its NARs), one NAR broken (cut
+// short): the next publish keeps the sound NARs (not put again), replaces
+// the broken one, and the bucket then holds the folder cache's bytes.
+func TestS3NARsAlreadyThere(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("again")
+	items := testItems(t)
+	key := testKey(t, "s3-again-1")
+	opts := Options{StoreDir: testStore, Compression: CompressionZstd, Key: key}
+	dir := t.TempDir()
+	if _, err := Write(dir, items, opts); err != nil {
+		t.Fatal(err)
+	}
+	want := listFiles(t, dir)
+	ctx := context.Background()
+	client := srv.Client()
+	var nars []string
+	for name, data := range want {
+		if !strings.HasPrefix(name, "nar/") {
+			continue
+		}
+		nars = append(nars, name)
+		if len(nars) == 1 {
+			data = data[:len(data)/2] // broken
+		}
+		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("again"), Key: aws.String(name), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(nars) != len(items) {
+		t.Fatalf("the folder cache has %d NARs, want %d", len(nars), len(items))
+	}
+	_, from := srv.Requests(0)
+	res, err := WriteCache(ctx, newS3(t, srv.CacheURL("again", ""), 0), items, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bucketFiles(t, srv, "again", "")
+	for name, data := range want {
+		if !bytes.Equal(got[name], data) {
+			t.Errorf("%s differs between the bucket and the folder", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("the bucket holds %q, the folder %q", keys(got), keys(want))
+	}
+	for _, f := range res.Written {
+		if strings.HasPrefix(f, "nar/") && f != nars[0] {
+			t.Errorf("%s, already there, is reported written", f)
+		}
+	}
+	if !slices.Contains(res.Written, nars[0]) {
+		t.Errorf("the broken NAR %s is not reported written: %q", nars[0], res.Written)
+	}
+	lines, _ := srv.Requests(from)
+	if n := count(lines, "PUT", "/nar/"); n > len(items)+1 {
+		t.Errorf("%d PUTs of NARs for %d NARs, one broken:\n%s", n, len(items), strings.Join(lines, "\n"))
+	}
+}
+
+// TestS3NAROutgrowsItsBuffer: a NAR larger than its item's NAR size said
+// (its buffer, sized for it, overflows) moves into a part and goes up in
+// parts; the object holds every byte, and no upload is left.
+func TestS3NAROutgrowsItsBuffer(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("grow")
+	c := newS3(t, srv.CacheURL("grow", ""), 0)
+	data := make([]byte, 12<<20+12345)
+	rand.Read(data)
+	it := &Item{Path: testPath(testStore, "grow", "grow-1.0"), NarSize: 1000}
+	ctx := context.Background()
+	n, err := c.CreateNAR(ctx, it, CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Abort()
+	for p := data; len(p) > 0; {
+		k := min(len(p), 100_000)
+		if _, err := n.Write(p[:k]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[k:]
+	}
+	_, from := srv.Requests(0)
+	if written, err := n.Commit(ctx, "nar/grown.nar", int64(len(data))); err != nil || !written {
+		t.Fatalf("Commit: %v, %v", written, err)
+	}
+	if got := srv.Objects("grow")["nar/grown.nar"]; !bytes.Equal(got, data) {
+		t.Errorf("the object has %d bytes, not the %d written", len(got), len(data))
+	}
+	if up := srv.Uploads("grow"); len(up) != 0 {
+		t.Errorf("multipart uploads left: %q", up)
+	}
+	lines, _ := srv.Requests(0)
+	if parts := count(lines, "s3_UploadPart "); parts != 3 {
+		t.Errorf("%d parts uploaded, want 3 (5 MiB, 5 MiB, the rest)", parts)
+	}
+	if n := count(lines[from:], "s3_CopyObject"); n != 1 {
+		t.Errorf("%d copies to the NAR's name, want 1", n)
+	}
+}
+
+// TestS3BufferBudget: the buffers of the NARs in flight stay within the
+// budget: a NAR waits for its buffer until another gives one back.
+func TestS3BufferBudget(t *testing.T) {
+	const part = 1 << 20
+	b := newBuffers(part, 2*part)
+	ctx := context.Background()
+	first, err := b.get(ctx, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := b.get(ctx, part/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.get(short, part); err == nil {
+		t.Fatal("a part given beyond the budget (1.5 parts taken of 2)")
+	}
+	b.put(first)
+	again, err := b.get(ctx, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &again[:1][0] != &first[:1][0] {
+		t.Error("a part given back is not given again: it is made anew")
+	}
+	b.put(small)
+	b.put(again)
 }

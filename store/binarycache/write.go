@@ -1,7 +1,6 @@
 package binarycache
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -110,11 +109,11 @@ func Write(dir string, items []Item, opts Options) (*Result, error) {
 // or an upload) while the NAR and the file are hashed, so memory does not
 // grow with an item's size; a NAR whose hash or size differs from the
 // item's is an error (the store changed). Narinfos are written only once
-// every NAR file is in place, dependencies first, so the cache is valid at
-// every moment: when a NAR fails, no narinfo (nor a missing
-// nix-cache-info) is written and the NAR files this run added are
-// removed; when a narinfo fails, those written before it stay, and a new
-// Write completes the cache.
+// every NAR file is in place, each after those of its references
+// (publishAll), so the cache is valid at every moment: when a NAR fails,
+// no narinfo (nor a missing nix-cache-info) is written and the NAR files
+// this run added are removed; when a narinfo fails, no other is started,
+// those written stay, and a new Write completes the cache.
 func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Result, error) {
 	if opts.Counter == nil {
 		opts.Counter = nar.Discard
@@ -148,9 +147,8 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 	}
 	res := &Result{Entries: make([]Entry, len(unique)), CacheInfo: info}
 
-	// First every NAR file, several at once; then the narinfos, one at a
-	// time in the items' order (dependencies first), so that a narinfo is
-	// never published before those of its references.
+	// First every NAR file, several at once; then the narinfos, each
+	// once those of its references are in place (publishAll).
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
@@ -213,14 +211,9 @@ feed:
 	if wrote {
 		res.Written = append(res.Written, CacheInfoFile)
 	}
-	for i := range unique {
-		e, files, err := publishItem(ctx, c, &unique[i], &pending[i], &opts)
-		res.Written = append(res.Written, files...)
-		if err != nil {
-			slices.Sort(res.Written)
-			return res, err
-		}
-		res.Entries[i] = e
+	if err := publishAll(ctx, c, unique, pending, &opts, res); err != nil {
+		slices.Sort(res.Written)
+		return res, err
 	}
 	slices.Sort(res.Written)
 	// Two items with the same NAR may both have written its file.
@@ -231,6 +224,72 @@ feed:
 		}
 	}
 	return res, nil
+}
+
+// narinfoJobs is how many narinfos are written at once: each is a
+// request or two (S3) or a file synced (a folder), waiting more than
+// working.
+const narinfoJobs = 16
+
+// publishAll writes the narinfos of the prepared items, narinfoJobs at
+// once, each once those of the earlier items it refers to are written
+// (the items come dependencies first), so that a narinfo is never
+// published before those of its references. The entries and the files
+// written go into res; after a failure no further narinfo is started, and
+// those written stay (a new Write completes the cache).
+func publishAll(ctx context.Context, c Cache, items []Item, pending []pendingItem, opts *Options, res *Result) error {
+	index := make(map[store.Path]int, len(items))
+	for i, it := range items {
+		index[it.Path] = i
+	}
+	var (
+		done   = make([]chan struct{}, len(items)) // closed once the narinfo is in place
+		errs   = make([]error, len(items))
+		files  = make([][]string, len(items))
+		failed = make(chan struct{})
+		fail   sync.Once
+		slots  = semaphore.NewWeighted(narinfoJobs)
+		wg     sync.WaitGroup
+	)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	for i := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range items[i].References {
+				if j, ok := index[r]; ok && j < i {
+					select {
+					case <-done[j]:
+					case <-failed:
+						return
+					}
+				}
+			}
+			slots.Acquire(context.Background(), 1)
+			defer slots.Release(1)
+			select {
+			case <-failed:
+				return
+			default:
+			}
+			e, f, err := publishItem(ctx, c, &items[i], &pending[i], opts)
+			files[i] = f
+			if err != nil {
+				errs[i] = err
+				fail.Do(func() { close(failed) })
+				return
+			}
+			res.Entries[i] = e
+			close(done[i])
+		}()
+	}
+	wg.Wait()
+	for _, f := range files {
+		res.Written = append(res.Written, f...)
+	}
+	return errors.Join(errs...)
 }
 
 // checkItems validates the items and drops repeated paths (a path in
@@ -424,10 +483,6 @@ func readExisting(ctx context.Context, c Cache, p store.Path) (*NarInfo, []byte,
 // fixed footprint whatever the NARs' sizes and compression.
 const encoderBudget = 40 << 20
 
-// fileBuffers are the 1 MiB buffers in front of compressed NAR files,
-// kept for the next NAR rather than made anew for each.
-var fileBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
-
 // writeNAR makes the compressed NAR of it in c's nar/ and returns its
 // narinfo (unsigned) and whether the NAR file was written (false when a
 // file of that name, hence those bytes, was already there).
@@ -439,10 +494,7 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	defer out.Abort()
 	fileHash := sha256.New()
 	file := &countw.Writer{W: io.MultiWriter(out, fileHash)}
-	buf := fileBuffers.Get().(*bufio.Writer)
-	buf.Reset(file)
-	defer fileBuffers.Put(buf)
-	comp, err := newCompressor(compression, buf, it.NarSize)
+	comp, err := newCompressor(compression, file, it.NarSize)
 	if err != nil {
 		return nil, false, err
 	}
@@ -458,9 +510,6 @@ func writeNAR(ctx context.Context, c Cache, it *Item, compression string, cnt na
 	}
 	if err := comp.Close(); err != nil {
 		return nil, false, fmt.Errorf("%s: compressing: %w", it.Path, err)
-	}
-	if err := buf.Flush(); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", it.Path, err)
 	}
 	fh := sum(fileHash)
 	url := path.Join("nar", store.Encode32(fh[:])+narExt(compression))
