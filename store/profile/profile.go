@@ -45,6 +45,7 @@ import (
 	"syscall"
 
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/nar"
 )
@@ -539,23 +540,11 @@ func writeInto(cacheDir, fsPath string, root *node, profile []byte) error {
 	return nil
 }
 
-// countWriter counts the bytes written to w.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // dumpNAR writes the NAR of the union, etc/profile holding profile, to w
 // and returns its length: the bytes nar.Dump gives of the folder
 // writeNode writes.
 func dumpNAR(w io.Writer, root *node, profile []byte) (int64, error) {
-	cw := &countWriter{w: w}
+	cw := &countw.Writer{W: w}
 	nw := nar.NewWriter(cw)
 	if err := dumpNode(nw, "/", root, profile); err != nil {
 		return 0, fmt.Errorf("profile: %w", err)
@@ -563,7 +552,7 @@ func dumpNAR(w io.Writer, root *node, profile []byte) (int64, error) {
 	if err := nw.Close(); err != nil {
 		return 0, fmt.Errorf("profile: %w", err)
 	}
-	return cw.n, nil
+	return cw.N, nil
 }
 
 // dumpNode writes n, at p in the NAR, and what is under it to w.
