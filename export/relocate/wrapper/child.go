@@ -119,11 +119,7 @@ func (s *script) mount(src, target, fstype string, flags uintptr, data string) c
 // mirror the host's root in it (every top-level entry of hostRoot, but
 // the store folder's top-level folder and oldRoot), bind the pack's store
 // at storeDir, detach the host's root, return to cwd and exec.
-//
-// Before exec the child waits for a byte on gate[0] (or its end), so that
-// the parent can get ready for the program (catch the signals it will
-// forward) while the child works.
-func childScript(root, storeDir, cwd string, hostRoot []os.DirEntry, links map[string]string, program string, argv, env []string, gate [2]int) *script {
+func childScript(root, storeDir, cwd string, hostRoot []os.DirEntry, links map[string]string, program string, argv, env []string) *script {
 	s := &script{}
 	s.add(call{trap: syscall.SYS_PRCTL, args: [6]uintptr{syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL)}})
 	s.add(call{trap: trapParentAlive, args: [6]uintptr{uintptr(os.Getpid())}})
@@ -165,9 +161,6 @@ func childScript(root, storeDir, cwd string, hostRoot []os.DirEntry, links map[s
 	s.add(call{trap: syscall.SYS_CHDIR, args: [6]uintptr{s.str(cwd)}, skipOK: 1})
 	s.add(call{trap: syscall.SYS_CHDIR, args: [6]uintptr{s.str("/")}})
 
-	s.add(call{trap: syscall.SYS_CLOSE, args: [6]uintptr{uintptr(gate[1])}})
-	b := s.str("")
-	s.add(call{trap: syscall.SYS_READ, args: [6]uintptr{uintptr(gate[0]), b, 1}})
 	s.add(call{trap: trapRestoreSignals})
 	step(call{trap: syscall.SYS_EXECVE, args: [6]uintptr{s.str(program), s.strs(argv), s.strs(env)}}, "exec", program)
 	return s
@@ -226,10 +219,9 @@ func (s *script) mirror(src, dst string, typ os.FileMode, target string) {
 type childFailure [2]uint32
 
 // startChild clones a child in new user and mount namespaces that runs
-// s, calls ready while the child works, then lets it exec by writing to
-// gate, its script's gate. It returns the child's pid once the child has
-// execed, or the call that failed with its errno.
-func startChild(s *script, gate [2]int, ready func()) (int, *call, error) {
+// s. It returns the child's pid once the child has execed, or the call
+// that failed with its errno.
+func startChild(s *script) (int, *call, error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		return 0, nil, err
@@ -239,14 +231,9 @@ func startChild(s *script, gate [2]int, ready func()) (int, *call, error) {
 	runtime.KeepAlive(s)
 	syscall.Close(p[1])
 	defer syscall.Close(p[0])
-	syscall.Close(gate[0])
 	if errno != 0 {
-		syscall.Close(gate[1])
 		return 0, nil, errno
 	}
-	ready()
-	syscall.Write(gate[1], []byte{1})
-	syscall.Close(gate[1])
 	var got childFailure
 	for {
 		n, err := syscall.Read(p[0], (*[8]byte)(unsafe.Pointer(&got))[:])

@@ -167,10 +167,10 @@ func relay(t trailer.Trailer, root string) {
 		}
 	}
 	// The signals are caught before the program starts, which may be
-	// sent one as soon as it runs (they wait for its pid): while the
-	// child builds the pack's root, since enabling each signal is a round
-	// trip between two threads of the Go runtime.
+	// sent one as soon as it runs; they wait for its pid.
 	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, forwarded()...)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
 	started := make(chan int, 1)
 	go func() {
 		pid := <-started
@@ -182,15 +182,8 @@ func relay(t trailer.Trailer, root string) {
 			syscall.Kill(pid, sig)
 		}
 	}()
-	var gate [2]int
-	if err := syscall.Pipe2(gate[:], syscall.O_CLOEXEC); err != nil {
-		fail(t.Program, "pipe: "+err.Error())
-	}
-	s := childScript(root, t.StoreDir, cwd, entries, links, t.Program, os.Args, os.Environ(), gate)
-	pid, failed, err := startChild(s, gate, func() {
-		signal.Notify(sigs, forwarded()...)
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
-	})
+	s := childScript(root, t.StoreDir, cwd, entries, links, t.Program, os.Args, os.Environ())
+	pid, failed, err := startChild(s)
 	switch {
 	case err != nil && failed == nil:
 		fail(t.Program, namespaceError("a user namespace (clone)", err, "/proc"))
