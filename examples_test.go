@@ -202,9 +202,9 @@ func TestExamplesRun(t *testing.T) {
 		}
 		image := strings.TrimSpace(string(id))
 		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", image).Run() })
-		b, err := exec.Command(podman, "run", "--rm", "--network", "none", image).CombinedOutput()
+		b, runErr, err := oracle.PodmanRun(podman, "--network", "none", image)
 		if err != nil || string(b) != "hello, oci (linux/amd64)\n" {
-			t.Errorf("podman run of the oci layout's image: %q, %v", b, err)
+			t.Errorf("podman run of the oci layout's image: %q, %v\n%s", b, err, runErr)
 		}
 	})
 
@@ -216,9 +216,9 @@ func TestExamplesRun(t *testing.T) {
 		}
 		const tag = "storepack-example/app:1.0.0"
 		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", tag).Run() })
-		b, err := exec.Command(podman, "run", "--rm", "--network", "none", tag).CombinedOutput()
+		b, runErr, err := oracle.PodmanRun(podman, "--network", "none", tag)
 		if err != nil || string(b) != "hello, docker (linux/amd64)\n" {
-			t.Errorf("podman run %s: %q, %v", tag, b, err)
+			t.Errorf("podman run %s: %q, %v\n%s", tag, b, err, runErr)
 		}
 	})
 	t.Run("tarball extracts and runs under chroot", func(t *testing.T) {

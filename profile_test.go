@@ -105,10 +105,10 @@ func TestProfilePacks(t *testing.T) {
 			t.Fatalf("podman load: %v\n%s", err, b)
 		}
 		t.Cleanup(func() { exec.Command(podman, "rmi", "-f", tag).Run() })
-		b, err := exec.Command(podman, "run", "--rm", "--network", "none", tag).CombinedOutput()
+		b, runErr, err := oracle.PodmanRun(podman, "--network", "none", tag)
 		// a is found through PATH alone: in the profile's bin.
 		if err != nil || !strings.HasPrefix(string(b), "a from /gnu/store/") || !strings.HasSuffix(string(b), "-profile/bin/a\nb\n") {
-			t.Errorf("podman run: %q, %v", b, err)
+			t.Errorf("podman run: %q, %v\n%s", b, err, runErr)
 		}
 	})
 	t.Run("tarball under chroot", func(t *testing.T) {

@@ -149,7 +149,7 @@ func TestBaseImages(t *testing.T) {
 			}
 			id := strings.TrimSpace(string(run(t, podman, "pull", "-q", "oci:"+dir+":"+tag)))
 			defer exec.Command(podman, "rmi", "-f", id).Run()
-			got := string(run(t, podman, "run", "--rm", "--network", "none", id))
+			got := string(podmanRun(t, podman, "--network", "none", id))
 			if want := "hello from the closure\nfrom the base and the spec\n"; got != want {
 				t.Errorf("podman run printed %q, want %q", got, want)
 			}
@@ -170,7 +170,7 @@ func TestBaseImages(t *testing.T) {
 			}
 			run(t, podman, "load", "-i", file)
 			defer exec.Command(podman, "rmi", "-f", de.Image.Tag).Run()
-			if got := string(run(t, podman, "run", "--rm", "--network", "none", de.Image.Tag)); got != "hello from the closure\nfrom the base and the spec\n" {
+			if got := string(podmanRun(t, podman, "--network", "none", de.Image.Tag)); got != "hello from the closure\nfrom the base and the spec\n" {
 				t.Errorf("podman run of the docker archive printed %q", got)
 			}
 		})
@@ -196,7 +196,7 @@ func TestBaseImages(t *testing.T) {
 			t.Errorf("the push report lists no base layer %s", l.Digest)
 		}
 	}
-	got := string(run(t, podman, "run", "--rm", "--network", "none", "--tls-verify=false", "docker://"+host+"/team/derived:1"))
+	got := string(podmanRun(t, podman, "--network", "none", "--tls-verify=false", "docker://"+host+"/team/derived:1"))
 	defer exec.Command(podman, "rmi", "-f", host+"/team/derived:1").Run()
 	if got != "hello from the closure\n" {
 		t.Errorf("podman run of the pushed image printed %q", got)

@@ -50,12 +50,12 @@ func TestAccountsAndFilesPodman(t *testing.T) {
 	file, _ := writeDockerFile(t, e)
 	run(t, podman, "load", "-i", file)
 	defer exec.Command(podman, "rmi", "-f", tag).Run()
-	got := strings.TrimSpace(string(run(t, podman, "run", "--rm", "--network", "none", tag)))
+	got := strings.TrimSpace(string(podmanRun(t, podman, "--network", "none", tag)))
 	want := "1000\n100\n1000:100\nwelcome\n640 1000:100\n{\"debug\":false}"
 	if got != want {
 		t.Errorf("podman run printed\n%s\nwant\n%s", got, want)
 	}
-	passwd := string(run(t, podman, "run", "--rm", "--network", "none", "--entrypoint", "/bin/busybox", tag, "cat", "/etc/passwd", "/etc/group"))
+	passwd := string(podmanRun(t, podman, "--network", "none", "--entrypoint", "/bin/busybox", tag, "cat", "/etc/passwd", "/etc/group"))
 	for _, line := range []string{"root:x:0:0:", "nobody:x:65534:65534:", "app:x:1000:100::/home/app:", "root:x:0:", "app:x:100:"} {
 		if !strings.Contains(passwd, line) {
 			t.Errorf("/etc/passwd and /etc/group lack %q:\n%s", line, passwd)

@@ -104,7 +104,7 @@ func TestDockerNixClosure(t *testing.T) {
 			}
 
 			run(t, podman, "load", "-i", file)
-			out := string(run(t, podman, "run", "--rm", "--network", "none", tag))
+			out := string(podmanRun(t, podman, "--network", "none", tag))
 			exec.Command(podman, "rmi", "-f", tag).Run()
 			if out != nixtest.HelloOutput {
 				t.Errorf("max_layers %d: podman run printed %q, want %q", maxLayers, out, nixtest.HelloOutput)

@@ -97,6 +97,17 @@ func run(t testing.TB, name string, args ...string) []byte {
 	return out
 }
 
+// podmanRun runs `podman run ARGS...` (oracle.PodmanRun) and returns its
+// standard output; it fails the test when podman fails.
+func podmanRun(t testing.TB, podman string, args ...string) []byte {
+	t.Helper()
+	out, stderr, err := oracle.PodmanRun(podman, args...)
+	if err != nil {
+		t.Fatalf("podman run %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
 func TestDockerSkopeoInspect(t *testing.T) {
 	skopeo := oracle.Require(t, "skopeo")
 	tests := []struct {
@@ -174,12 +185,12 @@ func TestDockerPodmanRun(t *testing.T) {
 			file, _ := writeDockerFile(t, e)
 			run(t, podman, "load", "-i", file)
 			defer exec.Command(podman, "rmi", "-f", tag).Run()
-			out := strings.TrimSpace(string(run(t, podman, "run", "--rm", "--network", "none", tag)))
+			out := strings.TrimSpace(string(podmanRun(t, podman, "--network", "none", tag)))
 			if want := runnableOutput + " from cmd"; out != want {
 				t.Errorf("podman run printed %q, want %q", out, want)
 			}
 			// The /bin symlink works as a PATH entry.
-			out = strings.TrimSpace(string(run(t, podman, "run", "--rm", "--network", "none", "--entrypoint", "/bin/busybox", tag, "readlink", "/bin")))
+			out = strings.TrimSpace(string(podmanRun(t, podman, "--network", "none", "--entrypoint", "/bin/busybox", tag, "readlink", "/bin")))
 			if want := string(e.Systems[0].Closure[0].Path) + "/bin"; !strings.HasSuffix(out, "-busybox-static/bin") {
 				t.Errorf("readlink /bin printed %q, want %q", out, want)
 			}

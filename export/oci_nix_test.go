@@ -51,7 +51,7 @@ func TestOCINixClosure(t *testing.T) {
 		if out := string(run(t, podman, "load", "-i", archive)); !strings.Contains(out, tag) {
 			t.Errorf("podman load printed %q, want it to name %s", out, tag)
 		}
-		if out := string(run(t, podman, "run", "--rm", "--network", "none", tag)); out != nixtest.HelloOutput {
+		if out := string(podmanRun(t, podman, "--network", "none", tag)); out != nixtest.HelloOutput {
 			t.Errorf("podman run printed %q, want %q", out, nixtest.HelloOutput)
 		}
 	})

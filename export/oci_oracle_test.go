@@ -225,7 +225,7 @@ func TestOCIPodmanRun(t *testing.T) {
 			case "pull":
 				run(t, podman, "pull", "oci-archive:"+file)
 			}
-			out := strings.TrimSpace(string(run(t, podman, "run", "--rm", "--network", "none", tag)))
+			out := strings.TrimSpace(string(podmanRun(t, podman, "--network", "none", tag)))
 			if want := runnableOutput + " from cmd"; out != want {
 				t.Errorf("podman run printed %q, want %q", out, want)
 			}

@@ -111,10 +111,10 @@ func TestSubstituters(t *testing.T) {
 					if b, err := exec.Command(podman, "load", "-i", filepath.Join(out, "image.tar")).CombinedOutput(); err != nil {
 						t.Fatalf("podman load: %v\n%s", err, b)
 					}
-					b, err := exec.Command(podman, "run", "--rm", "--network", "none", "localhost/storepack-substituted:1").CombinedOutput()
+					b, runErr, err := oracle.PodmanRun(podman, "--network", "none", "localhost/storepack-substituted:1")
 					exec.Command(podman, "rmi", "-f", "localhost/storepack-substituted:1").Run()
 					if err != nil || string(b) != nixtest.HelloOutput {
-						t.Errorf("podman run: %q, %v", b, err)
+						t.Errorf("podman run: %q, %v\n%s", b, err, runErr)
 					}
 				}
 			}
