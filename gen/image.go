@@ -131,7 +131,7 @@ func PlanImage(ctx context.Context, e *spec.Export, sys *plan.System) (*plan.Ima
 				l.CreatedBy = fmt.Sprintf("storepack: %s", storeItems(len(il.items)))
 			default:
 				l.CreatedBy = fmt.Sprintf("storepack: %s: %s", il.reason, storeItems(len(il.items)))
-				l.Comment = "items grouped by a hash of their package name"
+				l.Comment = "a run of items in dependency order"
 			}
 			img.Layers = append(img.Layers, l)
 		}
