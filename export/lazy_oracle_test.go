@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -59,7 +57,7 @@ func privatePodman(t *testing.T) func(args ...string) []byte {
 	t.Cleanup(func() { os.RemoveAll(runroot) })
 	root := filepath.Join(dir, "root")
 	conf := filepath.Join(dir, "storage.conf")
-	text := fmt.Sprintf("[storage]\ndriver = \"overlay\"\ngraphroot = %q\nrunroot = %q\n\n[storage.options.pull_options]\nenable_partial_images = \"true\"\nuse_hard_links = \"true\"\n", root, runroot)
+	text := oracle.PodmanStorageConf(root, runroot, true)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -73,24 +71,6 @@ func privatePodman(t *testing.T) func(args ...string) []byte {
 		exec.Command(podman, "--root", root, "--runroot", runroot, "--storage-driver", "overlay", "system", "reset", "--force").Run()
 	})
 	return pm
-}
-
-// blobBytesServed sums the bytes the registry's log shows it sent for GET
-// requests of blobs of repo.
-func blobBytesServed(log, repo string) int64 {
-	var n int64
-	uri := regexp.MustCompile(`http.request.uri="/v2/` + regexp.QuoteMeta(repo) + `/blobs/sha256:[0-9a-f]+"`)
-	written := regexp.MustCompile(`http.response.written=(\d+)`)
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, "http.request.method=GET") || !uri.MatchString(line) {
-			continue
-		}
-		if m := written.FindStringSubmatch(line); m != nil {
-			w, _ := strconv.ParseInt(m[1], 10, 64)
-			n += w
-		}
-	}
-	return n
 }
 
 // TestLazyPodmanPull pushes images with zstd:chunked and eStargz layers
@@ -164,10 +144,10 @@ func TestLazyPodmanPull(t *testing.T) {
 			for _, l := range m.Layers {
 				layerBytes += l.Size
 			}
-			before := blobBytesServed(reg.Log(), repo)
+			before := oracle.BlobBytesServed(reg.Log(), repo, nil)
 			runs(second)
 			// The config is a blob too: count it aside.
-			served := blobBytesServed(reg.Log(), repo) - before - m.Config.Size
+			served := oracle.BlobBytesServed(reg.Log(), repo, nil) - before - m.Config.Size
 			t.Logf("second image: %d layer bytes, %d served to the partial pull", layerBytes, served)
 			if served <= 0 || served*2 > layerBytes {
 				t.Errorf("the partial pull of the second image took %d of its %d layer bytes; want under half", served, layerBytes)

@@ -114,28 +114,42 @@ func (l Layer) writeLazy(w io.Writer, c format.Compression, count nar.Counter) (
 // pipe to the encoder, which cuts its frames at the tar's files.
 func (l Layer) writeChunked(w io.Writer, count nar.Counter) (Blob, error) {
 	dw := newDigestWriter(w)
+	var id digest.Digest
+	var n int64
+	ann, err := pipeEncode(func(pw io.Writer) (err error) {
+		id, n, err = l.WriteTar(pw, count)
+		return err
+	}, func(pr io.Reader) (map[string]string, error) { return encodeChunked(dw, pr) })
+	if err != nil {
+		return Blob{}, err
+	}
+	return Blob{DiffID: id, Size: n, Digest: dw.digest(), BlobSize: dw.n, Annotations: ann}, nil
+}
+
+// pipeEncode runs encode on a goroutine of its own over a pipe that write
+// fills: a layer's tar going to its lazy encoder. The tar's error comes
+// first, then the encoder's.
+func pipeEncode[T any](write func(io.Writer) error, encode func(io.Reader) (T, error)) (T, error) {
 	pr, pw := io.Pipe()
 	type result struct {
-		ann map[string]string
+		v   T
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		ann, err := encodeChunked(dw, pr)
+		v, err := encode(pr)
 		// Unblock the tar's writer whatever happened.
 		pr.CloseWithError(errOr(err, io.ErrClosedPipe))
-		done <- result{ann, err}
+		done <- result{v, err}
 	}()
-	id, n, err := l.WriteTar(pw, count)
+	err := write(pw)
 	pw.CloseWithError(errOr(err, nil))
 	r := <-done
 	if err != nil {
-		return Blob{}, err
+		var zero T
+		return zero, err
 	}
-	if r.err != nil {
-		return Blob{}, r.err
-	}
-	return Blob{DiffID: id, Size: n, Digest: dw.digest(), BlobSize: dw.n, Annotations: r.ann}, nil
+	return r.v, r.err
 }
 
 func errOr(err, otherwise error) error {
@@ -360,30 +374,16 @@ func (l Layer) writeEstargz(w io.Writer, count nar.Counter) (Blob, error) {
 		return Blob{}, err
 	}
 	dw := newDigestWriter(w)
-	pr, pw := io.Pipe()
-	type result struct {
-		r   estargzResult
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		r, err := encodeEstargz(dw, pr)
-		// Unblock the tar's writer whatever happened.
-		pr.CloseWithError(errOr(err, io.ErrClosedPipe))
-		done <- result{r, err}
-	}()
-	_, err = tree.WriteTar(pw, &l.Plan.Tree, l.MTime, src)
-	pw.CloseWithError(errOr(err, nil))
-	r := <-done
+	r, err := pipeEncode(func(pw io.Writer) error {
+		_, err := tree.WriteTar(pw, &l.Plan.Tree, l.MTime, src)
+		return err
+	}, func(pr io.Reader) (estargzResult, error) { return encodeEstargz(dw, pr) })
 	if err != nil {
 		return Blob{}, err
 	}
-	if r.err != nil {
-		return Blob{}, r.err
-	}
-	return Blob{DiffID: r.r.diffID, Size: r.r.size, Digest: dw.digest(), BlobSize: dw.n, Annotations: map[string]string{
-		estargz.TOCJSONDigestAnnotation:         r.r.tocDigest.String(),
-		estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(r.r.size, 10),
+	return Blob{DiffID: r.diffID, Size: r.size, Digest: dw.digest(), BlobSize: dw.n, Annotations: map[string]string{
+		estargz.TOCJSONDigestAnnotation:         r.tocDigest.String(),
+		estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(r.size, 10),
 	}}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/storepack/storepack/internal/nixtest"
+	"github.com/storepack/storepack/internal/oracle"
 )
 
 // meter is a TCP proxy in front of a registry that counts the bytes each
@@ -64,31 +65,6 @@ func registryLog(tmp string, offset int) (string, int) {
 	b, err := os.ReadFile(filepath.Join(tmp, "registry.log"))
 	check(err)
 	return string(b[offset:]), len(b)
-}
-
-// layerBytesServed sums what the log shows the registry sent for GET
-// requests of the layer blobs layers of repo.
-func layerBytesServed(log, repo string, layers map[string]int64) int64 {
-	var n int64
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, "http.request.method=GET") {
-			continue
-		}
-		_, uri, ok := strings.Cut(line, `http.request.uri="/v2/`+repo+`/blobs/`)
-		if !ok {
-			continue
-		}
-		digest, _, _ := strings.Cut(uri, `"`)
-		if _, ok := layers[digest]; !ok {
-			continue
-		}
-		if _, w, ok := strings.Cut(line, "http.response.written="); ok {
-			var k int64
-			fmt.Sscan(strings.Fields(w)[0], &k)
-			n += k
-		}
-	}
-	return n
 }
 
 // counting adds what it writes to w to n.
@@ -160,8 +136,7 @@ func pullRows(bin, tmp string, items, files, size int, changedOf func(v1, v2 nix
 	// pull of a 2 GB image can panic in containers/image's reading of
 	// multipart range responses).
 	partial := func(on bool) {
-		check(os.WriteFile(conf, fmt.Appendf(nil, "[storage]\ndriver = \"overlay\"\ngraphroot = %q\nrunroot = %q\n\n[storage.options.pull_options]\nenable_partial_images = \"%v\"\nuse_hard_links = \"true\"\n",
-			filepath.Join(dir, "root"), runroot, on), 0o644))
+		check(os.WriteFile(conf, []byte(oracle.PodmanStorageConf(filepath.Join(dir, "root"), runroot, on)), 0o644))
 	}
 	partial(true)
 	pmErr := func(args ...string) error {
@@ -227,7 +202,7 @@ func pullRows(bin, tmp string, items, files, size int, changedOf func(v1, v2 nix
 		_, offset := registryLog(tmp, 0)
 		pullErr := pmErr("pull", "--tls-verify=false", m.addr+"/"+repo+":2")
 		log, offset := registryLog(tmp, offset)
-		fetched := layerBytesServed(log, repo, l2)
+		fetched := oracle.BlobBytesServed(log, repo, func(d string) bool { _, ok := l2[d]; return ok })
 		m.reset()
 		push(sc.v2, repo+"-copy", "2", fmt.Sprintf("  mount_from  = [%q]\n", repo))
 		mounted := m.up.Load()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/storepack/storepack/internal/oracle"
 )
 
 // TestReferences checks that Nix recorded the references the closure is
@@ -166,6 +168,49 @@ func TestLayoutEnv(t *testing.T) {
 		}
 		if slices.Contains(env, "NIX_STORE_DIR=/elsewhere") {
 			t.Errorf("%v: Env keeps the inherited NIX_STORE_DIR", tt.layout)
+		}
+	}
+}
+
+// TestBuildScaleRelease builds small releases of scale.nix: a bump
+// rebuilds the bumped item and the items above it in the chain, and no
+// other; extra adds one item, which only the root refers to, and changes
+// the root alone.
+func TestBuildScaleRelease(t *testing.T) {
+	oracle.Require(t, "nix-build")
+	c := &Closure{Layout: NixLayout}
+	closure := func(r Release) []string {
+		s, err := BuildScaleRelease(6, 1, 10, "storepack-scale-release-test", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Lines(t, "nix-store", "-qR", s.Root)
+	}
+	base := closure(Release{Bump: -1})
+	// changed lists the names (without hash parts) of the paths of got
+	// that base lacks.
+	changed := func(got []string) []string {
+		var out []string
+		for _, p := range got {
+			if !slices.Contains(base, p) {
+				out = append(out, p[strings.Index(p, "-")+1:])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tt := range []struct {
+		r    Release
+		want []string
+	}{
+		{Release{Bump: -1}, nil},
+		{Release{Bump: 5}, []string{"storepack-scale-release-test-5"}},
+		{Release{Bump: 3}, []string{"storepack-scale-release-test-3", "storepack-scale-release-test-4", "storepack-scale-release-test-5"}},
+		{Release{Bump: -1, Extra: true}, []string{"storepack-scale-release-test-5", "storepack-scale-release-test-extra"}},
+	} {
+		got := changed(closure(tt.r))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("release %+v: changed items %v, want %v", tt.r, got, tt.want)
 		}
 	}
 }
