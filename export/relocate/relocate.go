@@ -1,6 +1,7 @@
 // Package relocate makes the programs of a relocatable pack (guix pack
-// -R): each is replaced by a copy of a small static wrapper followed by a
-// trailer naming the store folder and the real program's store path. Run
+// -R): each is replaced by a copy of a small static wrapper whose block
+// (package area) names the real program's store path and the store
+// folder. Run
 // from wherever the pack was unpacked, by any user, the wrapper enters an
 // unprivileged user and mount namespace in which the pack's store is at
 // the store folder and execs the real program there (the program
@@ -17,15 +18,17 @@
 //
 // The wrappers are built for every architecture of
 // internal/platform with BuildCommand: CGO_ENABLED=0, -trimpath,
-// -buildvcs=false, -ldflags='-s -w -buildid=', the architecture levels
+// -buildvcs=false, -ldflags='-s -w -buildid= -E=main.entry' (the
+// wrapper's own entry point, which runs before the Go runtime), the
+// architecture levels
 // fixed (GOAMD64=v1, GOARM=6, which runs on armv6l and armv7, ...). They
 // are committed gzipped in bin/ and embedded; `go generate
 // ./export/relocate` rebuilds them. The bytes depend on the Go toolchain:
 // the committed ones were built by the toolchain bin/TOOLCHAIN names
 // (go1.26.8), and TestWrappersReproducible rebuilds every wrapper with
 // the running toolchain and compares bytes, failing under another one.
-// The wrapper uses the standard library alone, so the module's
-// dependencies do not change its bytes.
+// The wrapper uses the standard library and package area alone, so the
+// module's dependencies do not change its bytes.
 package relocate
 
 //go:generate go run ./build
@@ -41,7 +44,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/storepack/storepack/export/relocate/trailer"
+	"github.com/storepack/storepack/export/relocate/area"
 	"github.com/storepack/storepack/internal/platform"
 	"github.com/storepack/storepack/store"
 )
@@ -124,15 +127,13 @@ func ForSystem(system string) ([]byte, error) {
 
 // Wrap returns the wrapped program that runs program, a file inside the
 // store folder dir (a store item's file, such as
-// /gnu/store/...-hello-2.12/bin/hello): wrapper followed by its trailer.
+// /gnu/store/...-hello-2.12/bin/hello): a copy of wrapper, of the same
+// length, whose block names them.
 func Wrap(wrapper []byte, dir store.Dir, program string) ([]byte, error) {
 	if _, _, err := dir.ParseInside(program); err != nil {
 		return nil, fmt.Errorf("wrapping %s: %w", program, err)
 	}
-	if _, err := trailer.Read(bytes.NewReader(wrapper), int64(len(wrapper))); err != trailer.ErrNone {
-		return nil, fmt.Errorf("wrapping %s: the wrapper already ends with a trailer", program)
-	}
-	b, err := trailer.Append(wrapper, trailer.Trailer{StoreDir: string(dir), Program: program})
+	b, err := area.Fill(wrapper, area.Paths{StoreDir: string(dir), Program: program})
 	if err != nil {
 		return nil, fmt.Errorf("wrapping %s: %w", program, err)
 	}
@@ -142,23 +143,17 @@ func Wrap(wrapper []byte, dir store.Dir, program string) ([]byte, error) {
 // Target reads what a wrapped program runs: its store folder and the
 // program's path. It fails when b is not a wrapped program.
 func Target(b []byte) (store.Dir, string, error) {
-	t, err := trailer.Read(bytes.NewReader(b), int64(len(b)))
+	p, err := area.Read(b)
 	if err != nil {
 		return "", "", err
 	}
-	return store.Dir(t.StoreDir), t.Program, nil
-}
-
-// Size is the length of the wrapped program Wrap makes of a wrapper of
-// wrapperSize bytes: writers that stream know it before wrapping.
-func Size(wrapperSize int64, dir store.Dir, program string) int64 {
-	return wrapperSize + int64(trailer.Size(trailer.Trailer{StoreDir: string(dir), Program: program}))
+	return store.Dir(p.StoreDir), p.Program, nil
 }
 
 // BuildCommand is the command that builds goarch's wrapper into out,
 // reproducibly: run it from within the module.
 func BuildCommand(goarch, out string) *exec.Cmd {
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, WrapperPackage)
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid= -E=main.entry", "-o", out, WrapperPackage)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=", "GOTOOLCHAIN=local")
 	cmd.Env = append(cmd.Env, levels...)
 	return cmd

@@ -316,8 +316,8 @@ func TestFastPath(t *testing.T) {
 
 // TestNoUserNamespaces runs the wrapper where it cannot make a user
 // namespace, in a user namespace of the test's own: one whose
-// max_user_namespaces is 0 (the check before clone names the setting),
-// and one nested in a namespace whose limit is used up (clone's errno).
+// max_user_namespaces is 0 (the message names the setting),
+// and one nested in a namespace whose limit is used up (unshare's errno).
 func TestNoUserNamespaces(t *testing.T) {
 	root, cwd := tmpDir(t, 0o755), tmpDir(t, 0o755)
 	p := newPack(t, hostAbsentDir(t))
@@ -326,7 +326,7 @@ func TestNoUserNamespaces(t *testing.T) {
 		{"disabled", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" greet`,
 			"user namespaces are disabled on this machine: /proc/sys/user/max_user_namespaces is 0"},
 		{"limit reached", `echo 1 > /proc/sys/user/max_user_namespaces && exec unshare --user --map-root-user "$0" greet`,
-			"cannot make a user namespace (clone): no space left on device (ENOSPC)"},
+			"cannot make a user namespace (unshare): no space left on device (ENOSPC)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, stderr, ws := run(t, asNobody(t, cwd, "unshare", "--user", "--map-root-user", "/bin/sh", "-c", c.shell, root+p.wrapped))

@@ -50,6 +50,13 @@ var packages = map[string]string{
 	"setpriv":         "util-linux",
 	"gcc":             "gcc",
 	"readelf":         "binutils",
+	"qemu-i386":       "qemu-user",
+	"qemu-arm":        "qemu-user",
+	"qemu-aarch64":    "qemu-user",
+	"qemu-mips64el":   "qemu-user",
+	"qemu-ppc64le":    "qemu-user",
+	"qemu-riscv64":    "qemu-user",
+	"qemu-s390x":      "qemu-user",
 }
 
 // goInstalled are the tools built from the Go module proxy, with the

@@ -1,68 +1,64 @@
 //go:build linux
 
-// Command wrapper is the relocatable wrapper: storepack puts a copy of it,
-// followed by a trailer naming a store folder and a program's store path
-// (package export/relocate/trailer), in place of each program of a
+// Command wrapper is the relocatable wrapper: storepack puts a copy of
+// it, whose block (package export/relocate/area) names the real program's
+// store path and the store folder, in place of each program of a
 // relocatable pack. Run from wherever the pack was unpacked, it makes the
 // pack's store appear at the store folder and runs the program there.
 //
-// It finds the pack's root from its own location: /proc/self/exe is
-// ROOT/<store folder>/<item>/..., the last such store folder in the path
-// followed by a store item's name. Then:
+// Its entry code (entry.go), before the Go runtime starts:
 //
-//   - When the program exists at its store path on this machine (the pack
-//     was unpacked at /, or the machine has the items), it execs the
-//     program there: no namespaces.
-//   - Otherwise it clones a child in a new user and mount namespace
-//     (child.go) that maps the caller's uid and gid to themselves, with
-//     setgroups denied, mounts a tmpfs, makes it the root (pivot_root),
-//     binds every top-level entry of the host's root into it (but the
-//     store folder's top-level folder) and ROOT/<store folder> at the
-//     store folder, detaches the host's root, returns to the working
-//     folder and execs the program with the same arguments (argv[0]
-//     kept) and environment.
+//   - when the program exists at its store path on this machine (the pack
+//     was unpacked at /, or the machine has the items), makes no
+//     namespace, and main execs the program there;
+//   - otherwise unshares a new user and mount namespace, in which main
+//     maps the caller's uid and gid to themselves, with setgroups denied
+//     (as `unshare -r` does; ns.go), and builds the pack's root: a tmpfs
+//     made the root (pivot_root), every top-level entry of the host's
+//     root bound into it (but the store folder's top-level folder) and
+//     ROOT/<store folder> bound at the store folder; the host's root
+//     detached. It returns to the working folder and execs the program
+//     with the same arguments (argv[0] kept) and environment.
 //
-// The wrapper stays as a relay: it forwards the signals it is sent
-// (SIGINT, SIGQUIT and SIGHUP only when its process group is not the
-// terminal's foreground group, since the terminal sends those to the
-// whole group, the program included; job control stops are left to the
-// terminal) and exits with the program's exit status, or dies of the
-// signal that killed it (without a core dump of its own).
+// It finds the pack's root, ROOT, from its own location: /proc/self/exe
+// is ROOT/<store folder>/<item>/..., the last such store folder in the
+// path followed by a store item's name.
+//
+// The program replaces the wrapper (exec): it has the wrapper's pid, its
+// signals and its exit status, with nothing in between.
 //
 // When user namespaces are unavailable it fails with exit status 127 and
 // a message naming the reason: /proc/sys/user/max_user_namespaces being
 // 0, Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor
-// restriction, or the errno of clone or mount.
+// restriction, or the errno of unshare or mount.
 package main
 
 import (
 	"errors"
-	"io"
 	"os"
-	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
-	"time"
-	"unsafe"
 
-	"github.com/storepack/storepack/export/relocate/trailer"
+	"github.com/storepack/storepack/export/relocate/area"
 )
-
-// oldRoot is where the child keeps the host's root while it builds the
-// new one; the host's entry of that name, if any, is not mirrored.
-const oldRoot = "/.storepack-host-root"
 
 // exitFail is the exit status of a wrapper that could not run its program.
 const exitFail = 127
 
 func main() {
-	t, exe, err := self()
-	if err != nil {
-		fail("", err.Error())
+	if entryRan == 0 {
+		fail("", "built without its entry point (go build -ldflags=-E=main.entry)")
 	}
-	if _, err := os.Stat(t.Program); err == nil {
+	t, err := area.Parse(block[area.MagicLen:])
+	if err != nil {
+		fail("", "this is the wrapper itself, not a wrapped program: "+err.Error())
+	}
+	if entryDirect != 0 {
 		execProgram(t.Program)
+	}
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		fail(t.Program, err.Error())
 	}
 	root, ok := packRoot(exe, t.StoreDir)
 	if !ok {
@@ -71,48 +67,16 @@ func main() {
 	if _, err := os.Stat(root + t.Program); err != nil {
 		fail(t.Program, "not in the pack: "+err.Error())
 	}
-	if why := disabled("/proc"); why != "" {
-		fail(t.Program, why)
+	if e := unshareErrno(); e != 0 {
+		if why := disabled("/proc"); why != "" {
+			fail(t.Program, why)
+		}
+		fail(t.Program, namespaceError("a user namespace (unshare)", e, "/proc"))
 	}
-	relay(t, root)
-}
-
-// self reads the wrapper's trailer and resolved location.
-func self() (trailer.Trailer, string, error) {
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return trailer.Trailer{}, "", err
+	if err := enter(root, t.StoreDir); err != nil {
+		fail(t.Program, namespaceError("the pack's root", err, "/proc"))
 	}
-	// A plain descriptor: os.File would start the runtime's poller.
-	fd, err := syscall.Open("/proc/self/exe", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return trailer.Trailer{}, "", errors.New("/proc/self/exe: " + err.Error())
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return trailer.Trailer{}, "", errors.New(exe + ": " + err.Error())
-	}
-	t, err := trailer.Read(fdReader(fd), st.Size)
-	if err != nil {
-		return trailer.Trailer{}, "", errors.New(exe + ": " + err.Error())
-	}
-	return t, exe, nil
-}
-
-// fdReader reads a file descriptor at offsets.
-type fdReader int
-
-// ReadAt implements io.ReaderAt with pread.
-func (fd fdReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := syscall.Pread(int(fd), p, off)
-	if n < 0 {
-		n = 0
-	}
-	if err == nil && n < len(p) {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	execProgram(t.Program)
 }
 
 // packRoot finds the folder a pack was unpacked in from exe, a file in it:
@@ -146,117 +110,6 @@ func itemName(name string) bool {
 	return true
 }
 
-// relay starts the program in new user and mount namespaces, forwards
-// signals to it and ends as it ends.
-func relay(t trailer.Trailer, root string) {
-	// The child's death signal comes when the thread that cloned it
-	// ends: keep it.
-	runtime.LockOSThread()
-	cwd, err := os.Getwd()
-	if err != nil {
-		cwd = "/"
-	}
-	entries, err := os.ReadDir("/")
-	if err != nil {
-		fail(t.Program, "reading /: "+err.Error())
-	}
-	links := map[string]string{}
-	for _, e := range entries {
-		if e.Type()&os.ModeSymlink != 0 {
-			links[e.Name()], _ = os.Readlink("/" + e.Name())
-		}
-	}
-	// The signals are caught before the program starts, which may be
-	// sent one as soon as it runs; they wait for its pid.
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded()...)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
-	started := make(chan int, 1)
-	go func() {
-		pid := <-started
-		for s := range sigs {
-			sig := s.(syscall.Signal)
-			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT || sig == syscall.SIGHUP) && foreground() {
-				continue
-			}
-			syscall.Kill(pid, sig)
-		}
-	}()
-	s := childScript(root, t.StoreDir, cwd, entries, links, t.Program, os.Args, os.Environ())
-	pid, failed, err := startChild(s)
-	switch {
-	case err != nil && failed == nil:
-		fail(t.Program, namespaceError("a user namespace (clone)", err, "/proc"))
-	case err != nil && failed.trap == syscall.SYS_EXECVE:
-		fail(t.Program, "exec: "+errnoText(err))
-	case err != nil:
-		fail(t.Program, namespaceError("the pack's root", errors.New(failed.what+" "+failed.path+": "+errnoText(err)), "/proc"))
-	}
-	started <- pid
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err == nil {
-			break
-		}
-		if err != syscall.EINTR {
-			fail(t.Program, "waiting for it: "+err.Error())
-		}
-	}
-	if ws.Signaled() {
-		die(ws.Signal())
-	}
-	os.Exit(ws.ExitStatus())
-}
-
-// forwarded lists the signals the relay passes on as they come: all but
-// those the kernel or the terminal deal with (SIGKILL, SIGSTOP, job
-// control, SIGCHLD, SIGWINCH, SIGURG, which the Go runtime uses) and the
-// terminal's (see relay).
-func forwarded() []os.Signal {
-	var out []os.Signal
-	for s := syscall.Signal(1); s <= 64; s++ {
-		switch s {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
-			syscall.SIGCONT, syscall.SIGCHLD, syscall.SIGWINCH, syscall.SIGURG,
-			syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP:
-			continue
-		}
-		if s >= 32 && s <= 33 { // reserved by C libraries; never sent to a Go program
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// foreground reports whether this process's group is the foreground
-// group of the terminal on standard input, which sends its signals to
-// the whole group.
-func foreground() bool {
-	var pgrp int32
-	if _, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, 0, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp))); e != 0 {
-		return false
-	}
-	return int(pgrp) == syscall.Getpgrp()
-}
-
-// die ends the relay by the signal sig, as the program ended: the
-// default action restored and no core dump.
-func die(sig syscall.Signal) {
-	signal.Reset()
-	syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{})
-	var act [8]uint64 // a zeroed struct sigaction: SIG_DFL, no flags, empty mask
-	setSize := uintptr(8)
-	if strings.HasPrefix(runtime.GOARCH, "mips") {
-		setSize = 16
-	}
-	syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, setSize, 0, 0)
-	syscall.Tgkill(syscall.Getpid(), syscall.Gettid(), sig)
-	time.Sleep(100 * time.Millisecond)
-	os.Exit(128 + int(sig))
-}
-
 // execProgram replaces the wrapper with program, argv[0] kept.
 func execProgram(program string) {
 	err := syscall.Exec(program, os.Args, os.Environ())
@@ -274,7 +127,7 @@ func errnoText(err error) string {
 	return err.Error()
 }
 
-// errnoNames names the errnos clone, mount and pivot_root give.
+// errnoNames names the errnos unshare, mount and pivot_root give.
 var errnoNames = map[syscall.Errno]string{
 	syscall.EPERM: "EPERM", syscall.EACCES: "EACCES", syscall.EINVAL: "EINVAL",
 	syscall.ENOSPC: "ENOSPC", syscall.ENOMEM: "ENOMEM", syscall.EUSERS: "EUSERS",

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/storepack/storepack/export/relocate/area"
 )
 
 func TestPackRoot(t *testing.T) {
@@ -70,14 +72,14 @@ func TestDisabled(t *testing.T) {
 
 func TestNamespaceError(t *testing.T) {
 	proc := writeProc(t, map[string]string{"user/max_user_namespaces": "15000", "kernel/apparmor_restrict_unprivileged_userns": "1"})
-	got := namespaceError("a user namespace (clone)", syscall.EPERM, proc)
-	for _, want := range []string{"cannot make a user namespace (clone): operation not permitted (EPERM)", "AppArmor", proc + "/sys/kernel/apparmor_restrict_unprivileged_userns is 1"} {
+	got := namespaceError("a user namespace (unshare)", syscall.EPERM, proc)
+	for _, want := range []string{"cannot make a user namespace (unshare): operation not permitted (EPERM)", "AppArmor", proc + "/sys/kernel/apparmor_restrict_unprivileged_userns is 1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("EPERM under AppArmor: %q lacks %q", got, want)
 		}
 	}
 	proc = writeProc(t, map[string]string{"user/max_user_namespaces": "15000"})
-	got = namespaceError("a user namespace (clone)", syscall.ENOSPC, proc)
+	got = namespaceError("a user namespace (unshare)", syscall.ENOSPC, proc)
 	for _, want := range []string{"(ENOSPC)", "is reached", proc + "/sys/user/max_user_namespaces is 15000"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("ENOSPC: %q lacks %q", got, want)
@@ -85,19 +87,15 @@ func TestNamespaceError(t *testing.T) {
 	}
 }
 
-func TestForwarded(t *testing.T) {
-	fw := map[syscall.Signal]bool{}
-	for _, s := range forwarded() {
-		fw[s.(syscall.Signal)] = true
+// TestBlock checks that the wrapper's block begins with area's Magic,
+// which the wrapper's code names only by its length.
+func TestBlock(t *testing.T) {
+	if got := string(block[:area.MagicLen]); got != area.Magic {
+		t.Errorf("block begins with %q, want %q", got, area.Magic)
 	}
-	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGALRM, syscall.Signal(40)} {
-		if !fw[s] {
-			t.Errorf("%v is not forwarded", s)
-		}
-	}
-	for _, s := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGINT} {
-		if fw[s] {
-			t.Errorf("%v is forwarded as it comes", s)
+	for i, c := range block[area.MagicLen:] {
+		if c != 0 {
+			t.Fatalf("byte %d of the block is %#x, want an empty block", area.MagicLen+i, c)
 		}
 	}
 }
