@@ -1,5 +1,8 @@
 //go:build linux
 
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command wrapper is the relocatable wrapper: storepack puts a copy of
 // it, whose block (package export/relocate/area) names the real program's
 // store path and the store folder, in place of each program of a
@@ -31,6 +34,10 @@
 // a message naming the reason: /proc/sys/user/max_user_namespaces being
 // 0, Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor
 // restriction, or the errno of unshare or mount.
+//
+// The Go runtime's defaults that cost start-up time for nothing here are
+// off (the go:debug lines above): reading the cgroup's CPU limit for
+// GOMAXPROCS and updating it.
 package main
 
 import (
