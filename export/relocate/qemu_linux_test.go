@@ -44,13 +44,20 @@ func goBroken(t *testing.T, qemu, goarch string) string {
 	return ""
 }
 
+// cpusScript prints the CPUs the shell may run on: the wrapper's entry
+// code runs it on one, and the program must get them all back.
+const cpusScript = `while read -r k v; do [ "$k" = Cpus_allowed_list: ] && echo "$v"; done < /proc/self/status
+true
+`
+
 // TestWrappersUnderQEMU runs every architecture's wrapper, which starts
 // with entry code of its own before the Go runtime (wrapper/entry_*.s),
 // under qemu-user (natively for this machine's architecture): the bare
 // wrapper says it wraps nothing; a wrapped program present at its store
-// path runs there, with its arguments; one absent from it makes the
-// wrapper unshare a user namespace, which qemu-user, a multi-threaded
-// process, is refused with EINVAL (natively the program runs).
+// path runs there, with its arguments and every CPU the caller has;
+// one absent from it makes the wrapper unshare a user namespace, which
+// qemu-user, a multi-threaded process, is refused with EINVAL (natively
+// the program runs).
 func TestWrappersUnderQEMU(t *testing.T) {
 	root := tmpDir(t, 0o755)
 	dir, err := store.ParseDir(root + "/store")
@@ -62,7 +69,7 @@ func TestWrappersUnderQEMU(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(program), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(program, []byte("#!/bin/sh\necho \"ran $*\"\n"), 0o755); err != nil {
+	if err := os.WriteFile(program, []byte("#!/bin/sh\necho \"ran $*\"\n"+cpusScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	absent := string(hostAbsentDir(t))
@@ -106,7 +113,7 @@ func TestWrappersUnderQEMU(t *testing.T) {
 				t.Fatal(err)
 			}
 			direct := write(filepath.Join(root, goarch, "direct"), b)
-			if out, stderr, code := runIt(direct, "a", "b c"); code != 0 || out != "ran a b c\n" {
+			if out, stderr, code := runIt(direct, "a", "b c"); code != 0 || out != "ran a b c\n"+ownCPUs(t) {
 				t.Errorf("program at its store path: status %d, output %q, stderr %q; want it run", code, out, stderr)
 			}
 
@@ -117,11 +124,11 @@ func TestWrappersUnderQEMU(t *testing.T) {
 				t.Fatal(err)
 			}
 			pack := filepath.Join(root, goarch, "pack")
-			write(pack+absent+strings.TrimPrefix(program, string(dir)), []byte("#!/bin/sh\necho \"ran $*\"\n"))
+			write(pack+absent+strings.TrimPrefix(program, string(dir)), []byte("#!/bin/sh\necho \"ran $*\"\n"+cpusScript))
 			relocated := write(pack+absent+"/"+randomHash(t)+"-profile/bin/hello", b)
 			out, stderr, code := runIt(relocated, "x")
 			switch {
-			case launcher == nil && (code != 0 || out != "ran x\n"):
+			case launcher == nil && (code != 0 || out != "ran x\n"+ownCPUs(t)):
 				t.Errorf("relocated program: status %d, output %q, stderr %q; want it run", code, out, stderr)
 			case launcher != nil && (code != 127 || !strings.Contains(stderr, "cannot make a user namespace (unshare): invalid argument (EINVAL)")):
 				t.Errorf("relocated program under qemu: status %d, output %q, stderr %q; want unshare refused with EINVAL", code, out, stderr)

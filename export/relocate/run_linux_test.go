@@ -68,6 +68,7 @@ kill) kill -TERM $$;;
 trap) trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.05; done;;
 meet) : > "$2/$3"; i=0; while [ ! -e "$2/$4" ]; do sleep 0.05; i=$((i+1)); [ $i -gt 400 ] && exit 9; done; cat %[2]s/greeting;;
 ns) readlink /proc/self/ns/user;;
+cpus) while read -r k v; do [ "$k" = Cpus_allowed_list: ] && echo "$v"; done < /proc/self/status;;
 esac
 `
 
@@ -211,8 +212,29 @@ func TestRelocatedRun(t *testing.T) {
 			if _, stderr, ws = run(t, asNobody(t, cwd, wrapper, "kill")); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 				t.Errorf("a program killed by SIGTERM: status %#x (signaled %v), stderr %q", uint32(ws), ws.Signaled(), stderr)
 			}
+
+			// The wrapper runs on one CPU; the program gets them all back.
+			if out, stderr, _ = run(t, asNobody(t, cwd, wrapper, "cpus")); out != ownCPUs(t) {
+				t.Errorf("the program's CPUs: %q (stderr %q), want the caller's %q", out, stderr, ownCPUs(t))
+			}
 		})
 	}
+}
+
+// ownCPUs is the CPUs this process may run on, as /proc/self/status
+// lists them, with a newline.
+func ownCPUs(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v) + "\n"
+		}
+	}
+	t.Fatal("no Cpus_allowed_list in /proc/self/status")
+	return ""
 }
 
 // TestSignalForwarded sends SIGTERM to the wrapper's process: the
@@ -299,6 +321,9 @@ func TestFastPath(t *testing.T) {
 	out, stderr, ws := run(t, asNobody(t, cwd, p.wrapped, "ns"))
 	if ws.ExitStatus() != 0 || strings.TrimSpace(out) != self {
 		t.Errorf("user namespace of the program: %q (status %v, stderr %q); want the host's %q", out, ws, stderr, self)
+	}
+	if out, stderr, _ = run(t, asNobody(t, cwd, p.wrapped, "cpus")); out != ownCPUs(t) {
+		t.Errorf("the program's CPUs: %q (stderr %q), want the caller's %q", out, stderr, ownCPUs(t))
 	}
 
 	// The same pack unpacked below another folder, the host's copy gone,

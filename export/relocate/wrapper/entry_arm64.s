@@ -5,6 +5,23 @@
 // entry: see entry.go. CLONE_NEWUSER|CLONE_NEWNS is 0x10020000, AT_FDCWD -100.
 
 TEXT ·entry(SB), NOSPLIT|NOFRAME, $0
+	MOVD	$0, R0 // sched_getaffinity(0, 128, &entryMask)
+	MOVD	$128, R1
+	MOVD	$·entryMask(SB), R2
+	MOVD	$123, R8
+	SVC
+	MOVD	R0, ·entryMaskLen(SB)
+	MOVD	·entryMask(SB), R0
+	CBZ	R0, ids
+	NEG	R0, R1 // the lowest CPU of the first word: x & -x
+	AND	R1, R0, R0
+	MOVD	R0, ·entryOneCPU(SB)
+	MOVD	$0, R0 // sched_setaffinity(0, 8, &entryOneCPU)
+	MOVD	$8, R1
+	MOVD	$·entryOneCPU(SB), R2
+	MOVD	$122, R8
+	SVC
+ids:
 	MOVD	$175, R8 // geteuid
 	SVC
 	MOVD	R0, ·entryEUID(SB)

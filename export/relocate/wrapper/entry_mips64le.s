@@ -11,6 +11,23 @@ TEXT ·entry(SB), NOSPLIT|NOFRAME, $0
 	BGEZAL	R0, 1(PC)
 	SRLV	$32, R31, RSB
 	SLLV	$32, RSB
+	MOVV	R0, R4 // sched_getaffinity(0, 128, &entryMask)
+	MOVV	$128, R5
+	MOVV	$·entryMask(SB), R6
+	MOVV	$5196, R2
+	SYSCALL
+	MOVV	R2, ·entryMaskLen(SB)
+	MOVV	·entryMask(SB), R4
+	BEQ	R4, ids
+	SUBVU	R4, R0, R5 // the lowest CPU of the first word: x & -x
+	AND	R5, R4
+	MOVV	R4, ·entryOneCPU(SB)
+	MOVV	R0, R4 // sched_setaffinity(0, 8, &entryOneCPU)
+	MOVV	$8, R5
+	MOVV	$·entryOneCPU(SB), R6
+	MOVV	$5195, R2
+	SYSCALL
+ids:
 	MOVV	$5105, R2 // geteuid
 	SYSCALL
 	MOVV	R2, ·entryEUID(SB)

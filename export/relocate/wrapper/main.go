@@ -119,6 +119,7 @@ func itemName(name string) bool {
 
 // execProgram replaces the wrapper with program, argv[0] kept.
 func execProgram(program string) {
+	restoreAffinity()
 	err := syscall.Exec(program, os.Args, os.Environ())
 	fail(program, "exec: "+err.Error())
 }
