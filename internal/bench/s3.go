@@ -89,7 +89,8 @@ func s3Rows(tw *tabwriter.Writer, bin, tmp, root string) {
 type s3Server struct{ addr, dir string }
 
 // startS3 starts versitygw (from PATH or GOPATH/bin) on a loopback port
-// with the keys bench/benchsecret and its posix backend below tmp.
+// with the keys bench/benchsecret, connections kept open between requests
+// as S3 keeps them, and its posix backend below tmp.
 func startS3(tmp string) (*s3Server, func(), error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -107,7 +108,11 @@ func startS3(tmp string) (*s3Server, func(), error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.Command(bin, "--port", s.addr, "--access", "bench", "--secret", "benchsecret", "--region", "us-east-1", "--quiet", "posix", s.dir)
+	// --keep-alive: versitygw closes every connection after its answer
+	// unless told otherwise, where S3 (and MinIO, Ceph's gateway) keep
+	// them open; without it each request of a publish is a new
+	// connection on both sides.
+	cmd := exec.Command(bin, "--port", s.addr, "--access", "bench", "--secret", "benchsecret", "--region", "us-east-1", "--keep-alive", "--quiet", "posix", s.dir)
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}

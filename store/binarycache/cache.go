@@ -38,6 +38,17 @@ type Reader interface {
 	Location(rel string) string
 }
 
+// absentLister is a cache that tells at once which of many files right
+// under it are missing: an S3 bucket lists a thousand names in one
+// request, where asking for each missing narinfo takes a request apiece
+// (and, where the server closes every connection, a connection).
+type absentLister interface {
+	// Absent returns those of names that the cache surely lacks. It may
+	// leave out some it lacks (those are then asked for one by one), and
+	// returns nil when it cannot tell.
+	Absent(ctx context.Context, names []string) map[string]bool
+}
+
 // Cache is a binary cache that Write adds to: a Reader that also writes.
 type Cache interface {
 	Reader

@@ -51,6 +51,10 @@ const DefaultS3PartSize = 5 << 20
 // what they need (CreateNAR), so that many of them are made at once.
 const DefaultS3BufferBudget = 3 * DefaultS3PartSize
 
+// s3MaxIdleConns is the idle connections to the server kept for the next
+// requests: at least the requests that go at once.
+const s3MaxIdleConns = 2 * narinfoJobs
+
 // S3Location is an s3:// cache URL, as Nix names them:
 // s3://BUCKET[/PREFIX]?region=R&endpoint=URL&scheme=http|https&profile=P.
 type S3Location struct {
@@ -170,6 +174,10 @@ type S3 struct {
 
 	bufsOnce sync.Once
 	bufs     *buffers
+
+	// listPage is the most names a page of a listing holds (S3's 1000;
+	// tests take fewer).
+	listPage int32
 }
 
 // NewS3 returns the cache at the s3:// URL u. Credentials come from the
@@ -191,6 +199,11 @@ func NewS3(u string) (*S3, error) {
 		}),
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.ResponseHeaderTimeout = S3HeaderTimeout
+			// As many idle connections as requests go at once
+			// (narinfoJobs narinfos, or the NARs), so that a server
+			// that keeps connections open is not dialled again for
+			// every request above the SDK's 10.
+			t.MaxIdleConnsPerHost = s3MaxIdleConns
 		})),
 	}
 	if l.Profile != "" {
@@ -206,13 +219,18 @@ func NewS3(u string) (*S3, error) {
 		// encoding of uploads: checksums only where S3 requires them.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		// Bodies are sent at once, without Expect: 100-continue (which
+		// the SDK adds above 2 MB): waiting for the server's 100 costs a
+		// round trip for every NAR, and a refused PUT of a NAR is rare
+		// (If-None-Match on a NAR already there).
+		o.ContinueHeaderThresholdBytes = -1
 		if l.Endpoint != "" {
 			o.BaseEndpoint = aws.String(l.Endpoint)
 			o.UsePathStyle = true
 		}
 	})
 	return &S3{loc: l, client: client, PartSize: DefaultS3PartSize, CopyPartSize: 5 << 30,
-		BufferBudget: DefaultS3BufferBudget}, nil
+		BufferBudget: DefaultS3BufferBudget, listPage: 1000}, nil
 }
 
 // S3Location returns the parsed URL of the cache.
@@ -294,6 +312,53 @@ func (c *S3) NarInfos(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// Absent lists the objects right under the prefix and returns those of
+// names (files right under the cache) that are not among them. It lists
+// at most a page (1000 names) for every thousand names and one more, so
+// that a bucket holding many more narinfos than the closure costs few
+// requests more than asking for each would; the names past the last page
+// listed are left out, to be asked for one by one. A listing that fails (a
+// publisher without s3:ListBucket) returns nil: every name is then asked
+// for. An object put after the listing is no harm: narinfos are put with
+// If-None-Match (PutNew), and an existing NAR is not replaced.
+func (c *S3) Absent(ctx context.Context, names []string) map[string]bool {
+	prefix := c.Key("")
+	have := map[string]bool{}
+	last, complete := "", false
+	p := s3.NewListObjectsV2Paginator(c.client, &s3.ListObjectsV2Input{Bucket: &c.loc.Bucket, Prefix: &prefix,
+		Delimiter: aws.String("/"), MaxKeys: aws.Int32(c.listPage)})
+	for pages := 0; ; pages++ {
+		if !p.HasMorePages() {
+			complete = true
+			break
+		}
+		if pages == 1+len(names)/int(c.listPage) {
+			break
+		}
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil
+		}
+		// A page holds keys and common prefixes, in the order of their
+		// bytes: it tells about every name up to the greatest.
+		for _, o := range page.Contents {
+			n := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			have[n] = true
+			last = max(last, n)
+		}
+		for _, cp := range page.CommonPrefixes {
+			last = max(last, strings.TrimPrefix(aws.ToString(cp.Prefix), prefix))
+		}
+	}
+	absent := map[string]bool{}
+	for _, n := range names {
+		if !have[n] && (complete || n <= last) {
+			absent[n] = true
+		}
+	}
+	return absent
+}
+
 // bucketErr explains the errors of reaching the bucket itself.
 func (c *S3) bucketErr(err error) error {
 	var re *awshttp.ResponseError
@@ -332,15 +397,14 @@ func contentType(rel string) string {
 	return "application/x-nix-nar"
 }
 
-// PutNew puts the object rel unless it exists (HEAD, then a PUT with
-// If-None-Match: *, so that an object put meanwhile is not replaced where
-// the server honours it).
+// PutNew puts the object rel unless it exists: one PUT with
+// If-None-Match: *, which S3 (and MinIO, Ceph, versitygw, ...) refuses
+// with 412 when the name is taken. No HEAD first: a writer only puts a
+// narinfo it found missing when it began, so the HEAD almost always
+// answered 404 and cost a request (and, where the server closes every
+// connection, a connection) per item. A server that ignores the
+// condition replaces the object.
 func (c *S3) PutNew(ctx context.Context, rel string, data []byte) (bool, error) {
-	if _, err := c.Size(ctx, rel); err == nil {
-		return false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
 	_, err := c.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &c.loc.Bucket, Key: aws.String(c.Key(rel)), Body: bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))), ContentType: aws.String(contentType(rel)),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -545,4 +546,82 @@ func TestS3BufferBudget(t *testing.T) {
 	}
 	b.put(small)
 	b.put(again)
+}
+
+// TestS3PublishRequests: publishing a closure into an empty bucket asks
+// for no narinfo (one listing tells they are all missing) and makes no
+// HEAD before putting one (If-None-Match does): a PUT for each NAR and
+// each narinfo. A narinfo put meanwhile by another writer is kept.
+func TestS3PublishRequests(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("requests")
+	items := testItems(t)
+	opts := Options{StoreDir: testStore, Compression: CompressionZstd, Key: testKey(t, "s3-requests-1")}
+	c := newS3(t, srv.CacheURL("requests", "p"), 0)
+	_, from := srv.Requests(0)
+	res, err := WriteCache(context.Background(), c, items, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, _ := srv.Requests(from)
+	log := strings.Join(lines, "\n")
+	if n := count(lines, "s3_GetObject", ".narinfo"); n != 0 {
+		t.Errorf("%d narinfos asked for in an empty bucket:\n%s", n, log)
+	}
+	if n := count(lines, "s3_HeadObject"); n != 0 {
+		t.Errorf("%d HEAD requests:\n%s", n, log)
+	}
+	if n := count(lines, "s3_ListObjectsV2"); n != 1 {
+		t.Errorf("%d listings, want 1:\n%s", n, log)
+	}
+	if n, want := count(lines, "s3_PutObject"), 2*len(items)+1; n != want {
+		t.Errorf("%d PUTs, want %d (each NAR, each narinfo, nix-cache-info):\n%s", n, want, log)
+	}
+	if len(res.Written) != 2*len(items)+1 {
+		t.Errorf("%d files reported written, want %d", len(res.Written), 2*len(items)+1)
+	}
+
+	// Another writer's narinfo, put after the listing, is not replaced.
+	theirs := []byte("StorePath: " + string(items[0].Path) + "\n")
+	if created, err := c.PutNew(context.Background(), "elsewhere.narinfo", theirs); err != nil || !created {
+		t.Fatalf("PutNew of a new name: %v, %v", created, err)
+	}
+	if created, err := c.PutNew(context.Background(), "elsewhere.narinfo", []byte("ours\n")); err != nil || created {
+		t.Errorf("PutNew over an object: created %v, %v; want false", created, err)
+	}
+	if got := srv.Objects("requests")["p/elsewhere.narinfo"]; !bytes.Equal(got, theirs) {
+		t.Errorf("the object put first was replaced: %q", got)
+	}
+}
+
+// TestS3Absent: a listing tells which names are missing, up to the last
+// name of the pages it may read (one for every listPage names asked
+// about, and one more); names past them are left out, to be asked for.
+func TestS3Absent(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("absent")
+	c := newS3(t, srv.CacheURL("absent", "cache"), 0)
+	ctx := context.Background()
+	for _, k := range []string{"b", "d", "f", "h", "j", "l"} {
+		if _, err := c.PutNew(ctx, k+".narinfo", []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.PutNew(ctx, "nar/x.nar", []byte("x")); err != nil { // a common prefix, "nar/"
+		t.Fatal(err)
+	}
+	names := []string{"a.narinfo", "b.narinfo", "e.narinfo", "k.narinfo", "z.narinfo"}
+	c.listPage = 1000
+	if got, want := c.Absent(ctx, names), map[string]bool{"a.narinfo": true, "e.narinfo": true, "k.narinfo": true, "z.narinfo": true}; !maps.Equal(got, want) {
+		t.Errorf("a whole listing: absent %v, want %v", got, want)
+	}
+	// Two names a page: five names read 1 + 5/2 = 3 pages (b to l), and
+	// leave out z; three names read 2 pages (b to h), and leave out k.
+	c.listPage = 2
+	if got, want := c.Absent(ctx, names), map[string]bool{"a.narinfo": true, "e.narinfo": true, "k.narinfo": true}; !maps.Equal(got, want) {
+		t.Errorf("three pages of two: absent %v, want %v", got, want)
+	}
+	if got, want := c.Absent(ctx, []string{"a.narinfo", "b.narinfo", "k.narinfo"}), map[string]bool{"a.narinfo": true}; !maps.Equal(got, want) {
+		t.Errorf("two pages of two: absent %v, want %v", got, want)
+	}
 }

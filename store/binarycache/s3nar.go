@@ -77,11 +77,14 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
-// crc32c is the x-amz-checksum-crc32c of b: its CRC32C, big-endian, in
-// base64. (MakeTable makes Castagnoli's table once, on first use: not in
-// the runs that publish nothing.)
-func crc32c(b []byte) *string {
-	return aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))))
+// castagnoli is Castagnoli's table, which MakeTable makes once, on first
+// use: not in the runs that publish nothing.
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
+
+// crc32c is the x-amz-checksum-crc32c of bytes whose CRC32C is sum:
+// big-endian, in base64.
+func crc32c(sum uint32) *string {
+	return aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, sum)))
 }
 
 // CreateNAR starts a NAR. It is made in memory: in a buffer of the size
@@ -109,6 +112,7 @@ type s3NAR struct {
 	ctx context.Context
 	tmp string // the temporary object, when the NAR outgrows a part
 	buf []byte // the bytes not sent yet: the NAR, or its last part
+	crc uint32 // buf's CRC32C, updated as bytes come (while in cache)
 	err error  // the first failure, which every later Write returns
 
 	// The multipart upload, once the NAR outgrows a part: its ID, its
@@ -139,6 +143,7 @@ func (n *s3NAR) Write(p []byte) (int, error) {
 			}
 		}
 		k := copy(n.buf[len(n.buf):cap(n.buf)], p)
+		n.crc = crc32.Update(n.crc, castagnoli(), p[:k])
 		n.buf, p, written = n.buf[:len(n.buf)+k], p[k:], written+k
 	}
 	return written, nil
@@ -176,11 +181,11 @@ func (n *s3NAR) full() error {
 	if err := n.wait(); err != nil {
 		return err
 	}
-	part := n.buf
-	n.buf = nil
+	part, crc := n.buf, n.crc
+	n.buf, n.crc = nil, 0
 	n.pending = make(chan partResult, 1)
 	go func(num int32) {
-		etag, sum, err := n.uploadPart(n.ctx, num, part)
+		etag, sum, err := n.uploadPart(n.ctx, num, part, crc)
 		c.bufs.put(part)
 		n.pending <- partResult{etag, sum, err}
 	}(n.nextPart())
@@ -200,9 +205,9 @@ func (n *s3NAR) nextPart() int32 {
 }
 
 // uploadPart sends the part num of the multipart upload (unsigned, with
-// its CRC32C) and returns its ETag and CRC32C.
-func (n *s3NAR) uploadPart(ctx context.Context, num int32, part []byte) (etag, sum *string, err error) {
-	sum = crc32c(part)
+// its CRC32C, crc) and returns its ETag and CRC32C.
+func (n *s3NAR) uploadPart(ctx context.Context, num int32, part []byte, crc uint32) (etag, sum *string, err error) {
+	sum = crc32c(crc)
 	out, err := n.c.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(n.tmp)), UploadId: n.id, PartNumber: aws.Int32(num),
 		Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))), ChecksumCRC32C: sum,
@@ -307,7 +312,7 @@ func (n *s3NAR) put(ctx context.Context, rel string, ifNone bool) (created bool,
 	in := &s3.PutObjectInput{
 		Bucket: &n.c.loc.Bucket, Key: aws.String(n.c.Key(rel)), Body: bytes.NewReader(n.buf),
 		ContentLength: aws.Int64(int64(len(n.buf))), ContentType: aws.String(contentType(rel)),
-		ChecksumCRC32C: crc32c(n.buf),
+		ChecksumCRC32C: crc32c(n.crc),
 	}
 	if ifNone {
 		in.IfNoneMatch = aws.String("*")
@@ -328,7 +333,7 @@ func (n *s3NAR) complete(ctx context.Context) error {
 	if err := n.wait(); err != nil {
 		return err
 	}
-	etag, sum, err := n.uploadPart(ctx, n.nextPart(), n.buf)
+	etag, sum, err := n.uploadPart(ctx, n.nextPart(), n.buf, n.crc)
 	if err != nil {
 		return err
 	}

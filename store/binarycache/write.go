@@ -146,6 +146,15 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 		return nil, fmt.Errorf("binary cache %s: %w", c, err)
 	}
 	res := &Result{Entries: make([]Entry, len(unique)), CacheInfo: info}
+	// The narinfos the cache surely lacks need not be asked for.
+	var absent map[string]bool
+	if l, ok := c.(absentLister); ok {
+		names := make([]string, len(unique))
+		for i, it := range unique {
+			names[i] = it.Path.HashPart() + ".narinfo"
+		}
+		absent = l.Absent(ctx, names)
+	}
 
 	// First every NAR file, several at once; then the narinfos, each
 	// once those of its references are in place (publishAll).
@@ -173,7 +182,7 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 			for i := range next {
 				w := min(compress.EncoderMemory(format.Compression(opts.Compression), compress.Options{Size: unique[i].NarSize}), encoderBudget)
 				budget.Acquire(context.Background(), w)
-				pi, err := prepareItem(ctx, c, &unique[i], opts.Compression, opts.Counter)
+				pi, err := prepareItem(ctx, c, &unique[i], opts.Compression, opts.Counter, absent[unique[i].Path.HashPart()+".narinfo"])
 				budget.Release(w)
 				if err != nil {
 					errs[i] = err
@@ -392,13 +401,18 @@ type pendingItem struct {
 }
 
 // prepareItem reads the item's narinfo when the cache has it, else writes
-// its NAR file.
-func prepareItem(ctx context.Context, c Cache, it *Item, compression string, cnt nar.Counter) (pendingItem, error) {
-	if ni, text, err := readExisting(ctx, c, it.Path); err != nil {
-		return pendingItem{}, err
-	} else if ni != nil {
-		cnt.Done(1, it.NarSize)
-		return pendingItem{existing: ni, text: text}, nil
+// its NAR file. absent tells that the cache is known to lack the
+// narinfo: it is not asked for.
+func prepareItem(ctx context.Context, c Cache, it *Item, compression string, cnt nar.Counter, absent bool) (pendingItem, error) {
+	if !absent {
+		ni, text, err := readExisting(ctx, c, it.Path)
+		if err != nil {
+			return pendingItem{}, err
+		}
+		if ni != nil {
+			cnt.Done(1, it.NarSize)
+			return pendingItem{existing: ni, text: text}, nil
+		}
 	}
 	ni, narWritten, err := writeNAR(ctx, c, it, compression, cnt)
 	if err != nil {
