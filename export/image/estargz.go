@@ -28,8 +28,9 @@ package image
 //     carries a member longer than a job, and its digest, from one job
 //     to the next); the file's digest, for a file of several chunks, and
 //     the diff id are computed as the tar is read;
-//   - the TOC, its gzip member and the footer are the estargz package's
-//     own (GzipCompressor.WriteTOCAndFooter).
+//   - the TOC, its gzip member and the footer are those of the estargz
+//     package's GzipCompressor.WriteTOCAndFooter, the TOC's JSON streamed
+//     (writeEstargzTOC).
 //
 // What it holds in memory is the framer's (frames.go: a few jobs of a
 // quarter MiB over all the layers written at once), the TOC's entries,
@@ -38,7 +39,10 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -155,8 +159,7 @@ func encodeEstargz(w io.Writer, r io.Reader) (estargzResult, error) {
 		return estargzResult{}, err
 	}
 	counted := &countingHash{Hash: e.diffHash}
-	tocDigest, err := estargz.NewGzipCompressorWithLevel(compress.GzipLevel).WriteTOCAndFooter(w, written,
-		&estargz.JTOC{Version: 1, Entries: e.entries}, counted)
+	tocDigest, err := writeEstargzTOC(w, written, e.entries, counted)
 	if err != nil {
 		return estargzResult{}, err
 	}
@@ -329,6 +332,107 @@ func esgzModtime(t time.Time) string {
 // cleanEntryName).
 func esgzClean(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+// The TOC's JSON around its entries, as json.MarshalIndent(toc, "", "\t")
+// writes it: each entry is json.MarshalIndent(entry, "\t\t", "\t").
+const (
+	esgzTOCHead  = "{\n\t\"version\": 1,\n\t\"entries\": ["
+	esgzTOCFirst = "\n\t\t"
+	esgzTOCNext  = ",\n\t\t"
+	esgzTOCEnd   = "\n\t]"
+	esgzTOCTail  = "\n}"
+)
+
+// writeEstargzTOC writes the TOC of entries, its gzip member and the
+// footer of a blob whose TOC starts at off, as the estargz package's
+// GzipCompressor.WriteTOCAndFooter does (json.MarshalIndent of the
+// JTOC, in a tar, gzipped by compress/gzip at compress.GzipLevel),
+// writing the tar to diffHash too, and returns the JSON's digest. The
+// JSON is marshaled twice, entry by entry, for its length (the tar
+// header's) and then to be written: never in memory whole (6 MB for the
+// 15,000 files of GOROOT, twice more while MarshalIndent grows it).
+func writeEstargzTOC(w io.Writer, off int64, entries []*estargz.TOCEntry, diffHash hash.Hash) (digest.Digest, error) {
+	each := func(f func(sep string, b []byte) error) error {
+		for i, e := range entries {
+			b, err := json.MarshalIndent(e, "\t\t", "\t")
+			if err != nil {
+				return err
+			}
+			sep := esgzTOCNext
+			if i == 0 {
+				sep = esgzTOCFirst
+			}
+			if err := f(sep, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	size := int64(len(esgzTOCHead) + len(esgzTOCTail))
+	if len(entries) > 0 {
+		size += int64(len(esgzTOCEnd))
+	} else {
+		size += int64(len("]"))
+	}
+	if err := each(func(sep string, b []byte) error {
+		size += int64(len(sep) + len(b))
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	gz, err := gzip.NewWriterLevel(w, compress.GzipLevel)
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(io.MultiWriter(gz, diffHash))
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: size}); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	jw := io.MultiWriter(tw, h)
+	write := func(s string) error {
+		_, err := io.WriteString(jw, s)
+		return err
+	}
+	if err := write(esgzTOCHead); err != nil {
+		return "", err
+	}
+	if err := each(func(sep string, b []byte) error {
+		if err := write(sep); err != nil {
+			return err
+		}
+		_, err := jw.Write(b)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	end := esgzTOCEnd
+	if len(entries) == 0 {
+		end = "]"
+	}
+	if err := write(end + esgzTOCTail); err != nil {
+		return "", err
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := gz.Close(); err != nil {
+		return "", err
+	}
+	if _, err := w.Write(esgzFooter(off)); err != nil {
+		return "", err
+	}
+	return digest.NewDigest(digest.SHA256, h), nil
+}
+
+// esgzFooter is the blob's footer for a TOC at off (the estargz package's
+// gzipFooterBytes).
+func esgzFooter(off int64) []byte {
+	subfield := fmt.Sprintf("%016xSTARGZ", off)
+	extra := []byte{'S', 'G', 0, 0}
+	binary.LittleEndian.PutUint16(extra[2:], uint16(len(subfield)))
+	return estargz.CreateGzipFooter(append(extra, subfield...))
 }
 
 // countingHash counts what it hashes.
