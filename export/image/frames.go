@@ -56,6 +56,8 @@ import (
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/internal/countw"
 )
 
 // frameJobSize is the input a job holds: what is read into it before it
@@ -617,20 +619,31 @@ func (f *framer) write() {
 	}
 }
 
-// compress writes data to w as one frame, by an encoder of c's (a
-// table of contents).
-func (c *frameCodec) compress(w io.Writer, data []byte) error {
-	s, err := c.get(c.largeFrom > 0 && int64(len(data)) >= c.largeFrom)
+// compress writes what write writes to w as one frame, by an encoder of
+// c's (a table of contents), and returns its length before compression.
+// large says it may be as long as c.largeFrom: it then waits for the
+// large slot, as the framers' large frames do.
+func (c *frameCodec) compress(w io.Writer, large bool, write func(io.Writer) error) (int64, error) {
+	large = large && c.largeFrom > 0
+	if large {
+		c.large <- struct{}{}
+		defer func() { <-c.large }()
+	}
+	s, err := c.get(large)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.enc.begin(w)
-	if _, err := s.enc.Write(data); err != nil {
-		return err
+	cw := &countw.Writer{W: s.enc}
+	if err := write(cw); err != nil {
+		return 0, err
 	}
 	if err := s.enc.end(true); err != nil {
-		return err
+		return 0, err
+	}
+	if c.largeFrom > 0 && cw.N >= c.largeFrom {
+		s.large = true
 	}
 	c.put(s)
-	return nil
+	return cw.N, nil
 }

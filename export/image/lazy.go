@@ -245,15 +245,16 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if entries == nil {
-		entries = []*chunkedEntry{}
-	}
-	toc, err := json.Marshal(chunkedTOC{Version: 1, Entries: entries})
-	if err != nil {
-		return nil, err
+	// The TOC's JSON, streamed into its frame: never in memory whole
+	// (4 MB for the 15,000 files of GOROOT). Its entries take at least
+	// their names and 20 bytes.
+	var least int64
+	for _, e := range entries {
+		least += int64(len(e.Name)) + 20
 	}
 	var ztoc bytes.Buffer
-	if err := zstdFrames().compress(&ztoc, toc); err != nil {
+	tocLen, err := zstdFrames().compress(&ztoc, least >= zstdFrames().largeFrom, func(w io.Writer) error { return writeChunkedTOC(w, entries) })
+	if err != nil {
 		return nil, err
 	}
 	cw := &countw.Writer{W: w, N: written}
@@ -265,13 +266,13 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 	footer := make([]byte, chunkedFooterSize)
 	binary.LittleEndian.PutUint64(footer, uint64(offset))
 	binary.LittleEndian.PutUint64(footer[8:], uint64(ztoc.Len()))
-	binary.LittleEndian.PutUint64(footer[16:], uint64(len(toc)))
+	binary.LittleEndian.PutUint64(footer[16:], uint64(tocLen))
 	binary.LittleEndian.PutUint64(footer[24:], chunkedTOCType)
 	copy(footer[32:], chunkedMagic)
 	if err := writeSkippable(cw, footer); err != nil {
 		return nil, err
 	}
-	position := fmt.Sprintf("%d:%d:%d:%d", offset, ztoc.Len(), len(toc), chunkedTOCType)
+	position := fmt.Sprintf("%d:%d:%d:%d", offset, ztoc.Len(), tocLen, chunkedTOCType)
 	checksum := digest.FromBytes(ztoc.Bytes()).String()
 	return map[string]string{
 		ChunkedChecksumAnnotation:    checksum,
@@ -279,6 +280,30 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 		ChunkedChecksumAnnotationNew: checksum,
 		ChunkedPositionAnnotationNew: position,
 	}, nil
+}
+
+// writeChunkedTOC writes the TOC of entries, as json.Marshal of a
+// chunkedTOC writes it, one entry at a time.
+func writeChunkedTOC(w io.Writer, entries []*chunkedEntry) error {
+	if _, err := io.WriteString(w, `{"version":1,"entries":[`); err != nil {
+		return err
+	}
+	for i, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, ","); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "]}")
+	return err
 }
 
 // chunkedFrames reads the tar r into f, cut before and after each
