@@ -58,8 +58,7 @@ type Options struct {
 
 // EncoderMemory is about how much memory an encoder of c with o holds
 // while it runs, for callers that run several at once and bound their sum:
-// zstd's history (its window and a block for an input that fits the
-// window, else twice the window) and tables; xz's dictionary and its match
+// zstd's history (its window and a block) and tables; xz's dictionary and its match
 // finder (ulikunitz/xz's hash table and chain: eight bytes a dictionary
 // byte); gzip's window and tables.
 func EncoderMemory(c format.Compression, o Options) int64 {
@@ -69,12 +68,7 @@ func EncoderMemory(c format.Compression, o Options) int64 {
 	}
 	switch c {
 	case format.Zstd:
-		w := int64(zstdWindow(o.Size))
-		hist := 2 * w
-		if o.Size > 0 && o.Size <= w {
-			hist = w + 128<<10
-		}
-		return hist + workers*(3<<20)
+		return int64(zstdWindow(o.Size)) + 128<<10 + workers*(3<<20)
 	case format.XZ:
 		return 9*int64(xzDict(o.Size)) + 1<<20
 	case format.Gzip:
@@ -153,7 +147,7 @@ var idleZstd struct {
 
 type zstdKey struct {
 	window, workers int
-	sized, low      bool
+	sized           bool
 }
 
 // pooledZstd is a zstd stream whose encoder waits in idleZstd when the
@@ -185,10 +179,12 @@ func (z *pooledZstd) Close() error {
 }
 
 func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, error) {
-	// An input that fits the window never moves its history down, so
-	// the encoder needs no more than the window and a block of it (the
-	// default is twice the window, which saves copies on longer ones).
-	key := zstdKey{window, workers, size > 0, size > 0 && size <= int64(window)}
+	// The history holds the window and a block, not twice the window
+	// (zstd's default, which saves copies): an input that fits the
+	// window never moves it down, a longer one moves it more often,
+	// which writes the same bytes (TestZstdLowMemory) and, for a layer,
+	// keeps 8 MiB less of every stream at once.
+	key := zstdKey{window, workers, size > 0}
 	var enc *zstd.Encoder
 	idleZstd.Lock()
 	if l := idleZstd.encs[key]; len(l) > 0 {
@@ -202,7 +198,7 @@ func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, erro
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(workers),
 			zstd.WithWindowSize(window),
-			zstd.WithLowerEncoderMem(key.low),
+			zstd.WithLowerEncoderMem(true),
 			zstd.WithEncoderCRC(true),
 			zstd.WithZeroFrames(true),
 		)
