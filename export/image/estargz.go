@@ -349,69 +349,45 @@ const (
 // GzipCompressor.WriteTOCAndFooter does (json.MarshalIndent of the
 // JTOC, in a tar, gzipped by compress/gzip at compress.GzipLevel),
 // writing the tar to diffHash too, and returns the JSON's digest. The
-// JSON is marshaled twice, entry by entry, for its length (the tar
-// header's) and then to be written: never in memory whole (6 MB for the
-// 15,000 files of GOROOT, twice more while MarshalIndent grows it).
+// JSON is marshaled an entry at a time into blocks, each entry let go
+// once marshaled, then written after the tar header that gives its
+// length: MarshalIndent of the whole held the entries, the compact JSON
+// and the indented one at once, each grown by doubling (6 MB of JSON
+// for the 15,000 files of GOROOT).
 func writeEstargzTOC(w io.Writer, off int64, entries []*estargz.TOCEntry, diffHash hash.Hash) (digest.Digest, error) {
-	each := func(f func(sep string, b []byte) error) error {
-		for i, e := range entries {
-			b, err := json.MarshalIndent(e, "\t\t", "\t")
-			if err != nil {
-				return err
-			}
-			sep := esgzTOCNext
-			if i == 0 {
-				sep = esgzTOCFirst
-			}
-			if err := f(sep, b); err != nil {
-				return err
-			}
+	var js blockBuffer
+	defer js.reset()
+	h := sha256.New()
+	jw := io.MultiWriter(&js, h)
+	io.WriteString(jw, esgzTOCHead) // a blockBuffer takes everything
+	for i, e := range entries {
+		b, err := json.MarshalIndent(e, "\t\t", "\t")
+		if err != nil {
+			return "", err
 		}
-		return nil
+		if i == 0 {
+			io.WriteString(jw, esgzTOCFirst)
+		} else {
+			io.WriteString(jw, esgzTOCNext)
+		}
+		jw.Write(b)
+		entries[i] = nil
 	}
-	size := int64(len(esgzTOCHead) + len(esgzTOCTail))
 	if len(entries) > 0 {
-		size += int64(len(esgzTOCEnd))
+		io.WriteString(jw, esgzTOCEnd)
 	} else {
-		size += int64(len("]"))
+		io.WriteString(jw, "]")
 	}
-	if err := each(func(sep string, b []byte) error {
-		size += int64(len(sep) + len(b))
-		return nil
-	}); err != nil {
-		return "", err
-	}
+	io.WriteString(jw, esgzTOCTail)
 	gz, err := gzip.NewWriterLevel(w, compress.GzipLevel)
 	if err != nil {
 		return "", err
 	}
 	tw := tar.NewWriter(io.MultiWriter(gz, diffHash))
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: size}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(js.Len())}); err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	jw := io.MultiWriter(tw, h)
-	write := func(s string) error {
-		_, err := io.WriteString(jw, s)
-		return err
-	}
-	if err := write(esgzTOCHead); err != nil {
-		return "", err
-	}
-	if err := each(func(sep string, b []byte) error {
-		if err := write(sep); err != nil {
-			return err
-		}
-		_, err := jw.Write(b)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	end := esgzTOCEnd
-	if len(entries) == 0 {
-		end = "]"
-	}
-	if err := write(end + esgzTOCTail); err != nil {
+	if _, err := js.writeTo(tw); err != nil {
 		return "", err
 	}
 	if err := tw.Close(); err != nil {
