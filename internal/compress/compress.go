@@ -58,7 +58,8 @@ type Options struct {
 
 // EncoderMemory is about how much memory an encoder of c with o holds
 // while it runs, for callers that run several at once and bound their sum:
-// zstd's history (its window and a block) and tables; xz's dictionary and its match
+// zstd's history (its window and a block for an input that fits the
+// window, else twice the window) and tables; xz's dictionary and its match
 // finder (ulikunitz/xz's hash table and chain: eight bytes a dictionary
 // byte); gzip's window and tables.
 func EncoderMemory(c format.Compression, o Options) int64 {
@@ -68,7 +69,12 @@ func EncoderMemory(c format.Compression, o Options) int64 {
 	}
 	switch c {
 	case format.Zstd:
-		return int64(zstdWindow(o.Size)) + 128<<10 + workers*(3<<20)
+		w := int64(zstdWindow(o.Size))
+		hist := 2 * w
+		if o.Size > 0 && o.Size <= w {
+			hist = w + 128<<10
+		}
+		return hist + workers*(3<<20)
 	case format.XZ:
 		return 9*int64(xzDict(o.Size)) + 1<<20
 	case format.Gzip:
@@ -147,7 +153,7 @@ var idleZstd struct {
 
 type zstdKey struct {
 	window, workers int
-	sized           bool
+	sized, low      bool
 }
 
 // pooledZstd is a zstd stream whose encoder waits in idleZstd when the
@@ -179,12 +185,10 @@ func (z *pooledZstd) Close() error {
 }
 
 func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, error) {
-	// The history holds the window and a block, not twice the window
-	// (zstd's default, which saves copies): an input that fits the
-	// window never moves it down, a longer one moves it more often,
-	// which writes the same bytes (TestZstdLowMemory) and, for a layer,
-	// keeps 8 MiB less of every stream at once.
-	key := zstdKey{window, workers, size > 0}
+	// An input that fits the window never moves its history down, so
+	// the encoder needs no more than the window and a block of it (the
+	// default is twice the window, which saves copies on longer ones).
+	key := zstdKey{window, workers, size > 0, size > 0 && size <= int64(window)}
 	var enc *zstd.Encoder
 	idleZstd.Lock()
 	if l := idleZstd.encs[key]; len(l) > 0 {
@@ -198,7 +202,7 @@ func newZstd(w io.Writer, window, workers int, size int64) (io.WriteCloser, erro
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(workers),
 			zstd.WithWindowSize(window),
-			zstd.WithLowerEncoderMem(true),
+			zstd.WithLowerEncoderMem(key.low),
 			zstd.WithEncoderCRC(true),
 			zstd.WithZeroFrames(true),
 		)
