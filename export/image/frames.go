@@ -619,6 +619,16 @@ func (f *framer) write() {
 	}
 }
 
+// letGoLarge lets the garbage collector have the encoder kept for large
+// frames, if none is using it: its history (8 MiB) is kept while a layer
+// is written, not from one layer to the next.
+func (c *frameCodec) letGoLarge() {
+	select {
+	case <-c.idleLarge:
+	default:
+	}
+}
+
 // compress writes what write writes to w as one frame, by an encoder of
 // c's (a table of contents), and returns its length before compression.
 // large says it may be as long as c.largeFrom: it then waits for the
