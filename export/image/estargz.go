@@ -17,37 +17,36 @@ package image
 //     TOC entries are filled as its Writer fills them;
 //   - the stream is cut where the Writer cuts its gzip members (before
 //     every chunk of a regular file's contents, the landmark first), and
-//     the members, grouped in jobs of about a MiB, are compressed by
-//     klauspost's gzip at the level of gzip layers on up to GOMAXPROCS
-//     goroutines shared by all layers, each with an encoder reset for
-//     every member (which writes as a new one does); every member but
-//     the last is flushed before it is closed, as the Writer does. A
-//     gzip member's bytes depend only on its input, so the blob does not
-//     depend on how many goroutines compress;
-//   - the jobs are written in order, which gives each chunk's offset; the
-//     diff id and the blob's digest are computed on the way; a member too
-//     long for a job (headers of many entries without contents) is
-//     carried by one encoder from one job to the next;
-//   - the TOC, its gzip member and the footer are the estargz package's
-//     own (GzipCompressor.WriteTOCAndFooter).
+//     the members are compressed by klauspost's gzip at the level of gzip
+//     layers, in parallel and written in order by a framer (frames.go):
+//     each member by an encoder reset for it (which writes as a new one
+//     does), every member but the last flushed before it is closed, as
+//     the Writer does. A gzip member's bytes depend only on its input,
+//     so the blob does not depend on how many goroutines compress;
+//   - a chunk's digest is computed where it is compressed, its offset
+//     where it is written; a chunk is never in memory whole (the framer
+//     carries a member longer than a job, and its digest, from one job
+//     to the next); the file's digest, for a file of several chunks, and
+//     the diff id are computed as the tar is read;
+//   - the TOC, its gzip member and the footer are those of the estargz
+//     package's GzipCompressor.WriteTOCAndFooter, the TOC's JSON streamed
+//     (writeEstargzTOC).
 //
-// At most GOMAXPROCS+1 jobs over all the layers written at once, and one
-// more for each (so that a layer whose writer waits does not hold up the
-// others), are in memory: each up to a MiB and an entry (a chunk of at
-// most estargzChunkSize and the following headers up to another MiB),
-// and their compressed bytes.
+// What it holds in memory is the framer's (frames.go: a few jobs of a
+// quarter MiB over all the layers written at once), the TOC's entries,
+// and one entry's header.
 
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
-	"errors"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
 	"path"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,23 +59,9 @@ import (
 	"github.com/storepack/storepack/internal/compress"
 )
 
-// estargzJobSize is the input size from which a job of members is handed
-// to a compressing goroutine.
-const estargzJobSize = 1 << 20
-
-// estargzJobCap is what a job's input takes at most but for long runs of
-// headers: a MiB of small members, then a chunk and its header.
-const estargzJobCap = estargzJobSize + estargzChunkSize + 64<<10
-
 // estargzLandmarkContents is the landmark file's one byte (the estargz
 // package's landmarkContents).
 const estargzLandmarkContents = 0xf
-
-// estargzSlots bounds the jobs in flight, compressing or waiting to be
-// written, over every layer written at once.
-var estargzSlots = sync.OnceValue(func() chan struct{} {
-	return make(chan struct{}, runtime.GOMAXPROCS(0)+1)
-})
 
 // estargzResult is what encodeEstargz returns besides the blob.
 type estargzResult struct {
@@ -85,249 +70,66 @@ type estargzResult struct {
 	tocDigest digest.Digest // of the TOC's JSON
 }
 
-// esgzMember is the part of one gzip member in a job: raw[start:end] of
-// its input, compressed to z[zstart:zend].
-type esgzMember struct {
-	start, end int
-	// cont: the member started in an earlier job, whose encoder goes on;
-	// open: it goes on in the next job, which gets the encoder.
-	cont, open bool
-	// flush: Flush before Close (every member but the blob's last).
-	flush bool
-	// chunk: the member starts with a chunk of chunk bytes of a file,
-	// entry's; whole: the chunk is the whole file.
-	chunk int
-	entry *estargz.TOCEntry
-	whole bool
+// gzipFrames are eStargz's gzip members: klauspost's gzip at the level of
+// gzip layers, an encoder reset for every member (which writes as a new
+// one does), every member but the blob's last flushed before it is
+// closed, as the estargz package's Writer does.
+var gzipFrames = sync.OnceValue(func() *frameCodec {
+	return newFrameCodec(0, func() (frameEncoder, error) {
+		g := &gzipFrame{}
+		gz, err := kgzip.NewWriterLevel(&g.out, compress.GzipLevel)
+		g.gz = gz
+		return g, err
+	})
+})
 
-	zstart, zend int
-}
-
-// esgzJob is members compressed on one goroutine.
-type esgzJob struct {
-	raw     []byte
-	members []esgzMember
-	z       *bytes.Buffer
-	prev    *esgzJob       // the job before, when its last member goes on
-	handoff chan *esgzGzip // the encoder of an open last member
-	done    chan struct{}  // closed when compressed
-	err     error
-	slot    chan struct{} // the slot it holds until written
-	abort   bool          // not to be compressed: the tar was broken
-}
-
-// esgzGzip is a gzip encoder writing to the buffer of the job at hand.
-type esgzGzip struct {
+type gzipFrame struct {
 	gz  *kgzip.Writer
-	out *switchWriter
+	out switchWriter
 }
 
-type switchWriter struct{ w io.Writer }
+func (g *gzipFrame) begin(w io.Writer)           { g.out.w = w; g.gz.Reset(&g.out) }
+func (g *gzipFrame) output(w io.Writer)          { g.out.w = w }
+func (g *gzipFrame) Write(p []byte) (int, error) { return g.gz.Write(p) }
 
-func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
-
-var esgzEncoders = sync.Pool{New: func() any {
-	sw := &switchWriter{}
-	gz, err := kgzip.NewWriterLevel(sw, compress.GzipLevel)
-	if err != nil {
-		panic(err) // the level is a valid constant
+func (g *gzipFrame) end(final bool) error {
+	if !final {
+		if err := g.gz.Flush(); err != nil {
+			return err
+		}
 	}
-	return &esgzGzip{gz: gz, out: sw}
-}}
-
-// esgzBuffers are the input and output buffers of a job.
-type esgzBuffers struct {
-	raw []byte
-	z   *bytes.Buffer
+	return g.gz.Close()
 }
 
-// compress compresses j's members into j.z and the digests of the
-// chunks they start with into their entries.
-func (j *esgzJob) compress() {
-	defer close(j.done)
-	if j.abort {
-		j.err = errors.New("not compressed after an error")
-		return
-	}
-	var enc *esgzGzip
-	for i := range j.members {
-		m := &j.members[i]
-		if m.cont {
-			<-j.prev.done
-			if j.prev.err != nil {
-				j.err = j.prev.err
-				return
-			}
-			enc = <-j.prev.handoff
-			j.prev = nil // not to keep every job before
-			enc.out.w = j.z
-		} else {
-			if enc == nil {
-				enc = esgzEncoders.Get().(*esgzGzip)
-			}
-			enc.out.w = j.z
-			enc.gz.Reset(enc.out)
-		}
-		m.zstart = j.z.Len()
-		if m.cont {
-			m.zstart = 0
-		}
-		if _, err := enc.gz.Write(j.raw[m.start:m.end]); err != nil {
-			j.err = err
-			return
-		}
-		if m.entry != nil {
-			d := digest.FromBytes(j.raw[m.start : m.start+m.chunk]).String()
-			m.entry.ChunkDigest = d
-			if m.whole {
-				m.entry.Digest = d
-			}
-		}
-		if m.open {
-			j.handoff <- enc
-			m.zend = j.z.Len()
-			return
-		}
-		if m.flush {
-			if err := enc.gz.Flush(); err != nil {
-				j.err = err
-				return
-			}
-		}
-		if err := enc.gz.Close(); err != nil {
-			j.err = err
-			return
-		}
-		m.zend = j.z.Len()
-	}
-	if enc != nil {
-		enc.out.w = nil
-		esgzEncoders.Put(enc)
+// esgzChunk is the TOC entry of the chunk a gzip member starts with.
+type esgzChunk estargz.TOCEntry
+
+// framed sets the chunk's offset and digest, and the file's digest when
+// the chunk is the whole file.
+func (c *esgzChunk) framed(start, _ int64, d digest.Digest) {
+	c.Offset = start
+	c.ChunkDigest = d.String()
+	if c.Type == "reg" && c.Size <= estargzChunkSize {
+		c.Digest = c.ChunkDigest
 	}
 }
 
 // esgzEncoder is the state of encodeEstargz.
 type esgzEncoder struct {
-	job                  *esgzJob
-	queue                chan *esgzJob
+	f                    *framer
 	entries              []*estargz.TOCEntry
 	lastUname, lastGname map[int]string
 	names                map[string]bool
 	hdr                  bytes.Buffer
 	payload              hash.Hash
 	copyBuf              []byte
-	// free are buffers of jobs written, for the next ones.
-	free chan esgzBuffers
-	// own is the layer's slot, for a job when all of estargzSlots are
-	// taken: each layer goes on whatever the others do.
-	own        chan struct{}
-	writeErr   error
-	size       int64 // of the blob's tar so far
-	diffHash   hash.Hash
-	written    int64 // of the blob so far
-	writerDone chan struct{}
-	w          io.Writer
+	// The blob's tar, hashed and counted.
+	diffHash hash.Hash
+	size     int64
 }
 
 // Write appends to the member at hand.
-func (e *esgzEncoder) Write(p []byte) (int, error) {
-	e.job.raw = append(e.job.raw, p...)
-	return len(p), nil
-}
-
-// newJob starts a job whose first member goes on from the last of prev
-// when cont.
-func (e *esgzEncoder) newJob(prev *esgzJob, cont bool) {
-	var b esgzBuffers
-	select {
-	case b = <-e.free:
-	default:
-		// Each at its largest at once: grown by doubling, they left
-		// garbage that the runtime gave back to the system and faulted in
-		// again, which cost more than the compression saved.
-		b = esgzBuffers{make([]byte, 0, estargzJobCap), bytes.NewBuffer(make([]byte, 0, estargzJobCap/2))}
-	}
-	j := &esgzJob{raw: b.raw[:0], z: b.z, handoff: make(chan *esgzGzip, 1), done: make(chan struct{})}
-	if cont {
-		j.prev = prev
-	}
-	j.members = append(j.members, esgzMember{cont: cont})
-	e.job = j
-}
-
-// dispatch hands the job at hand, its last member ended at the end of
-// its input (open when it goes on in the next job), to a compressing
-// goroutine and to the writer.
-func (e *esgzEncoder) dispatch(open bool) {
-	j := e.job
-	m := &j.members[len(j.members)-1]
-	m.end, m.open = len(j.raw), open
-	select {
-	case estargzSlots() <- struct{}{}:
-		j.slot = estargzSlots()
-	default:
-		select {
-		case estargzSlots() <- struct{}{}:
-			j.slot = estargzSlots()
-		case e.own <- struct{}{}:
-			j.slot = e.own
-		}
-	}
-	go j.compress()
-	e.queue <- j
-}
-
-// cut ends the member at hand (flushed) and starts another, which starts
-// with a chunk of entry's contents of chunk bytes.
-func (e *esgzEncoder) cut(entry *estargz.TOCEntry, chunk int, whole bool) {
-	j := e.job
-	m := &j.members[len(j.members)-1]
-	m.end, m.flush = len(j.raw), true
-	if len(j.raw) >= estargzJobSize {
-		e.dispatch(false)
-		e.newJob(j, false)
-		j = e.job
-	} else {
-		j.members = append(j.members, esgzMember{start: len(j.raw)})
-	}
-	m = &j.members[len(j.members)-1]
-	m.chunk, m.entry, m.whole = chunk, entry, whole
-}
-
-// write writes the jobs in order to w, setting the offsets of the chunks'
-// entries and hashing the blob's tar.
-func (e *esgzEncoder) write() {
-	defer close(e.writerDone)
-	for j := range e.queue {
-		<-j.done
-		if e.writeErr == nil && j.err != nil {
-			e.writeErr = j.err
-		}
-		if e.writeErr == nil {
-			z := j.z.Bytes()
-			for _, m := range j.members {
-				if m.entry != nil {
-					m.entry.Offset = e.written + int64(m.zstart)
-				}
-			}
-			e.diffHash.Write(j.raw)
-			e.size += int64(len(j.raw))
-			n, err := e.w.Write(z)
-			e.written += int64(n)
-			if err == nil && n < len(z) {
-				err = io.ErrShortWrite
-			}
-			e.writeErr = err
-		}
-		j.z.Reset()
-		select {
-		case e.free <- esgzBuffers{j.raw[:0], j.z}:
-		default:
-		}
-		j.raw, j.z = nil, nil
-		<-j.slot
-	}
-}
+func (e *esgzEncoder) Write(p []byte) (int, error) { return e.f.Write(p) }
 
 // encodeEstargz reads a tar from r and writes it to w as the eStargz blob
 // estargz.Build writes of it with one worker, estargzChunkSize chunks, no
@@ -335,37 +137,29 @@ func (e *esgzEncoder) write() {
 // chunks.
 func encodeEstargz(w io.Writer, r io.Reader) (estargzResult, error) {
 	e := &esgzEncoder{
-		queue:      make(chan *esgzJob, runtime.GOMAXPROCS(0)+2),
-		own:        make(chan struct{}, 1),
-		free:       make(chan esgzBuffers, runtime.GOMAXPROCS(0)+3),
-		lastUname:  map[int]string{},
-		lastGname:  map[int]string{},
-		names:      map[string]bool{},
-		payload:    sha256.New(),
-		copyBuf:    make([]byte, 256<<10),
-		diffHash:   sha256.New(),
-		writerDone: make(chan struct{}),
-		w:          w,
+		lastUname: map[int]string{},
+		lastGname: map[int]string{},
+		names:     map[string]bool{},
+		payload:   sha256.New(),
+		copyBuf:   make([]byte, 64<<10),
+		diffHash:  sha256.New(),
 	}
-	e.newJob(nil, false)
-	go e.write()
+	e.f = newFramer(gzipFrames(), w, func(raw []byte) {
+		e.diffHash.Write(raw)
+		e.size += int64(len(raw))
+	})
 	err := e.encode(r)
 	// Whatever happened, the last job goes to the writer, so that it ends
-	// and every slot is given back; after an error it is not compressed
-	// (its last chunk may be cut short).
-	e.job.abort = err != nil
-	e.dispatch(false)
-	close(e.queue)
-	<-e.writerDone
+	// and every slot is given back; after an error it is not compressed.
+	written, ferr := e.f.close(err != nil)
 	if err == nil {
-		err = e.writeErr
+		err = ferr
 	}
 	if err != nil {
 		return estargzResult{}, err
 	}
 	counted := &countingHash{Hash: e.diffHash}
-	tocDigest, err := estargz.NewGzipCompressorWithLevel(compress.GzipLevel).WriteTOCAndFooter(w, e.written,
-		&estargz.JTOC{Version: 1, Entries: e.entries}, counted)
+	tocDigest, err := writeEstargzTOC(w, written, e.entries, counted)
 	if err != nil {
 		return estargzResult{}, err
 	}
@@ -476,10 +270,14 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 		ent.Digest = digest.FromBytes(nil).String()
 		e.entries = append(e.entries, ent)
 	case h.Typeflag == tar.TypeReg:
-		whole := h.Size <= estargzChunkSize
+		// A member for each chunk, starting with it: the chunks of a
+		// file larger than one are hashed as a whole here (the file's
+		// digest), each alone where it is compressed.
 		first := ent
-		if !whole {
+		var payload hash.Hash
+		if h.Size > estargzChunkSize {
 			e.payload.Reset()
+			payload = e.payload
 		}
 		for written := int64(0); written < h.Size; {
 			n := min(h.Size-written, estargzChunkSize)
@@ -487,38 +285,28 @@ func (e *esgzEncoder) entry(h1 *tar.Header, r io.Reader) error {
 				ent.ChunkSize = n
 			}
 			ent.ChunkOffset = written
-			e.cut(ent, int(n), whole)
-			j := e.job
-			start := len(j.raw)
-			j.raw = slices.Grow(j.raw, int(n))[:start+int(n)]
-			if got, err := io.ReadFull(r, j.raw[start:]); err != nil {
-				j.raw = j.raw[:start+got]
-				return fmt.Errorf("%s: %d bytes of contents, the header says %d: %w", h.Name, written+int64(got), h.Size, err)
-			}
-			if !whole {
-				e.payload.Write(j.raw[start:])
-			}
 			e.entries = append(e.entries, ent)
+			e.f.cut((*esgzChunk)(ent), n)
+			if got, err := e.f.readFrom(r, n, payload); err != nil {
+				return fmt.Errorf("%s: %d bytes of contents, the header says %d: %w", h.Name, written+got, h.Size, err)
+			}
 			written += n
 			ent = &estargz.TOCEntry{Name: h.Name, Type: "chunk"}
 		}
-		if !whole {
-			first.Digest = digest.NewDigest(digest.SHA256, e.payload).String()
+		if payload != nil {
+			first.Digest = digest.NewDigest(digest.SHA256, payload).String()
 		}
 	default:
 		e.entries = append(e.entries, ent)
 	}
 	if h.Typeflag == tar.TypeReg {
-		e.job.raw = append(e.job.raw, make([]byte, -h.Size&511)...)
-	}
-	// A member that runs over a job (headers of many entries without
-	// contents after a chunk) goes on in the next.
-	if j, m := e.job, e.job.members[len(e.job.members)-1]; len(j.raw)-m.start-m.chunk >= estargzJobSize {
-		e.dispatch(true)
-		e.newJob(j, true)
+		e.f.Write(tarZeros[:-h.Size&511])
 	}
 	return nil
 }
+
+// tarZeros pads a tar entry's contents to a multiple of 512 bytes.
+var tarZeros [512]byte
 
 // nameIfChanged is name unless it is already last[id], then "" (the
 // estargz package's Writer names a user or group once for each id, until
@@ -544,6 +332,83 @@ func esgzModtime(t time.Time) string {
 // cleanEntryName).
 func esgzClean(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+// The TOC's JSON around its entries, as json.MarshalIndent(toc, "", "\t")
+// writes it: each entry is json.MarshalIndent(entry, "\t\t", "\t").
+const (
+	esgzTOCHead  = "{\n\t\"version\": 1,\n\t\"entries\": ["
+	esgzTOCFirst = "\n\t\t"
+	esgzTOCNext  = ",\n\t\t"
+	esgzTOCEnd   = "\n\t]"
+	esgzTOCTail  = "\n}"
+)
+
+// writeEstargzTOC writes the TOC of entries, its gzip member and the
+// footer of a blob whose TOC starts at off, as the estargz package's
+// GzipCompressor.WriteTOCAndFooter does (json.MarshalIndent of the
+// JTOC, in a tar, gzipped by compress/gzip at compress.GzipLevel),
+// writing the tar to diffHash too, and returns the JSON's digest. The
+// JSON is marshaled an entry at a time into blocks, each entry let go
+// once marshaled, then written after the tar header that gives its
+// length: MarshalIndent of the whole held the entries, the compact JSON
+// and the indented one at once, each grown by doubling (6 MB of JSON
+// for the 15,000 files of GOROOT).
+func writeEstargzTOC(w io.Writer, off int64, entries []*estargz.TOCEntry, diffHash hash.Hash) (digest.Digest, error) {
+	var js blockBuffer
+	defer js.reset()
+	h := sha256.New()
+	jw := io.MultiWriter(&js, h)
+	io.WriteString(jw, esgzTOCHead) // a blockBuffer takes everything
+	for i, e := range entries {
+		b, err := json.MarshalIndent(e, "\t\t", "\t")
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			io.WriteString(jw, esgzTOCFirst)
+		} else {
+			io.WriteString(jw, esgzTOCNext)
+		}
+		jw.Write(b)
+		entries[i] = nil
+	}
+	if len(entries) > 0 {
+		io.WriteString(jw, esgzTOCEnd)
+	} else {
+		io.WriteString(jw, "]")
+	}
+	io.WriteString(jw, esgzTOCTail)
+	gz, err := gzip.NewWriterLevel(w, compress.GzipLevel)
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(io.MultiWriter(gz, diffHash))
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(js.Len())}); err != nil {
+		return "", err
+	}
+	if _, err := js.writeTo(tw); err != nil {
+		return "", err
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := gz.Close(); err != nil {
+		return "", err
+	}
+	if _, err := w.Write(esgzFooter(off)); err != nil {
+		return "", err
+	}
+	return digest.NewDigest(digest.SHA256, h), nil
+}
+
+// esgzFooter is the blob's footer for a TOC at off (the estargz package's
+// gzipFooterBytes).
+func esgzFooter(off int64) []byte {
+	subfield := fmt.Sprintf("%016xSTARGZ", off)
+	extra := []byte{'S', 'G', 0, 0}
+	binary.LittleEndian.PutUint16(extra[2:], uint16(len(subfield)))
+	return estargz.CreateGzipFooter(append(extra, subfield...))
 }
 
 // countingHash counts what it hashes.

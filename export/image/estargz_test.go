@@ -181,7 +181,7 @@ func TestEstargzErrors(t *testing.T) {
 		if err == nil {
 			t.Errorf("a tar cut at %d: no error", cut)
 		}
-		if n := len(estargzSlots()); n != 0 {
+		if n := len(frameSlots()); n != 0 {
 			t.Errorf("a tar cut at %d: %d slots still taken", cut, n)
 		}
 	}

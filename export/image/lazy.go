@@ -11,7 +11,9 @@ package image
 //     "GnUlInUx"). The manifest descriptor carries the TOC's position
 //     ("offset:length:uncompressed length:1") and the sha256 of its
 //     compressed bytes, under podman 4.3's names and the later ones. The
-//     diff id is the tar's.
+//     diff id is the tar's. The frames are compressed in parallel by a
+//     framer (frames.go), as those of eStargz, and are the bytes of
+//     frames written one after another (TestChunkedAsSerial).
 //   - eStargz, the bytes the estargz package's builder (estargz.Build)
 //     writes with fixed settings: no prioritized files, 4 MiB chunks,
 //     klauspost's gzip at level 6 for the chunks, one worker (the worker
@@ -36,6 +38,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
@@ -182,8 +185,8 @@ type chunkedEntry struct {
 
 // chunkedTOC is a zstd:chunked table of contents.
 type chunkedTOC struct {
-	Version int            `json:"version"`
-	Entries []chunkedEntry `json:"entries"`
+	Version int             `json:"version"`
+	Entries []*chunkedEntry `json:"entries"`
 }
 
 // chunkedTypes are the TOC's names of the tar entry types.
@@ -197,42 +200,138 @@ var chunkedTypes = map[byte]string{
 	tar.TypeSymlink: "symlink",
 }
 
+// zstdFrames are zstd:chunked's frames (compress.NewZstdFrames); a frame
+// of a block or more (zstd's largest block, 128 KiB) makes its encoder
+// hold the window's history.
+var zstdFrames = sync.OnceValue(func() *frameCodec {
+	return newFrameCodec(128<<10, func() (frameEncoder, error) {
+		z := &zstdFrame{}
+		enc, err := compress.NewZstdFrames(&z.out)
+		z.enc = enc
+		return z, err
+	})
+})
+
+type zstdFrame struct {
+	enc *zstd.Encoder
+	out switchWriter
+}
+
+func (z *zstdFrame) begin(w io.Writer)           { z.out.w = w; z.enc.Reset(&z.out) }
+func (z *zstdFrame) output(w io.Writer)          { z.out.w = w }
+func (z *zstdFrame) Write(p []byte) (int, error) { return z.enc.Write(p) }
+func (z *zstdFrame) end(bool) error              { return z.enc.Close() }
+
+// chunkedFile is the TOC entry of a regular file, whose contents are a
+// frame of their own.
+type chunkedFile chunkedEntry
+
+func (c *chunkedFile) framed(start, end int64, d digest.Digest) {
+	c.Offset, c.EndOffset, c.Digest = start, end, d.String()
+}
+
 // encodeChunked reads a tar from r and writes it to w as a zstd:chunked
 // blob: every byte of the tar in order, in frames cut before and after
-// each regular file's contents, then the TOC and the footer. It returns
-// the manifest annotations.
+// each regular file's contents (compressed in parallel, frames.go), then
+// the TOC and the footer. It returns the manifest annotations.
 func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
-	cw := &countw.Writer{W: w}
-	enc, err := compress.NewZstdFrames(cw)
+	f := newFramer(zstdFrames(), w, nil)
+	var entries []*chunkedEntry
+	err := chunkedFrames(f, r, &entries)
+	written, ferr := f.close(err != nil)
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, err
 	}
-	// Every byte the tar reader reads, headers, contents and padding,
-	// goes into the current frame.
-	tr := tar.NewReader(&teeReader{r: r, w: enc})
-	restart := func() (int64, error) {
-		if err := enc.Close(); err != nil {
-			return 0, err
-		}
-		enc.Reset(cw)
-		return cw.N, nil
+	// The TOC's JSON, streamed into its frame: never in memory whole
+	// (4 MB for the 15,000 files of GOROOT). Its entries take at least
+	// their names and 20 bytes.
+	var least int64
+	for _, e := range entries {
+		least += int64(len(e.Name)) + 20
 	}
-	var entries []chunkedEntry
-	buf := make([]byte, 64<<10)
+	var ztoc bytes.Buffer
+	tocLen, err := zstdFrames().compress(&ztoc, least >= zstdFrames().largeFrom, func(w io.Writer) error { return writeChunkedTOC(w, entries) })
+	// Kept from one layer to the next, the large frames' encoder held
+	// 8 MiB more through an export of many layers, whose TOCs are its
+	// only large frames: the collector ran without end.
+	zstdFrames().letGoLarge()
+	if err != nil {
+		return nil, err
+	}
+	cw := &countw.Writer{W: w, N: written}
+	// The TOC's data starts after its frame's 8-byte header.
+	offset := cw.N + 8
+	if err := writeSkippable(cw, ztoc.Bytes()); err != nil {
+		return nil, err
+	}
+	footer := make([]byte, chunkedFooterSize)
+	binary.LittleEndian.PutUint64(footer, uint64(offset))
+	binary.LittleEndian.PutUint64(footer[8:], uint64(ztoc.Len()))
+	binary.LittleEndian.PutUint64(footer[16:], uint64(tocLen))
+	binary.LittleEndian.PutUint64(footer[24:], chunkedTOCType)
+	copy(footer[32:], chunkedMagic)
+	if err := writeSkippable(cw, footer); err != nil {
+		return nil, err
+	}
+	position := fmt.Sprintf("%d:%d:%d:%d", offset, ztoc.Len(), tocLen, chunkedTOCType)
+	checksum := digest.FromBytes(ztoc.Bytes()).String()
+	return map[string]string{
+		ChunkedChecksumAnnotation:    checksum,
+		ChunkedPositionAnnotation:    position,
+		ChunkedChecksumAnnotationNew: checksum,
+		ChunkedPositionAnnotationNew: position,
+	}, nil
+}
+
+// writeChunkedTOC writes the TOC of entries, as json.Marshal of a
+// chunkedTOC writes it, one entry at a time.
+func writeChunkedTOC(w io.Writer, entries []*chunkedEntry) error {
+	if _, err := io.WriteString(w, `{"version":1,"entries":[`); err != nil {
+		return err
+	}
+	for i, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, ","); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "]}")
+	return err
+}
+
+// chunkedFrames reads the tar r into f, cut before and after each
+// regular file's contents, and appends its TOC's entries to entries.
+func chunkedFrames(f *framer, r io.Reader, entries *[]*chunkedEntry) error {
+	// Every byte the tar reader reads, headers, contents and padding,
+	// goes into the frame at hand: the contents straight from the tar
+	// reader, the rest through tee.
+	tee := &teeReader{r: r, w: f}
+	tr := tar.NewReader(tee)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the tar: %w", err)
+			return fmt.Errorf("reading the tar: %w", err)
 		}
 		typ, ok := chunkedTypes[hdr.Typeflag]
 		if !ok {
-			return nil, fmt.Errorf("%s: tar entry type %q has no zstd:chunked type", hdr.Name, hdr.Typeflag)
+			return fmt.Errorf("%s: tar entry type %q has no zstd:chunked type", hdr.Name, hdr.Typeflag)
 		}
 		mtime := hdr.ModTime.UTC()
-		e := chunkedEntry{Type: typ, Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
+		e := &chunkedEntry{Type: typ, Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
 			UID: hdr.Uid, GID: hdr.Gid, ModTime: &mtime, Devmajor: hdr.Devmajor, Devminor: hdr.Devminor}
 		for k, v := range hdr.PAXRecords {
 			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
@@ -242,65 +341,22 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 				e.Xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
 			}
 		}
+		*entries = append(*entries, e)
 		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-			if e.Offset, err = restart(); err != nil {
-				return nil, err
+			f.cut((*chunkedFile)(e), hdr.Size)
+			tee.w = nil
+			if _, err := f.readFrom(tr, hdr.Size, nil); err != nil {
+				return fmt.Errorf("reading the tar: %s: %w", hdr.Name, err)
 			}
-			h := sha256.New()
-			if _, err := io.CopyBuffer(h, tr, buf); err != nil {
-				return nil, fmt.Errorf("reading the tar: %s: %w", hdr.Name, err)
-			}
-			if e.EndOffset, err = restart(); err != nil {
-				return nil, err
-			}
-			e.Digest = digest.NewDigest(digest.SHA256, h).String()
+			tee.w = f
+			f.cut(nil, 0)
 		}
-		entries = append(entries, e)
 	}
 	// The end of the archive and any padding after it.
-	if _, err := io.CopyBuffer(io.Discard, &teeReader{r: r, w: enc}, buf); err != nil {
-		return nil, fmt.Errorf("reading the tar: %w", err)
+	if _, err := io.CopyBuffer(io.Discard, tee, make([]byte, 64<<10)); err != nil {
+		return fmt.Errorf("reading the tar: %w", err)
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	if entries == nil {
-		entries = []chunkedEntry{}
-	}
-	toc, err := json.Marshal(chunkedTOC{Version: 1, Entries: entries})
-	if err != nil {
-		return nil, err
-	}
-	var ztoc bytes.Buffer
-	enc.Reset(&ztoc)
-	if _, err := enc.Write(toc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	// The TOC's data starts after its frame's 8-byte header.
-	offset := cw.N + 8
-	if err := writeSkippable(cw, ztoc.Bytes()); err != nil {
-		return nil, err
-	}
-	footer := make([]byte, chunkedFooterSize)
-	binary.LittleEndian.PutUint64(footer, uint64(offset))
-	binary.LittleEndian.PutUint64(footer[8:], uint64(ztoc.Len()))
-	binary.LittleEndian.PutUint64(footer[16:], uint64(len(toc)))
-	binary.LittleEndian.PutUint64(footer[24:], chunkedTOCType)
-	copy(footer[32:], chunkedMagic)
-	if err := writeSkippable(cw, footer); err != nil {
-		return nil, err
-	}
-	position := fmt.Sprintf("%d:%d:%d:%d", offset, ztoc.Len(), len(toc), chunkedTOCType)
-	checksum := digest.FromBytes(ztoc.Bytes()).String()
-	return map[string]string{
-		ChunkedChecksumAnnotation:    checksum,
-		ChunkedPositionAnnotation:    position,
-		ChunkedChecksumAnnotationNew: checksum,
-		ChunkedPositionAnnotationNew: position,
-	}, nil
+	return nil
 }
 
 // writeSkippable writes data in a zstd skippable frame.
@@ -349,8 +405,8 @@ func ReadChunkedTOC(b io.ReaderAt, size int64, annotations map[string]string) ([
 	return toc, nil
 }
 
-// teeReader writes to w what it reads from r; a write error is a read
-// error.
+// teeReader writes to w (unless nil) what it reads from r; a write error
+// is a read error.
 type teeReader struct {
 	r io.Reader
 	w io.Writer
@@ -358,7 +414,7 @@ type teeReader struct {
 
 func (t *teeReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	if n > 0 {
+	if n > 0 && t.w != nil {
 		if _, werr := t.w.Write(p[:n]); werr != nil {
 			return n, werr
 		}

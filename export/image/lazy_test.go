@@ -1,13 +1,19 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
@@ -162,6 +168,190 @@ func TestLazyCached(t *testing.T) {
 		hit, _, ok := Lookup(c, l, comp, false)
 		if !ok || hit.Blob.Digest != b.Digest || !maps.Equal(hit.Blob.Annotations, b.Annotations) || len(b.Annotations) == 0 {
 			t.Errorf("%s: cached %+v (found %v), made %+v", comp, hit.Blob, ok, b)
+		}
+	}
+}
+
+// chunkedSerial is the zstd:chunked blob of the tar r as containers/storage
+// writes it, one frame after another with one encoder (zstd's settings,
+// with the history zstd gives an encoder by default), and its annotations:
+// what encodeChunked, which compresses the frames in parallel, must write.
+func chunkedSerial(t *testing.T, tarball []byte) ([]byte, map[string]string) {
+	t.Helper()
+	var blob bytes.Buffer
+	enc, err := zstd.NewWriter(&blob, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(8<<20), zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := func() int64 {
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		enc.Reset(&blob)
+		return int64(blob.Len())
+	}
+	r := bytes.NewReader(tarball)
+	tr := tar.NewReader(&teeReader{r: r, w: enc})
+	entries := []*chunkedEntry{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		mtime := hdr.ModTime.UTC()
+		e := &chunkedEntry{Type: chunkedTypes[hdr.Typeflag], Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
+			UID: hdr.Uid, GID: hdr.Gid, ModTime: &mtime, Devmajor: hdr.Devmajor, Devminor: hdr.Devminor}
+		for k, v := range hdr.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if e.Xattrs == nil {
+					e.Xattrs = map[string]string{}
+				}
+				e.Xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			e.Offset = restart()
+			contents, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.EndOffset = restart()
+			e.Digest = digest.FromBytes(contents).String()
+		}
+		entries = append(entries, e)
+	}
+	if _, err := io.Copy(io.Discard, &teeReader{r: r, w: enc}); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	toc, err := json.Marshal(chunkedTOC{Version: 1, Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ztoc bytes.Buffer
+	enc.Reset(&ztoc)
+	enc.Write(toc)
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offset := blob.Len() + 8
+	if err := writeSkippable(&blob, ztoc.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	footer := make([]byte, chunkedFooterSize)
+	binary.LittleEndian.PutUint64(footer, uint64(offset))
+	binary.LittleEndian.PutUint64(footer[8:], uint64(ztoc.Len()))
+	binary.LittleEndian.PutUint64(footer[16:], uint64(len(toc)))
+	binary.LittleEndian.PutUint64(footer[24:], chunkedTOCType)
+	copy(footer[32:], chunkedMagic)
+	if err := writeSkippable(&blob, footer); err != nil {
+		t.Fatal(err)
+	}
+	position := fmt.Sprintf("%d:%d:%d:%d", offset, ztoc.Len(), len(toc), chunkedTOCType)
+	checksum := digest.FromBytes(ztoc.Bytes()).String()
+	return blob.Bytes(), map[string]string{ChunkedChecksumAnnotation: checksum, ChunkedPositionAnnotation: position,
+		ChunkedChecksumAnnotationNew: checksum, ChunkedPositionAnnotationNew: position}
+}
+
+// TestChunkedAsSerial checks that encodeChunked writes the bytes and
+// annotations of frames written one after another, whatever GOMAXPROCS,
+// for a tar of every kind of entry (files of one frame and of several
+// jobs, runs of headers longer than a job) and the layers of an image.
+func TestChunkedAsSerial(t *testing.T) {
+	tars := map[string][]byte{"every kind": estargzTestTar(t)}
+	for _, l := range Layers(helloExport(t, &spec.Export{Image: spec.Image{MaxLayers: 3}})) {
+		var buf bytes.Buffer
+		if _, _, err := l.WriteTar(&buf, nil); err != nil {
+			t.Fatal(err)
+		}
+		tars["layer "+l.Plan.ID] = buf.Bytes()
+	}
+	for name, tarball := range tars {
+		t.Run(name, func(t *testing.T) {
+			want, wantAnn := chunkedSerial(t, tarball)
+			for _, procs := range []int{1, 2, 4} {
+				old := runtime.GOMAXPROCS(procs)
+				var got bytes.Buffer
+				ann, err := encodeChunked(&got, bytes.NewReader(tarball))
+				runtime.GOMAXPROCS(old)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !maps.Equal(ann, wantAnn) {
+					t.Errorf("GOMAXPROCS %d: annotations %v, serially %v", procs, ann, wantAnn)
+				}
+				if !bytes.Equal(got.Bytes(), want) {
+					t.Fatalf("GOMAXPROCS %d: %d bytes (%s), serially %d (%s)", procs, got.Len(), digest.FromBytes(got.Bytes()), len(want), digest.FromBytes(want))
+				}
+			}
+			if err := VerifyLazy(bytes.NewReader(want), int64(len(want)), format.ZstdChunked, wantAnn); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestLazyConcurrent checks that many blobs written at once, more than
+// the framers' slots, each with a large file, all come out as written
+// alone, and that the slots and the large frames' slot are all given
+// back.
+func TestLazyConcurrent(t *testing.T) {
+	tarball := estargzTestTar(t)
+	wantChunked, _ := chunkedSerial(t, tarball)
+	wantEstargz, _ := estargzBuild(t, tarball)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*cap(frameSlots()))
+	for i := range cap(frameSlots()) {
+		for _, c := range []format.Compression{format.ZstdChunked, format.Estargz} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var got bytes.Buffer
+				var err error
+				want := wantEstargz
+				if c == format.ZstdChunked {
+					_, err = encodeChunked(&got, bytes.NewReader(tarball))
+					want = wantChunked
+				} else {
+					_, err = encodeEstargz(&got, bytes.NewReader(tarball))
+				}
+				if err == nil && !bytes.Equal(got.Bytes(), want) {
+					err = fmt.Errorf("%s, blob %d: other bytes than written alone", c, i)
+				}
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n, l := len(frameSlots()), len(zstdFrames().large); n != 0 || l != 0 {
+		t.Errorf("%d slots and %d large slots still taken", n, l)
+	}
+}
+
+// TestChunkedErrors checks that a broken tar is an error, and that the
+// slots of the jobs in flight and the large frames' slot (the tar is cut
+// in a large file's contents) are given back.
+func TestChunkedErrors(t *testing.T) {
+	tarball := estargzTestTar(t)
+	for _, cut := range []int{100, len(tarball) / 3, len(tarball) / 2, len(tarball) - 2000} {
+		_, err := encodeChunked(io.Discard, bytes.NewReader(tarball[:cut]))
+		if err == nil {
+			t.Errorf("a tar cut at %d: no error", cut)
+		}
+		if n, l := len(frameSlots()), len(zstdFrames().large); n != 0 || l != 0 {
+			t.Errorf("a tar cut at %d: %d slots and %d large slots still taken", cut, n, l)
 		}
 	}
 }

@@ -225,11 +225,18 @@ const GzipLevel = gzipLevel
 // input of unknown size, one goroutine) for a stream cut into frames, as
 // zstd:chunked layers are: Close ends a frame (and does not close w),
 // Reset(w) starts the next, which writes the same bytes as a new encoder.
+// Its history holds the window and a block (8 MiB and 128 KiB, allocated
+// by the first frame of a block or more), not twice the window: it is
+// moved down more often, which writes the same bytes (TestZstdLowMemory),
+// but at every block of a frame longer than the window (8 MiB copied
+// for 128 KiB: a long stream of one frame, a layer's, takes twice as
+// long, so NewWriter keeps zstd's default).
 func NewZstdFrames(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithWindowSize(zstdWindow(0)),
+		zstd.WithLowerEncoderMem(true),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(true),
 	)

@@ -224,3 +224,50 @@ func TestExt(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdLowMemory checks that NewZstdFrames, whose encoder keeps a
+// history of the window and a block, writes the bytes of an encoder
+// with zstd's default history (twice the window), for frames shorter
+// than a block, than the window and several times longer, of data that
+// repeats itself at distances within and beyond the window.
+func TestZstdLowMemory(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	blocks := make([][]byte, 3000)
+	for i := range blocks {
+		blocks[i] = make([]byte, 4096)
+		for j := range blocks[i] {
+			blocks[i][j] = byte('a' + r.Intn(20))
+		}
+	}
+	var data []byte
+	for len(data) < 30<<20 {
+		data = append(data, blocks[r.Intn(len(blocks))]...)
+	}
+	frames := func(enc *zstd.Encoder, buf *bytes.Buffer) []byte {
+		for _, n := range []int{50000, 24 << 20, 130000, 9 << 20, 200000} {
+			enc.Reset(buf)
+			for p := 0; p < n; p += 100000 {
+				if _, err := enc.Write(data[p:min(p+100000, n)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := enc.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return buf.Bytes()
+	}
+	var low, def bytes.Buffer
+	enc, err := NewZstdFrames(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(zstdWindow(0)), zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := frames(enc, &low), frames(ref, &def); !bytes.Equal(got, want) {
+		t.Errorf("%d bytes with the lower memory, %d with the default", len(got), len(want))
+	}
+}
