@@ -32,22 +32,7 @@ func TestS3Cache(t *testing.T) {
 	dir := t.TempDir()
 	sec, pub := filepath.Join(dir, "cache.sec"), filepath.Join(dir, "cache.pub")
 	ok(t, nil, "keygen", "ci-cache-1", sec, pub)
-	export := func(name, output string) string {
-		return `export "` + name + `" {
-  format      = "binary-cache"
-  paths       = ["` + c.Root + `"]
-  systems     = ["x86_64-linux"]
-  compression = "zstd"
-  sign_key    = "` + sec + `"
-  output      = "` + output + `"
-}
-`
-	}
-	spec := `store {
-  dir = "` + c.StoreDir + `"
-  db  = "` + c.DBPath + `"
-}
-` + export("folder", "cache") + export("bucket", cacheURL)
+	spec := publishSpec(c, sec, cacheURL)
 	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +110,7 @@ func TestS3Cache(t *testing.T) {
   dir = "`+c.StoreDir+`"
   db  = "`+c.DBPath+`"
 }
-`+export("bucket", tc.output)), 0o644); err != nil {
+`+cacheExport(c, sec, "bucket", tc.output)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			r := storepackEnv(t, tc.env, "export", "-q", "-C", d, "--out", filepath.Join(d, "out"))
@@ -150,22 +135,7 @@ func TestS3LockAndVerify(t *testing.T) {
 	dir := t.TempDir()
 	sec, pub := filepath.Join(dir, "cache.sec"), filepath.Join(dir, "cache.pub")
 	ok(t, nil, "keygen", "locked-1", sec, pub)
-	export := func(name, output string) string {
-		return `export "` + name + `" {
-  format      = "binary-cache"
-  paths       = ["` + c.Root + `"]
-  systems     = ["x86_64-linux"]
-  compression = "zstd"
-  sign_key    = "` + sec + `"
-  output      = "` + output + `"
-}
-`
-	}
-	spec := `store {
-  dir = "` + c.StoreDir + `"
-  db  = "` + c.DBPath + `"
-}
-` + export("folder", "cache") + export("bucket", srv.CacheURL("locked", "nix"))
+	spec := publishSpec(c, sec, srv.CacheURL("locked", "nix"))
 	if err := os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +189,29 @@ func TestS3LockAndVerify(t *testing.T) {
 			t.Errorf("%s: the lock records %q for the bucket, %q for the folder", rel, bucket[rel], want)
 		}
 	}
+}
+
+// publishSpec is a spec with two zstd binary-cache exports of c's
+// closure signed with the key sec: "folder" into the folder cache,
+// "bucket" to bucketURL.
+func publishSpec(c *nixtest.Closure, sec, bucketURL string) string {
+	return `store {
+  dir = "` + c.StoreDir + `"
+  db  = "` + c.DBPath + `"
+}
+` + cacheExport(c, sec, "folder", "cache") + cacheExport(c, sec, "bucket", bucketURL)
+}
+
+// cacheExport is a zstd binary-cache export of c's closure named name,
+// signed with the key sec, to output.
+func cacheExport(c *nixtest.Closure, sec, name, output string) string {
+	return `export "` + name + `" {
+  format      = "binary-cache"
+  paths       = ["` + c.Root + `"]
+  systems     = ["x86_64-linux"]
+  compression = "zstd"
+  sign_key    = "` + sec + `"
+  output      = "` + output + `"
+}
+`
 }

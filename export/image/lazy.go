@@ -222,6 +222,27 @@ func (z *zstdFrame) output(w io.Writer)          { z.out.w = w }
 func (z *zstdFrame) Write(p []byte) (int, error) { return z.enc.Write(p) }
 func (z *zstdFrame) end(bool) error              { return z.enc.Close() }
 
+// newChunkedEntry is the TOC entry of the tar entry hdr, but for where
+// its contents are in the blob (Offset, EndOffset, the digests).
+func newChunkedEntry(hdr *tar.Header) (*chunkedEntry, error) {
+	typ, ok := chunkedTypes[hdr.Typeflag]
+	if !ok {
+		return nil, fmt.Errorf("%s: tar entry type %q has no zstd:chunked type", hdr.Name, hdr.Typeflag)
+	}
+	mtime := hdr.ModTime.UTC()
+	e := &chunkedEntry{Type: typ, Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
+		UID: hdr.Uid, GID: hdr.Gid, ModTime: &mtime, Devmajor: hdr.Devmajor, Devminor: hdr.Devminor}
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if e.Xattrs == nil {
+				e.Xattrs = map[string]string{}
+			}
+			e.Xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
+		}
+	}
+	return e, nil
+}
+
 // chunkedFile is the TOC entry of a regular file, whose contents are a
 // frame of their own.
 type chunkedFile chunkedEntry
@@ -326,20 +347,9 @@ func chunkedFrames(f *framer, r io.Reader, entries *[]*chunkedEntry) error {
 		if err != nil {
 			return fmt.Errorf("reading the tar: %w", err)
 		}
-		typ, ok := chunkedTypes[hdr.Typeflag]
-		if !ok {
-			return fmt.Errorf("%s: tar entry type %q has no zstd:chunked type", hdr.Name, hdr.Typeflag)
-		}
-		mtime := hdr.ModTime.UTC()
-		e := &chunkedEntry{Type: typ, Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
-			UID: hdr.Uid, GID: hdr.Gid, ModTime: &mtime, Devmajor: hdr.Devmajor, Devminor: hdr.Devminor}
-		for k, v := range hdr.PAXRecords {
-			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if e.Xattrs == nil {
-					e.Xattrs = map[string]string{}
-				}
-				e.Xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
-			}
+		e, err := newChunkedEntry(hdr)
+		if err != nil {
+			return err
 		}
 		*entries = append(*entries, e)
 		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {

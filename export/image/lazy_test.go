@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"maps"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -202,16 +200,9 @@ func chunkedSerial(t *testing.T, tarball []byte) ([]byte, map[string]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mtime := hdr.ModTime.UTC()
-		e := &chunkedEntry{Type: chunkedTypes[hdr.Typeflag], Name: hdr.Name, Linkname: hdr.Linkname, Mode: hdr.Mode, Size: hdr.Size,
-			UID: hdr.Uid, GID: hdr.Gid, ModTime: &mtime, Devmajor: hdr.Devmajor, Devminor: hdr.Devminor}
-		for k, v := range hdr.PAXRecords {
-			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if e.Xattrs == nil {
-					e.Xattrs = map[string]string{}
-				}
-				e.Xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
-			}
+		e, err := newChunkedEntry(hdr)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
 			e.Offset = restart()
@@ -264,14 +255,7 @@ func chunkedSerial(t *testing.T, tarball []byte) ([]byte, map[string]string) {
 // for a tar of every kind of entry (files of one frame and of several
 // jobs, runs of headers longer than a job) and the layers of an image.
 func TestChunkedAsSerial(t *testing.T) {
-	tars := map[string][]byte{"every kind": estargzTestTar(t)}
-	for _, l := range Layers(helloExport(t, &spec.Export{Image: spec.Image{MaxLayers: 3}})) {
-		var buf bytes.Buffer
-		if _, _, err := l.WriteTar(&buf, nil); err != nil {
-			t.Fatal(err)
-		}
-		tars["layer "+l.Plan.ID] = buf.Bytes()
-	}
+	tars := lazyTestTars(t)
 	for name, tarball := range tars {
 		t.Run(name, func(t *testing.T) {
 			want, wantAnn := chunkedSerial(t, tarball)

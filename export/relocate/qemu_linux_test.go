@@ -136,3 +136,21 @@ func TestWrappersUnderQEMU(t *testing.T) {
 		})
 	}
 }
+
+// TestWrapperWithoutEntry builds the wrapper without its entry point
+// (no -E): run, it says how it must be built instead of running anything.
+func TestWrapperWithoutEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the wrapper")
+	}
+	out := filepath.Join(t.TempDir(), "wrapper")
+	build := exec.Command("go", "build", "-o", out, WrapperPackage)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", build.Args, err, b)
+	}
+	o, stderr, ws := run(t, exec.Command(out))
+	if ws.ExitStatus() != 127 || o != "" || !strings.Contains(stderr, "built without its entry point (go build -ldflags=-E=main.entry)") {
+		t.Errorf("status %d, output %q, stderr %q; want 127 and the build flag named", ws.ExitStatus(), o, stderr)
+	}
+}

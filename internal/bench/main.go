@@ -146,20 +146,7 @@ export "bench" {
 	}
 
 	// gzip layers next to tar | gzip -6 of the same files.
-	check(os.WriteFile(filepath.Join(spec, "storepack.hcl"), []byte(`store {
-  dir = "/nix/store"
-}
-
-export "bench" {
-  format      = "oci"
-  compression = "gzip"
-  max_layers  = 1
-  paths       = ["`+item+`"]
-  systems     = ["x86_64-linux"]
-  output      = "bench"
-}
-`), 0o644))
-	row("oci gzip export of the closure (--no-cache)", "< 1.0", []string{bin, "export", "--no-cache", "-C", spec, "--out", exportOut},
+	row("oci gzip export of the closure (--no-cache)", "< 1.0", []string{bin, "export", "--no-cache", "-C", ociSpec(tmp, item, "oci-gzip", "gzip"), "--out", exportOut},
 		[]string{"sh", "-c", "tar -c -C / " + strings.TrimPrefix(item, "/") + " | gzip -6"})
 
 	lazyRows(row, tmp, item)
@@ -220,17 +207,13 @@ export "bench" {
 	}
 }
 
-// lazyRows prints the rows of the layers for lazy pulls: the whole OCI
-// layout export of item, one layer, as zstd:chunked and eStargz next to
-// the plain zstd and gzip layers they extend (issue 24: at most 1.3 times
-// as long), with their peak RSS.
-func lazyRows(row func(name, target string, ours, theirs []string), tmp, item string) {
-	bin := filepath.Join(tmp, "storepack")
-	exportOut := filepath.Join(tmp, "export")
-	ociSpec := func(name, compression string) string {
-		dir := filepath.Join(tmp, name)
-		check(os.MkdirAll(dir, 0o755))
-		check(os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(`store {
+// ociSpec writes, in the folder name below tmp, a spec exporting item as
+// an OCI layout of one layer compressed as compression, and returns the
+// folder.
+func ociSpec(tmp, item, name, compression string) string {
+	dir := filepath.Join(tmp, name)
+	check(os.MkdirAll(dir, 0o755))
+	check(os.WriteFile(filepath.Join(dir, "storepack.hcl"), []byte(`store {
   dir = "/nix/store"
 }
 
@@ -243,12 +226,20 @@ export "bench" {
   output      = "bench"
 }
 `), 0o644))
-		return dir
-	}
+	return dir
+}
+
+// lazyRows prints the rows of the layers for lazy pulls: the whole OCI
+// layout export of item, one layer, as zstd:chunked and eStargz next to
+// the plain zstd and gzip layers they extend (issue 24: at most 1.3 times
+// as long), with their peak RSS.
+func lazyRows(row func(name, target string, ours, theirs []string), tmp, item string) {
+	bin := filepath.Join(tmp, "storepack")
+	exportOut := filepath.Join(tmp, "export")
 	for _, c := range [][2]string{{"zstd:chunked", "zstd"}, {"estargz", "gzip"}} {
 		row("oci "+c[0]+" export (--no-cache), against "+c[1], "<= 1.3",
-			[]string{bin, "export", "--no-cache", "-C", ociSpec("spec-"+strings.ReplaceAll(c[0], ":", "-"), c[0]), "--out", exportOut},
-			[]string{bin, "export", "--no-cache", "-C", ociSpec("spec-"+c[1], c[1]), "--out", exportOut})
+			[]string{bin, "export", "--no-cache", "-C", ociSpec(tmp, item, "spec-"+strings.ReplaceAll(c[0], ":", "-"), c[0]), "--out", exportOut},
+			[]string{bin, "export", "--no-cache", "-C", ociSpec(tmp, item, "spec-"+c[1], c[1]), "--out", exportOut})
 	}
 }
 
