@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,36 +38,29 @@ func lazyExport(t *testing.T, tag string, c format.Compression, maxLayers int) *
 	return &plan.Export{Name: e.Name, Format: e.Format, Systems: []plan.System{*f.System(t, "x86_64-linux", e, "hello-script")}}
 }
 
-// privatePodman is podman with a storage of its own under a temporary
-// folder (CONTAINERS_STORAGE_CONF, --root, --runroot), partial pulls on:
-// the storage other tests use is left alone.
+// privatePodman is podman with a storage and state of its own under a
+// temporary folder (oracle.PrivatePodman), partial pulls on: the storage
+// other tests use is left alone.
 func privatePodman(t *testing.T) func(args ...string) []byte {
 	t.Helper()
-	podman := oracle.Require(t, "podman")
 	oracle.Require(t, "runc")
-	dir := t.TempDir()
-	// podman takes no runroot longer than 50 characters.
-	runroot, err := os.MkdirTemp("", "sp-run")
+	p, err := oracle.NewPrivatePodman(oracle.Require(t, "podman"), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(runroot) })
-	root := filepath.Join(dir, "root")
-	conf := filepath.Join(dir, "storage.conf")
-	text := oracle.PodmanStorageConf(root, runroot, true)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("CONTAINERS_STORAGE_CONF", conf)
-	pm := func(args ...string) []byte {
+	// Unmounts the layers before the temporary folder goes.
+	t.Cleanup(func() { p.Close() })
+	return func(args ...string) []byte {
 		t.Helper()
-		return run(t, podman, append([]string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay"}, args...)...)
+		cmd := p.Command(args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s%s", strings.Join(cmd.Args, " "), err, out, stderr.Bytes())
+		}
+		return out
 	}
-	t.Cleanup(func() {
-		// Unmounts the layers before the temporary folder goes.
-		exec.Command(podman, "--root", root, "--runroot", runroot, "--storage-driver", "overlay", "system", "reset", "--force").Run()
-	})
-	return pm
 }
 
 // TestLazyPodmanPull pushes images with zstd:chunked and eStargz layers

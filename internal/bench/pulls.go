@@ -125,24 +125,16 @@ func pullRows(bin, tmp string, items, files, size int, changedOf func(v1, v2 nix
 	m := startMeter(reg)
 
 	// podman with a storage of its own, partial pulls on.
-	dir := filepath.Join(tmp, "podman")
-	runroot, err := os.MkdirTemp("", "sp-run") // podman takes no runroot longer than 50 characters
+	pp, err := oracle.NewPrivatePodman(podman, filepath.Join(tmp, "podman"))
 	check(err)
-	defer os.RemoveAll(runroot)
-	conf := filepath.Join(dir, "storage.conf")
-	check(os.MkdirAll(dir, 0o755))
+	defer pp.Close()
 	// partial turns partial pulls on or off: the first release's pull,
 	// which has nothing to reuse, goes without (podman 4.3's partial
 	// pull of a 2 GB image can panic in containers/image's reading of
 	// multipart range responses).
-	partial := func(on bool) {
-		check(os.WriteFile(conf, []byte(oracle.PodmanStorageConf(filepath.Join(dir, "root"), runroot, on)), 0o644))
-	}
-	partial(true)
+	partial := func(on bool) { check(pp.SetPartial(on)) }
 	pmErr := func(args ...string) error {
-		cmd := exec.Command(podman, append([]string{"--root", filepath.Join(dir, "root"), "--runroot", runroot, "--storage-driver", "overlay"}, args...)...)
-		cmd.Env = append(os.Environ(), "CONTAINERS_STORAGE_CONF="+conf)
-		if b, err := cmd.CombinedOutput(); err != nil {
+		if b, err := pp.Command(args...).CombinedOutput(); err != nil {
 			msg := string(b)
 			if i := strings.Index(msg, "panic:"); i >= 0 {
 				msg, _, _ = strings.Cut(msg[i:], "\n")
@@ -154,7 +146,6 @@ func pullRows(bin, tmp string, items, files, size int, changedOf func(v1, v2 nix
 		return nil
 	}
 	pm := func(args ...string) { check(pmErr(args...)) }
-	defer pm("system", "reset", "--force")
 
 	push := func(r nixtest.Release, repo, tag, extra string) {
 		s, err := nixtest.BuildScaleRelease(items, files, size, "storepack-scale", r)
