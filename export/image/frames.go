@@ -188,7 +188,7 @@ type frameEncoder interface {
 // frameCodec makes the encoders of one kind of frame and keeps those
 // between jobs.
 //
-// A zstd encoder holds its window's history (8 MiB) once it has
+// A zstd encoder holds its window's history (2 MiB) once it has
 // compressed a frame longer than a block, and keeps it: frames of known
 // length from largeFrom on (a file's contents) are compressed one at a
 // time, over every layer, by an encoder kept for them (idleLarge), and
@@ -620,7 +620,7 @@ func (f *framer) write() {
 }
 
 // letGoLarge lets the garbage collector have the encoder kept for large
-// frames, if none is using it: its history (8 MiB) is kept while a layer
+// frames, if none is using it: its history (2 MiB) is kept while a layer
 // is written, not from one layer to the next.
 func (c *frameCodec) letGoLarge() {
 	select {

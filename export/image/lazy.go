@@ -276,7 +276,7 @@ func encodeChunked(w io.Writer, r io.Reader) (map[string]string, error) {
 	var ztoc bytes.Buffer
 	tocLen, err := zstdFrames().compress(&ztoc, least >= zstdFrames().largeFrom, func(w io.Writer) error { return writeChunkedTOC(w, entries) })
 	// Kept from one layer to the next, the large frames' encoder held
-	// 8 MiB more through an export of many layers, whose TOCs are its
+	// its history more through an export of many layers, whose TOCs are its
 	// only large frames: the collector ran without end.
 	zstdFrames().letGoLarge()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/format"
+	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/layercache"
 	"github.com/storepack/storepack/spec"
 )
@@ -178,7 +179,7 @@ func chunkedSerial(t *testing.T, tarball []byte) ([]byte, map[string]string) {
 	t.Helper()
 	var blob bytes.Buffer
 	enc, err := zstd.NewWriter(&blob, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(8<<20), zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+		zstd.WithWindowSize(compress.ZstdWindow), zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
 	if err != nil {
 		t.Fatal(err)
 	}

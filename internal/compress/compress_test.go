@@ -104,7 +104,7 @@ func TestSettingsDiffer(t *testing.T) {
 }
 
 // TestZstdSized: with the input's size given, the frame header records it
-// and a window fitted to it (8 MiB at most), the compressed blocks are
+// and a window fitted to it (ZstdWindow at most), the compressed blocks are
 // those of the unsized stream, and another number of bytes is an error
 // of Close.
 func TestZstdSized(t *testing.T) {
@@ -121,13 +121,16 @@ func TestZstdSized(t *testing.T) {
 		if (n > 255 && (!h.HasFCS || h.FrameContentSize != uint64(n))) || (!h.SingleSegment && h.WindowSize != want) {
 			t.Errorf("%d bytes: content size %v %d, window %d; want %d and %d", n, h.HasFCS, h.FrameContentSize, h.WindowSize, n, want)
 		}
-		if want < uint64(n) && n <= 8<<20 || want > 8<<20 || (n > zstd.MinWindowSize && want >= 2*uint64(n)) {
+		if want < uint64(n) && n <= ZstdWindow || want > ZstdWindow || (n > zstd.MinWindowSize && want >= 2*uint64(n)) {
 			t.Errorf("%d bytes: window %d", n, want)
 		}
 		plain := compressed(t, data, format.Zstd, Options{}, 1<<16, 1)
 		var ph zstd.Header
 		if err := ph.Decode(plain); err != nil {
 			t.Fatal(err)
+		}
+		if n > ZstdWindow && ph.WindowSize != ZstdWindow {
+			t.Errorf("%d bytes of unknown size: window %d, want %d", n, ph.WindowSize, ZstdWindow)
 		}
 		if !bytes.Equal(sized[h.HeaderSize:], plain[ph.HeaderSize:]) {
 			t.Errorf("%d bytes: the sized frame's blocks differ from the unsized one's", n)

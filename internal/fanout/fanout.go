@@ -29,9 +29,13 @@ type Writer struct {
 	closed bool
 }
 
+// A Writer holds buffers x bufferSize bytes, 1.5 MiB. An OCI export
+// compresses GOMAXPROCS layers at once through two Writers each (the tar
+// into the compressor, the blob into its file): buffers of 1 MiB held 24
+// MiB of a 2 GB closure's export, for no gain in speed.
 const (
 	buffers    = 6
-	bufferSize = 1 << 20
+	bufferSize = 256 << 10
 )
 
 type fanBuf struct {
