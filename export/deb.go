@@ -2,7 +2,6 @@ package export
 
 import (
 	"archive/tar"
-	"bytes"
 	"cmp"
 	"crypto/md5"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
 	"github.com/storepack/storepack/internal/compress"
+	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/plan"
 )
 
@@ -72,8 +72,14 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 	if err != nil {
 		return File{}, fmt.Errorf("%s: data.tar: %w", final, err)
 	}
-	control, err := debControl(t, sums)
+	// control.tar follows the data in the same file: with a closure's
+	// md5sums (a line for each of its files) it can take as many MiB.
+	size, err := data.Seek(0, io.SeekEnd)
 	if err != nil {
+		return File{}, fmt.Errorf("%s: %w", final, err)
+	}
+	control := &countw.Writer{W: data}
+	if err := debControl(control, t, sums); err != nil {
 		return File{}, fmt.Errorf("%s: control.tar: %w", final, err)
 	}
 	return writeAtomic(outDir, rel, func(w io.Writer) error {
@@ -82,11 +88,7 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 		if err := writeArMember(w, "!<arch>\n", "debian-binary", mtime, int64(len("2.0\n")), strings.NewReader("2.0\n")); err != nil {
 			return err
 		}
-		if err := writeArMember(w, "", "control.tar"+ext, mtime, int64(len(control)), bytes.NewReader(control)); err != nil {
-			return err
-		}
-		size, err := data.Seek(0, io.SeekEnd)
-		if err != nil {
+		if err := writeArMember(w, "", "control.tar"+ext, mtime, control.N, io.NewSectionReader(data, size, control.N)); err != nil {
 			return err
 		}
 		return writeArMember(w, "", "data.tar"+ext, mtime, size, io.NewSectionReader(data, 0, size))
@@ -96,8 +98,46 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 // debSums is what control.tar says of the data: each regular file's md5
 // (path without "./"), in tar order, and the installed size in KiB.
 type debSums struct {
-	md5sums   []string
+	md5sums   blocks
 	installed int64
+}
+
+// blocks is text kept in blocks of blockSize bytes: a closure's md5sums
+// grow by a block at a time, never copied to a larger buffer.
+type blocks struct {
+	b [][]byte
+	n int64
+}
+
+const blockSize = 64 << 10
+
+// add appends s.
+func (l *blocks) add(s ...string) {
+	for _, p := range s {
+		for len(p) > 0 {
+			if len(l.b) == 0 || len(l.b[len(l.b)-1]) == blockSize {
+				l.b = append(l.b, make([]byte, 0, blockSize))
+			}
+			last := &l.b[len(l.b)-1]
+			k := copy((*last)[len(*last):blockSize], p)
+			*last = (*last)[:len(*last)+k]
+			p = p[k:]
+			l.n += int64(k)
+		}
+	}
+}
+
+// WriteTo writes the text to w.
+func (l *blocks) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, b := range l.b {
+		k, err := w.Write(b)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // writeDebData writes t's data.tar, compressed, to w and returns its
@@ -139,6 +179,8 @@ func readDebSums(r io.Reader) (*debSums, error) {
 	s := &debSums{}
 	tr := tar.NewReader(r)
 	h := md5.New()
+	var sum [md5.Size]byte
+	var hexSum [2 * md5.Size]byte
 	buf := make([]byte, 64<<10) // one for every file: io.Copy would make one each
 	for {
 		hdr, err := tr.Next()
@@ -162,7 +204,8 @@ func readDebSums(r io.Reader) (*debSums, error) {
 		if strings.ContainsAny(name, "\n") {
 			return nil, fmt.Errorf("%q: a file name with a newline cannot be listed in md5sums", name)
 		}
-		s.md5sums = append(s.md5sums, hex.EncodeToString(h.Sum(nil))+"  "+name+"\n")
+		hex.Encode(hexSum[:], h.Sum(sum[:0]))
+		s.md5sums.add(string(hexSum[:]), "  ", name, "\n")
 	}
 	// What follows the tar's end (nothing, as tree writes it) is read so
 	// that the writer never blocks.
@@ -170,59 +213,61 @@ func readDebSums(r io.Reader) (*debSums, error) {
 	return s, err
 }
 
-// debControl is control.tar, compressed as t says: "./", "./control",
-// "./md5sums" and the package's maintainer scripts ("./preinst" and the
-// others, executable), in name order, owned by root, at t's time.
-func debControl(t *plan.TreeOutput, sums *debSums) ([]byte, error) {
-	var buf bytes.Buffer
-	cw, err := compress.NewWriter(&buf, t.Compression, compress.Options{})
+// debControl writes control.tar to w, compressed as t says: "./",
+// "./control", "./md5sums" and the package's maintainer scripts
+// ("./preinst" and the others, executable), in name order, owned by root,
+// at t's time.
+func debControl(w io.Writer, t *plan.TreeOutput, sums *debSums) error {
+	cw, err := compress.NewWriter(w, t.Compression, compress.Options{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tw := tar.NewWriter(cw)
 	mtime := time.Unix(t.MTime(), 0)
-	add := func(name string, mode int64, content string) error {
-		hdr := &tar.Header{Name: name, Mode: mode, ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatGNU, Size: int64(len(content)), Typeflag: tar.TypeReg}
+	// content is a string or the md5sums' blocks.
+	add := func(name string, mode int64, content io.WriterTo, size int64) error {
+		hdr := &tar.Header{Name: name, Mode: mode, ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatGNU, Size: size, Typeflag: tar.TypeReg}
 		if strings.HasSuffix(name, "/") {
-			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+			hdr.Typeflag = tar.TypeDir
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		_, err := io.WriteString(tw, content)
+		_, err := content.WriteTo(tw)
 		return err
 	}
 	control, err := debControlFile(t.Package, sums.installed)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	type member struct {
 		name    string
 		mode    int64
-		content string
+		content io.WriterTo
+		size    int64
+	}
+	text := func(name string, mode int64, s string) member {
+		return member{name, mode, strings.NewReader(s), int64(len(s))}
 	}
 	members := []member{
-		{"./", 0o755, ""},
-		{"./control", 0o644, control},
-		{"./md5sums", 0o644, strings.Join(sums.md5sums, "")},
+		text("./", 0o755, ""),
+		text("./control", 0o644, control),
+		{"./md5sums", 0o644, &sums.md5sums, sums.md5sums.n},
 	}
 	for _, s := range t.Package.Scripts.List() {
-		members = append(members, member{"./" + s.Name, 0o755, s.Text})
+		members = append(members, text("./"+s.Name, 0o755, s.Text))
 	}
 	// In name order, as dpkg-deb sorts them.
 	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.name, b.name) })
 	for _, f := range members {
-		if err := add(f.name, f.mode, f.content); err != nil {
-			return nil, err
+		if err := add(f.name, f.mode, f.content, f.size); err != nil {
+			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := cw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return cw.Close()
 }
 
 // debControlFile is the control file of the package p: Package, Version,
