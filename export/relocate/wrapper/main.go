@@ -35,9 +35,9 @@
 // 0, Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor
 // restriction, or the errno of unshare or mount.
 //
-// The Go runtime's defaults that cost start-up time for nothing here are
-// off (the go:debug lines above): reading the cgroup's CPU limit for
-// GOMAXPROCS and updating it.
+// The Go runtime's defaults that cost time for nothing here are off (the
+// go:debug lines above): GOMAXPROCS from the cgroup's CPU limit (go1.26
+// still reads the limit once at start) and its updates.
 package main
 
 import (
