@@ -3,12 +3,15 @@ package binarycache
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -68,7 +71,10 @@ func requireNix(t *testing.T) {
 	}
 }
 
-var localBuild struct {
+// builds holds the attributes of testdata/closure.nix built so far.
+var builds sync.Map // attribute -> *built
+
+type built struct {
 	once sync.Once
 	root string
 	err  error
@@ -77,24 +83,30 @@ var localBuild struct {
 // buildLocal builds testdata/closure.nix in the Nix layout and returns the
 // store path of its root. It is this package's own closure: tests may
 // delete it from the store.
-func buildLocal(t *testing.T) string {
+func buildLocal(t *testing.T) string { return buildAttr(t, "root") }
+
+// buildAttr builds the attribute attr of testdata/closure.nix in the Nix
+// layout, once, and returns its store path.
+func buildAttr(t *testing.T, attr string) string {
 	t.Helper()
 	requireNix(t)
-	localBuild.once.Do(func() {
+	v, _ := builds.LoadOrStore(attr, &built{})
+	b := v.(*built)
+	b.once.Do(func() {
 		file, err := filepath.Abs("testdata/closure.nix")
 		if err != nil {
-			localBuild.err = err
+			b.err = err
 			return
 		}
 		env := nixtest.NixLayout.Env()
-		args := []string{"--option", "sandbox", "false", "--no-out-link", file, "-A", "root"}
+		args := []string{"--option", "sandbox", "false", "--no-out-link", file, "-A", attr}
 		out, err := runNix(env, nil, "nix-build", args...)
-		localBuild.root, localBuild.err = strings.TrimSpace(out), err
+		b.root, b.err = strings.TrimSpace(out), err
 	})
-	if localBuild.err != nil {
-		t.Fatalf("building testdata/closure.nix: %v", localBuild.err)
+	if b.err != nil {
+		t.Fatalf("building %s of testdata/closure.nix: %v", attr, b.err)
 	}
-	return localBuild.root
+	return b.root
 }
 
 // storeItems reads the closure of root from the layout's store database,
@@ -433,4 +445,68 @@ func TestNixSubstitutesFromS3(t *testing.T) {
 		}
 	}
 	mustNix(t, env, "nix-store", "--verify-path", root)
+}
+
+// TestNixSubstitutesAfterS3Fault: the server killed while a publish
+// uploads a multipart NAR (12 MiB of random bytes), restarted, and the
+// same publish run again: no multipart upload is left, the bucket passes
+// VerifyCache, and Nix substitutes the closure from it through its plain
+// http URL, checking its signatures.
+func TestNixSubstitutesAfterS3Fault(t *testing.T) {
+	saved := S3MaxBackoff
+	S3MaxBackoff = 50 * time.Millisecond // the retries run out quickly
+	t.Cleanup(func() { S3MaxBackoff = saved })
+	root := buildAttr(t, "big")
+	env := nixEnv(t, nixtest.NixLayout)
+	items := storeItems(t, nixtest.NixLayout, root)
+	_, sk, pk := nixKey(t, env, "s3-fault-1")
+	srv := s3test.Start(t)
+	srv.CreateBucket("faultcache")
+	var parts atomic.Int32
+	addr := faultProxy(t, srv, func(r *http.Request) int {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") && parts.Add(1) == 2 {
+			srv.Stop()
+			panic(http.ErrAbortHandler) // the connection drops
+		}
+		return 0
+	})
+	c := newS3(t, cacheURLAt(srv, "faultcache", addr), 0)
+	opts := Options{StoreDir: "/nix/store", Compression: CompressionZstd, Key: &sk}
+	ctx := context.Background()
+	if _, err := WriteCache(ctx, c, items, opts); err == nil || !strings.Contains(err.Error(), root) {
+		t.Fatalf("publish with the server killed: %v; want an error naming %s", err, root)
+	}
+	srv.Restart()
+	if up := srv.Uploads("faultcache"); len(up) == 0 {
+		t.Fatal("the killed run left no multipart upload: it was not killed mid-upload")
+	}
+	if _, err := WriteCache(ctx, c, items, opts); err != nil {
+		t.Fatalf("the publish does not complete once the server is back: %v", err)
+	}
+	if up := srv.Uploads("faultcache"); len(up) != 0 {
+		t.Errorf("multipart uploads left: %q", up)
+	}
+	if n, err := VerifyCache(ctx, c, pk); err != nil || n != len(items) {
+		t.Errorf("VerifyCache: %d narinfos, %v; want %d", n, err, len(items))
+	}
+
+	paths := make([]string, len(items))
+	want := map[string]string{}
+	for i, it := range items {
+		paths[i] = string(it.Path)
+		want[paths[i]] = mustNix(t, env, "nix-store", "-q", "--hash", paths[i])
+	}
+	mustNix(t, env, "nix-store", append([]string{"--delete"}, paths...)...)
+	if _, err := runNix(env, nil, "nix-store", "-r", root,
+		"--option", "substituters", srv.URL+"/faultcache",
+		"--option", "trusted-public-keys", pk.String(),
+		"--option", "require-sigs", "true",
+		"--option", "narinfo-cache-negative-ttl", "0"); err != nil {
+		t.Fatalf("Nix does not substitute from the bucket: %v", err)
+	}
+	for _, p := range paths {
+		if got := mustNix(t, env, "nix-store", "-q", "--hash", p); got != want[p] {
+			t.Errorf("%s substituted with NAR hash %s, want %s", p, got, want[p])
+		}
+	}
 }

@@ -7,6 +7,9 @@
 #   root -> mid -> leaf   (mid refers to leaf in a file and a symlink)
 #        -> leaf
 #        -> root          (a self-reference)
+#
+# big (-A big), apart from it: 12 MiB of random bytes, a NAR that goes up
+# to S3 in a multipart upload, and a reference to big-leaf.
 { tag ? "storepack-binarycache" }:
 let
   mk = name: script: builtins.derivation {
@@ -36,5 +39,15 @@ in rec {
       printf 'line %d of compressible text\n' $i
       i=$((i + 1))
     done > $out/share/text
+  '';
+
+  bigLeaf = mk "${tag}-big-leaf" ''
+    printf 'big leaf\n' > $out
+  '';
+
+  big = mk "${tag}-big" ''
+    mkdir -p $out
+    head -c 12582912 /dev/urandom > $out/random
+    ln -s ${bigLeaf} $out/leaf
   '';
 }
