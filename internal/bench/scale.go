@@ -84,22 +84,43 @@ func scale(bin, tmp string) {
 	fmt.Fprintf(tw, "the disk's floor: as many bytes written and synced	%.3fs (dd conv=fsync)				\n", dd.wall.Seconds())
 	row("hash of every item", "<= 0.6", append([]string{bin, "hash"}, closure...), append([]string{"nix-hash", "--type", "sha256"}, closure...))
 
-	// Peak memory of each format.
-	// Each OCI layer compression (the lazy encodings buffer the most).
-	ociRow := func(c string) struct{ format, extra string } {
-		return struct{ format, extra string }{"oci", fmt.Sprintf("  compression = %q\n", c)}
+	// Peak memory of each format: each OCI layer compression (the lazy
+	// encodings buffer the most), and the packs: a profile of the closure
+	// and a program (busybox's true, busybox standing in for the
+	// AppImage's runtime too), relocatable.
+	type memRow struct {
+		format, extra string
+		pack          bool
 	}
-	for _, f := range []struct{ format, extra string }{
-		{"nar", ""}, {"binary-cache", "  compression = \"zstd\"\n"},
+	ociRow := func(c string) memRow { return memRow{"oci", fmt.Sprintf("  compression = %q\n", c), false} }
+	rows := []memRow{
+		{"nar", "", false}, {"binary-cache", "  compression = \"zstd\"\n", false},
 		ociRow("gzip"), ociRow("zstd"), ociRow("zstd:chunked"), ociRow("estargz"),
-		{"tarball", "  compression = \"none\"\n"},
-		{"squashfs", ""}, {"deb", "  compression = \"none\"\n  package {\n    version    = \"1.0\"\n    maintainer = \"Bench <bench@example.org>\"\n  }\n"},
-		{"rpm", "  package {\n    version = \"1.0\"\n  }\n"},
-	} {
-		writeSpec(exportSpec(f.format, f.extra))
+		{"tarball", "  compression = \"none\"\n", false},
+		{"squashfs", "", false}, {"deb", "  compression = \"none\"\n  package {\n    version    = \"1.0\"\n    maintainer = \"Bench <bench@example.org>\"\n  }\n", false},
+		{"rpm", "  package {\n    version = \"1.0\"\n  }\n", false},
+	}
+	if busybox, err := os.ReadFile("/bin/busybox"); err == nil {
+		check(os.MkdirAll(filepath.Join(spec, "tools", "bin"), 0o755))
+		check(os.WriteFile(filepath.Join(spec, "tools", "bin", "true"), busybox, 0o755))
+		rows = append(rows, memRow{"tarball", "  compression = \"none\"\n", true},
+			memRow{"appimage", "  entrypoint  = [\"bin/true\"]\n  appimage {\n    runtime = \"/bin/busybox\"\n  }\n", true})
+	} else {
+		fmt.Fprintf(tw, "relocatable packs\t(not run: %v; install busybox-static)\n", err)
+	}
+	for _, f := range rows {
 		name := f.format
-		if f.format == "oci" {
+		switch {
+		case f.pack:
+			name += " (profile, relocatable)"
+			writeSpec(fmt.Sprintf("source \"tools\" {\n  path = \"tools\"\n  name = \"tools-1\"\n}\n\n"+
+				"export \"scale\" {\n  format      = %q\n  paths       = [source.tools.store_path, %q]\n  systems     = [\"x86_64-linux\"]\n"+
+				"  profile     = true\n  relocatable = true\n%s}\n", f.format, s.Root, f.extra))
+		case f.format == "oci":
 			name += " " + strings.TrimSpace(f.extra)
+			writeSpec(exportSpec(f.format, f.extra))
+		default:
+			writeSpec(exportSpec(f.format, f.extra))
 		}
 		fresh()
 		cmd := exec.Command(bin, "export", "--no-cache", "-C", spec, "--out", out)
