@@ -65,6 +65,10 @@ func narExt(compression string) string {
 	return ".nar" + compress.Ext(format.Compression(compression))
 }
 
+// NarInfoFile is the name of p's narinfo in a cache: the hash part of
+// its store path, then ".narinfo".
+func NarInfoFile(p store.Path) string { return p.HashPart() + ".narinfo" }
+
 // NarInfo is the content of a .narinfo file.
 type NarInfo struct {
 	// StorePath is the item's full store path.

@@ -73,7 +73,7 @@ func verifyEntry(ctx context.Context, c Reader, name string, storeDir store.Dir,
 	if ni.StorePath.Dir() != storeDir {
 		return fmt.Errorf("%s is not in the cache's store folder %s", ni.StorePath, storeDir)
 	}
-	if want := ni.StorePath.HashPart() + ".narinfo"; name != want {
+	if want := NarInfoFile(ni.StorePath); name != want {
 		return fmt.Errorf("it is about %s, whose narinfo is %s", ni.StorePath, want)
 	}
 	if err := checkSigs(ni, pub); err != nil {

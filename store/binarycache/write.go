@@ -151,7 +151,7 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 	if l, ok := c.(absentLister); ok {
 		names := make([]string, len(unique))
 		for i, it := range unique {
-			names[i] = it.Path.HashPart() + ".narinfo"
+			names[i] = NarInfoFile(it.Path)
 		}
 		absent = l.Absent(ctx, names)
 	}
@@ -182,7 +182,7 @@ func WriteCache(ctx context.Context, c Cache, items []Item, opts Options) (*Resu
 			for i := range next {
 				w := min(compress.EncoderMemory(format.Compression(opts.Compression), compress.Options{Size: unique[i].NarSize}), encoderBudget)
 				budget.Acquire(context.Background(), w)
-				pi, err := prepareItem(ctx, c, &unique[i], opts.Compression, opts.Counter, absent[unique[i].Path.HashPart()+".narinfo"])
+				pi, err := prepareItem(ctx, c, &unique[i], opts.Compression, opts.Counter, absent[NarInfoFile(unique[i].Path)])
 				budget.Release(w)
 				if err != nil {
 					errs[i] = err
@@ -344,7 +344,7 @@ func checkClosed(ctx context.Context, c Cache, items []Item) error {
 			if have[r] {
 				continue
 			}
-			if _, err := c.Size(ctx, r.HashPart()+".narinfo"); errors.Is(err, fs.ErrNotExist) {
+			if _, err := c.Size(ctx, NarInfoFile(r)); errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s refers to %s, which is neither among the items written nor in the cache", it.Path, r)
 			} else if err != nil {
 				return err
@@ -425,7 +425,7 @@ func prepareItem(ctx context.Context, c Cache, it *Item, compression string, cnt
 // publishItem writes the narinfo of a prepared item. It returns the
 // item's entry and the files written (relative, slashes).
 func publishItem(ctx context.Context, c Cache, it *Item, pi *pendingItem, opts *Options) (Entry, []string, error) {
-	rel := it.Path.HashPart() + ".narinfo"
+	rel := NarInfoFile(it.Path)
 	e := Entry{File: rel}
 	if pi.existing != nil {
 		e.NarInfo, e.Text = pi.existing, pi.text
@@ -467,7 +467,7 @@ func publishItem(ctx context.Context, c Cache, it *Item, pi *pendingItem, opts *
 // parse, be about p, and its NAR file must exist with its FileSize. It
 // returns nil when there is none.
 func readExisting(ctx context.Context, c Cache, p store.Path) (*NarInfo, []byte, error) {
-	rel := p.HashPart() + ".narinfo"
+	rel := NarInfoFile(p)
 	b, err := readSmall(ctx, c, rel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", p, err)

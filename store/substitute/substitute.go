@@ -190,7 +190,7 @@ func (s *Substituter) InfoAll(ctx context.Context, ps []store.Path) (map[store.P
 
 // narinfo reads and checks p's narinfo in src.
 func (s *Substituter) narinfo(ctx context.Context, src Source, p store.Path) (*binarycache.NarInfo, error) {
-	b, err := readSmall(ctx, src, p.HashPart()+".narinfo", bounded.NarInfo)
+	b, err := readSmall(ctx, src, binarycache.NarInfoFile(p), bounded.NarInfo)
 	if notFound(err) {
 		return nil, err
 	}
