@@ -3,13 +3,11 @@ package binarycache
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,6 +418,15 @@ func TestNixSubstitutesFromS3(t *testing.T) {
 	if _, err := WriteCache(context.Background(), c, items, Options{StoreDir: "/nix/store", Compression: CompressionZstd, Key: &sk}); err != nil {
 		t.Fatal(err)
 	}
+	nixSubstitutes(t, env, root, items, srv.URL+"/nixcache/ci", pk)
+}
+
+// nixSubstitutes deletes items, the closure of root, from the Nix
+// layout's store, has Nix substitute root from the cache at url with
+// only pk trusted and signatures required, and checks every item is back
+// with its NAR hash.
+func nixSubstitutes(t *testing.T, env []string, root string, items []Item, url string, pk signing.PublicKey) {
+	t.Helper()
 	paths := make([]string, len(items))
 	want := map[string]string{}
 	for i, it := range items {
@@ -433,11 +440,11 @@ func TestNixSubstitutesFromS3(t *testing.T) {
 		}
 	}
 	if _, err := runNix(env, nil, "nix-store", "-r", root,
-		"--option", "substituters", srv.URL+"/nixcache/ci",
+		"--option", "substituters", url,
 		"--option", "trusted-public-keys", pk.String(),
 		"--option", "require-sigs", "true",
 		"--option", "narinfo-cache-negative-ttl", "0"); err != nil {
-		t.Fatalf("Nix does not substitute from the bucket: %v", err)
+		t.Fatalf("Nix does not substitute from %s: %v", url, err)
 	}
 	for _, p := range paths {
 		if got := mustNix(t, env, "nix-store", "-q", "--hash", p); got != want[p] {
@@ -462,15 +469,7 @@ func TestNixSubstitutesAfterS3Fault(t *testing.T) {
 	_, sk, pk := nixKey(t, env, "s3-fault-1")
 	srv := s3test.Start(t)
 	srv.CreateBucket("faultcache")
-	var parts atomic.Int32
-	addr := faultProxy(t, srv, func(r *http.Request) int {
-		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") && parts.Add(1) == 2 {
-			srv.Stop()
-			panic(http.ErrAbortHandler) // the connection drops
-		}
-		return 0
-	})
-	c := newS3(t, cacheURLAt(srv, "faultcache", addr), 0)
+	c := newS3(t, cacheURLAt(srv, "faultcache", killAtSecondPart(t, srv)), 0)
 	opts := Options{StoreDir: "/nix/store", Compression: CompressionZstd, Key: &sk}
 	ctx := context.Background()
 	if _, err := WriteCache(ctx, c, items, opts); err == nil || !strings.Contains(err.Error(), root) {
@@ -489,24 +488,5 @@ func TestNixSubstitutesAfterS3Fault(t *testing.T) {
 	if n, err := VerifyCache(ctx, c, pk); err != nil || n != len(items) {
 		t.Errorf("VerifyCache: %d narinfos, %v; want %d", n, err, len(items))
 	}
-
-	paths := make([]string, len(items))
-	want := map[string]string{}
-	for i, it := range items {
-		paths[i] = string(it.Path)
-		want[paths[i]] = mustNix(t, env, "nix-store", "-q", "--hash", paths[i])
-	}
-	mustNix(t, env, "nix-store", append([]string{"--delete"}, paths...)...)
-	if _, err := runNix(env, nil, "nix-store", "-r", root,
-		"--option", "substituters", srv.URL+"/faultcache",
-		"--option", "trusted-public-keys", pk.String(),
-		"--option", "require-sigs", "true",
-		"--option", "narinfo-cache-negative-ttl", "0"); err != nil {
-		t.Fatalf("Nix does not substitute from the bucket: %v", err)
-	}
-	for _, p := range paths {
-		if got := mustNix(t, env, "nix-store", "-q", "--hash", p); got != want[p] {
-			t.Errorf("%s substituted with NAR hash %s, want %s", p, got, want[p])
-		}
-	}
+	nixSubstitutes(t, env, root, items, srv.URL+"/faultcache", pk)
 }

@@ -206,6 +206,20 @@ func faultProxy(t *testing.T, srv *s3test.Server, hook func(*http.Request) int) 
 	return ts.Listener.Addr().String()
 }
 
+// killAtSecondPart is the address of a faultProxy to srv that kills the
+// server when the second part of a multipart upload comes, dropping the
+// connection: a publish killed in the middle of a large NAR.
+func killAtSecondPart(t *testing.T, srv *s3test.Server) string {
+	var parts atomic.Int32
+	return faultProxy(t, srv, func(r *http.Request) int {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") && parts.Add(1) == 2 {
+			srv.Stop()
+			panic(http.ErrAbortHandler) // the connection drops
+		}
+		return 0
+	})
+}
+
 // cacheURLAt is srv's cache URL for bucket, reached at addr.
 func cacheURLAt(srv *s3test.Server, bucket, addr string) string {
 	return strings.Replace(srv.CacheURL(bucket, ""), srv.Addr, addr, 1)
@@ -227,15 +241,7 @@ func TestS3Faults(t *testing.T) {
 
 	t.Run("killed mid-upload", func(t *testing.T) {
 		srv.CreateBucket("killed")
-		var parts atomic.Int32
-		addr := faultProxy(t, srv, func(r *http.Request) int {
-			if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") && parts.Add(1) == 2 {
-				srv.Stop()
-				panic(http.ErrAbortHandler) // the connection drops
-			}
-			return 0
-		})
-		c := newS3(t, cacheURLAt(srv, "killed", addr), 0)
+		c := newS3(t, cacheURLAt(srv, "killed", killAtSecondPart(t, srv)), 0)
 		_, err := WriteCache(context.Background(), c, items, opts)
 		if err == nil {
 			t.Fatal("the publish succeeded with the server killed")
@@ -623,5 +629,42 @@ func TestS3Absent(t *testing.T) {
 	}
 	if got, want := c.Absent(ctx, []string{"a.narinfo", "b.narinfo", "k.narinfo"}), map[string]bool{"a.narinfo": true}; !maps.Equal(got, want) {
 		t.Errorf("two pages of two: absent %v, want %v", got, want)
+	}
+}
+
+// TestS3ListingRefused: a publisher whose listings are refused (no
+// s3:ListBucket) asks for each narinfo instead: a closure already in the
+// bucket is found there, and nothing is put again.
+func TestS3ListingRefused(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket("nolist")
+	items := testItems(t)
+	opts := Options{StoreDir: testStore, Compression: CompressionZstd, Key: testKey(t, "s3-nolist-1")}
+	ctx := context.Background()
+	if _, err := WriteCache(ctx, newS3(t, srv.CacheURL("nolist", ""), 0), items, opts); err != nil {
+		t.Fatal(err)
+	}
+	addr := faultProxy(t, srv, func(r *http.Request) int {
+		if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "2" {
+			return http.StatusForbidden
+		}
+		return 0
+	})
+	c := newS3(t, cacheURLAt(srv, "nolist", addr), 0)
+	if got := c.Absent(ctx, []string{"a.narinfo"}); got != nil {
+		t.Errorf("Absent with the listing refused: %v, want nil (it cannot tell)", got)
+	}
+	_, from := srv.Requests(0)
+	res, err := WriteCache(ctx, c, items, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, _ := srv.Requests(from)
+	log := strings.Join(lines, "\n")
+	if n := count(lines, "s3_GetObject", ".narinfo"); n != len(items) {
+		t.Errorf("%d narinfos asked for, want each of the %d:\n%s", n, len(items), log)
+	}
+	if n := count(lines, "s3_PutObject"); n != 0 || len(res.Written) != 0 {
+		t.Errorf("%d PUTs and %d files written into a bucket holding the closure:\n%s", n, len(res.Written), log)
 	}
 }
