@@ -50,8 +50,8 @@ func goBroken(t *testing.T, qemu, goarch string) string {
 	return ""
 }
 
-// cpusScript prints the CPUs the shell may run on: the wrapper's entry
-// code runs it on one, and the program must get them all back.
+// cpusScript prints the CPUs the shell may run on: the program must get
+// every CPU the caller may use.
 const cpusScript = `while read -r k v; do [ "$k" = Cpus_allowed_list: ] && echo "$v"; done < /proc/self/status
 true
 `

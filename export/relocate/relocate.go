@@ -19,12 +19,9 @@
 // The wrappers are built for every architecture of
 // internal/platform with BuildCommand: CGO_ENABLED=0, -trimpath,
 // -buildvcs=false, -ldflags='-s -w -buildid= -E=main.entry' (the
-// wrapper's own entry point, which runs before the Go runtime), the
-// architecture levels
-// fixed (GOAMD64=v1, GOARM=6, which runs on armv6l and armv7, ...), and
-// GOEXPERIMENT=nogreenteagc: go1.26's default garbage collector writes
-// mark bits into every new span, which costs the wrapper page faults at
-// start-up for nothing. They
+// wrapper's own entry point, which does its whole job before the Go
+// runtime starts) and the architecture levels fixed (GOAMD64=v1,
+// GOARM=6, which runs on armv6l and armv7, ...). They
 // are committed gzipped in bin/ and embedded; `go generate
 // ./export/relocate` rebuilds them. The bytes depend on the Go toolchain:
 // the committed ones were built by the toolchain bin/TOOLCHAIN names
@@ -59,11 +56,11 @@ const WrapperPackage = "github.com/storepack/storepack/export/relocate/wrapper"
 // internal/platform's systems.
 var goarches = []string{"386", "amd64", "arm", "arm64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
-// levels fixes the architecture levels and experiments of the builds,
-// whatever the environment says.
+// levels fixes the architecture levels of the builds, whatever the
+// environment says.
 var levels = []string{
 	"GOAMD64=v1", "GO386=sse2", "GOARM=6", "GOARM64=v8.0", "GOPPC64=power8",
-	"GORISCV64=rva20u64", "GOMIPS64=hardfloat", "GOEXPERIMENT=nogreenteagc",
+	"GORISCV64=rva20u64", "GOMIPS64=hardfloat", "GOEXPERIMENT=",
 }
 
 //go:embed bin

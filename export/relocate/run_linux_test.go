@@ -213,7 +213,7 @@ func TestRelocatedRun(t *testing.T) {
 				t.Errorf("a program killed by SIGTERM: status %#x (signaled %v), stderr %q", uint32(ws), ws.Signaled(), stderr)
 			}
 
-			// The wrapper runs on one CPU; the program gets them all back.
+			// The program runs on every CPU the caller may use.
 			if out, stderr, _ = run(t, asNobody(t, cwd, wrapper, "cpus")); out != ownCPUs(t) {
 				t.Errorf("the program's CPUs: %q (stderr %q), want the caller's %q", out, stderr, ownCPUs(t))
 			}
@@ -356,6 +356,44 @@ func TestNoUserNamespaces(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			out, stderr, ws := run(t, asNobody(t, cwd, "unshare", "--user", "--map-root-user", "/bin/sh", "-c", c.shell, root+p.wrapped))
 			if ws.ExitStatus() != 127 || out != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, p.program) {
+				t.Errorf("status %d, output %q, stderr %q; want 127 and a message naming %s and %q", ws.ExitStatus(), out, stderr, p.program, c.want)
+			}
+		})
+	}
+}
+
+// TestWrapperFailures runs wrappers that cannot run their program and
+// stop before making any namespace: one that is not inside a store
+// folder, and one whose pack lacks the program. Each exits with 127 and
+// a message naming the program and why.
+func TestWrapperFailures(t *testing.T) {
+	root := tmpDir(t, 0o755)
+	p := newPack(t, hostAbsentDir(t))
+	w, err := Wrapper(runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Wrap(w, p.dir, p.program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(root, "elsewhere", "hello")
+	inPack := root + p.wrapped
+	for _, name := range []string{outside, inPack} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, b, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ name, path, want string }{
+		{"outside a store folder", outside, "nor is this wrapper (" + outside + ") inside a store folder " + string(p.dir)},
+		{"program not in the pack", inPack, "not in the pack: " + root + p.program + ": no such file or directory (ENOENT)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, stderr, ws := run(t, exec.Command(c.path, "greet"))
+			if ws.ExitStatus() != 127 || out != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "wrapper of "+p.program+":") {
 				t.Errorf("status %d, output %q, stderr %q; want 127 and a message naming %s and %q", ws.ExitStatus(), out, stderr, p.program, c.want)
 			}
 		})

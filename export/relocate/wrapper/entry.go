@@ -3,82 +3,52 @@
 package main
 
 import (
-	"syscall"
 	"unsafe"
 
 	"github.com/storepack/storepack/export/relocate/area"
 )
 
 // The wrapper's entry point is entry (entry_GOARCH.s, the linker's -E
-// flag), which runs before the Go runtime, while the process has one
-// thread: the kernel gives a new user namespace to a single-threaded
-// process alone, and the Go runtime starts threads before any of the
-// program's code runs. It
+// flag). It keeps the stack pointer the kernel gave the process (argc,
+// argv and the environment are there), makes what the architecture's
+// Go code takes for granted true (amd64: a thread pointer it can read
+// g from; ppc64le: R0 zero; mips64le: the static base register), calls
+// early and, when early returns, jumps to the Go runtime's own entry
+// point with the kernel's stack as it was.
 //
-//  1. keeps the process's CPU affinity mask and, when its first word
-//     has a CPU, runs the process on the lowest one: the runtime then
-//     sizes itself for one CPU (GOMAXPROCS=1) and starts fewer threads,
-//     which costs less than it saves; execProgram gives the mask back;
-//  2. keeps the effective uid and gid (a new user namespace shows them
-//     as the overflow ids until its maps are written);
-//  3. tests whether the program named in block exists at its store path
-//     (faccessat): then it makes no namespace;
-//  4. otherwise unshares a new user and mount namespace and keeps the
-//     result;
-//
-// and jumps to the runtime's own entry point. main reads what it left in
-// the variables below. Each architecture's file makes the same system
-// calls with that architecture's numbers and conventions; its registers
-// are the kernel's, as the runtime's entry expects them.
+// early (early.go) does the wrapper's whole job before the Go runtime
+// starts, while the process has one thread (the kernel gives a new user
+// namespace to a single-threaded process alone) and without the
+// runtime's start-up, which costs more than everything else the wrapper
+// does: it execs the program, so the runtime never starts when all goes
+// well. When a step fails it records which, with its errno and the path
+// it concerns, and returns; then the runtime starts, and main explains
+// the failure and exits.
 func entry()
 
 // block is the wrapper's block of package area: what it runs, filled in
 // by storepack in each wrapped program's copy of the wrapper.
 var block = [area.Size]byte{'s', 't', 'o', 'r', 'e', 'p', 'a', 'c', 'k', '-', 'r', 'e', 'l', 'o', 'c', '2'}
 
-// Set by entry before the runtime starts.
+// Set by entry before early runs.
 var (
-	// entryRan is 1 once entry ran.
-	entryRan uintptr
-	// entryDirect is 1 when the program exists at its store path.
-	entryDirect uintptr
-	// entryUnshare is unshare's result: 0, or its errno (negated on
-	// most architectures).
-	entryUnshare uintptr
-	// entryEUID and entryEGID are the effective uid and gid.
-	entryEUID, entryEGID uintptr
-	// entryMask is the CPU affinity mask the process started with and
-	// entryMaskLen sched_getaffinity's result, its length in bytes.
-	entryMask    [16]uint64
-	entryMaskLen uintptr
-	// entryOneCPU is the mask of one CPU the wrapper runs on (the lowest
-	// of the first word of entryMask), or 0 when it kept its mask.
-	entryOneCPU uintptr
+	// entrySP is the stack pointer the process started with: argc,
+	// then argv and the environment, NULL-terminated.
+	entrySP unsafe.Pointer
+	// entryTLS is what amd64's entry makes the thread pointer point
+	// into: the word before it, where Go's code on amd64 reads g from,
+	// is zero until the runtime makes its own.
+	entryTLS [2]uintptr
 )
 
-// restoreAffinity gives the process back the CPUs entry took from it.
-func restoreAffinity() {
-	if entryOneCPU == 0 {
-		return
-	}
-	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, entryMaskLen, uintptr(unsafe.Pointer(&entryMask)))
-	if e == 0 {
-		return
-	}
-	// The CPUs allowed changed meanwhile (a cpuset): ask for every CPU,
-	// which the kernel narrows to those allowed.
-	var all [16]uint64
-	for i := range all {
-		all[i] = ^uint64(0)
-	}
-	syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(all), uintptr(unsafe.Pointer(&all)))
-}
-
-// unshareErrno is entry's unshare error, or 0.
-func unshareErrno() syscall.Errno {
-	e := int(int32(entryUnshare))
-	if e < 0 {
-		e = -e
-	}
-	return syscall.Errno(e)
-}
+// What early found, for main; set before the runtime starts.
+var (
+	// earlyRan is 1 once early ran.
+	earlyRan uintptr
+	// failedStep is the step that failed (a step constant), or 0.
+	failedStep uintptr
+	// failedErrno is the failed step's errno, or 0.
+	failedErrno uintptr
+	// failedPath is the path the failed step concerns, NUL-terminated.
+	failedPath [pathMax]byte
+)

@@ -1,43 +1,37 @@
 //go:build linux
 
-//go:debug containermaxprocs=0
-//go:debug updatemaxprocs=0
-
 // Command wrapper is the relocatable wrapper: storepack puts a copy of
 // it, whose block (package export/relocate/area) names the real program's
 // store path and the store folder, in place of each program of a
 // relocatable pack. Run from wherever the pack was unpacked, it makes the
 // pack's store appear at the store folder and runs the program there.
 //
-// Its entry code (entry.go), before the Go runtime starts:
+// Its entry code (entry.go, early.go), before the Go runtime starts:
 //
 //   - when the program exists at its store path on this machine (the pack
 //     was unpacked at /, or the machine has the items), makes no
-//     namespace, and main execs the program there;
-//   - otherwise unshares a new user and mount namespace, in which main
-//     maps the caller's uid and gid to themselves, with setgroups denied
-//     (as `unshare -r` does; ns.go), and builds the pack's root: a tmpfs
-//     made the root (pivot_root), every top-level entry of the host's
-//     root bound into it (but the store folder's top-level folder) and
-//     ROOT/<store folder> bound at the store folder; the host's root
-//     detached. It returns to the working folder and execs the program
-//     with the same arguments (argv[0] kept) and environment.
+//     namespace and execs the program there;
+//   - otherwise unshares a new user and mount namespace, maps the
+//     caller's uid and gid to themselves, with setgroups denied (as
+//     `unshare -r` does), and builds the pack's root: a tmpfs made the
+//     root (pivot_root), every top-level entry of the host's root bound
+//     into it (but the store folder's top-level folder) and ROOT/<store
+//     folder> bound at the store folder; the host's root detached. It
+//     returns to the working folder and execs the program with the same
+//     arguments (argv[0] kept) and environment.
 //
 // It finds the pack's root, ROOT, from its own location: /proc/self/exe
 // is ROOT/<store folder>/<item>/..., the last such store folder in the
 // path followed by a store item's name.
 //
 // The program replaces the wrapper (exec): it has the wrapper's pid, its
-// signals and its exit status, with nothing in between.
+// signals and its exit status, with nothing in between. The Go runtime
+// starts only when a step failed, for main to say which.
 //
 // When user namespaces are unavailable it fails with exit status 127 and
 // a message naming the reason: /proc/sys/user/max_user_namespaces being
 // 0, Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor
 // restriction, or the errno of unshare or mount.
-//
-// The Go runtime's defaults that cost time for nothing here are off (the
-// go:debug lines above): GOMAXPROCS from the cgroup's CPU limit (go1.26
-// still reads the limit once at start) and its updates.
 package main
 
 import (
@@ -52,76 +46,71 @@ import (
 // exitFail is the exit status of a wrapper that could not run its program.
 const exitFail = 127
 
+// main runs only when early could not run the program: it says why.
 func main() {
-	if entryRan == 0 {
+	if earlyRan == 0 {
 		fail("", "built without its entry point (go build -ldflags=-E=main.entry)")
 	}
 	t, err := area.Parse(block[area.MagicLen:])
 	if err != nil {
 		fail("", "this is the wrapper itself, not a wrapped program: "+err.Error())
 	}
-	if entryDirect != 0 {
-		execProgram(t.Program)
-	}
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		fail(t.Program, err.Error())
-	}
-	root, ok := packRoot(exe, t.StoreDir)
-	if !ok {
-		fail(t.Program, "neither found at its store path nor is this wrapper ("+exe+") inside a store folder "+t.StoreDir)
-	}
-	if _, err := os.Stat(root + t.Program); err != nil {
-		fail(t.Program, "not in the pack: "+err.Error())
-	}
-	if e := unshareErrno(); e != 0 {
-		if why := disabled("/proc"); why != "" {
-			fail(t.Program, why)
-		}
-		fail(t.Program, namespaceError("a user namespace (unshare)", e, "/proc"))
-	}
-	if err := enter(root, t.StoreDir); err != nil {
-		fail(t.Program, namespaceError("the pack's root", err, "/proc"))
-	}
-	execProgram(t.Program)
+	fail(t.Program, failure(failedStep, syscall.Errno(failedErrno), cstring(failedPath[:]), t.StoreDir, "/proc"))
 }
 
-// packRoot finds the folder a pack was unpacked in from exe, a file in it:
-// exe is ROOT + storeDir + "/" + a store item's name [+ "/" ...], with the
-// last such storeDir taken. It reports false when exe is not so placed.
-func packRoot(exe, storeDir string) (string, bool) {
-	for end := len(exe); ; {
-		i := strings.LastIndex(exe[:end], storeDir+"/")
-		if i < 0 {
-			return "", false
-		}
-		name, _, _ := strings.Cut(exe[i+len(storeDir)+1:], "/")
-		if itemName(name) {
-			return exe[:i], true
-		}
-		end = i
-	}
+// stepWhat says what each step of making the pack's root does.
+var stepWhat = [...]string{
+	stepOpen: "opening", stepWrite: "writing", stepPrivate: "making / private",
+	stepTmpfs: "mounting a tmpfs on", stepMkdir: "making", stepPivot: "pivot_root",
+	stepEnter: "entering", stepList: "reading", stepBind: "binding the pack's store",
+	stepDetach: "detaching the host's root", stepRemove: "removing",
 }
 
-// itemName reports whether name looks like a store item's name: 32
-// characters of Nix base32, a dash, a name.
-func itemName(name string) bool {
-	if len(name) < 34 || name[32] != '-' {
-		return false
-	}
-	for _, c := range []byte(name[:32]) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' && c != 'e' && c != 'o' && c != 'u' && c != 't') {
-			return false
+// failure explains early's failed step with its errno and path, reading
+// the settings below proc that explain namespace errors.
+func failure(step uintptr, errno syscall.Errno, path, storeDir, proc string) string {
+	switch step {
+	case stepExec:
+		return "exec: " + errnoText(errno)
+	case stepSelf:
+		return path + ": " + errnoText(errno)
+	case stepPlace:
+		return "neither found at its store path nor is this wrapper (" + path + ") inside a store folder " + storeDir
+	case stepMissing:
+		return "not in the pack: " + path + ": " + errnoText(errno)
+	case stepUnshare:
+		if why := disabled(proc); why != "" {
+			return why
 		}
+		return namespaceError("a user namespace (unshare)", errno, proc)
 	}
-	return true
+	if step < uintptr(len(stepWhat)) && stepWhat[step] != "" {
+		return namespaceError("the pack's root", &stepError{stepWhat[step], path, errno}, proc)
+	}
+	return "the entry code stopped without saying why (step " + itoa(int(step)) + ")"
 }
 
-// execProgram replaces the wrapper with program, argv[0] kept.
-func execProgram(program string) {
-	restoreAffinity()
-	err := syscall.Exec(program, os.Args, os.Environ())
-	fail(program, "exec: "+err.Error())
+// stepError is a failed step of making the pack's root: what it did,
+// on which path.
+type stepError struct {
+	what, path string
+	err        error
+}
+
+func (e *stepError) Error() string { return e.what + " " + e.path + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// itoa formats a non-negative int (the wrapper does without strconv).
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		if n /= 10; n == 0 {
+			return string(b[i:])
+		}
+	}
 }
 
 // errnoText is err's message followed by its errno's name, when it is one.

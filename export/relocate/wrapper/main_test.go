@@ -27,8 +27,8 @@ func TestPackRoot(t *testing.T) {
 		{"/x/gnu/store/0123456789abcdfghijklmnpqrsvwxye-hello/bin/a", "/gnu/store", "", false}, // e is not Nix base32
 		{"/x/gnu/storefront/" + item + "/bin/a", "/gnu/store", "", false},
 	} {
-		root, ok := packRoot(c.exe, c.dir)
-		if root != c.root || ok != c.ok {
+		end, ok := packRoot(c.exe, c.dir)
+		if root := c.exe[:end]; root != c.root || ok != c.ok {
 			t.Errorf("packRoot(%q, %q) = %q, %v; want %q, %v", c.exe, c.dir, root, ok, c.root, c.ok)
 		}
 	}
@@ -96,6 +96,31 @@ func TestBlock(t *testing.T) {
 	for i, c := range block[area.MagicLen:] {
 		if c != 0 {
 			t.Fatalf("byte %d of the block is %#x, want an empty block", area.MagicLen+i, c)
+		}
+	}
+}
+
+// TestFailure checks main's explanation of each step early records.
+func TestFailure(t *testing.T) {
+	proc := writeProc(t, map[string]string{"user/max_user_namespaces": "15000"})
+	for _, c := range []struct {
+		step  uintptr
+		errno syscall.Errno
+		path  string
+		want  string
+	}{
+		{stepExec, syscall.EACCES, "/gnu/store/x-hello/bin/hello", "exec: permission denied (EACCES)"},
+		{stepSelf, syscall.ENOENT, "/proc/self/exe", "/proc/self/exe: no such file or directory (ENOENT)"},
+		{stepPlace, 0, "/tmp/hello", "nor is this wrapper (/tmp/hello) inside a store folder /gnu/store"},
+		{stepMissing, syscall.ENOENT, "/u/p/gnu/store/x-hello/bin/hello", "not in the pack: /u/p/gnu/store/x-hello/bin/hello: no such file or directory (ENOENT)"},
+		{stepUnshare, syscall.ENOSPC, "", "cannot make a user namespace (unshare): no space left on device (ENOSPC); the number of user namespaces allowed"},
+		{stepWrite, syscall.EPERM, "/proc/self/uid_map", "cannot make the pack's root: writing /proc/self/uid_map: operation not permitted (EPERM) (" + proc + "/sys/user/max_user_namespaces is 15000)"},
+		{stepBind, syscall.EINVAL, "/u/p/gnu/store", "cannot make the pack's root: binding the pack's store /u/p/gnu/store: invalid argument (EINVAL)"},
+		{stepRemove, syscall.EBUSY, oldRoot, "removing " + oldRoot + ": device or resource busy (EBUSY)"},
+		{99, 0, "", "the entry code stopped without saying why (step 99)"},
+	} {
+		if got := failure(c.step, c.errno, c.path, "/gnu/store", proc); !strings.Contains(got, c.want) {
+			t.Errorf("step %d: %q, want it to contain %q", c.step, got, c.want)
 		}
 	}
 }
