@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,11 +86,23 @@ func (c *chunk) fail(at int, err error) {
 // openFile is a regular file the walker opened, closed when the reads
 // of all its pieces are done.
 type openFile struct {
-	fd     int
-	fsPath string
-	size   int64
-	refs   atomic.Int32
+	fd   int
+	at   place
+	size int64
+	refs atomic.Int32
 }
+
+// openFiles keeps the openFile values of closed files for the next.
+var openFiles = sync.Pool{New: func() any { return new(openFile) }}
+
+// place is where a node is on the file system: the path of its folder,
+// with a final slash ("" for the root), and its name (the root's path).
+// Its path is joined only for an error: most nodes never need it.
+type place struct {
+	dir, name string
+}
+
+func (p place) path() string { return p.dir + p.name }
 
 // piece is the read of the bytes at off of a file into dst, at at in
 // its chunk.
@@ -122,9 +135,19 @@ type walker struct {
 	stop    chan struct{}
 	batch   batch // the pieces not yet handed to the readers
 	jobs    chan batch
-	open    chan struct{} // a token per file open
-	started bool          // the readers are running
-	dents   []byte
+	// pieceLists are the readers' batches' lists given back for the
+	// walker's next.
+	pieceLists chan []piece
+	open       chan struct{} // a token per file open
+	started    bool          // the readers are running
+	dents      []byte
+	tree       []byte // the tree path of the node walked, see directory
+	// lists are the folder listings of the folders being walked, by
+	// depth, kept for the next folder at the same depth; spans is
+	// readDir's.
+	lists   [][]dirent
+	depth   int
+	spans   []span
 	link    []byte
 	scratch []byte
 	hdr     Header
@@ -148,12 +171,13 @@ type walker struct {
 func Stream(w io.Writer, path string, f Framer, c Counter) (int64, error) {
 	done := bytesOf(c)
 	d := &walker{
-		f:    f,
-		out:  make(chan *chunk, ownChunks+sharedChunks),
-		free: make(chan *chunk, ownChunks),
-		stop: make(chan struct{}),
-		jobs: make(chan batch, maxOpen),
-		open: make(chan struct{}, maxOpen),
+		f:          f,
+		out:        make(chan *chunk, ownChunks+sharedChunks),
+		free:       make(chan *chunk, ownChunks),
+		stop:       make(chan struct{}),
+		jobs:       make(chan batch, maxOpen),
+		pieceLists: make(chan []piece, maxOpen),
+		open:       make(chan struct{}, maxOpen),
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -310,47 +334,49 @@ func (d *walker) root(path string) error {
 	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
 		return &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	return d.node(unix.AT_FDCWD, path, path, "/", modeType(st.Mode))
+	// A NUL after the path, as after readDir's names (see openName).
+	name := (path + "\x00")[:len(path)]
+	return d.node(unix.AT_FDCWD, place{name: name}, "/", modeType(st.Mode))
 }
 
-// node walks the entry name of the folder dir (fsPath on the file
+// node walks the entry at.name of the folder dirfd (at at on the file
 // system, tree at treePath), whose type the folder listing gave (0 when
 // unknown).
-func (d *walker) node(dirfd int, name, fsPath, treePath string, typ uint32) error {
+func (d *walker) node(dirfd int, at place, treePath string, typ uint32) error {
 	switch typ {
 	case unix.S_IFREG:
-		return d.regular(dirfd, name, fsPath, treePath)
+		return d.regular(dirfd, at, treePath)
 	case unix.S_IFLNK:
-		return d.symlink(dirfd, name, fsPath, treePath)
+		return d.symlink(dirfd, at, treePath)
 	case unix.S_IFDIR:
-		return d.directory(dirfd, name, fsPath, treePath)
+		return d.directory(dirfd, at, treePath)
 	case 0:
 		var st unix.Stat_t
-		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, at.name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 		if err != nil {
-			return &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
+			return &fs.PathError{Op: "lstat", Path: at.path(), Err: err}
 		}
 		if t := modeType(st.Mode); t != 0 {
-			return d.node(dirfd, name, fsPath, treePath, t)
+			return d.node(dirfd, at, treePath, t)
 		}
-		return specialFileError(fsPath, fileModeOf(st.Mode))
+		return specialFileError(at.path(), fileModeOf(st.Mode))
 	default:
-		return specialFileError(fsPath, fileModeOf(typ))
+		return specialFileError(at.path(), fileModeOf(typ))
 	}
 }
 
 // regular opens the regular file name of dir, frames it, and leaves
 // room for its contents in the buffers, which readers fill (in a piece
 // for each buffer it spans) and then close it.
-func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
+func (d *walker) regular(dirfd int, at place, treePath string) error {
 	if d.measure {
 		var st unix.Stat_t
-		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+		err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, at.name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 		if err != nil {
-			return &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
+			return &fs.PathError{Op: "lstat", Path: at.path(), Err: err}
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return specialFileError(fsPath, fileModeOf(st.Mode))
+			return specialFileError(at.path(), fileModeOf(st.Mode))
 		}
 		d.hdr = Header{Path: treePath, Type: TypeRegular, Size: st.Size, Executable: st.Mode&0o100 != 0}
 		if err := d.begin(); err != nil {
@@ -362,20 +388,21 @@ func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 	if err := d.takeOpen(); err != nil {
 		return err
 	}
-	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
+	fd, err := openName(dirfd, at.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
 	if err != nil {
 		<-d.open
-		return &fs.PathError{Op: "open", Path: fsPath, Err: err}
+		return &fs.PathError{Op: "open", Path: at.path(), Err: err}
 	}
-	f := &openFile{fd: fd, fsPath: fsPath}
+	f := openFiles.Get().(*openFile)
+	f.fd, f.at, f.size = fd, at, 0
 	f.refs.Store(1) // the walker's, until it has queued every piece
 	defer d.closeRef(f)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &fs.PathError{Op: "stat", Path: fsPath, Err: err}
+		return &fs.PathError{Op: "stat", Path: at.path(), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return specialFileError(fsPath, fileModeOf(st.Mode))
+		return specialFileError(at.path(), fileModeOf(st.Mode))
 	}
 	f.size = st.Size
 	d.hdr = Header{Path: treePath, Type: TypeRegular, Size: f.size, Executable: st.Mode&0o100 != 0}
@@ -394,7 +421,11 @@ func (d *walker) regular(dirfd int, name, fsPath, treePath string) error {
 		f.refs.Add(1)
 		d.cur.pending.Add(1)
 		if d.batch.pieces == nil {
-			d.batch.pieces = make([]piece, 0, batchFiles)
+			select {
+			case d.batch.pieces = <-d.pieceLists:
+			default:
+				d.batch.pieces = make([]piece, 0, batchFiles)
+			}
 		}
 		d.batch.pieces = append(d.batch.pieces, piece{f: f, off: off, dst: b[len(b) : len(b)+int(n)], at: len(b)})
 		off += n
@@ -428,6 +459,7 @@ func (d *walker) closeRef(f *openFile) {
 	if f.refs.Add(-1) == 0 {
 		unix.Close(f.fd)
 		<-d.open
+		openFiles.Put(f)
 	}
 }
 
@@ -458,6 +490,10 @@ func (d *walker) reader() {
 			d.closeRef(p.f)
 			b.c.release()
 		}
+		select {
+		case d.pieceLists <- b.pieces[:0]:
+		default:
+		}
 	}
 }
 
@@ -470,27 +506,27 @@ func (p *piece) read() error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: p.f.fsPath, Err: err}
+			return &fs.PathError{Op: "read", Path: p.f.at.path(), Err: err}
 		}
 		if n == 0 {
-			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", p.f.fsPath, off, p.f.size)
+			return fmt.Errorf("%s: file changed size while being read (%d of %d bytes)", p.f.at.path(), off, p.f.size)
 		}
 		dst = dst[n:]
 	}
 	return nil
 }
 
-func (d *walker) symlink(dirfd int, name, fsPath, treePath string) error {
+func (d *walker) symlink(dirfd int, at place, treePath string) error {
 	if d.link == nil {
 		d.link = make([]byte, 4096)
 	}
 	for {
-		n, err := unix.Readlinkat(dirfd, name, d.link)
+		n, err := unix.Readlinkat(dirfd, at.name, d.link)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "readlink", Path: fsPath, Err: err}
+			return &fs.PathError{Op: "readlink", Path: at.path(), Err: err}
 		}
 		if n < len(d.link) {
 			d.hdr = Header{Path: treePath, Type: TypeSymlink, LinkTarget: string(d.link[:n])}
@@ -503,6 +539,13 @@ func (d *walker) symlink(dirfd int, name, fsPath, treePath string) error {
 	}
 }
 
+// span is where readDir put a name in its listing's names, and the
+// entry's type.
+type span struct {
+	start, end int
+	typ        uint32
+}
+
 // dirent is one folder entry: its name and, when the listing tells, its
 // type as S_IFMT bits (0 when unknown).
 type dirent struct {
@@ -510,26 +553,43 @@ type dirent struct {
 	typ  uint32
 }
 
-func (d *walker) directory(dirfd int, name, fsPath, treePath string) error {
-	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+func (d *walker) directory(dirfd int, at place, treePath string) error {
+	fd, err := openName(dirfd, at.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: fsPath, Err: err}
+		return &fs.PathError{Op: "open", Path: at.path(), Err: err}
 	}
 	defer unix.Close(fd)
-	ents, err := d.readDir(fd, fsPath)
+	fsPath := at.path()
+	if d.depth == len(d.lists) {
+		d.lists = append(d.lists, nil)
+	}
+	ents, err := d.readDir(fd, fsPath, d.lists[d.depth])
 	if err != nil {
 		return err
 	}
+	d.lists[d.depth] = ents
+	d.depth++
+	defer func() { d.depth-- }()
 	d.hdr = Header{Path: treePath, Type: TypeDirectory}
 	if err := d.begin(); err != nil {
 		return err
 	}
-	prefix := fsPath
-	if !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
+	if !strings.HasSuffix(fsPath, "/") {
+		fsPath += "/"
+	}
+	// The children's tree paths are built in d.tree, which holds
+	// treePath's bytes (but the root's "/") and which the children only
+	// write beyond: each child's is a string over it, valid while the
+	// child is walked. Nothing keeps one longer (Framers must not keep
+	// h), and none is allocated.
+	base := len(treePath)
+	if treePath == "/" {
+		base = 0
 	}
 	for _, e := range ents {
-		if err := d.node(fd, e.name, prefix+e.name, childPath(treePath, e.name), e.typ); err != nil {
+		d.tree = append(append(d.tree[:base], '/'), e.name...)
+		child := unsafe.String(&d.tree[0], len(d.tree))
+		if err := d.node(fd, place{fsPath, e.name}, child, e.typ); err != nil {
 			return err
 		}
 	}
@@ -537,12 +597,15 @@ func (d *walker) directory(dirfd int, name, fsPath, treePath string) error {
 	return d.end()
 }
 
-// readDir lists a folder, sorted by the bytes of the names.
-func (d *walker) readDir(fd int, path string) ([]dirent, error) {
+// readDir lists a folder into ents (emptied), sorted by the bytes of
+// the names. The names share one allocation, each followed by a NUL
+// (for openat, see openName).
+func (d *walker) readDir(fd int, path string, ents []dirent) ([]dirent, error) {
 	if d.dents == nil {
 		d.dents = make([]byte, 32<<10)
 	}
-	var ents []dirent
+	spans := d.spans[:0]
+	var names []byte
 	for {
 		n, err := unix.Getdents(fd, d.dents)
 		if err == unix.EINTR {
@@ -553,6 +616,9 @@ func (d *walker) readDir(fd int, path string) ([]dirent, error) {
 		}
 		if n <= 0 {
 			break
+		}
+		if names == nil {
+			names = make([]byte, 0, n)
 		}
 		b := d.dents[:n]
 		for len(b) >= 19 {
@@ -565,11 +631,18 @@ func (d *walker) readDir(fd int, path string) ([]dirent, error) {
 			if i := slices.Index(rec, 0); i >= 0 {
 				rec = rec[:i]
 			}
-			if string(rec) == "." || string(rec) == ".." {
+			if len(rec) == 0 || string(rec) == "." || string(rec) == ".." {
 				continue
 			}
-			ents = append(ents, dirent{name: string(rec), typ: direntType(typ)})
+			spans = append(spans, span{len(names), len(names) + len(rec), direntType(typ)})
+			names = append(append(names, rec...), 0)
 		}
+	}
+	d.spans = spans
+	ents = ents[:0]
+	for _, sp := range spans {
+		// names is not written again: the strings over it stay as made.
+		ents = append(ents, dirent{name: unsafe.String(&names[sp.start], sp.end-sp.start), typ: sp.typ})
 	}
 	slices.SortFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	return ents, nil
@@ -619,12 +692,20 @@ func fileModeOf(mode uint32) fs.FileMode {
 	return fs.ModeIrregular
 }
 
-func openat(dirfd int, name string, flags int) (int, error) {
+// openName is openat of name, which a NUL follows in memory (readDir's
+// names and root's path do), so that no NUL-terminated copy of it is
+// made: one for every file of the tree is a third of the walk's
+// allocations.
+func openName(dirfd int, name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
+		fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(unsafe.StringData(name))), uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(fd), nil
+		case unix.EINTR:
+			continue
 		}
+		return -1, e
 	}
 }
 
