@@ -190,9 +190,10 @@ type frameEncoder interface {
 //
 // A zstd encoder holds its window's history (2 MiB) once it has
 // compressed a frame longer than a block, and keeps it: frames of known
-// length from largeFrom on (a file's contents) are compressed one at a
-// time, over every layer, by an encoder kept for them (idleLarge), and
-// the other frames by encoders that hold no history.
+// length from largeFrom on (a file's contents) are compressed at most
+// one for each CPU at a time, over every layer, by encoders kept for
+// them (idleLarge), and the other frames by encoders that hold no
+// history. One at a time kept a layer's large files on one core.
 type frameCodec struct {
 	newEncoder func() (frameEncoder, error)
 	// largeFrom is the length from which a frame makes an encoder large;
@@ -200,14 +201,15 @@ type frameCodec struct {
 	largeFrom int64
 	idle      chan *frameState
 	idleLarge chan *frameState
-	// large is taken by a framer for a large frame, in stream order, and
-	// given back when the frame is compressed.
+	// large holds a token for each large frame cut and not yet
+	// compressed, GOMAXPROCS at most: a framer takes one in stream
+	// order, and gives it back when the frame is compressed.
 	large chan struct{}
 }
 
 func newFrameCodec(largeFrom int64, newEncoder func() (frameEncoder, error)) *frameCodec {
 	return &frameCodec{newEncoder: newEncoder, largeFrom: largeFrom,
-		idle: make(chan *frameState, runtime.GOMAXPROCS(0)), idleLarge: make(chan *frameState, 1), large: make(chan struct{}, 1)}
+		idle: make(chan *frameState, runtime.GOMAXPROCS(0)), idleLarge: make(chan *frameState, runtime.GOMAXPROCS(0)), large: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // frameState is an encoder and the hash of its frame's digested bytes.
@@ -619,13 +621,16 @@ func (f *framer) write() {
 	}
 }
 
-// letGoLarge lets the garbage collector have the encoder kept for large
-// frames, if none is using it: its history (2 MiB) is kept while a layer
-// is written, not from one layer to the next.
+// letGoLarge lets the garbage collector have the encoders kept for
+// large frames that none is using: their history (2 MiB each) is kept
+// while a layer is written, not from one layer to the next.
 func (c *frameCodec) letGoLarge() {
-	select {
-	case <-c.idleLarge:
-	default:
+	for {
+		select {
+		case <-c.idleLarge:
+		default:
+			return
+		}
 	}
 }
 
