@@ -63,7 +63,10 @@ true
 // path runs there, with its arguments and every CPU the caller has;
 // one absent from it makes the wrapper unshare a user namespace, which
 // qemu-user, a multi-threaded process, is refused with EINVAL (natively
-// the program runs).
+// the program runs). Where qemu cannot run the Go runtime (Debian 12's
+// qemu-i386), the program at its store path still runs, as the entry
+// code execs it before the runtime starts; the rest, whose messages
+// need the runtime, is skipped.
 func TestWrappersUnderQEMU(t *testing.T) {
 	root := tmpDir(t, 0o755)
 	dir, err := store.ParseDir(root + "/store")
@@ -86,11 +89,10 @@ func TestWrappersUnderQEMU(t *testing.T) {
 				t.Fatal(err)
 			}
 			var launcher []string
+			broken := "" // why qemu cannot run the Go runtime of goarch
 			if goarch != runtime.GOARCH {
 				launcher = []string{oracle.Require(t, qemus[goarch])}
-				if why := goBroken(t, launcher[0], goarch); why != "" {
-					t.Skip(why)
-				}
+				broken = goBroken(t, launcher[0], goarch)
 			}
 			write := func(path string, b []byte) string {
 				t.Helper()
@@ -109,11 +111,9 @@ func TestWrappersUnderQEMU(t *testing.T) {
 				return out, stderr, ws.ExitStatus()
 			}
 
-			bare := write(filepath.Join(root, goarch, "bare"), w)
-			if out, stderr, code := runIt(bare); code != 127 || out != "" || !strings.Contains(stderr, "this is the wrapper itself") {
-				t.Errorf("bare wrapper: status %d, output %q, stderr %q; want 127 and a message", code, out, stderr)
-			}
-
+			// The program at its store path: the entry code execs it
+			// before the Go runtime starts, so this runs even where qemu
+			// cannot run the runtime.
 			b, err := Wrap(w, dir, program)
 			if err != nil {
 				t.Fatal(err)
@@ -121,6 +121,14 @@ func TestWrappersUnderQEMU(t *testing.T) {
 			direct := write(filepath.Join(root, goarch, "direct"), b)
 			if out, stderr, code := runIt(direct, "a", "b c"); code != 0 || out != "ran a b c\n"+ownCPUs(t) {
 				t.Errorf("program at its store path: status %d, output %q, stderr %q; want it run", code, out, stderr)
+			}
+			if broken != "" {
+				t.Skip(broken + "; the wrapper's messages need it (the program at its store path ran)")
+			}
+
+			bare := write(filepath.Join(root, goarch, "bare"), w)
+			if out, stderr, code := runIt(bare); code != 127 || out != "" || !strings.Contains(stderr, "this is the wrapper itself") {
+				t.Errorf("bare wrapper: status %d, output %q, stderr %q; want 127 and a message", code, out, stderr)
 			}
 
 			// The same program, in a pack unpacked below root whose store
