@@ -17,6 +17,7 @@ import (
 	"github.com/storepack/storepack/export/tree"
 	"github.com/storepack/storepack/format"
 	"github.com/storepack/storepack/internal/atomicfile"
+	"github.com/storepack/storepack/internal/blockbuf"
 	"github.com/storepack/storepack/internal/compress"
 	"github.com/storepack/storepack/internal/countw"
 	"github.com/storepack/storepack/plan"
@@ -98,46 +99,8 @@ func writeDeb(outDir, rel string, t *plan.TreeOutput, src tree.Source) (File, er
 // debSums is what control.tar says of the data: each regular file's md5
 // (path without "./"), in tar order, and the installed size in KiB.
 type debSums struct {
-	md5sums   blocks
+	md5sums   blockbuf.Buffer // a line for each of a closure's files: many MiB
 	installed int64
-}
-
-// blocks is text kept in blocks of blockSize bytes: a closure's md5sums
-// grow by a block at a time, never copied to a larger buffer.
-type blocks struct {
-	b [][]byte
-	n int64
-}
-
-const blockSize = 64 << 10
-
-// add appends s.
-func (l *blocks) add(s ...string) {
-	for _, p := range s {
-		for len(p) > 0 {
-			if len(l.b) == 0 || len(l.b[len(l.b)-1]) == blockSize {
-				l.b = append(l.b, make([]byte, 0, blockSize))
-			}
-			last := &l.b[len(l.b)-1]
-			k := copy((*last)[len(*last):blockSize], p)
-			*last = (*last)[:len(*last)+k]
-			p = p[k:]
-			l.n += int64(k)
-		}
-	}
-}
-
-// WriteTo writes the text to w.
-func (l *blocks) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	for _, b := range l.b {
-		k, err := w.Write(b)
-		n += int64(k)
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // writeDebData writes t's data.tar, compressed, to w and returns its
@@ -205,7 +168,10 @@ func readDebSums(r io.Reader) (*debSums, error) {
 			return nil, fmt.Errorf("%q: a file name with a newline cannot be listed in md5sums", name)
 		}
 		hex.Encode(hexSum[:], h.Sum(sum[:0]))
-		s.md5sums.add(string(hexSum[:]), "  ", name, "\n")
+		s.md5sums.Write(hexSum[:])
+		s.md5sums.WriteString("  ")
+		s.md5sums.WriteString(name)
+		s.md5sums.WriteString("\n")
 	}
 	// What follows the tar's end (nothing, as tree writes it) is read so
 	// that the writer never blocks.
@@ -252,7 +218,7 @@ func debControl(w io.Writer, t *plan.TreeOutput, sums *debSums) error {
 	members := []member{
 		text("./", 0o755, ""),
 		text("./control", 0o644, control),
-		{"./md5sums", 0o644, &sums.md5sums, sums.md5sums.n},
+		{"./md5sums", 0o644, &sums.md5sums, sums.md5sums.Len()},
 	}
 	for _, s := range t.Package.Scripts.List() {
 		members = append(members, text("./"+s.Name, 0o755, s.Text))

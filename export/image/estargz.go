@@ -355,11 +355,11 @@ const (
 // and the indented one at once, each grown by doubling (6 MB of JSON
 // for the 15,000 files of GOROOT).
 func writeEstargzTOC(w io.Writer, off int64, entries []*estargz.TOCEntry, diffHash hash.Hash) (digest.Digest, error) {
-	var js blockBuffer
-	defer js.reset()
+	js := newBlockBuffer()
+	defer js.Reset()
 	h := sha256.New()
 	jw := io.MultiWriter(&js, h)
-	io.WriteString(jw, esgzTOCHead) // a blockBuffer takes everything
+	io.WriteString(jw, esgzTOCHead) // a blockbuf.Buffer takes everything
 	for i, e := range entries {
 		b, err := json.MarshalIndent(e, "\t\t", "\t")
 		if err != nil {
@@ -384,10 +384,10 @@ func writeEstargzTOC(w io.Writer, off int64, entries []*estargz.TOCEntry, diffHa
 		return "", err
 	}
 	tw := tar.NewWriter(io.MultiWriter(gz, diffHash))
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(js.Len())}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: js.Len()}); err != nil {
 		return "", err
 	}
-	if _, err := js.writeTo(tw); err != nil {
+	if _, err := js.WriteTo(tw); err != nil {
 		return "", err
 	}
 	if err := tw.Close(); err != nil {

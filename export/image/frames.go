@@ -57,6 +57,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/internal/blockbuf"
 	"github.com/storepack/storepack/internal/countw"
 )
 
@@ -104,74 +105,17 @@ func putFrameInput(b []byte) {
 	}
 }
 
-// frameBlockSize is the size of the blocks a job's output is kept in.
-const frameBlockSize = 32 << 10
-
 // frameBlocks keeps the output blocks of jobs written for the next
 // jobs: as many as the jobs in flight take when they compress to half
 // their input.
 var frameBlocks = sync.OnceValue(func() chan []byte {
-	return make(chan []byte, cap(frameSlots())*frameJobSize/frameBlockSize/2)
+	return make(chan []byte, cap(frameSlots())*frameJobSize/blockbuf.BlockSize/2)
 })
 
-// blockBuffer is a job's output, in blocks of frameBlockSize: no more
-// memory than it holds, and none left to the garbage collector.
-type blockBuffer struct {
-	blocks [][]byte
-	n      int
-}
-
-func (b *blockBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		if len(b.blocks) == 0 || len(b.blocks[len(b.blocks)-1]) == frameBlockSize {
-			var blk []byte
-			select {
-			case blk = <-frameBlocks():
-			default:
-				blk = make([]byte, 0, frameBlockSize)
-			}
-			b.blocks = append(b.blocks, blk)
-		}
-		last := &b.blocks[len(b.blocks)-1]
-		k := copy((*last)[len(*last):frameBlockSize], p)
-		*last = (*last)[:len(*last)+k]
-		p = p[k:]
-	}
-	b.n += n
-	return n, nil
-}
-
-// Len is the length of what was written.
-func (b *blockBuffer) Len() int { return b.n }
-
-// writeTo writes the blocks to w.
-func (b *blockBuffer) writeTo(w io.Writer) (int64, error) {
-	var written int64
-	for _, blk := range b.blocks {
-		n, err := w.Write(blk)
-		written += int64(n)
-		if err == nil && n < len(blk) {
-			err = io.ErrShortWrite
-		}
-		if err != nil {
-			return written, err
-		}
-	}
-	return written, nil
-}
-
-// reset gives the blocks back.
-func (b *blockBuffer) reset() {
-	for i, blk := range b.blocks {
-		select {
-		case frameBlocks() <- blk[:0]:
-		default:
-		}
-		b.blocks[i] = nil
-	}
-	b.blocks, b.n = b.blocks[:0], 0
-}
+// newBlockBuffer is a buffer of a job's output or a TOC, in blocks kept
+// for the next ones: no more memory than it holds, and none left to the
+// garbage collector.
+func newBlockBuffer() blockbuf.Buffer { return blockbuf.Buffer{Pool: frameBlocks()} }
 
 // frameEncoder compresses frames one after another, each as a new
 // encoder would.
@@ -304,7 +248,7 @@ type framePart struct {
 type frameJob struct {
 	raw     []byte // given back once compressed
 	parts   []framePart
-	z       blockBuffer
+	z       blockbuf.Buffer
 	prev    *frameJob        // the job before, when the first part goes on from it
 	handoff chan *frameState // the encoder of an open last part
 	done    chan struct{}    // closed when compressed
@@ -371,7 +315,7 @@ func (j *frameJob) compressParts(c *frameCodec, s *frameState) (err error) {
 				s.h.Reset()
 			}
 		}
-		p.zstart = j.z.Len()
+		p.zstart = int(j.z.Len())
 		if _, err := s.enc.Write(j.raw[p.start:p.end]); err != nil {
 			return err
 		}
@@ -383,7 +327,7 @@ func (j *frameJob) compressParts(c *frameCodec, s *frameState) (err error) {
 			p.d = digest.NewDigest(digest.SHA256, s.h)
 		}
 		if p.open {
-			p.zend = j.z.Len()
+			p.zend = int(j.z.Len())
 			s.enc.output(nil)
 			j.handoff <- s
 			return nil
@@ -391,7 +335,7 @@ func (j *frameJob) compressParts(c *frameCodec, s *frameState) (err error) {
 		if err := s.enc.end(p.final); err != nil {
 			return err
 		}
-		p.zend = j.z.Len()
+		p.zend = int(j.z.Len())
 		s.hold.release()
 		s.hold = nil
 		if c.largeFrom > 0 && s.n >= c.largeFrom {
@@ -450,7 +394,7 @@ func newFramer(c *frameCodec, w io.Writer, onInput func([]byte)) *framer {
 // newJob starts a job whose first part goes on from the last of the job
 // at hand when cont.
 func (f *framer) newJob(cont bool) {
-	j := &frameJob{raw: getFrameInput(), handoff: make(chan *frameState, 1), done: make(chan struct{})}
+	j := &frameJob{raw: getFrameInput(), z: newBlockBuffer(), handoff: make(chan *frameState, 1), done: make(chan struct{})}
 	if cont {
 		j.prev = f.job
 	}
@@ -612,11 +556,11 @@ func (f *framer) write() {
 					f.sink.framed(f.start, f.written+int64(p.zend), f.d)
 				}
 			}
-			n, err := j.z.writeTo(f.w)
+			n, err := j.z.WriteTo(f.w)
 			f.written += n
 			f.err = err
 		}
-		j.z.reset()
+		j.z.Reset()
 		<-j.slot
 	}
 }
