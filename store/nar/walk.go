@@ -16,7 +16,9 @@ import (
 // h.Path is the node's path within the tree ("/" for the root, "/a/b"
 // below it); for regular files Size and Executable are set, for symlinks
 // LinkTarget. Begin and End append to b and return it; they are called
-// from the walking goroutine and must not keep h.
+// from the walking goroutine and must not keep h, nor h.Path past the
+// call: the walk builds the tree paths in one buffer, which it reuses
+// (store/nar/dump_linux.go).
 type Framer interface {
 	Begin(b []byte, h *Header) []byte
 	End(b []byte, h *Header) []byte
