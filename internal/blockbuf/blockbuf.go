@@ -21,7 +21,13 @@ type Buffer struct {
 }
 
 // Write appends p; it never fails.
-func (b *Buffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) { return write(b, p), nil }
+
+// WriteString appends s; it never fails.
+func (b *Buffer) WriteString(s string) (int, error) { return write(b, s), nil }
+
+// write appends p to b and returns its length.
+func write[T string | []byte](b *Buffer, p T) int {
 	n := len(p)
 	for len(p) > 0 {
 		last := b.last()
@@ -30,20 +36,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	b.n += int64(n)
-	return n, nil
-}
-
-// WriteString appends s; it never fails.
-func (b *Buffer) WriteString(s string) (int, error) {
-	n := len(s)
-	for len(s) > 0 {
-		last := b.last()
-		k := copy((*last)[len(*last):BlockSize], s)
-		*last = (*last)[:len(*last)+k]
-		s = s[k:]
-	}
-	b.n += int64(n)
-	return n, nil
+	return n
 }
 
 // last is the block to write into, a new one when the last is full.
