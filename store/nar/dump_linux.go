@@ -21,8 +21,8 @@ const (
 	// on whatever the others hold; beyond them, a stream takes buffers of
 	// sharedChunks (3 MiB in all), shared by every stream of the process.
 	// More gains nothing once the readers keep ahead of the consumer, and
-	// costs a page fault for every 4 KiB of fresh buffer (17 MiB took
-	// a fifth more CPU time than 4 MiB to hash a 270 MB item).
+	// fresh memory costs (17 MiB of heap buffers took a fifth more CPU
+	// time than 4 MiB to hash a 270 MB item; see buffers_linux.go).
 	ownChunks    = 4
 	sharedChunks = 12
 	// readers are the goroutines of a stream that read files into its
@@ -32,19 +32,13 @@ const (
 	readers    = 4
 	batchFiles = 16
 	maxOpen    = 64
+	// namesBlock is the bytes of folder entry names allocated at once.
+	namesBlock = 64 << 10
 )
 
 // sharedTokens bounds the buffers taken beyond ownChunks, over every
 // stream at once.
 var sharedTokens = make(chan struct{}, sharedChunks)
-
-// chunkPool keeps the read-ahead buffers of finished streams for the next
-// one: a closure of many items is many streams, and 2 MiB of fresh,
-// zeroed buffers for each showed up as a tenth of a hash's time.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
-
-func getChunk() []byte  { return (*chunkPool.Get().(*[]byte))[:0] }
-func putChunk(b []byte) { chunkPool.Put(&b) }
 
 // errStopped ends the walk after the consumer failed.
 var errStopped = errors.New("nar: dump stopped")
@@ -54,9 +48,9 @@ var errStopped = errors.New("nar: dump stopped")
 type chunk struct {
 	b []byte
 	// pending counts the walker (until it hands the chunk on) and the
-	// reads not done; done is closed when it drops to 0.
+	// reads not done; done gets a value when it drops to 0.
 	pending atomic.Int32
-	done    chan struct{}
+	done    chan struct{} // of capacity 1, made once: chunks are reused
 	// err is the error of the read of the earliest region that failed,
 	// which starts at errAt.
 	mu    sync.Mutex
@@ -68,11 +62,29 @@ type chunk struct {
 	shared  bool // holds a token of sharedTokens
 }
 
-// release counts one hold of c off and closes done at the last.
+// release counts one hold of c off and signals done at the last.
 func (c *chunk) release() {
 	if c.pending.Add(-1) == 0 {
-		close(c.done)
+		c.done <- struct{}{}
 	}
+}
+
+// chunks keeps the chunk values of finished streams and given-back
+// shared buffers, without their buffers.
+var chunks = sync.Pool{New: func() any { return &chunk{done: make(chan struct{}, 1)} }}
+
+// newChunk returns a chunk with an empty buffer.
+func newChunk(shared bool) *chunk {
+	c := chunks.Get().(*chunk)
+	c.b, c.shared = getChunk(), shared
+	return c
+}
+
+// freeChunk gives back c and its buffer.
+func freeChunk(c *chunk) {
+	putChunk(c.b)
+	c.b = nil
+	chunks.Put(c)
 }
 
 func (c *chunk) fail(at int, err error) {
@@ -143,11 +155,11 @@ type walker struct {
 	dents      []byte
 	tree       []byte // the tree path of the node walked, see directory
 	// lists are the folder listings of the folders being walked, by
-	// depth, kept for the next folder at the same depth; spans is
-	// readDir's.
+	// depth, kept for the next folder at the same depth; names holds
+	// their names (see readDir).
 	lists   [][]dirent
 	depth   int
-	spans   []span
+	names   []byte
 	link    []byte
 	scratch []byte
 	hdr     Header
@@ -224,7 +236,7 @@ func Stream(w io.Writer, path string, f Framer, c Counter) (int64, error) {
 	}
 	err := <-errc
 	for range len(d.free) {
-		putChunk((<-d.free).b)
+		freeChunk(<-d.free)
 	}
 	if first != nil {
 		return total, first
@@ -245,7 +257,7 @@ func Measure(path string, f Framer) (int64, error) {
 // stream's own for the walker's next, a shared one to the pool.
 func (d *walker) recycle(c *chunk) {
 	if c.shared {
-		putChunk(c.b)
+		freeChunk(c)
 		<-sharedTokens
 		return
 	}
@@ -262,19 +274,18 @@ func (d *walker) next() error {
 		switch {
 		case d.owned < ownChunks:
 			d.owned++
-			c = &chunk{b: getChunk()}
+			c = newChunk(false)
 		default:
 			select {
 			case c = <-d.free:
 			case sharedTokens <- struct{}{}:
-				c = &chunk{b: getChunk(), shared: true}
+				c = newChunk(true)
 			case <-d.stop:
 				return errStopped
 			}
 		}
 	}
 	c.b, c.err, c.errAt, c.partial = c.b[:0], nil, 0, false
-	c.done = make(chan struct{})
 	c.pending.Store(1)
 	d.cur = c
 	return nil
@@ -539,13 +550,6 @@ func (d *walker) symlink(dirfd int, at place, treePath string) error {
 	}
 }
 
-// span is where readDir put a name in its listing's names, and the
-// entry's type.
-type span struct {
-	start, end int
-	typ        uint32
-}
-
 // dirent is one folder entry: its name and, when the listing tells, its
 // type as S_IFMT bits (0 when unknown).
 type dirent struct {
@@ -559,11 +563,10 @@ func (d *walker) directory(dirfd int, at place, treePath string) error {
 		return &fs.PathError{Op: "open", Path: at.path(), Err: err}
 	}
 	defer unix.Close(fd)
-	fsPath := at.path()
 	if d.depth == len(d.lists) {
 		d.lists = append(d.lists, nil)
 	}
-	ents, err := d.readDir(fd, fsPath, d.lists[d.depth])
+	ents, err := d.readDir(fd, at, d.lists[d.depth])
 	if err != nil {
 		return err
 	}
@@ -574,9 +577,7 @@ func (d *walker) directory(dirfd int, at place, treePath string) error {
 	if err := d.begin(); err != nil {
 		return err
 	}
-	if !strings.HasSuffix(fsPath, "/") {
-		fsPath += "/"
-	}
+	fsPath := d.folderPath(at)
 	// The children's tree paths are built in d.tree, which holds
 	// treePath's bytes (but the root's "/") and which the children only
 	// write beyond: each child's is a string over it, valid while the
@@ -597,34 +598,36 @@ func (d *walker) directory(dirfd int, at place, treePath string) error {
 	return d.end()
 }
 
-// readDir lists a folder into ents (emptied), sorted by the bytes of
-// the names. The names share one allocation, each followed by a NUL
-// (for openat, see openName).
-func (d *walker) readDir(fd int, path string, ents []dirent) ([]dirent, error) {
+// readDir lists the folder fd (at at) into ents (emptied), sorted by
+// the bytes of the names. The names are appended to d.names, each
+// followed by a NUL (for openat, see openName), and never written over:
+// the strings over them stay as made, and a folder's names cost no
+// allocation of their own.
+func (d *walker) readDir(fd int, at place, ents []dirent) ([]dirent, error) {
 	if d.dents == nil {
 		d.dents = make([]byte, 32<<10)
 	}
-	spans := d.spans[:0]
-	var names []byte
+	ents = ents[:0]
 	for {
 		n, err := unix.Getdents(fd, d.dents)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "readdirent", Path: path, Err: err}
+			return nil, &fs.PathError{Op: "readdirent", Path: at.path(), Err: err}
 		}
 		if n <= 0 {
 			break
 		}
-		if names == nil {
-			names = make([]byte, 0, n)
+		// The names of n bytes of records take fewer than n bytes.
+		if cap(d.names)-len(d.names) < n {
+			d.names = make([]byte, 0, max(namesBlock, n))
 		}
 		b := d.dents[:n]
 		for len(b) >= 19 {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
-				return nil, fmt.Errorf("%s: malformed directory listing", path)
+				return nil, fmt.Errorf("%s: malformed directory listing", at.path())
 			}
 			typ, rec := b[18], b[19:reclen]
 			b = b[reclen:]
@@ -634,18 +637,28 @@ func (d *walker) readDir(fd int, path string, ents []dirent) ([]dirent, error) {
 			if len(rec) == 0 || string(rec) == "." || string(rec) == ".." {
 				continue
 			}
-			spans = append(spans, span{len(names), len(names) + len(rec), direntType(typ)})
-			names = append(append(names, rec...), 0)
+			start := len(d.names)
+			d.names = append(append(d.names, rec...), 0)
+			ents = append(ents, dirent{name: unsafe.String(&d.names[start], len(rec)), typ: direntType(typ)})
 		}
-	}
-	d.spans = spans
-	ents = ents[:0]
-	for _, sp := range spans {
-		// names is not written again: the strings over it stay as made.
-		ents = append(ents, dirent{name: unsafe.String(&names[sp.start], sp.end-sp.start), typ: sp.typ})
 	}
 	slices.SortFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	return ents, nil
+}
+
+// folderPath returns the path of the folder at, with a final slash, for
+// its children's places; like the names, it is kept in d.names.
+func (d *walker) folderPath(at place) string {
+	n := len(at.dir) + len(at.name) + 1
+	if cap(d.names)-len(d.names) < n {
+		d.names = make([]byte, 0, max(namesBlock, n))
+	}
+	start := len(d.names)
+	d.names = append(append(d.names, at.dir...), at.name...)
+	if !strings.HasSuffix(at.name, "/") {
+		d.names = append(d.names, '/')
+	}
+	return unsafe.String(&d.names[start], len(d.names)-start)
 }
 
 func direntType(t byte) uint32 {
