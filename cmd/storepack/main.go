@@ -48,6 +48,7 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/internal/printable"
+	"github.com/storepack/storepack/store/nar"
 )
 
 // A verb is one subcommand. setup registers the verb's flags on fs and
@@ -98,15 +99,16 @@ type env struct {
 // that dump and bundle write in few system calls.
 const stdoutBuffer = 1 << 20
 
-// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets one: the
-// garbage collector then runs as often as it must to stay near it, so
-// that exports of any size keep a small, flat footprint (their buffers
-// are bounded; only how soon garbage is collected varies).
+// memoryLimit is the memory the Go heap and nar's read-ahead buffers
+// (nar.BufferArena, outside the heap) are held near, unless GOMEMLIMIT
+// sets the heap's limit: the garbage collector then runs as often as it
+// must, so that exports of any size keep a small, flat footprint (their
+// buffers are bounded; only how soon garbage is collected varies).
 const memoryLimit = 40 << 20
 
 func main() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(memoryLimit - nar.BufferArena)
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -17,10 +17,16 @@ import (
 // is never garbage.
 const (
 	hugePage = 2 << 20
-	// arenaSize bounds the mapped buffers: four streams' own and the
-	// shared ones. Beyond it, buffers come from the heap.
-	arenaSize = 8 << 20
+	// arenaSize bounds the mapped buffers: all a stream may hold (its
+	// own and the shared ones). Beyond it, buffers come from the heap.
+	arenaSize = (ownChunks + sharedChunks) * chunkSize
 )
+
+// BufferArena is the most memory the read-ahead buffers take outside the
+// Go heap, in one mapping for the process. A program that holds its heap
+// near a limit (debug.SetMemoryLimit) takes it out of that limit: the
+// runtime does not count it.
+const BufferArena = arenaSize
 
 var arena struct {
 	once sync.Once

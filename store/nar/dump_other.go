@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 )
 
+// BufferArena is 0: this version's buffers are the Go heap's.
+const BufferArena = 0
+
 // Stream walks the file, folder or symlink at path and writes to w the
 // bytes f frames for each node, with the contents of every regular file
 // (read once) between its Begin and End; it returns the number of bytes
