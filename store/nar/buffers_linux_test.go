@@ -1,6 +1,10 @@
 package nar
 
 import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -59,4 +63,45 @@ func TestChunkArena(t *testing.T) {
 	if unsafe.SliceData(again[:1]) != unsafe.SliceData(back[:1]) {
 		t.Errorf("a buffer given back to the arena was not handed out again")
 	}
+}
+
+// TestChunkArenaHugePages checks that the arena is advised to be backed
+// by transparent huge pages: its mapping's VmFlags in /proc/self/smaps
+// hold "hg" (MADV_HUGEPAGE), whatever the system's default.
+func TestChunkArenaHugePages(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
+		t.Skip("this kernel has no transparent huge pages")
+	}
+	putChunk(getChunk())
+	if arena.mem == nil {
+		t.Skip("mmap refused: every buffer is the heap's")
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(arena.mem)))
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		var lo, hi uintptr
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
+			in = lo <= base && base < hi
+			continue
+		}
+		if in {
+			if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok {
+				if !strings.Contains(" "+flags+" ", " hg ") {
+					t.Errorf("the arena's mapping is not advised huge pages: VmFlags:%s", flags)
+				}
+				return
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("no mapping of /proc/self/smaps holds the arena at %#x", base)
 }

@@ -467,11 +467,22 @@ func (d *walker) takeOpen() error {
 
 // closeRef counts a hold of f off, and closes it at the last.
 func (d *walker) closeRef(f *openFile) {
-	if f.refs.Add(-1) == 0 {
-		unix.Close(f.fd)
+	if fd, last := dropRef(f); last {
+		unix.Close(fd)
 		<-d.open
-		openFiles.Put(f)
 	}
+}
+
+// dropRef counts a hold of f off. At the last it gives f back and
+// returns its descriptor, which the caller closes and then gives back
+// its token of d.open.
+func dropRef(f *openFile) (fd int, last bool) {
+	if f.refs.Add(-1) != 0 {
+		return -1, false
+	}
+	fd = f.fd
+	openFiles.Put(f)
+	return fd, true
 }
 
 // dispatch hands the pieces queued to the readers, starting them at the
@@ -501,9 +512,8 @@ func (d *walker) reader() {
 			if err := p.read(); err != nil {
 				b.c.fail(p.at, err)
 			}
-			if f := p.f; f.refs.Add(-1) == 0 {
-				done = append(done, f.fd)
-				openFiles.Put(f)
+			if fd, last := dropRef(p.f); last {
+				done = append(done, fd)
 			}
 			b.c.release()
 		}
@@ -661,10 +671,7 @@ func (d *walker) readDir(fd int, at place, ents []dirent) ([]dirent, error) {
 		if n <= 0 {
 			break
 		}
-		// The names of n bytes of records take fewer than n bytes.
-		if cap(d.names)-len(d.names) < n {
-			d.names = make([]byte, 0, max(namesBlock, n))
-		}
+		d.namesRoom(n) // the names of n bytes of records take fewer
 		b := d.dents[:n]
 		for len(b) >= 19 {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
@@ -691,16 +698,22 @@ func (d *walker) readDir(fd int, at place, ents []dirent) ([]dirent, error) {
 // folderPath returns the path of the folder at, with a final slash, for
 // its children's places; like the names, it is kept in d.names.
 func (d *walker) folderPath(at place) string {
-	n := len(at.dir) + len(at.name) + 1
-	if cap(d.names)-len(d.names) < n {
-		d.names = make([]byte, 0, max(namesBlock, n))
-	}
+	d.namesRoom(len(at.dir) + len(at.name) + 1)
 	start := len(d.names)
 	d.names = append(append(d.names, at.dir...), at.name...)
 	if !strings.HasSuffix(at.name, "/") {
 		d.names = append(d.names, '/')
 	}
 	return unsafe.String(&d.names[start], len(d.names)-start)
+}
+
+// namesRoom makes room for n more bytes in d.names, in a new block when
+// the one at hand lacks it. Not internal/blockbuf: a name must stay
+// whole in one block, for the string over it and for openat.
+func (d *walker) namesRoom(n int) {
+	if cap(d.names)-len(d.names) < n {
+		d.names = make([]byte, 0, max(namesBlock, n))
+	}
 }
 
 func direntType(t byte) uint32 {
